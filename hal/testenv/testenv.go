@@ -1,0 +1,94 @@
+// Package testenv lets tests ask for what they need from the machine
+// (root, network namespaces, sipp, kamailio, qemu, chromium) in one line,
+// in the manner of Go's internal/testenv.
+//
+// A missing requirement skips the test with a clear message, except when
+// SIPEDGE_TEST_STRICT=1 (set by .ci/run), where it fails the test: in CI a
+// skip would hide a broken install step.
+package testenv
+
+import (
+	"os"
+	"os/exec"
+	"strings"
+	"testing"
+)
+
+// Strict reports whether missing requirements fail tests instead of
+// skipping them.
+func Strict() bool { return os.Getenv("SIPEDGE_TEST_STRICT") == "1" }
+
+// missing skips or fails t for a missing requirement.
+func missing(t testing.TB, format string, args ...any) {
+	t.Helper()
+	if Strict() {
+		t.Fatalf("requirement missing (SIPEDGE_TEST_STRICT=1): "+format, args...)
+	}
+	t.Skipf("skipping: "+format, args...)
+}
+
+// MustHaveRoot requires uid 0.
+func MustHaveRoot(t testing.TB) {
+	t.Helper()
+	if os.Geteuid() != 0 {
+		missing(t, "needs root")
+	}
+}
+
+// MustHaveExec requires each named program on PATH and returns the path
+// of the first.
+func MustHaveExec(t testing.TB, names ...string) string {
+	t.Helper()
+	first := ""
+	for _, n := range names {
+		p, err := exec.LookPath(n)
+		if err != nil {
+			missing(t, "needs %s on PATH (%v)", n, err)
+			return ""
+		}
+		if first == "" {
+			first = p
+		}
+	}
+	return first
+}
+
+// MustHaveNetns requires root and a working "ip netns".
+func MustHaveNetns(t testing.TB) {
+	t.Helper()
+	MustHaveRoot(t)
+	MustHaveExec(t, "ip")
+	out, err := exec.Command("ip", "netns", "list").CombinedOutput()
+	if err != nil {
+		missing(t, "ip netns does not work: %v: %s", err, strings.TrimSpace(string(out)))
+	}
+}
+
+// MustHaveSIPp requires the sipp binary (Debian package sip-tester).
+func MustHaveSIPp(t testing.TB) string { t.Helper(); return MustHaveExec(t, "sipp") }
+
+// MustHaveKamailio requires the kamailio binary.
+func MustHaveKamailio(t testing.TB) string { t.Helper(); return MustHaveExec(t, "kamailio") }
+
+// MustHaveQEMU requires qemu-system-x86_64.
+func MustHaveQEMU(t testing.TB) string { t.Helper(); return MustHaveExec(t, "qemu-system-x86_64") }
+
+// MustHaveChromium requires a chromium binary.
+func MustHaveChromium(t testing.TB) string {
+	t.Helper()
+	for _, n := range []string{"chromium", "chromium-browser"} {
+		if p, err := exec.LookPath(n); err == nil {
+			return p
+		}
+	}
+	missing(t, "needs chromium on PATH")
+	return ""
+}
+
+// Short skips t in -short mode (never a failure: -short is a choice).
+func Short(t testing.TB, why string) {
+	t.Helper()
+	if testing.Short() {
+		t.Skipf("skipping in -short mode: %s", why)
+	}
+}
