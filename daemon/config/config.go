@@ -1,0 +1,198 @@
+// Package config is sipedge's configuration file: its schema, the
+// embedded default, loading with line-numbered errors, defaults and
+// validation.
+//
+// One YAML file per box, in the operator's habit from keepalived and
+// Kamailio. A bad file fails with every problem listed as
+// "file:line: field: what is wrong". State that changes at runtime (Cores
+// added or drained, bans, the web password) lives in the store, not here.
+package config
+
+import (
+	_ "embed"
+	"net/netip"
+)
+
+// DefaultYAML is the embedded default: the one-box ("single") profile on
+// loopback, so that `sipedge run` starts with no file.
+//
+//go:embed default.yaml
+var DefaultYAML []byte
+
+// DefaultName is how the embedded default is named in messages.
+const DefaultName = "<embedded default>"
+
+// Config is one box's whole configuration.
+type Config struct {
+	Node     Node     `yaml:"node"`
+	Log      Log      `yaml:"log"`
+	Control  Control  `yaml:"control"`
+	Network  Network  `yaml:"network"`
+	Watchdog Watchdog `yaml:"watchdog"`
+	Web      Web      `yaml:"web"`
+	SIP      *SIP     `yaml:"sip"` // nil on a DB box
+	Cluster  *Cluster `yaml:"cluster"`
+	VIPs     []VIP    `yaml:"vips"`
+	Security Security `yaml:"security"`
+
+	// Source names the file the config came from (not in YAML).
+	Source string `yaml:"-"`
+}
+
+// Node identifies the box.
+type Node struct {
+	Name     string `yaml:"name"`
+	Profile  string `yaml:"profile"`  // single | ha-pair | three-box | four-box | full
+	Platform string `yaml:"platform"` // board profile from platform/
+	DataDir  string `yaml:"data_dir"` // bbolt store and runtime files
+}
+
+// Log sets the daemon's logging.
+type Log struct {
+	Level  string `yaml:"level"`  // debug | info | warn | error
+	Format string `yaml:"format"` // auto | text | json
+}
+
+// Control is the local control socket used by `sipedge ctl`.
+type Control struct {
+	Socket string `yaml:"socket"` // default: <data_dir>/sipedge.sock
+}
+
+// Network is applied through the HAL at start.
+type Network struct {
+	Bonds      []Bond      `yaml:"bonds"`
+	Management *Management `yaml:"management"`
+}
+
+// Bond is one bonded interface.
+type Bond struct {
+	Name    string   `yaml:"name"`
+	Mode    string   `yaml:"mode"` // active-backup | 802.3ad
+	MIIMon  Duration `yaml:"miimon"`
+	Primary string   `yaml:"primary"`
+	Slaves  []string `yaml:"slaves"`
+}
+
+// Management is the box's own address on the management network.
+type Management struct {
+	Interface string       `yaml:"interface"`
+	Address   netip.Prefix `yaml:"address"`
+	Gateway   netip.Addr   `yaml:"gateway"`
+}
+
+// Watchdog is the hardware watchdog.
+type Watchdog struct {
+	Device  string   `yaml:"device"` // empty: no watchdog
+	Timeout Duration `yaml:"timeout"`
+}
+
+// Web is the status page, JSON API and /metrics.
+type Web struct {
+	Listen string         `yaml:"listen"` // empty: disabled
+	OpenTo []netip.Prefix `yaml:"open_to"`
+}
+
+// SIP is the balancer.
+type SIP struct {
+	Listen    []string `yaml:"listen"`    // "udp:IP:port", "tcp:IP:port"
+	Algorithm string   `yaml:"algorithm"` // round-robin | weighted | least-load | call-hash
+	Probe     Probe    `yaml:"probe"`
+	Retry     Retry    `yaml:"retry"`
+	Cores     []Core   `yaml:"cores"`
+	// DialogTTL expires a dialog whose BYE was lost.
+	DialogTTL Duration `yaml:"dialog_ttl"`
+	// UDPBufferBytes sizes each UDP socket's kernel receive and send buffers.
+	UDPBufferBytes int `yaml:"udp_buffer_bytes"`
+}
+
+// Probe is the OPTIONS health check of every Core.
+type Probe struct {
+	Interval  Duration `yaml:"interval"`
+	Timeout   Duration `yaml:"timeout"`
+	DownAfter int      `yaml:"down_after"`
+	UpAfter   int      `yaml:"up_after"`
+	Codes     []int    `yaml:"codes"`
+}
+
+// Retry is serial failover of an INVITE to the next Core.
+type Retry struct {
+	On             []int    `yaml:"on"`
+	AttemptTimeout Duration `yaml:"attempt_timeout"`
+	MaxTries       int      `yaml:"max_tries"`
+}
+
+// Core is one softswitch behind the balancer.
+type Core struct {
+	Name     string `yaml:"name"`
+	Address  string `yaml:"address"` // host:port
+	Weight   int    `yaml:"weight"`
+	MaxCalls int    `yaml:"max_calls"` // 0: unlimited
+}
+
+// Cluster is the peer box: heartbeats and replication.
+type Cluster struct {
+	Listen   string   `yaml:"listen"`
+	Peer     string   `yaml:"peer"`
+	KeyFile  string   `yaml:"key_file"`
+	Interval Duration `yaml:"interval"`
+}
+
+// VIP is one virtual-IP group.
+type VIP struct {
+	Name      string       `yaml:"name"`
+	Address   netip.Prefix `yaml:"address"`
+	Interface string       `yaml:"interface"`
+	Role      string       `yaml:"role"` // main | backup
+	Priority  int          `yaml:"priority"`
+	Deadtime  Duration     `yaml:"deadtime"`
+	Initdead  Duration     `yaml:"initdead"`
+	Failback  Failback     `yaml:"failback"`
+	GARP      GARP         `yaml:"garp"`
+	Track     []Track      `yaml:"track"`
+	Notify    string       `yaml:"notify"`
+}
+
+// Failback returns the VIP to the main box once it is back and stable.
+type Failback struct {
+	Enabled   *bool    `yaml:"enabled"` // default true
+	StableFor Duration `yaml:"stable_for"`
+}
+
+// On reports whether failback is enabled (the default).
+func (f Failback) On() bool { return f.Enabled == nil || *f.Enabled }
+
+// GARP is the gratuitous-ARP announcement after a takeover.
+type GARP struct {
+	Count       int      `yaml:"count"`
+	RepeatAfter Duration `yaml:"repeat_after"`
+}
+
+// Track is one health check of a VIP group; exactly one field is set.
+type Track struct {
+	SIPOptions string `yaml:"sip_options"` // "local" or host:port
+	Link       string `yaml:"link"`        // interface name
+	TCP        string `yaml:"tcp"`         // host:port
+}
+
+// Security is edge protection for the balancer.
+type Security struct {
+	Trusted   []netip.Prefix `yaml:"trusted"`
+	Untrusted string         `yaml:"untrusted"` // allow | refuse
+	Flood     Flood          `yaml:"flood"`
+	Scanners  []string       `yaml:"scanners"`
+	Limits    Limits         `yaml:"limits"`
+}
+
+// Flood bans a source that sends too many requests.
+type Flood struct {
+	Requests int      `yaml:"requests"`
+	Per      Duration `yaml:"per"`
+	Ban      Duration `yaml:"ban"`
+}
+
+// Limits bound what a message may be.
+type Limits struct {
+	MessageBytes int `yaml:"message_bytes"`
+	URIBytes     int `yaml:"uri_bytes"`
+	Headers      int `yaml:"headers"`
+}

@@ -1,0 +1,125 @@
+package config
+
+import (
+	"errors"
+	"flag"
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+	"time"
+)
+
+var update = flag.Bool("update", false, "rewrite testdata/*.err from the current messages")
+
+// TestBadFiles loads every testdata/bad-*.yaml and compares the whole
+// message with testdata/bad-*.err: every problem, with file:line and field.
+func TestBadFiles(t *testing.T) {
+	files, _ := filepath.Glob("testdata/bad-*.yaml")
+	if len(files) < 5 {
+		t.Fatalf("found %d bad fixtures, want at least 5", len(files))
+	}
+	for _, f := range files {
+		t.Run(filepath.Base(f), func(t *testing.T) {
+			_, err := Load(f)
+			var ps Problems
+			if !errors.As(err, &ps) {
+				t.Fatalf("Load(%s) = %v, want Problems", f, err)
+			}
+			golden := strings.TrimSuffix(f, ".yaml") + ".err"
+			got := err.Error() + "\n"
+			if *update {
+				os.WriteFile(golden, []byte(got), 0o644)
+			}
+			want, rerr := os.ReadFile(golden)
+			if rerr != nil {
+				t.Fatal(rerr)
+			}
+			if got != string(want) {
+				t.Errorf("messages differ\n got:\n%s\nwant:\n%s", got, want)
+			}
+			for _, p := range ps {
+				if !strings.HasPrefix(p.String(), f+":") {
+					t.Errorf("problem %q does not start with the file name", p)
+				}
+			}
+		})
+	}
+}
+
+func TestGoodFiles(t *testing.T) {
+	tests := []struct {
+		file  string
+		check func(t *testing.T, c *Config)
+	}{
+		{"testdata/good-single.yaml", func(t *testing.T, c *Config) {
+			if c.SIP.Cores[0].Weight != 1 || c.SIP.Cores[1].Weight != 2 || c.SIP.Cores[1].MaxCalls != 1500 {
+				t.Errorf("cores = %+v", c.SIP.Cores)
+			}
+			if c.SIP.Probe.Interval.D() != 5*time.Second || c.SIP.Retry.MaxTries != 3 {
+				t.Errorf("probe/retry defaults not applied: %+v %+v", c.SIP.Probe, c.SIP.Retry)
+			}
+			if c.SocketPath() != "/tmp/x/sipedge.sock" {
+				t.Errorf("socket = %s", c.SocketPath())
+			}
+		}},
+		{"testdata/good-ha-pair.yaml", func(t *testing.T, c *Config) {
+			v := c.VIPs[0]
+			if v.Deadtime.D() != 10*time.Second || !v.Failback.On() || v.GARP.Count != 5 || len(v.Track) != 2 {
+				t.Errorf("vip = %+v", v)
+			}
+			if c.Network.Bonds[0].MIIMon.D() != 100*time.Millisecond || c.Network.Management.Gateway.String() != "192.0.2.1" {
+				t.Errorf("network = %+v", c.Network)
+			}
+		}},
+		{"testdata/good-db-four-box.yaml", func(t *testing.T, c *Config) {
+			if c.SIP != nil {
+				t.Error("a DB box has no sip section")
+			}
+			if c.VIPs[0].Deadtime.D() != DefaultDeadtime || c.VIPs[0].Priority != 150 || c.VIPs[0].Initdead.D() != 30*time.Second {
+				t.Errorf("vip defaults: %+v", c.VIPs[0])
+			}
+			if c.Cluster.KeyFile != "/data/cluster.key" {
+				t.Errorf("key file = %s", c.Cluster.KeyFile)
+			}
+		}},
+	}
+	for _, tt := range tests {
+		t.Run(filepath.Base(tt.file), func(t *testing.T) {
+			c, err := Load(tt.file)
+			if err != nil {
+				t.Fatal(err)
+			}
+			tt.check(t, c)
+		})
+	}
+}
+
+func TestDefault(t *testing.T) {
+	c := Default()
+	if c.Node.Profile != "single" || c.Node.DataDir != "./var" {
+		t.Errorf("node = %+v", c.Node)
+	}
+	if c.SIP == nil || c.SIP.Listen[0] != "udp:127.0.0.1:5060" || c.Web.Listen != "127.0.0.1:8080" {
+		t.Errorf("default listeners: sip %+v web %q", c.SIP, c.Web.Listen)
+	}
+	// The effective config printed by `ctl config show` reads back the same.
+	b, err := Marshal(c)
+	if err != nil {
+		t.Fatal(err)
+	}
+	c2, err := Parse("shown", b)
+	if err != nil {
+		t.Fatalf("effective config does not load back: %v\n%s", err, b)
+	}
+	if c2.SIP.DialogTTL != c.SIP.DialogTTL || c2.Security.Flood != c.Security.Flood {
+		t.Errorf("round trip changed values")
+	}
+}
+
+func TestEmptyFileIsSingleProfileNeedingSIP(t *testing.T) {
+	_, err := Parse("empty.yaml", nil)
+	if err == nil || !strings.Contains(err.Error(), "profile single needs a sip: section") {
+		t.Fatalf("err = %v", err)
+	}
+}

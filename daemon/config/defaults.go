@@ -1,0 +1,99 @@
+package config
+
+import (
+	"path/filepath"
+	"time"
+)
+
+// Defaults for fields the file leaves out.
+const (
+	DefaultDeadtime       = 10 * time.Second // the platform's promise
+	DefaultInterval       = 1 * time.Second
+	DefaultUDPBufferBytes = 8 << 20
+)
+
+// DefaultScanners are user agents of known SIP scanners.
+var DefaultScanners = []string{"friendly-scanner", "sipvicious", "sipcli", "sip-scan", "sundayddr", "iWar", "VaxSIPUserAgent", "pplsip"}
+
+func orDur(d *Duration, v time.Duration) {
+	if *d == 0 {
+		*d = Duration(v)
+	}
+}
+
+func orInt(i *int, v int) {
+	if *i == 0 {
+		*i = v
+	}
+}
+
+func orStr(s *string, v string) {
+	if *s == "" {
+		*s = v
+	}
+}
+
+func (c *Config) applyDefaults() {
+	orStr(&c.Node.Name, "sipedge")
+	orStr(&c.Node.Profile, "single")
+	orStr(&c.Node.Platform, "generic-x86_64")
+	orStr(&c.Node.DataDir, "/data")
+	orStr(&c.Log.Level, "info")
+	orStr(&c.Log.Format, "auto")
+	if c.Watchdog.Device != "" {
+		orDur(&c.Watchdog.Timeout, 10*time.Second)
+	}
+	for i := range c.Network.Bonds {
+		b := &c.Network.Bonds[i]
+		orStr(&b.Mode, "active-backup")
+		orDur(&b.MIIMon, 100*time.Millisecond)
+	}
+	if s := c.SIP; s != nil {
+		orStr(&s.Algorithm, "least-load")
+		orDur(&s.Probe.Interval, 5*time.Second)
+		orDur(&s.Probe.Timeout, 1*time.Second)
+		orInt(&s.Probe.DownAfter, 3)
+		orInt(&s.Probe.UpAfter, 2)
+		if len(s.Probe.Codes) == 0 {
+			s.Probe.Codes = []int{200}
+		}
+		if len(s.Retry.On) == 0 {
+			s.Retry.On = []int{408, 500, 503}
+		}
+		orDur(&s.Retry.AttemptTimeout, 2*time.Second)
+		orInt(&s.Retry.MaxTries, 3)
+		orDur(&s.DialogTTL, 12*time.Hour)
+		orInt(&s.UDPBufferBytes, DefaultUDPBufferBytes)
+		for i := range s.Cores {
+			orInt(&s.Cores[i].Weight, 1)
+		}
+	}
+	if cl := c.Cluster; cl != nil {
+		orDur(&cl.Interval, DefaultInterval)
+		orStr(&cl.KeyFile, filepath.Join(c.Node.DataDir, "cluster.key"))
+	}
+	for i := range c.VIPs {
+		v := &c.VIPs[i]
+		switch v.Role {
+		case "main":
+			orInt(&v.Priority, 150)
+		case "backup":
+			orInt(&v.Priority, 100)
+		}
+		orDur(&v.Deadtime, DefaultDeadtime)
+		orDur(&v.Initdead, 3*v.Deadtime.D())
+		orDur(&v.Failback.StableFor, 5*time.Second)
+		orInt(&v.GARP.Count, 5)
+		orDur(&v.GARP.RepeatAfter, 5*time.Second)
+	}
+	orStr(&c.Security.Untrusted, "allow")
+	orInt(&c.Security.Flood.Requests, 16)
+	orDur(&c.Security.Flood.Per, 2*time.Second)
+	orDur(&c.Security.Flood.Ban, 5*time.Minute)
+	if c.Security.Scanners == nil {
+		c.Security.Scanners = DefaultScanners
+	}
+	orInt(&c.Security.Limits.MessageBytes, 16384)
+	orInt(&c.Security.Limits.URIBytes, 512)
+	orInt(&c.Security.Limits.Headers, 128)
+}

@@ -1,0 +1,110 @@
+package config
+
+import (
+	"bytes"
+	"fmt"
+	"os"
+	"path/filepath"
+	"reflect"
+	"strings"
+
+	"go.yaml.in/yaml/v3"
+)
+
+// Load reads, defaults and validates the file at path. A bad file returns
+// Problems listing everything wrong with it.
+func Load(path string) (*Config, error) {
+	data, err := os.ReadFile(path)
+	if err != nil {
+		return nil, fmt.Errorf("config: %w", err)
+	}
+	return Parse(path, data)
+}
+
+// Default returns the embedded default configuration.
+func Default() *Config {
+	c, err := Parse(DefaultName, DefaultYAML)
+	if err != nil {
+		panic("config: embedded default is invalid: " + err.Error())
+	}
+	return c
+}
+
+// Parse decodes, defaults and validates data; name is used in messages.
+func Parse(name string, data []byte) (*Config, error) {
+	var root yaml.Node
+	dec := yaml.NewDecoder(bytes.NewReader(data))
+	if err := dec.Decode(&root); err != nil && err.Error() != "EOF" {
+		return nil, Problems{{File: name, Line: yamlErrLine(err), Msg: "not valid YAML: " + cleanYAMLErr(err)}}
+	}
+	d := &decoder{lines: map[string]int{}}
+	c := &Config{Source: name}
+	if root.Kind != 0 {
+		d.decode(&root, reflect.ValueOf(c).Elem(), "")
+	}
+	// Validate even after decode problems, so the operator sees every
+	// problem at once; a field that failed to decode is reported once.
+	c.applyDefaults()
+	reported := map[string]bool{}
+	for _, p := range d.problems {
+		reported[p.Path] = true
+	}
+	for _, p := range c.validate(d.lines) {
+		if !reported[p.Path] {
+			d.problems = append(d.problems, p)
+		}
+	}
+	if len(d.problems) > 0 {
+		for i := range d.problems {
+			d.problems[i].File = name
+			if d.problems[i].Line == 0 {
+				d.problems[i].Line = lineOf(d.lines, d.problems[i].Path)
+			}
+		}
+		d.problems.sort()
+		return nil, d.problems
+	}
+	return c, nil
+}
+
+// lineOf finds the line of path, or of its nearest parent in the file.
+func lineOf(lines map[string]int, path string) int {
+	for path != "" {
+		if l, ok := lines[path]; ok {
+			return l
+		}
+		i := strings.LastIndexAny(path, ".[")
+		if i < 0 {
+			return 0
+		}
+		path = path[:i]
+	}
+	return 0
+}
+
+func yamlErrLine(err error) int {
+	var line int
+	if _, e := fmt.Sscanf(err.Error(), "yaml: line %d:", &line); e == nil {
+		return line
+	}
+	return 0
+}
+
+func cleanYAMLErr(err error) string {
+	s := err.Error()
+	if l := yamlErrLine(err); l > 0 {
+		return strings.TrimPrefix(s, fmt.Sprintf("yaml: line %d: ", l))
+	}
+	return strings.TrimPrefix(s, "yaml: ")
+}
+
+// Marshal returns c as YAML (the effective configuration).
+func Marshal(c *Config) ([]byte, error) { return yaml.Marshal(c) }
+
+// SocketPath is the control socket's path.
+func (c *Config) SocketPath() string {
+	if c.Control.Socket != "" {
+		return c.Control.Socket
+	}
+	return filepath.Join(c.Node.DataDir, "sipedge.sock")
+}

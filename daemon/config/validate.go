@@ -1,0 +1,268 @@
+package config
+
+import (
+	"fmt"
+	"net/netip"
+	"strconv"
+	"strings"
+	"time"
+)
+
+// validate returns every problem with c (after defaults).
+func (c *Config) validate(lines map[string]int) Problems {
+	var ps Problems
+	add := func(path, format string, args ...any) {
+		ps = append(ps, Problem{Line: lineOf(lines, path), Path: path, Msg: fmt.Sprintf(format, args...)})
+	}
+	oneOf := func(path, got string, allowed ...string) {
+		for _, a := range allowed {
+			if got == a {
+				return
+			}
+		}
+		add(path, "%q is not one of %s", got, strings.Join(allowed, ", "))
+	}
+	positive := func(path string, d Duration) bool {
+		if d <= 0 {
+			add(path, "must be more than zero")
+			return false
+		}
+		return true
+	}
+
+	c.checkProfile(func(path, format string, args ...any) {
+		l := lineOf(lines, path)
+		if l == 0 {
+			l = lines["node.profile"]
+		}
+		ps = append(ps, Problem{Line: l, Path: path, Msg: fmt.Sprintf(format, args...)})
+	})
+	if c.Node.DataDir == "" {
+		add("node.data_dir", "must be set")
+	}
+	oneOf("log.level", c.Log.Level, "debug", "info", "warn", "error")
+	oneOf("log.format", c.Log.Format, "auto", "text", "json")
+
+	bonds := map[string]bool{}
+	for i, b := range c.Network.Bonds {
+		p := fmt.Sprintf("network.bonds[%d]", i)
+		if b.Name == "" {
+			add(p+".name", "must be set")
+		} else if bonds[b.Name] {
+			add(p+".name", "bond %q is defined twice", b.Name)
+		}
+		bonds[b.Name] = true
+		oneOf(p+".mode", b.Mode, "active-backup", "802.3ad")
+		positive(p+".miimon", b.MIIMon)
+		if len(b.Slaves) == 0 {
+			add(p+".slaves", "a bond needs at least one NIC")
+		}
+		if b.Primary != "" && !contains(b.Slaves, b.Primary) {
+			add(p+".primary", "%q is not one of the bond's slaves", b.Primary)
+		}
+	}
+	if m := c.Network.Management; m != nil {
+		if m.Interface == "" {
+			add("network.management.interface", "must be set")
+		}
+		if !m.Address.IsValid() {
+			add("network.management.address", "must be an address with its prefix length, e.g. 192.0.2.11/24")
+		}
+	}
+	if c.Watchdog.Device != "" && c.Watchdog.Timeout.D() < time.Second {
+		add("watchdog.timeout", "must be at least 1s")
+	}
+	if c.Web.Listen != "" {
+		checkHostPort(add, "web.listen", c.Web.Listen)
+	}
+
+	if s := c.SIP; s != nil {
+		c.validateSIP(s, add, oneOf, positive)
+	}
+
+	if cl := c.Cluster; cl != nil {
+		checkHostPort(add, "cluster.listen", cl.Listen)
+		if cl.Peer != "" {
+			checkHostPort(add, "cluster.peer", cl.Peer)
+		}
+		positive("cluster.interval", cl.Interval)
+	}
+	if len(c.VIPs) > 0 && c.Cluster == nil && c.Node.Profile != "single" {
+		add("vips", "virtual IPs are shared with a peer: add a cluster: section")
+	}
+	names := map[string]bool{}
+	for i, v := range c.VIPs {
+		p := fmt.Sprintf("vips[%d]", i)
+		if v.Name == "" {
+			add(p+".name", "must be set")
+		} else if names[v.Name] {
+			add(p+".name", "VIP group %q is defined twice", v.Name)
+		}
+		names[v.Name] = true
+		if !v.Address.IsValid() {
+			add(p+".address", "must be an address with its prefix length, e.g. 192.0.2.10/24")
+		}
+		if v.Interface == "" {
+			add(p+".interface", "must be set")
+		}
+		oneOf(p+".role", v.Role, "main", "backup")
+		if v.Priority < 1 || v.Priority > 254 {
+			add(p+".priority", "%d is outside 1..254", v.Priority)
+		}
+		if positive(p+".deadtime", v.Deadtime) && c.Cluster != nil && v.Deadtime <= c.Cluster.Interval {
+			add(p+".deadtime", "%s must be longer than the heartbeat interval (cluster.interval %s), or one late heartbeat is a takeover", v.Deadtime, c.Cluster.Interval)
+		}
+		if v.Initdead < v.Deadtime {
+			add(p+".initdead", "%s must be at least the deadtime (%s): a booting box waits longer than a running one", v.Initdead, v.Deadtime)
+		}
+		if v.GARP.Count < 0 {
+			add(p+".garp.count", "must not be negative")
+		}
+		if v.Failback.StableFor < 0 {
+			add(p+".failback.stable_for", "must not be negative")
+		}
+		for j, t := range v.Track {
+			tp := fmt.Sprintf("%s.track[%d]", p, j)
+			n := 0
+			for _, s := range []string{t.SIPOptions, t.Link, t.TCP} {
+				if s != "" {
+					n++
+				}
+			}
+			if n != 1 {
+				add(tp, "set exactly one of sip_options, link, tcp")
+			}
+			if t.TCP != "" {
+				checkHostPort(add, tp+".tcp", t.TCP)
+			}
+			if t.SIPOptions != "" && t.SIPOptions != "local" {
+				checkHostPort(add, tp+".sip_options", t.SIPOptions)
+			}
+		}
+	}
+
+	sec := c.Security
+	oneOf("security.untrusted", sec.Untrusted, "allow", "refuse")
+	if sec.Flood.Requests < 0 {
+		add("security.flood.requests", "must not be negative (0 turns flood protection off)")
+	}
+	positive("security.flood.per", sec.Flood.Per)
+	positive("security.flood.ban", sec.Flood.Ban)
+	if sec.Limits.MessageBytes < 512 || sec.Limits.MessageBytes > 65535 {
+		add("security.limits.message_bytes", "%d is outside 512..65535", sec.Limits.MessageBytes)
+	}
+	if sec.Limits.URIBytes < 32 {
+		add("security.limits.uri_bytes", "%d is below 32", sec.Limits.URIBytes)
+	}
+	if sec.Limits.Headers < 8 {
+		add("security.limits.headers", "%d is below 8", sec.Limits.Headers)
+	}
+	return ps
+}
+
+func (c *Config) validateSIP(s *SIP, add func(string, string, ...any), oneOf func(string, string, ...string), positive func(string, Duration) bool) {
+	if len(s.Listen) == 0 {
+		add("sip.listen", "needs at least one listener such as udp:127.0.0.1:5060")
+	}
+	seen := map[string]bool{}
+	for i, l := range s.Listen {
+		p := fmt.Sprintf("sip.listen[%d]", i)
+		proto, hp, ok := strings.Cut(l, ":")
+		if !ok || (proto != "udp" && proto != "tcp") {
+			add(p, "%q: want udp:IP:port or tcp:IP:port", l)
+			continue
+		}
+		if checkHostPort(add, p, hp) && seen[l] {
+			add(p, "%q is listed twice", l)
+		}
+		seen[l] = true
+	}
+	oneOf("sip.algorithm", s.Algorithm, "round-robin", "weighted", "least-load", "call-hash")
+	if positive("sip.probe.interval", s.Probe.Interval) && positive("sip.probe.timeout", s.Probe.Timeout) && s.Probe.Timeout > s.Probe.Interval {
+		add("sip.probe.timeout", "%s is longer than the probe interval %s", s.Probe.Timeout, s.Probe.Interval)
+	}
+	if s.Probe.DownAfter < 1 {
+		add("sip.probe.down_after", "must be at least 1")
+	}
+	if s.Probe.UpAfter < 1 {
+		add("sip.probe.up_after", "must be at least 1")
+	}
+	for i, code := range s.Probe.Codes {
+		if code < 100 || code > 699 {
+			add(fmt.Sprintf("sip.probe.codes[%d]", i), "%d is not a SIP status code", code)
+		}
+	}
+	for i, code := range s.Retry.On {
+		if code < 300 || code > 699 {
+			add(fmt.Sprintf("sip.retry.on[%d]", i), "%d is not a SIP failure code (300..699)", code)
+		}
+	}
+	positive("sip.retry.attempt_timeout", s.Retry.AttemptTimeout)
+	if s.Retry.MaxTries < 1 {
+		add("sip.retry.max_tries", "must be at least 1")
+	}
+	positive("sip.dialog_ttl", s.DialogTTL)
+	if s.UDPBufferBytes < 65536 {
+		add("sip.udp_buffer_bytes", "%d is below 65536", s.UDPBufferBytes)
+	}
+	names, addrs := map[string]int{}, map[string]int{}
+	for i, co := range s.Cores {
+		p := fmt.Sprintf("sip.cores[%d]", i)
+		if co.Name == "" {
+			add(p+".name", "must be set")
+		} else if j, dup := names[co.Name]; dup {
+			add(p+".name", "core %q is already sip.cores[%d]", co.Name, j)
+		} else {
+			names[co.Name] = i
+		}
+		if checkHostPort(add, p+".address", co.Address) {
+			if j, dup := addrs[co.Address]; dup {
+				add(p+".address", "%s is already the address of sip.cores[%d]", co.Address, j)
+			} else {
+				addrs[co.Address] = i
+			}
+		}
+		if co.Weight < 1 || co.Weight > 1000 {
+			add(p+".weight", "%d is outside 1..1000", co.Weight)
+		}
+		if co.MaxCalls < 0 {
+			add(p+".max_calls", "must not be negative (0 means unlimited)")
+		}
+	}
+}
+
+// checkHostPort reports whether s is IP:port (a literal IP, port 1..65535).
+func checkHostPort(add func(string, string, ...any), path, s string) bool {
+	ap, err := netip.ParseAddrPort(s)
+	if err != nil {
+		if _, port, e := splitPort(s); e == nil && port > 0 {
+			add(path, "%q: want a literal IP address and port, e.g. 192.0.2.10:5060 (names are not resolved)", s)
+		} else {
+			add(path, "%q: want IP:port, e.g. 192.0.2.10:5060", s)
+		}
+		return false
+	}
+	if ap.Port() == 0 {
+		add(path, "%q: port 0 is not allowed", s)
+		return false
+	}
+	return true
+}
+
+func splitPort(s string) (string, int, error) {
+	i := strings.LastIndexByte(s, ':')
+	if i < 0 {
+		return "", 0, fmt.Errorf("no port")
+	}
+	p, err := strconv.Atoi(s[i+1:])
+	return s[:i], p, err
+}
+
+func contains(ss []string, s string) bool {
+	for _, x := range ss {
+		if x == s {
+			return true
+		}
+	}
+	return false
+}
