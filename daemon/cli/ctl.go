@@ -11,6 +11,7 @@ import (
 	"time"
 
 	"github.com/sipedge/sipedge/daemon/app"
+	"github.com/sipedge/sipedge/daemon/config"
 	"github.com/sipedge/sipedge/daemon/ctl"
 )
 
@@ -65,11 +66,14 @@ func runCtl(ctx context.Context, env Env) int {
 	sock := *socket
 	if sock == "" {
 		cfg, err := app.Load(path)
-		if err != nil {
+		if err == nil {
+			sock = cfg.SocketPath()
+		} else if sock, err = config.SocketPathOf(path); err != nil {
 			fmt.Fprintf(env.Stderr, "sipedge ctl: %v\n", err)
 			return 2
+		} else {
+			fmt.Fprintf(env.Stderr, "sipedge ctl: warning: %s has problems (sipedge ctl config validate); using its socket %s\n", path, sock)
 		}
-		sock = cfg.SocketPath()
 	}
 	var params any
 	if cmd.params != nil {

@@ -108,3 +108,29 @@ func (c *Config) SocketPath() string {
 	}
 	return filepath.Join(c.Node.DataDir, "sipedge.sock")
 }
+
+// SocketPathOf finds the control socket named by the file at path even
+// when the rest of the file is invalid, so that `sipedge ctl` still
+// reaches a daemon whose file is being edited.
+func SocketPathOf(path string) (string, error) {
+	data, err := os.ReadFile(path)
+	if err != nil {
+		return "", fmt.Errorf("config: %w", err)
+	}
+	var c struct {
+		Node struct {
+			DataDir string `yaml:"data_dir"`
+		} `yaml:"node"`
+		Control struct {
+			Socket string `yaml:"socket"`
+		} `yaml:"control"`
+	}
+	if err := yaml.Unmarshal(data, &c); err != nil {
+		return "", fmt.Errorf("config %s: not valid YAML: %w", path, err)
+	}
+	cfg := Config{Node: Node{DataDir: c.Node.DataDir}, Control: Control{Socket: c.Control.Socket}}
+	if cfg.Node.DataDir == "" {
+		cfg.Node.DataDir = "/data"
+	}
+	return cfg.SocketPath(), nil
+}

@@ -1,0 +1,52 @@
+# sipedge: `make run` starts the daemon on the embedded default;
+# `make test` installs what the tests need (if missing) and runs them all.
+
+GO       ?= go
+VERSION  ?= $(shell git describe --tags --always --dirty 2>/dev/null || echo dev)
+LDFLAGS  := -s -w -X github.com/sipedge/sipedge/daemon/version.Version=$(VERSION)
+BIN      := bin/sipedge
+TESTFLAGS ?= -count=1 -timeout 40m -p 2
+
+.PHONY: all build run test test-short deps bench image qemu lab lab-down vet clean
+
+all: build
+
+build:
+	CGO_ENABLED=0 $(GO) build -trimpath -ldflags '$(LDFLAGS)' -o $(BIN) ./daemon
+
+# Runs the daemon in the foreground on the embedded default configuration
+# (single profile, SIP on 127.0.0.1:5060, web on 127.0.0.1:8080, data in ./var).
+run: build
+	./$(BIN) run
+
+deps:
+	bash scripts/test-deps.sh
+
+test: deps
+	$(GO) vet ./...
+	$(GO) test $(TESTFLAGS) ./...
+
+# Unit tests only: no root, no peers.
+test-short:
+	$(GO) test -short -count=1 ./...
+
+vet:
+	$(GO) vet ./...
+
+bench: build
+	bash scripts/bench.sh
+
+image: build
+	bash scripts/image.sh
+
+qemu: image
+	bash scripts/qemu.sh
+
+lab: build
+	bash scripts/lab.sh up
+
+lab-down:
+	bash scripts/lab.sh down
+
+clean:
+	rm -rf bin out
