@@ -1,0 +1,5 @@
+package initd
+
+import "errors"
+
+var errGaveUp = errors.New("initd: the daemon keeps dying")

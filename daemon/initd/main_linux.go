@@ -1,0 +1,151 @@
+package initd
+
+import (
+	"context"
+	"fmt"
+	"log/slog"
+	"os"
+	"strings"
+	"time"
+
+	"golang.org/x/sys/unix"
+
+	"github.com/sipedge/sipedge/daemon/config"
+	"github.com/sipedge/sipedge/hal"
+	"github.com/sipedge/sipedge/platform"
+)
+
+// DefaultConfigPath is where the image keeps the box's configuration.
+const DefaultConfigPath = "/etc/sipedge/config.yaml"
+
+// Options configure Main.
+type Options struct {
+	// ConfigPath is the daemon's configuration (DefaultConfigPath).
+	ConfigPath string
+	// DaemonArgs are the arguments of the re-exec'd /init that runs the
+	// daemon, e.g. ["run", "-config", "/etc/sipedge/config.yaml"].
+	DaemonArgs []string
+	// DataDev is an optional block device holding the data partition.
+	DataDev string
+	// Console, if set, runs once the daemon has been started (the serial
+	// console menu). It gets the supervisor to find the daemon.
+	Console func(ctx context.Context, s *Supervisor)
+	Logger  *slog.Logger
+}
+
+// Main performs PID 1's duties and supervises the daemon. It never
+// returns: when the daemon cannot be kept running it reboots the box.
+func Main(o Options) {
+	if o.ConfigPath == "" {
+		o.ConfigPath = DefaultConfigPath
+	}
+	log := o.Logger
+	if log == nil {
+		log = slog.New(slog.NewTextHandler(os.Stdout, nil)).With("pid1", true)
+	}
+	start := time.Now()
+	err := boot(o, log)
+	log.Error("initd: rebooting", "err", err, "uptime", time.Since(start).Round(time.Millisecond))
+	time.Sleep(3 * time.Second) // let the console show why
+	if err := Reboot(false); err != nil {
+		log.Error("initd: reboot", "err", err)
+	}
+	select {} // PID 1 must never return: the kernel would panic.
+}
+
+func loadConfig(path string, log *slog.Logger) *config.Config {
+	cfg, err := config.Load(path)
+	if err != nil {
+		log.Error("initd: config unreadable, using the embedded default", "path", path, "err", err)
+		return config.Default()
+	}
+	return cfg
+}
+
+func boot(o Options, log *slog.Logger) error {
+	cfg := loadConfig(o.ConfigPath, log)
+	skipped, err := MountAll(MountTable(cfg.Node.DataDir, o.DataDev), SysMount)
+	for _, s := range skipped {
+		log.Warn("initd: optional mount skipped", "err", s)
+	}
+	if err != nil {
+		return err
+	}
+	if cfg.Node.Name != "" {
+		if err := unix.Sethostname([]byte(cfg.Node.Name)); err != nil {
+			log.Warn("initd: sethostname", "err", err)
+		}
+	}
+	prof, err := platform.Lookup(cfg.Node.Platform)
+	if err != nil {
+		return err
+	}
+	t0 := time.Now()
+	res, err := LoadModules(ModuleDir, prof.Modules, FinitModule)
+	var loaded, skippedMods []string
+	for _, r := range res {
+		if r.Skipped {
+			skippedMods = append(skippedMods, r.Name)
+		} else if r.Err == nil {
+			loaded = append(loaded, r.Name)
+		}
+	}
+	log.Info("initd: modules", "platform", prof.Name, "loaded", strings.Join(loaded, ","), "skipped", strings.Join(skippedMods, ","), "took", time.Since(t0).Round(time.Millisecond))
+	if err != nil {
+		return err
+	}
+	net, err := hal.OpenNetwork()
+	if err != nil {
+		return err
+	}
+	if err := net.SetLinkUp("lo", true); err != nil {
+		log.Warn("initd: loopback", "err", err)
+	}
+
+	ctx := context.Background()
+	reaper := NewReaper()
+	go reaper.Run(ctx)
+
+	self, err := os.Executable()
+	if err != nil {
+		self = "/init"
+	}
+	sup := NewSupervisor(SuperviseOptions{
+		Logger: log,
+		Start: func() (int, error) {
+			p, err := os.StartProcess(self, append([]string{self}, o.DaemonArgs...), &os.ProcAttr{
+				Files: []*os.File{os.Stdin, os.Stdout, os.Stderr},
+				Env:   []string{"PATH=/bin:/sbin", "HOME=/", "SIPEDGE_PID1_CHILD=1"},
+			})
+			if err != nil {
+				return 0, fmt.Errorf("initd: start daemon: %w", err)
+			}
+			pid := p.Pid
+			p.Release() // the reaper waits for it
+			return pid, nil
+		},
+		Wait: func(pid int) <-chan string {
+			c := make(chan string, 1)
+			go func() {
+				ws := <-reaper.Wait(pid)
+				if ws.Signaled() {
+					c <- "signal: " + ws.Signal().String()
+				} else {
+					c <- fmt.Sprintf("exit status %d", ws.ExitStatus())
+				}
+			}()
+			return c
+		},
+		OnExit: func(string) {
+			cur := loadConfig(o.ConfigPath, log)
+			for _, err := range RemoveVIPs(net, cur) {
+				log.Error("initd: VIP cleanup", "err", err)
+			}
+			log.Info("initd: VIPs removed after daemon death", "vips", len(cur.VIPs))
+		},
+	})
+	if o.Console != nil {
+		go o.Console(ctx, sup)
+	}
+	return sup.Run(ctx)
+}
