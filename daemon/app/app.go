@@ -141,6 +141,7 @@ func Run(ctx context.Context, opts Options) error {
 		}()
 	}
 	start("events", a.events.Run)
+	start("store", a.watchStore)
 	start("ctl", func(ctx context.Context) error { return a.ctl.Serve(ctx, ln) })
 	for _, s := range a.subs {
 		start(s.name, s.run)
@@ -182,6 +183,25 @@ loop:
 	a.runStops()
 	a.log.Info("stopped")
 	return runErr
+}
+
+// watchStore reports the store's liveness: a read transaction that
+// completes. A full disk is a fault shown in status, not a hang: only a
+// store that stops answering stops the beat (and so the watchdog).
+func (a *App) watchStore(ctx context.Context) error {
+	beat := a.live.Register("store", 5*time.Second)
+	t := time.NewTicker(time.Second)
+	defer t.Stop()
+	for {
+		if _, err := a.store.Get(store.State, "liveness", new(any)); err == nil {
+			beat.Beat()
+		}
+		select {
+		case <-ctx.Done():
+			return nil
+		case <-t.C:
+		}
+	}
 }
 
 // Config is the configuration in force.
