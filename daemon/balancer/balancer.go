@@ -1,0 +1,316 @@
+package balancer
+
+import (
+	"context"
+	"crypto/rand"
+	"encoding/hex"
+	"errors"
+	"fmt"
+	"log/slog"
+	"net/netip"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"github.com/emiago/sipgo/sip"
+)
+
+// Balancer is the SIP balancer. Create it with New, run it with Start,
+// stop it with Close.
+type Balancer struct {
+	opt    Options
+	log    *slog.Logger
+	pool   *pool
+	wheel  *wheel
+	parser *sip.Parser
+
+	listeners []*listener
+	udpOut    *listener
+	tcpOut    *listener
+	workers   []chan inbound
+
+	stx     *shardMap[*serverTx]
+	ctx     *shardMap[*clientTx]
+	dialogs *dialogTable
+	probes  probeTable
+
+	connMu sync.Mutex
+	conns  map[netip.AddrPort]*tcpConn
+
+	branchPrefix string
+	probePrefix  string
+	seq          atomic.Uint64
+
+	stats Stats
+
+	started bool
+	stop    chan struct{}
+	wg      sync.WaitGroup
+	workWG  sync.WaitGroup
+	once    sync.Once
+}
+
+// New checks opt and builds a Balancer; nothing listens until Start.
+func New(opt Options) (*Balancer, error) {
+	opt = opt.withDefaults()
+	if err := opt.validate(); err != nil {
+		return nil, fmt.Errorf("balancer options: %w", err)
+	}
+	var rnd [4]byte
+	rand.Read(rnd[:])
+	id := hex.EncodeToString(rnd[:])
+	b := &Balancer{
+		opt:          opt,
+		log:          opt.Logger,
+		pool:         newPool(opt.Algorithm, opt.Events),
+		parser:       sip.NewParser(sip.WithHeadersParsers(leanHeaderParsers())),
+		stx:          newShardMap[*serverTx](),
+		ctx:          newShardMap[*clientTx](),
+		conns:        map[netip.AddrPort]*tcpConn{},
+		branchPrefix: sip.RFC3261BranchMagicCookie + "sb" + id + ".",
+		probePrefix:  sip.RFC3261BranchMagicCookie + "sp" + id + ".",
+		stop:         make(chan struct{}),
+	}
+	b.parser.MaxMessageLength = 65535
+	b.probes.m = map[string]*probe{}
+	b.wheel = newWheel(10*time.Millisecond, 1024, b.log)
+	b.dialogs = newDialogTable(opt.Dialogs, opt.DialogTimeout, opt.InviteTimeout+time.Minute, b.coreIdle)
+	for _, l := range opt.Listen {
+		la, _ := parseListen(l)
+		li := newListener(la)
+		b.listeners = append(b.listeners, li)
+		if li.transport == "udp" && b.udpOut == nil {
+			b.udpOut = li
+		}
+		if li.transport == "tcp" && b.tcpOut == nil {
+			b.tcpOut = li
+		}
+	}
+	for _, c := range opt.Cores {
+		if err := b.checkCoreTransport(c); err != nil {
+			return nil, err
+		}
+		if _, err := b.pool.add(c); err != nil {
+			return nil, fmt.Errorf("balancer options: %w", err)
+		}
+	}
+	return b, nil
+}
+
+func (b *Balancer) checkCoreTransport(c CoreConfig) error {
+	tp, _, err := parseCoreAddress(c.Address)
+	if err != nil {
+		return fmt.Errorf("core %q: %w", c.Name, err)
+	}
+	if (tp == "udp" && b.udpOut == nil) || (tp == "tcp" && b.tcpOut == nil) {
+		return fmt.Errorf("core %q: no %s listen address to reach it from", c.Name, tp)
+	}
+	return nil
+}
+
+// Start opens the sockets and starts the readers, the workers, the timer
+// wheel, the prober and the dialog sweeper.
+func (b *Balancer) Start(ctx context.Context) error {
+	if b.started {
+		return errors.New("balancer already started")
+	}
+	for _, l := range b.listeners {
+		if err := b.open(ctx, l); err != nil {
+			b.closeSockets()
+			return err
+		}
+	}
+	b.started = true
+	b.workers = make([]chan inbound, b.opt.Workers)
+	for i := range b.workers {
+		ch := make(chan inbound, b.opt.QueueLength)
+		b.workers[i] = ch
+		b.workWG.Add(1)
+		go func() {
+			defer b.workWG.Done()
+			for in := range ch {
+				b.handle(in)
+			}
+		}()
+	}
+	go b.wheel.run()
+	for _, l := range b.listeners {
+		b.wg.Add(1)
+		if l.udp != nil {
+			go b.readUDP(l)
+		} else {
+			go b.acceptTCP(l)
+		}
+	}
+	b.wg.Add(2)
+	go b.probeLoop()
+	go b.sweepLoop()
+	b.log.Info("sip balancer started", "listen", b.opt.Listen, "algorithm", b.opt.Algorithm, "cores", len(b.pool.list()))
+	return nil
+}
+
+func (b *Balancer) closeSockets() {
+	for _, l := range b.listeners {
+		if l.udp != nil {
+			l.udp.Close()
+		}
+		if l.tcp != nil {
+			l.tcp.Close()
+		}
+	}
+	b.connMu.Lock()
+	for _, c := range b.conns {
+		c.c.Close()
+	}
+	b.connMu.Unlock()
+}
+
+// Close stops the balancer and waits for its goroutines.
+func (b *Balancer) Close() error {
+	b.once.Do(func() {
+		close(b.stop)
+		b.closeSockets()
+		if !b.started {
+			return
+		}
+		b.wg.Wait()
+		for _, ch := range b.workers {
+			close(ch)
+		}
+		b.workWG.Wait()
+		b.wheel.close()
+	})
+	return nil
+}
+
+// Addrs returns the bound listen addresses ("udp:IP:port", ...).
+func (b *Balancer) Addrs() []string {
+	var out []string
+	for _, l := range b.listeners {
+		out = append(out, l.transport+":"+l.addr.String())
+	}
+	return out
+}
+
+func (b *Balancer) sweepLoop() {
+	defer b.wg.Done()
+	tk := time.NewTicker(time.Second)
+	defer tk.Stop()
+	for {
+		select {
+		case <-b.stop:
+			return
+		case now := <-tk.C:
+			if n := b.dialogs.expire(now); n > 0 {
+				b.stats.DialogsExpired.Add(uint64(n))
+				b.log.Info("dialogs expired", "count", n)
+			}
+		}
+	}
+}
+
+// coreIdle emits core-drained once a draining Core has no calls left.
+func (b *Balancer) coreIdle(c *Core) {
+	if c.State() != StateDraining {
+		return
+	}
+	c.mu.Lock()
+	emit := !c.drained
+	c.drained = true
+	c.mu.Unlock()
+	if emit {
+		b.log.Info("core drained", "core", c.name)
+		b.pool.emit(EventCoreDrained, c.name, "last call ended")
+	}
+}
+
+// AddCore adds a Core at runtime.
+func (b *Balancer) AddCore(c CoreConfig) error {
+	if err := b.checkCoreTransport(c); err != nil {
+		return err
+	}
+	co, err := b.pool.add(c)
+	if err != nil {
+		return err
+	}
+	b.pool.emit(EventCoreAdded, c.Name, c.Address)
+	if b.started {
+		b.sendProbe(co)
+	}
+	return nil
+}
+
+// RemoveCore removes a Core; its calls in progress keep flowing (in-dialog
+// requests are routed by Record-Route) but it gets no new calls.
+func (b *Balancer) RemoveCore(name string) error {
+	if _, err := b.pool.remove(name); err != nil {
+		return err
+	}
+	b.pool.emit(EventCoreRemoved, name, "operator")
+	return nil
+}
+
+// DisableCore stops new calls to a Core (administratively down).
+func (b *Balancer) DisableCore(name string) error { return b.pool.setAdmin(name, adminDisabled) }
+
+// DrainCore stops new calls to a Core and lets its calls finish; the
+// core-drained event follows when the last one ends.
+func (b *Balancer) DrainCore(name string) error {
+	if err := b.pool.setAdmin(name, adminDraining); err != nil {
+		return err
+	}
+	c := b.pool.get(name)
+	c.mu.Lock()
+	c.drained = false
+	c.mu.Unlock()
+	b.coreIdle(c)
+	return nil
+}
+
+// EnableCore returns a disabled or draining Core to service.
+func (b *Balancer) EnableCore(name string) error { return b.pool.setAdmin(name, adminNone) }
+
+// Cores returns a snapshot of the pool.
+func (b *Balancer) Cores() []CoreStatus {
+	var out []CoreStatus
+	for _, c := range b.pool.list() {
+		out = append(out, c.status())
+	}
+	return out
+}
+
+// CoreConfigs returns the pool's configuration as it is now (for
+// persisting runtime changes).
+func (b *Balancer) CoreConfigs() []CoreConfig {
+	var out []CoreConfig
+	for _, c := range b.pool.list() {
+		out = append(out, c.Config())
+	}
+	return out
+}
+
+// CoreAdminState returns "disabled", "draining" or "" for a Core.
+func (b *Balancer) CoreAdminState(name string) (string, error) {
+	c := b.pool.get(name)
+	if c == nil {
+		return "", fmt.Errorf("no core %q", name)
+	}
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	switch c.admin {
+	case adminDisabled:
+		return string(StateDisabled), nil
+	case adminDraining:
+		return string(StateDraining), nil
+	}
+	return "", nil
+}
+
+// Stats returns the balancer's counters.
+func (b *Balancer) Stats() *Stats { return &b.stats }
+
+// Transactions returns the number of live server and client transactions.
+func (b *Balancer) Transactions() (server, client int) { return b.stx.len(), b.ctx.len() }
+
+// Dialogs returns the number of dialogs in the table (early and confirmed).
+func (b *Balancer) Dialogs() int { return b.dialogs.m.len() }

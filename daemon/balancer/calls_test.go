@@ -1,0 +1,186 @@
+package balancer
+
+import (
+	"fmt"
+	"log/slog"
+	"os"
+	"strconv"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/sipedge/sipedge/hal/testenv"
+)
+
+// recEvents records events for assertions.
+type recEvents struct {
+	mu sync.Mutex
+	ev []string
+}
+
+func (r *recEvents) Event(kind, core, reason string) {
+	r.mu.Lock()
+	r.ev = append(r.ev, kind+" "+core)
+	r.mu.Unlock()
+}
+
+func (r *recEvents) has(s string) bool {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	for _, e := range r.ev {
+		if e == s {
+			return true
+		}
+	}
+	return false
+}
+
+// lab is a balancer under test with its SIPp Cores.
+type lab struct {
+	t      *testing.T
+	b      *Balancer
+	port   int
+	cores  map[string]*sippProc
+	ports  map[string]int
+	events *recEvents
+}
+
+func testLogger(t *testing.T) *slog.Logger {
+	if os.Getenv("SIPEDGE_TEST_LOG") != "" {
+		return slog.New(slog.NewTextHandler(os.Stderr, &slog.HandlerOptions{Level: slog.LevelDebug}))
+	}
+	return slog.New(slog.DiscardHandler)
+}
+
+// startCore runs a SIPp Core with the given scenario on a fresh port.
+func startCore(t *testing.T, name, scenario string, port int) *sippProc {
+	return startSIPp(t, name, 120*time.Second, "-sf", "testdata/"+scenario, "-p", strconv.Itoa(port))
+}
+
+// newLab starts n SIPp Cores and an in-process balancer in front of them.
+func newLab(t *testing.T, n int, scenario string, mod func(*Options)) *lab {
+	t.Helper()
+	testenv.MustHaveSIPp(t)
+	l := &lab{t: t, cores: map[string]*sippProc{}, ports: map[string]int{}, events: &recEvents{}}
+	var cores []CoreConfig
+	for i := 1; i <= n; i++ {
+		name := fmt.Sprintf("core%d", i)
+		port := freeUDPPort(t)
+		l.ports[name] = port
+		l.cores[name] = startCore(t, name, scenario, port)
+		cores = append(cores, CoreConfig{Name: name, Address: fmt.Sprintf("127.0.0.1:%d", port), Weight: 1})
+	}
+	l.port = freeUDPPort(t)
+	opt := Options{
+		Listen:    []string{fmt.Sprintf("udp:127.0.0.1:%d", l.port), fmt.Sprintf("tcp:127.0.0.1:%d", l.port)},
+		Algorithm: RoundRobin,
+		Probe:     ProbeOptions{Interval: 300 * time.Millisecond, Timeout: 300 * time.Millisecond, DownAfter: 2, UpAfter: 2},
+		Retry:     RetryOptions{AttemptTimeout: time.Second, MaxTries: 3},
+		Cores:     cores,
+		Logger:    testLogger(t),
+		Events:    l.events,
+	}
+	if mod != nil {
+		mod(&opt)
+	}
+	b, err := New(opt)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := b.Start(t.Context()); err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { b.Close() })
+	l.b = b
+	l.waitState(5*time.Second, StateActive, names(cores)...)
+	return l
+}
+
+func names(cs []CoreConfig) []string {
+	var out []string
+	for _, c := range cs {
+		out = append(out, c.Name)
+	}
+	return out
+}
+
+func (l *lab) core(name string) CoreStatus {
+	for _, c := range l.b.Cores() {
+		if c.Name == name {
+			return c
+		}
+	}
+	l.t.Fatalf("no core %s", name)
+	return CoreStatus{}
+}
+
+// waitState waits until every named Core is in state s.
+func (l *lab) waitState(d time.Duration, s State, names ...string) {
+	l.t.Helper()
+	deadline := time.Now().Add(d)
+	for {
+		ok := true
+		for _, n := range names {
+			if l.core(n).State != s {
+				ok = false
+			}
+		}
+		if ok {
+			return
+		}
+		if time.Now().After(deadline) {
+			l.t.Fatalf("cores %v not %s within %v: %+v", names, s, d, l.b.Cores())
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
+}
+
+// caller runs a SIPp UAC through the balancer: calls calls at rate cps,
+// each held holdMS.
+func (l *lab) caller(scenario string, calls, cps, holdMS int, extra ...string) *sippProc {
+	args := []string{fmt.Sprintf("127.0.0.1:%d", l.port), "-sf", "testdata/" + scenario,
+		"-p", strconv.Itoa(freeUDPPort(l.t)), "-m", strconv.Itoa(calls), "-r", strconv.Itoa(cps),
+		"-d", strconv.Itoa(holdMS), "-recv_timeout", "5000", "-s", "1000"}
+	return startSIPp(l.t, "caller", 90*time.Second, append(args, extra...)...)
+}
+
+// runCalls runs a caller to completion and returns its successful and
+// failed call counts.
+func (l *lab) runCalls(scenario string, calls, cps, holdMS int) (ok, failed int) {
+	l.t.Helper()
+	p := l.caller(scenario, calls, cps, holdMS)
+	p.wait(60 * time.Second)
+	ok, failed = p.stat("SuccessfulCall(C)"), p.stat("FailedCall(C)")
+	if ok+failed != calls {
+		l.t.Logf("caller output:\n%s", p.output())
+	}
+	return ok, failed
+}
+
+// coreInvites returns how many INVITEs and BYEs a SIPp Core received.
+func coreCounts(p *sippProc) (invites, byes int) {
+	c := p.counts()
+	return c["INVITE_Recv"], c["BYE_Recv"]
+}
+
+func TestCallsRoundRobin(t *testing.T) {
+	l := newLab(t, 2, "core_uas.xml", nil)
+	ok, failed := l.runCalls("caller_uac.xml", 40, 20, 100)
+	if ok != 40 || failed != 0 {
+		t.Fatalf("calls: %d ok, %d failed; want 40 ok", ok, failed)
+	}
+	time.Sleep(300 * time.Millisecond)
+	for name, p := range l.cores {
+		p.stop()
+		inv, bye := coreCounts(p)
+		t.Logf("%s: %d INVITE, %d BYE, counts %v", name, inv, bye, p.counts())
+		if inv != 20 || bye != 20 {
+			t.Errorf("%s got %d INVITE and %d BYE; want 20 and 20 (round robin)", name, inv, bye)
+		}
+	}
+	for _, c := range l.b.Cores() {
+		if c.Calls != 0 || c.Pending != 0 {
+			t.Errorf("%s: %d calls %d pending after all calls ended", c.Name, c.Calls, c.Pending)
+		}
+	}
+}

@@ -1,0 +1,245 @@
+package balancer
+
+import (
+	"fmt"
+	"log/slog"
+	"net/netip"
+	"runtime"
+	"strings"
+	"time"
+)
+
+// Algorithm names accepted in Options.Algorithm.
+const (
+	RoundRobin = "round-robin"
+	Weighted   = "weighted"
+	LeastLoad  = "least-load"
+	CallHash   = "call-hash"
+)
+
+// Options configures a Balancer. Zero fields take the defaults documented
+// on each field (see Options.withDefaults).
+type Options struct {
+	// Listen holds "udp:IP:port" and "tcp:IP:port" addresses. The IP must
+	// be explicit: it is what the balancer writes into Via and
+	// Record-Route. Sockets are bound with IP_FREEBIND, so a virtual IP
+	// not (yet) present on the box can be listed.
+	Listen []string
+	// Algorithm is round-robin (default), weighted, least-load or call-hash.
+	Algorithm string
+	Probe     ProbeOptions
+	Retry     RetryOptions
+	Cores     []CoreConfig
+
+	// DialogTimeout ends a confirmed dialog whose BYE was lost: the dialog
+	// expires this long after its last in-dialog request, or after its
+	// Session-Expires (RFC 4028) plus 32 s when the call negotiated one.
+	// Default 2h.
+	DialogTimeout time.Duration
+	// UDPReadBuffer and UDPWriteBuffer size the kernel socket buffers
+	// (SO_RCVBUF/SO_SNDBUF, forced when running as root). Default 8 MiB
+	// and 4 MiB: the kernel default of 208 KiB overflows during a GC pause
+	// at a few thousand calls per second.
+	UDPReadBuffer  int
+	UDPWriteBuffer int
+	// MaxMessageBytes is the intake size limit; larger messages get 513
+	// when their headers can be read, else they are dropped. Default 16384.
+	MaxMessageBytes int
+	// TxLinger is how long a completed transaction stays to absorb
+	// retransmissions and the ACK of a non-2xx final response. Default 5s
+	// (Kamailio's wait timer).
+	TxLinger time.Duration
+	// InviteTimeout is Timer C: how long a proceeding INVITE may ring
+	// before the balancer CANCELs it and answers 408. Default 180s.
+	InviteTimeout time.Duration
+	// NonInviteTimeout is Timer F for forwarded non-INVITE requests.
+	// Default 32s.
+	NonInviteTimeout time.Duration
+	// RetryAfter is the Retry-After value (seconds) sent with 503 when
+	// every Core is full or down. Default 5.
+	RetryAfter int
+	// Workers is the number of message workers. Default GOMAXPROCS.
+	Workers int
+	// QueueLength bounds each worker's queue; a message that finds its
+	// queue full is dropped (a UDP peer retransmits). Default 4096.
+	QueueLength int
+
+	Logger *slog.Logger
+	// Events receives Core state changes (may be nil).
+	Events Events
+	// Dialogs observes the dialog table's changes (may be nil).
+	Dialogs DialogObserver
+}
+
+// ProbeOptions configures OPTIONS health probing of the Cores.
+type ProbeOptions struct {
+	Interval  time.Duration // default 5s
+	Timeout   time.Duration // default 1s
+	DownAfter int           // consecutive failures to go inactive, default 3
+	UpAfter   int           // consecutive successes to come back, default 2
+	Codes     []int         // accepted reply codes, default [200]
+}
+
+// RetryOptions configures serial failover within one call attempt.
+type RetryOptions struct {
+	On             []int         // final codes that move the call on, default [408 500 503]
+	AttemptTimeout time.Duration // time for a Core to answer at all, default 2s
+	MaxTries       int           // Cores tried per call, default 3
+}
+
+// CoreConfig describes one Core server.
+type CoreConfig struct {
+	Name     string `json:"name"`
+	Address  string `json:"address"` // "IP:port", optionally "udp:" or "tcp:" prefixed
+	Weight   int    `json:"weight"`  // default 1
+	MaxCalls int    `json:"max_calls"`
+}
+
+func (o Options) withDefaults() Options {
+	if o.Algorithm == "" {
+		o.Algorithm = RoundRobin
+	}
+	if o.Probe.Interval <= 0 {
+		o.Probe.Interval = 5 * time.Second
+	}
+	if o.Probe.Timeout <= 0 {
+		o.Probe.Timeout = time.Second
+	}
+	if o.Probe.DownAfter <= 0 {
+		o.Probe.DownAfter = 3
+	}
+	if o.Probe.UpAfter <= 0 {
+		o.Probe.UpAfter = 2
+	}
+	if len(o.Probe.Codes) == 0 {
+		o.Probe.Codes = []int{200}
+	}
+	if o.Retry.On == nil {
+		o.Retry.On = []int{408, 500, 503}
+	}
+	if o.Retry.AttemptTimeout <= 0 {
+		o.Retry.AttemptTimeout = 2 * time.Second
+	}
+	if o.Retry.MaxTries <= 0 {
+		o.Retry.MaxTries = 3
+	}
+	if o.DialogTimeout <= 0 {
+		o.DialogTimeout = 2 * time.Hour
+	}
+	if o.UDPReadBuffer <= 0 {
+		o.UDPReadBuffer = 8 << 20
+	}
+	if o.UDPWriteBuffer <= 0 {
+		o.UDPWriteBuffer = 4 << 20
+	}
+	if o.MaxMessageBytes <= 0 {
+		o.MaxMessageBytes = 16384
+	}
+	if o.TxLinger <= 0 {
+		o.TxLinger = 5 * time.Second
+	}
+	if o.InviteTimeout <= 0 {
+		o.InviteTimeout = 180 * time.Second
+	}
+	if o.NonInviteTimeout <= 0 {
+		o.NonInviteTimeout = 32 * time.Second
+	}
+	if o.RetryAfter <= 0 {
+		o.RetryAfter = 5
+	}
+	if o.Workers <= 0 {
+		o.Workers = runtime.GOMAXPROCS(0)
+		if o.Workers < 2 {
+			o.Workers = 2
+		}
+	}
+	if o.QueueLength <= 0 {
+		o.QueueLength = 4096
+	}
+	if o.Logger == nil {
+		o.Logger = slog.New(slog.DiscardHandler)
+	}
+	return o
+}
+
+func (o Options) validate() error {
+	switch o.Algorithm {
+	case RoundRobin, Weighted, LeastLoad, CallHash:
+	default:
+		return fmt.Errorf("unknown algorithm %q (want %s, %s, %s or %s)", o.Algorithm, RoundRobin, Weighted, LeastLoad, CallHash)
+	}
+	if len(o.Listen) == 0 {
+		return fmt.Errorf("no listen address")
+	}
+	for _, l := range o.Listen {
+		if _, err := parseListen(l); err != nil {
+			return err
+		}
+	}
+	seen := map[string]bool{}
+	for _, c := range o.Cores {
+		if err := c.validate(); err != nil {
+			return err
+		}
+		if seen[c.Name] {
+			return fmt.Errorf("core %q listed twice", c.Name)
+		}
+		seen[c.Name] = true
+	}
+	return nil
+}
+
+func (c CoreConfig) validate() error {
+	if c.Name == "" {
+		return fmt.Errorf("core %q: empty name", c.Address)
+	}
+	if _, _, err := parseCoreAddress(c.Address); err != nil {
+		return fmt.Errorf("core %q: %w", c.Name, err)
+	}
+	if c.Weight < 0 || c.MaxCalls < 0 {
+		return fmt.Errorf("core %q: negative weight or max_calls", c.Name)
+	}
+	return nil
+}
+
+// listenAddr is one parsed listen address.
+type listenAddr struct {
+	transport string // "udp" or "tcp"
+	addr      netip.AddrPort
+}
+
+func parseListen(s string) (listenAddr, error) {
+	tp, rest, ok := strings.Cut(s, ":")
+	if !ok {
+		return listenAddr{}, fmt.Errorf("listen %q: want udp:IP:port or tcp:IP:port", s)
+	}
+	tp = strings.ToLower(tp)
+	if tp != "udp" && tp != "tcp" {
+		return listenAddr{}, fmt.Errorf("listen %q: transport must be udp or tcp", s)
+	}
+	ap, err := netip.ParseAddrPort(rest)
+	if err != nil {
+		return listenAddr{}, fmt.Errorf("listen %q: %w", s, err)
+	}
+	if ap.Addr().IsUnspecified() {
+		return listenAddr{}, fmt.Errorf("listen %q: the address must be explicit (it goes into Via and Record-Route)", s)
+	}
+	return listenAddr{transport: tp, addr: ap}, nil
+}
+
+// parseCoreAddress parses "[udp:|tcp:]IP:port" (port defaults to 5060).
+func parseCoreAddress(s string) (string, netip.AddrPort, error) {
+	tp := "udp"
+	if t, rest, ok := strings.Cut(s, ":"); ok && (strings.EqualFold(t, "udp") || strings.EqualFold(t, "tcp")) {
+		tp, s = strings.ToLower(t), rest
+	}
+	ap, err := netip.ParseAddrPort(s)
+	if err != nil {
+		a, err2 := netip.ParseAddr(s)
+		if err2 != nil {
+			return "", netip.AddrPort{}, fmt.Errorf("address %q: want IP:port: %w", s, err)
+		}
+		ap = netip.AddrPortFrom(a, 5060)
+	}
+	return tp, ap, nil
+}

@@ -1,0 +1,270 @@
+package balancer
+
+import (
+	"fmt"
+	"hash/fnv"
+	"net/netip"
+	"slices"
+	"sort"
+	"strconv"
+	"sync"
+	"sync/atomic"
+)
+
+// vnodesPerWeight is the number of points each unit of weight puts on
+// the consistent-hash ring: enough that a dead Core's share spreads over
+// all the others instead of landing on one neighbour.
+const vnodesPerWeight = 160
+
+// pool is the set of Cores and the selection over them.
+type pool struct {
+	algorithm string
+	events    Events
+
+	mu    sync.RWMutex
+	cores []*Core
+	ring  []ringPoint // sorted by hash
+
+	rr atomic.Uint64
+}
+
+type ringPoint struct {
+	hash uint64
+	core *Core
+}
+
+func newPool(algorithm string, events Events) *pool {
+	return &pool{algorithm: algorithm, events: events}
+}
+
+func (p *pool) emit(kind, core, reason string) {
+	if p.events != nil {
+		p.events.Event(kind, core, reason)
+	}
+}
+
+func hash64(s string) uint64 {
+	h := fnv.New64a()
+	h.Write([]byte(s))
+	x := h.Sum64()
+	// fnv's low bits mix poorly for similar keys: finalise (splitmix64).
+	x ^= x >> 30
+	x *= 0xbf58476d1ce4e5b9
+	x ^= x >> 27
+	x *= 0x94d049bb133111eb
+	x ^= x >> 31
+	return x
+}
+
+// rebuild recomputes the hash ring; p.mu held for writing.
+func (p *pool) rebuild() {
+	p.ring = p.ring[:0]
+	for _, c := range p.cores {
+		for i := 0; i < vnodesPerWeight*c.weight; i++ {
+			p.ring = append(p.ring, ringPoint{hash64(c.name + "#" + strconv.Itoa(i)), c})
+		}
+	}
+	sort.Slice(p.ring, func(i, j int) bool { return p.ring[i].hash < p.ring[j].hash })
+}
+
+func (p *pool) add(cfg CoreConfig) (*Core, error) {
+	c, err := newCore(cfg)
+	if err != nil {
+		return nil, err
+	}
+	p.mu.Lock()
+	for _, o := range p.cores {
+		if o.name == c.name {
+			p.mu.Unlock()
+			return nil, fmt.Errorf("core %q exists", c.name)
+		}
+	}
+	p.cores = append(p.cores, c)
+	p.rebuild()
+	p.mu.Unlock()
+	return c, nil
+}
+
+func (p *pool) remove(name string) (*Core, error) {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	for i, c := range p.cores {
+		if c.name == name {
+			p.cores = slices.Delete(p.cores, i, i+1)
+			p.rebuild()
+			return c, nil
+		}
+	}
+	return nil, fmt.Errorf("no core %q", name)
+}
+
+func (p *pool) get(name string) *Core {
+	p.mu.RLock()
+	defer p.mu.RUnlock()
+	for _, c := range p.cores {
+		if c.name == name {
+			return c
+		}
+	}
+	return nil
+}
+
+func (p *pool) list() []*Core {
+	p.mu.RLock()
+	defer p.mu.RUnlock()
+	return slices.Clone(p.cores)
+}
+
+// byAddr finds the Core at a transport address (for in-dialog requests
+// and responses whose Core is not otherwise known).
+func (p *pool) byAddr(a netip.AddrPort) *Core {
+	p.mu.RLock()
+	defer p.mu.RUnlock()
+	for _, c := range p.cores {
+		if c.addr == a {
+			return c
+		}
+	}
+	return nil
+}
+
+// eligible reports whether c may take a new call at the given tier:
+// tier 0 takes only active Cores, tier 1 also trying ones.
+func eligible(c *Core, tier int, exclude []*Core) bool {
+	s := c.State()
+	if s != StateActive && (tier == 0 || s != StateTrying) {
+		return false
+	}
+	if c.full() {
+		return false
+	}
+	return !slices.Contains(exclude, c)
+}
+
+// pick chooses a Core for a new call, or nil when every Core is full,
+// down or excluded.
+func (p *pool) pick(callID string, exclude []*Core) *Core {
+	p.mu.Lock() // weighted round robin mutates per-core state
+	defer p.mu.Unlock()
+	for tier := 0; tier < 2; tier++ {
+		var c *Core
+		switch p.algorithm {
+		case Weighted:
+			c = p.pickWeighted(tier, exclude)
+		case LeastLoad:
+			c = p.pickLeastLoad(tier, exclude)
+		case CallHash:
+			c = p.pickHash(callID, tier, exclude)
+		default:
+			c = p.pickRoundRobin(tier, exclude)
+		}
+		if c != nil {
+			return c
+		}
+	}
+	return nil
+}
+
+func (p *pool) pickRoundRobin(tier int, exclude []*Core) *Core {
+	n := len(p.cores)
+	if n == 0 {
+		return nil
+	}
+	start := int(p.rr.Add(1) % uint64(n))
+	for i := 0; i < n; i++ {
+		c := p.cores[(start+i)%n]
+		if eligible(c, tier, exclude) {
+			return c
+		}
+	}
+	return nil
+}
+
+// pickWeighted is nginx's smooth weighted round robin.
+func (p *pool) pickWeighted(tier int, exclude []*Core) *Core {
+	var best *Core
+	total := 0
+	for _, c := range p.cores {
+		if !eligible(c, tier, exclude) {
+			continue
+		}
+		c.swrr += c.weight
+		total += c.weight
+		if best == nil || c.swrr > best.swrr {
+			best = c
+		}
+	}
+	if best != nil {
+		best.swrr -= total
+	}
+	return best
+}
+
+// pickLeastLoad takes the Core with the largest free slot (max_calls minus
+// its calls; unlimited Cores count as having 1<<20 slots per weight), ties
+// broken by fewest calls, then in turn.
+func (p *pool) pickLeastLoad(tier int, exclude []*Core) *Core {
+	n := len(p.cores)
+	if n == 0 {
+		return nil
+	}
+	start := int(p.rr.Add(1) % uint64(n))
+	var best *Core
+	var bestFree, bestLoad int64
+	for i := 0; i < n; i++ {
+		c := p.cores[(start+i)%n]
+		if !eligible(c, tier, exclude) {
+			continue
+		}
+		load := c.load()
+		m := c.maxCalls.Load()
+		if m == 0 {
+			m = int64(c.weight) << 20
+		}
+		free := m - load
+		if best == nil || free > bestFree || (free == bestFree && load < bestLoad) {
+			best, bestFree, bestLoad = c, free, load
+		}
+	}
+	return best
+}
+
+// pickHash walks the consistent-hash ring from the Call-ID's point to the
+// first eligible Core.
+func (p *pool) pickHash(callID string, tier int, exclude []*Core) *Core {
+	if len(p.ring) == 0 {
+		return nil
+	}
+	h := hash64(callID)
+	i := sort.Search(len(p.ring), func(i int) bool { return p.ring[i].hash >= h })
+	for k := 0; k < len(p.ring); k++ {
+		c := p.ring[(i+k)%len(p.ring)].core
+		if eligible(c, tier, exclude) {
+			return c
+		}
+	}
+	return nil
+}
+
+// setAdmin changes a Core's administrative state.
+func (p *pool) setAdmin(name string, admin int) error {
+	c := p.get(name)
+	if c == nil {
+		return fmt.Errorf("no core %q", name)
+	}
+	c.mu.Lock()
+	c.admin = admin
+	old, now := c.recompute()
+	c.mu.Unlock()
+	if old != now {
+		switch admin {
+		case adminDisabled:
+			p.emit(EventCoreDisabled, name, "operator")
+		case adminDraining:
+			p.emit(EventCoreDraining, name, "operator")
+		default:
+			p.emit(EventCoreEnabled, name, "operator")
+		}
+	}
+	return nil
+}

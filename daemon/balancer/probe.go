@@ -1,0 +1,163 @@
+package balancer
+
+import (
+	"bytes"
+	"fmt"
+	"slices"
+	"strconv"
+	"sync"
+	"time"
+
+	"github.com/emiago/sipgo/sip"
+)
+
+// probe is one OPTIONS probe in flight.
+type probe struct {
+	core *Core
+	sent time.Time
+	t    *timer
+}
+
+type probeTable struct {
+	mu sync.Mutex
+	m  map[string]*probe
+}
+
+// probeLoop sends OPTIONS to every Core each interval, from the UDP
+// listener (TCP Cores over their connection), so replies come back
+// through the normal workers.
+func (b *Balancer) probeLoop() {
+	defer b.wg.Done()
+	tk := time.NewTicker(b.opt.Probe.Interval)
+	defer tk.Stop()
+	b.probeAll()
+	for {
+		select {
+		case <-b.stop:
+			return
+		case <-tk.C:
+			b.probeAll()
+		}
+	}
+}
+
+func (b *Balancer) probeAll() {
+	for _, c := range b.pool.list() {
+		b.sendProbe(c)
+	}
+}
+
+func (b *Balancer) sendProbe(c *Core) {
+	out := b.udpOut
+	if c.transport == "tcp" {
+		out = b.tcpOut
+	}
+	if out == nil {
+		return
+	}
+	n := b.seq.Add(1)
+	branch := b.probePrefix + strconv.FormatUint(n, 36)
+	host := out.addr.String()
+	var buf bytes.Buffer
+	fmt.Fprintf(&buf, "OPTIONS sip:%s SIP/2.0\r\n", c.addr)
+	fmt.Fprintf(&buf, "Via: SIP/2.0/%s %s;branch=%s;rport\r\n", out.viaTp, host, branch)
+	fmt.Fprintf(&buf, "Max-Forwards: 70\r\nFrom: <sip:sipedge@%s>;tag=%s\r\nTo: <sip:%s>\r\n", host, branch[len(sip.RFC3261BranchMagicCookie):], c.addr)
+	fmt.Fprintf(&buf, "Call-ID: %s@%s\r\nCSeq: %d OPTIONS\r\nUser-Agent: sipedge\r\nAccept: application/sdp\r\nContent-Length: 0\r\n\r\n", branch, host, n&0x7fffffff)
+	p := &probe{core: c, sent: time.Now()}
+	b.probes.mu.Lock()
+	b.probes.m[branch] = p
+	b.probes.mu.Unlock()
+	p.t = b.wheel.after(b.opt.Probe.Timeout, func() {
+		b.probes.mu.Lock()
+		_, pending := b.probes.m[branch]
+		delete(b.probes.m, branch)
+		b.probes.mu.Unlock()
+		if pending {
+			b.probeResult(c, false, 0, 0, "no reply to OPTIONS within "+b.opt.Probe.Timeout.String())
+		}
+	})
+	if err := b.send(c.transport, c.addr, buf.Bytes(), nil); err != nil {
+		b.log.Debug("probe send", "core", c.name, "err", err)
+	}
+}
+
+func (b *Balancer) onProbeResponse(branch string, res *sip.Response) {
+	if res.StatusCode < 200 {
+		return
+	}
+	b.probes.mu.Lock()
+	p, ok := b.probes.m[branch]
+	delete(b.probes.m, branch)
+	b.probes.mu.Unlock()
+	if !ok {
+		return
+	}
+	p.t.Stop()
+	okCode := slices.Contains(b.opt.Probe.Codes, res.StatusCode)
+	reason := ""
+	if !okCode {
+		reason = fmt.Sprintf("OPTIONS answered %d %s", res.StatusCode, res.Reason)
+	}
+	b.probeResult(p.core, okCode, res.StatusCode, time.Since(p.sent), reason)
+}
+
+// probeResult applies one probe outcome with hysteresis: down after
+// down_after consecutive failures, up after up_after consecutive
+// successes. The latency EWMA weighs each new sample 1/5.
+func (b *Balancer) probeResult(c *Core, ok bool, code int, rtt time.Duration, reason string) {
+	c.mu.Lock()
+	c.lastProbe, c.lastCode = time.Now(), code
+	if ok {
+		c.fails = 0
+		c.suspect = false
+		c.succs++
+		if !c.up && c.succs >= b.opt.Probe.UpAfter {
+			c.up = true
+		}
+		if old := c.latency.Load(); old == 0 {
+			c.latency.Store(int64(rtt))
+		} else {
+			c.latency.Store(old + (int64(rtt)-old)/5)
+		}
+	} else {
+		c.succs = 0
+		c.fails++
+		if c.up && c.fails >= b.opt.Probe.DownAfter {
+			c.up = false
+		}
+	}
+	old, now := c.recompute()
+	succs := c.succs
+	c.mu.Unlock()
+	if old == now {
+		return
+	}
+	switch {
+	case now == StateInactive:
+		b.log.Warn("core down", "core", c.name, "reason", reason)
+		b.pool.emit(EventCoreDown, c.name, reason)
+	case old == StateInactive && now == StateActive:
+		r := fmt.Sprintf("%d consecutive OPTIONS replies", succs)
+		b.log.Info("core up", "core", c.name, "reason", r)
+		b.pool.emit(EventCoreUp, c.name, r)
+	case now == StateTrying:
+		b.pool.emit(EventCoreTrying, c.name, reason)
+	case old == StateTrying && now == StateActive:
+		b.pool.emit(EventCoreUp, c.name, "OPTIONS answered again")
+	}
+}
+
+// suspect marks an active Core trying after a passive failure (an INVITE
+// attempt that got no answer): it is used only when no active Core is
+// left until a probe succeeds. Probes alone take a Core down, so the
+// balancer's own overload cannot mark a healthy Core dead.
+func (b *Balancer) suspect(c *Core, reason string) {
+	c.mu.Lock()
+	c.suspect = true
+	old, now := c.recompute()
+	c.mu.Unlock()
+	if old != now && now == StateTrying {
+		b.log.Info("core suspect", "core", c.name, "reason", reason)
+		b.pool.emit(EventCoreTrying, c.name, reason)
+	}
+}

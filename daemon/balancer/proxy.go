@@ -1,0 +1,939 @@
+package balancer
+
+import (
+	"bytes"
+	"context"
+	"fmt"
+	"net"
+	"net/netip"
+	"strconv"
+	"strings"
+	"sync"
+	"time"
+
+	"github.com/emiago/sipgo/sip"
+)
+
+// RFC 3261 timer base values.
+const (
+	t1 = 500 * time.Millisecond
+	t2 = 4 * time.Second
+)
+
+// serverTx is the caller-facing side of a proxied transaction, and owns
+// its client side (one attempt at a time: serial failover). Its mutex
+// guards both; timers and workers take it.
+type serverTx struct {
+	mu     sync.Mutex
+	key    string
+	method sip.RequestMethod
+	callID string
+	lis    *listener
+	conn   *tcpConn
+	dst    netip.AddrPort // where responses go
+	hdr    []byte         // Via..., From, Call-ID, CSeq lines for our own responses
+	toLine string         // To line as received
+	toTag  string         // tag for our own non-100 responses ("" = request had one)
+
+	req         *sip.Request // request being forwarded; nil once final
+	via         *sip.ViaHeader
+	rrs         int // Record-Routes we added
+	recordRoute bool
+	toCore      bool // routed to a Core chosen from the pool (failover allowed)
+	invite      bool // initial INVITE: counted in the dialog table
+	tried       []*Core
+	client      *clientTx
+	branches    []string
+	cancelled   bool
+	final       bool
+	finalCode   int
+	lastResp    []byte
+
+	// pieces for requests the proxy builds toward the Core (ACK, CANCEL)
+	ruri   string
+	fwdHdr string // Route lines, From, Call-ID lines as forwarded
+	cseq   uint32
+}
+
+// clientTx is one attempt toward a Core or the next hop.
+type clientTx struct {
+	branch      string
+	st          *serverTx
+	core        *Core
+	transport   string
+	dst         netip.AddrPort
+	viaLine     string
+	data        []byte
+	provisional bool
+	done        bool // final received, or the attempt abandoned
+	cancelSent  bool
+	cancelAcked bool
+	retransT    *timer
+	attemptT    *timer
+	timerC      *timer
+	interval    time.Duration
+}
+
+var bufPool = sync.Pool{New: func() any { return new(bytes.Buffer) }}
+
+func render(m sip.Message) []byte {
+	buf := bufPool.Get().(*bytes.Buffer)
+	buf.Reset()
+	m.StringWrite(buf)
+	out := bytes.Clone(buf.Bytes())
+	if buf.Cap() <= 64<<10 {
+		bufPool.Put(buf)
+	}
+	return out
+}
+
+func headerLine(buf *bytes.Buffer, h sip.Header) {
+	if h == nil {
+		return
+	}
+	h.StringWrite(buf)
+	buf.WriteString("\r\n")
+}
+
+// responder holds what our own responses to a request need.
+type responder struct {
+	hdr    []byte
+	toLine string
+	toTag  string
+}
+
+func newResponder(req *sip.Request) responder {
+	var buf bytes.Buffer
+	for _, h := range req.Headers() {
+		if _, ok := h.(*sip.ViaHeader); ok {
+			headerLine(&buf, h)
+		}
+	}
+	if f := req.From(); f != nil {
+		headerLine(&buf, f)
+	}
+	if c := req.CallID(); c != nil {
+		headerLine(&buf, c)
+	}
+	if c := req.CSeq(); c != nil {
+		headerLine(&buf, c)
+	}
+	r := responder{hdr: buf.Bytes()}
+	if to := req.To(); to != nil {
+		r.toLine = to.String()
+		if !to.Params.Has("tag") {
+			r.toTag = "sb" + strconv.FormatUint(uint64(hash64(r.toLine+string(r.hdr))), 36)
+		}
+	}
+	return r
+}
+
+func (r responder) response(code int, reason, extra string) []byte {
+	var buf bytes.Buffer
+	buf.Grow(len(r.hdr) + len(r.toLine) + len(extra) + 96)
+	buf.WriteString("SIP/2.0 ")
+	buf.WriteString(strconv.Itoa(code))
+	buf.WriteByte(' ')
+	buf.WriteString(reason)
+	buf.WriteString("\r\n")
+	buf.Write(r.hdr)
+	if r.toLine != "" {
+		buf.WriteString(r.toLine)
+		if code > 100 && r.toTag != "" {
+			buf.WriteString(";tag=")
+			buf.WriteString(r.toTag)
+		}
+		buf.WriteString("\r\n")
+	}
+	buf.WriteString(extra)
+	buf.WriteString("Server: sipedge\r\nContent-Length: 0\r\n\r\n")
+	return buf.Bytes()
+}
+
+// fillReceived adds received and rport to the top Via (RFC 3261 18.2.1,
+// RFC 3581 4).
+func fillReceived(via *sip.ViaHeader, src netip.AddrPort) {
+	if via.Params == nil {
+		via.Params = sip.NewParams()
+	}
+	ip := src.Addr().String()
+	if via.Host != ip {
+		via.Params.Add("received", ip)
+	}
+	if v, ok := via.Params.Get("rport"); ok && v == "" {
+		via.Params.Add("rport", strconv.Itoa(int(src.Port())))
+	}
+}
+
+// replyAddr is where responses to a request go: the source address when
+// rport was asked for (or on a stream), else the received IP and the
+// port from the Via's sent-by.
+func replyAddr(via *sip.ViaHeader, src netip.AddrPort, stream bool) netip.AddrPort {
+	if stream || via.Params.Has("rport") {
+		return src
+	}
+	port := via.Port
+	if port == 0 {
+		port = 5060
+	}
+	return netip.AddrPortFrom(src.Addr(), uint16(port))
+}
+
+func txKey(branch string, via *sip.ViaHeader, method sip.RequestMethod, req *sip.Request) string {
+	if method == sip.ACK {
+		method = sip.INVITE
+	}
+	if strings.HasPrefix(branch, sip.RFC3261BranchMagicCookie) {
+		return branch + "|" + via.Host + ":" + strconv.Itoa(via.Port) + "|" + string(method)
+	}
+	// RFC 2543 peer: fall back on the dialog identifiers.
+	tag, _ := req.From().Params.Get("tag")
+	return "2543|" + string(*req.CallID()) + "|" + tag + "|" + strconv.FormatUint(uint64(req.CSeq().SeqNo), 10) + "|" + string(method)
+}
+
+// handle is one worker's processing of one message.
+func (b *Balancer) handle(in inbound) {
+	defer func() {
+		if r := recover(); r != nil {
+			b.stats.Panics.Add(1)
+			b.log.Error("message handling panicked", "panic", r, "src", in.src)
+		}
+	}()
+	b.stats.Received.Add(1)
+	if len(in.data) > b.opt.MaxMessageBytes {
+		b.stats.TooLarge.Add(1)
+		b.refuseLarge(in)
+		return
+	}
+	msg, err := b.parser.ParseSIP(in.data)
+	if err != nil {
+		b.stats.Malformed.Add(1)
+		if req, ok := msg.(*sip.Request); ok && rawRequestStart(in.data) && req.Method != sip.ACK {
+			if via := req.Via(); via != nil && via.Host != "" {
+				b.replyStateless(in, req, 400, malformedReason(err), "")
+			}
+		}
+		return
+	}
+	switch m := msg.(type) {
+	case *sip.Request:
+		if ie := validateRequest(m); ie != nil {
+			b.stats.Malformed.Add(1)
+			if ie.code != 0 && m.Method != sip.ACK {
+				b.replyStateless(in, m, ie.code, ie.reason, "")
+			}
+			return
+		}
+		b.onRequest(in, m)
+	case *sip.Response:
+		if !validResponse(m) {
+			b.stats.Malformed.Add(1)
+			return
+		}
+		b.onResponse(in, m)
+	}
+}
+
+// refuseLarge answers 513 when the oversized message's headers can be
+// read, else drops it.
+func (b *Balancer) refuseLarge(in inbound) {
+	if !rawRequestStart(in.data) {
+		return
+	}
+	msg, _, err := b.parser.ParseHeaders(in.data, false)
+	req, ok := msg.(*sip.Request)
+	if err != nil || !ok || validateRequest(req) != nil || req.Method == sip.ACK {
+		return
+	}
+	b.replyStateless(in, req, 513, "Message Too Large", "")
+}
+
+func (b *Balancer) replyStateless(in inbound, req *sip.Request, code int, reason, extra string) {
+	via := req.Via()
+	fillReceived(via, in.src)
+	r := newResponder(req)
+	dst := replyAddr(via, in.src, in.conn != nil)
+	if err := b.send(in.lis.transport, dst, r.response(code, reason, extra), in.conn); err != nil {
+		b.log.Debug("reply", "err", err)
+	}
+	if code >= 400 {
+		b.stats.countReply(code)
+	}
+}
+
+func (b *Balancer) sendUp(st *serverTx, data []byte) {
+	if err := b.send(st.lis.transport, st.dst, data, st.conn); err != nil {
+		b.log.Debug("send upstream", "dst", st.dst, "err", err)
+	}
+}
+
+func (b *Balancer) onRequest(in inbound, req *sip.Request) {
+	via := req.Via()
+	fillReceived(via, in.src)
+	branch, _ := via.Params.Get("branch")
+	switch req.Method {
+	case sip.ACK:
+		b.onAck(in, req, branch)
+		return
+	case sip.CANCEL:
+		b.onCancel(in, req, branch)
+		return
+	}
+	key := txKey(branch, via, req.Method, req)
+	if st, ok := b.stx.get(key); ok {
+		b.stats.Retransmissions.Add(1)
+		st.mu.Lock()
+		if st.lastResp != nil {
+			b.sendUp(st, st.lastResp)
+		}
+		st.mu.Unlock()
+		return
+	}
+	r := newResponder(req)
+	st := &serverTx{key: key, method: req.Method, callID: string(*req.CallID()), lis: in.lis, conn: in.conn,
+		dst: replyAddr(via, in.src, in.conn != nil), hdr: r.hdr, toLine: r.toLine, toTag: r.toTag, req: req}
+	st.mu.Lock()
+	defer st.mu.Unlock()
+	b.stx.put(key, st)
+	if req.Method == sip.INVITE {
+		st.lastResp = st.responder().response(100, "Trying", "")
+		b.sendUp(st, st.lastResp)
+	}
+
+	// Max-Forwards (RFC 3261 16.3 step 3 / 16.6 step 3).
+	if mf := req.MaxForwards(); mf == nil {
+		m := sip.MaxForwardsHeader(70)
+		req.AppendHeader(&m)
+	} else if *mf == 0 {
+		if req.Method == sip.OPTIONS && b.isLocalURI(&req.Recipient) {
+			b.finish(st, 200, "OK", "Allow: INVITE, ACK, CANCEL, BYE, OPTIONS\r\n")
+			return
+		}
+		b.finish(st, 483, "Too Many Hops", "")
+		return
+	} else {
+		mf.Dec()
+	}
+
+	b.stripOwnRoutes(req)
+	hasToTag := req.To().Params.Has("tag")
+	if route := req.Route(); route != nil || hasToTag {
+		// Pre-routed or in-dialog: loose routing to the next hop.
+		var tp string
+		var dst netip.AddrPort
+		var err error
+		if route != nil {
+			tp, dst, err = b.resolve(&route.Address)
+		} else if b.isLocalURI(&req.Recipient) {
+			// Addressed to us with no route: the dialog's Core, if known.
+			if c := b.dialogs.coreOf(st.callID); c != nil {
+				tp, dst = c.transport, c.addr
+			} else {
+				err = fmt.Errorf("no route")
+			}
+		} else {
+			tp, dst, err = b.resolve(&req.Recipient)
+		}
+		if err != nil || b.isLocal(dst) {
+			b.finish(st, 404, "Not Found", "")
+			return
+		}
+		if req.Method == sip.BYE {
+			b.dialogs.end(st.callID, "bye")
+		} else {
+			b.dialogs.touch(st.callID)
+		}
+		b.attempt(st, nil, tp, dst)
+		return
+	}
+	if req.Method == sip.OPTIONS && b.isLocalURI(&req.Recipient) && req.Recipient.User == "" {
+		b.finish(st, 200, "OK", "Allow: INVITE, ACK, CANCEL, BYE, OPTIONS\r\n")
+		return
+	}
+	// A new call or out-of-dialog request: choose a Core.
+	c := b.pool.pick(st.callID, nil)
+	if c == nil {
+		b.stats.NoCore.Add(1)
+		b.finish(st, 503, "Service Unavailable", "Retry-After: "+strconv.Itoa(b.opt.RetryAfter)+"\r\n")
+		return
+	}
+	st.toCore = true
+	switch req.Method {
+	case sip.INVITE, sip.SUBSCRIBE, sip.REFER, sip.NOTIFY:
+		st.recordRoute = true
+	}
+	if req.Method == sip.INVITE {
+		st.invite = true
+		b.stats.Calls.Add(1)
+		b.dialogs.create(st.callID, c)
+	}
+	b.attempt(st, c, c.transport, c.addr)
+}
+
+func (st *serverTx) responder() responder {
+	return responder{hdr: st.hdr, toLine: st.toLine, toTag: st.toTag}
+}
+
+// attempt forwards st's request to one destination (a Core when c is not
+// nil); st.mu held.
+func (b *Balancer) attempt(st *serverTx, c *Core, tp string, dst netip.AddrPort) {
+	if c != nil {
+		st.tried = append(st.tried, c)
+		c.routed.Add(1)
+	}
+	out := b.udpOut
+	if tp == "tcp" {
+		out = b.tcpOut
+	}
+	if out == nil {
+		b.finish(st, 503, "Service Unavailable", "")
+		return
+	}
+	req := st.req
+	branch := b.newBranch()
+	if st.via == nil {
+		st.via = &sip.ViaHeader{ProtocolName: "SIP", ProtocolVersion: "2.0", Params: sip.NewParams()}
+		req.PrependHeader(st.via)
+	}
+	st.via.Transport, st.via.Host, st.via.Port = out.viaTp, out.addr.Addr().String(), int(out.addr.Port())
+	st.via.Params.Add("branch", branch)
+	if st.recordRoute {
+		for ; st.rrs > 0; st.rrs-- {
+			req.RemoveHeader("Record-Route")
+		}
+		req.PrependHeader(&sip.RecordRouteHeader{Address: st.lis.rrURI})
+		st.rrs = 1
+		if out != st.lis {
+			req.PrependHeader(&sip.RecordRouteHeader{Address: out.rrURI})
+			st.rrs = 2
+		}
+		// The Record-Route must follow our Via: PrependHeader put it on top.
+		b.moveViaFirst(req)
+	}
+	if st.ruri == "" {
+		st.ruri = req.Recipient.String()
+		st.cseq = req.CSeq().SeqNo
+		var hb bytes.Buffer
+		for _, h := range req.Headers() {
+			if _, ok := h.(*sip.RouteHeader); ok {
+				headerLine(&hb, h)
+			}
+		}
+		headerLine(&hb, req.From())
+		headerLine(&hb, req.CallID())
+		st.fwdHdr = hb.String()
+	}
+	ct := &clientTx{branch: branch, st: st, core: c, transport: tp, dst: dst, viaLine: st.via.String(), data: render(req), interval: t1}
+	st.client = ct
+	st.branches = append(st.branches, branch)
+	b.ctx.put(branch, ct)
+	b.stats.Forwarded.Add(1)
+	if err := b.send(tp, dst, ct.data, nil); err != nil {
+		b.log.Debug("forward", "dst", dst, "err", err)
+	}
+	if tp == "udp" {
+		ct.retransT = b.wheel.after(ct.interval, func() { b.retransmit(ct) })
+	}
+	timeout := b.opt.NonInviteTimeout
+	switch {
+	case st.toCore:
+		timeout = b.opt.Retry.AttemptTimeout
+	case st.method == sip.INVITE:
+		timeout = 64 * t1 // Timer B
+	}
+	ct.attemptT = b.wheel.after(timeout, func() { b.attemptTimeout(ct) })
+}
+
+// moveViaFirst puts our Via (the first Via) back at the top of the header
+// list after Record-Routes were prepended.
+func (b *Balancer) moveViaFirst(req *sip.Request) {
+	hs := req.Headers()
+	for i, h := range hs {
+		if _, ok := h.(*sip.ViaHeader); ok {
+			if i > 0 {
+				copy(hs[1:i+1], hs[:i])
+				hs[0] = h
+			}
+			return
+		}
+	}
+}
+
+func (b *Balancer) retransmit(ct *clientTx) {
+	st := ct.st
+	st.mu.Lock()
+	defer st.mu.Unlock()
+	if ct.done || ct.provisional || st.client != ct {
+		return
+	}
+	b.stats.Retransmitted.Add(1)
+	b.send(ct.transport, ct.dst, ct.data, nil)
+	ct.interval *= 2
+	if st.method != sip.INVITE && ct.interval > t2 {
+		ct.interval = t2
+	}
+	ct.retransT = b.wheel.after(ct.interval, func() { b.retransmit(ct) })
+}
+
+// attemptTimeout: the destination did not answer at all (Timer B/F, or
+// the per-attempt timer toward a Core): fail over or answer 408.
+func (b *Balancer) attemptTimeout(ct *clientTx) {
+	st := ct.st
+	st.mu.Lock()
+	defer st.mu.Unlock()
+	if ct.done || st.client != ct || (ct.provisional && st.method == sip.INVITE) {
+		return
+	}
+	ct.done = true
+	ct.retransT.Stop()
+	b.stats.AttemptTimeouts.Add(1)
+	if ct.core != nil {
+		ct.core.failovers.Add(1)
+		b.suspect(ct.core, "no answer within attempt_timeout")
+	}
+	if st.final {
+		return
+	}
+	if st.cancelled {
+		b.finish(st, 487, "Request Terminated", "")
+		return
+	}
+	if next := b.nextCore(st); next != nil {
+		b.stats.Failovers.Add(1)
+		if st.invite {
+			b.dialogs.create(st.callID, next)
+		}
+		b.attempt(st, next, next.transport, next.addr)
+		return
+	}
+	b.finish(st, 408, "Request Timeout", "")
+}
+
+func (b *Balancer) nextCore(st *serverTx) *Core {
+	if !st.toCore || len(st.tried) >= b.opt.Retry.MaxTries {
+		return nil
+	}
+	return b.pool.pick(st.callID, st.tried)
+}
+
+// timerC fires when a proceeding INVITE rang too long: CANCEL the branch
+// and answer 408.
+func (b *Balancer) timerC(ct *clientTx) {
+	st := ct.st
+	st.mu.Lock()
+	defer st.mu.Unlock()
+	if ct.done || st.client != ct || st.final {
+		return
+	}
+	b.sendCancel(ct)
+	b.finish(st, 408, "Request Timeout", "")
+}
+
+// finish sends our own final response upstream; st.mu held.
+func (b *Balancer) finish(st *serverTx, code int, reason, extra string) {
+	if st.final {
+		return
+	}
+	st.final, st.finalCode = true, code
+	st.lastResp = st.responder().response(code, reason, extra)
+	b.sendUp(st, st.lastResp)
+	b.stats.countReply(code)
+	if st.invite {
+		reason := "failed"
+		if code == 487 {
+			reason = "cancelled"
+		}
+		b.dialogs.end(st.callID, reason)
+	}
+	b.completed(st)
+}
+
+// completed drops the request and lets the transaction linger to absorb
+// retransmissions; st.mu held.
+func (b *Balancer) completed(st *serverTx) {
+	st.req, st.via = nil, nil
+	b.wheel.after(b.opt.TxLinger, func() {
+		b.stx.del(st.key)
+		st.mu.Lock()
+		branches := st.branches
+		if c := st.client; c != nil {
+			c.timerC.Stop()
+			c.attemptT.Stop()
+			c.retransT.Stop()
+		}
+		st.mu.Unlock()
+		for _, br := range branches {
+			b.ctx.del(br)
+		}
+	})
+}
+
+// buildToCore renders a request the proxy itself sends on ct's branch
+// (ACK for a non-2xx final, CANCEL).
+func (st *serverTx) buildToCore(method string, ct *clientTx, toLine string) []byte {
+	var buf bytes.Buffer
+	buf.WriteString(method)
+	buf.WriteByte(' ')
+	buf.WriteString(st.ruri)
+	buf.WriteString(" SIP/2.0\r\n")
+	buf.WriteString(ct.viaLine)
+	buf.WriteString("\r\n")
+	buf.WriteString(st.fwdHdr)
+	buf.WriteString(toLine)
+	buf.WriteString("\r\nCSeq: ")
+	buf.WriteString(strconv.FormatUint(uint64(st.cseq), 10))
+	buf.WriteByte(' ')
+	buf.WriteString(method)
+	buf.WriteString("\r\nMax-Forwards: 70\r\nContent-Length: 0\r\n\r\n")
+	return buf.Bytes()
+}
+
+// sendCancel CANCELs ct's branch and retransmits the CANCEL over UDP
+// until it is answered; st.mu held.
+func (b *Balancer) sendCancel(ct *clientTx) {
+	if ct.cancelSent {
+		return
+	}
+	ct.cancelSent = true
+	data := ct.st.buildToCore("CANCEL", ct, ct.st.toLine)
+	b.send(ct.transport, ct.dst, data, nil)
+	b.stats.CancelsSent.Add(1)
+	if ct.transport != "udp" {
+		return
+	}
+	var again func(d time.Duration, n int)
+	again = func(d time.Duration, n int) {
+		b.wheel.after(d, func() {
+			ct.st.mu.Lock()
+			defer ct.st.mu.Unlock()
+			if ct.cancelAcked || n == 0 {
+				return
+			}
+			b.send(ct.transport, ct.dst, data, nil)
+			again(d*2, n-1)
+		})
+	}
+	again(t1, 4)
+}
+
+func (b *Balancer) onCancel(in inbound, req *sip.Request, branch string) {
+	st, ok := b.stx.get(txKey(branch, req.Via(), sip.INVITE, req))
+	if !ok {
+		b.replyStateless(in, req, 481, "Call/Transaction Does Not Exist", "")
+		return
+	}
+	b.replyStateless(in, req, 200, "OK", "")
+	st.mu.Lock()
+	defer st.mu.Unlock()
+	if st.final || st.cancelled {
+		return
+	}
+	st.cancelled = true
+	ct := st.client
+	switch {
+	case ct == nil || ct.done:
+		b.finish(st, 487, "Request Terminated", "")
+	case ct.provisional:
+		b.sendCancel(ct)
+	}
+	// else: CANCEL goes out when the first provisional arrives, or 487
+	// when the attempt times out.
+}
+
+func (b *Balancer) onAck(in inbound, req *sip.Request, branch string) {
+	if st, ok := b.stx.get(txKey(branch, req.Via(), sip.ACK, req)); ok {
+		st.mu.Lock()
+		absorb := st.final && st.finalCode >= 300
+		st.mu.Unlock()
+		if absorb {
+			return // hop-by-hop ACK for a non-2xx final
+		}
+	}
+	b.forwardStateless(in, req)
+}
+
+// forwardStateless forwards an end-to-end ACK (for a 2xx) along its route
+// with a branch derived from the incoming one, so its retransmissions
+// keep the same branch.
+func (b *Balancer) forwardStateless(in inbound, req *sip.Request) {
+	if mf := req.MaxForwards(); mf != nil {
+		if *mf == 0 {
+			return
+		}
+		mf.Dec()
+	}
+	b.stripOwnRoutes(req)
+	var tp string
+	var dst netip.AddrPort
+	var err error
+	if r := req.Route(); r != nil {
+		tp, dst, err = b.resolve(&r.Address)
+	} else if b.isLocalURI(&req.Recipient) {
+		c := b.dialogs.coreOf(string(*req.CallID()))
+		if c == nil {
+			return
+		}
+		tp, dst = c.transport, c.addr
+	} else {
+		tp, dst, err = b.resolve(&req.Recipient)
+	}
+	if err != nil || b.isLocal(dst) {
+		return
+	}
+	out := b.udpOut
+	if tp == "tcp" {
+		out = b.tcpOut
+	}
+	if out == nil {
+		return
+	}
+	ib, _ := req.Via().Params.Get("branch")
+	via := &sip.ViaHeader{ProtocolName: "SIP", ProtocolVersion: "2.0", Transport: out.viaTp,
+		Host: out.addr.Addr().String(), Port: int(out.addr.Port()), Params: sip.NewParams()}
+	via.Params.Add("branch", sip.RFC3261BranchMagicCookie+"sl"+strconv.FormatUint(hash64(ib+string(*req.CallID())), 36))
+	req.PrependHeader(via)
+	b.stats.Forwarded.Add(1)
+	b.send(tp, dst, render(req), nil)
+}
+
+func (b *Balancer) onResponse(in inbound, res *sip.Response) {
+	via := res.Via()
+	branch, _ := via.Params.Get("branch")
+	if strings.HasPrefix(branch, b.probePrefix) {
+		b.onProbeResponse(branch, res)
+		return
+	}
+	ct, ok := b.ctx.get(branch)
+	if !ok {
+		// Not ours any more: forward 2xx to INVITE statelessly (RFC 3261
+		// 16.7: retransmitted 2xx after the transaction ended).
+		if res.StatusCode >= 200 && res.StatusCode < 300 && res.CSeq().MethodName == sip.INVITE && b.isLocalVia(via) {
+			b.forwardResponseStateless(res)
+		}
+		return
+	}
+	st := ct.st
+	st.mu.Lock()
+	defer st.mu.Unlock()
+	if res.CSeq().MethodName == sip.CANCEL {
+		ct.cancelAcked = true
+		return
+	}
+	code := res.StatusCode
+	invite := st.method == sip.INVITE
+	if code < 200 {
+		if ct.done {
+			return
+		}
+		ct.retransT.Stop()
+		if invite {
+			ct.attemptT.Stop()
+			ct.provisional = true
+			ct.timerC.Stop()
+			ct.timerC = b.wheel.after(b.opt.InviteTimeout, func() { b.timerC(ct) })
+			if st.cancelled {
+				b.sendCancel(ct)
+			}
+		}
+		if code == 100 || st.final || st.client != ct {
+			return
+		}
+		res.RemoveHeader("Via")
+		st.lastResp = render(res)
+		b.sendUp(st, st.lastResp)
+		return
+	}
+	// Final response.
+	if invite && code >= 300 {
+		b.send(ct.transport, ct.dst, st.buildToCore("ACK", ct, res.To().String()), nil)
+	}
+	if ct.done || st.final {
+		if ct.done && st.client == ct && invite && code < 300 {
+			// 2xx retransmission (the caller's ACK was lost): pass it on.
+			res.RemoveHeader("Via")
+			b.sendUp(st, render(res))
+			return
+		}
+		if !ct.done {
+			ct.done = true
+			ct.timerC.Stop()
+			ct.attemptT.Stop()
+			ct.retransT.Stop()
+		}
+		if invite && code < 300 && st.client == ct {
+			// 2xx after we answered 408 on Timer C: the call is up all
+			// the same; the caller must see it (RFC 3261 16.7 step 5).
+			res.RemoveHeader("Via")
+			b.sendUp(st, render(res))
+		}
+		return
+	}
+	ct.done = true
+	ct.timerC.Stop()
+	ct.attemptT.Stop()
+	ct.retransT.Stop()
+	if st.client != ct {
+		return // a late answer on an abandoned attempt
+	}
+	if code >= 300 && st.toCore && !st.cancelled && b.retryOn(code) {
+		if ct.core != nil {
+			ct.core.failovers.Add(1)
+		}
+		if next := b.nextCore(st); next != nil {
+			b.stats.Failovers.Add(1)
+			if st.invite {
+				b.dialogs.create(st.callID, next)
+			}
+			b.attempt(st, next, next.transport, next.addr)
+			return
+		}
+	}
+	res.RemoveHeader("Via")
+	st.final, st.finalCode = true, code
+	st.lastResp = render(res)
+	b.sendUp(st, st.lastResp)
+	if code >= 400 {
+		b.stats.countReply(code)
+	}
+	if st.invite {
+		if code < 300 {
+			b.stats.Answered.Add(1)
+			if ct.core != nil {
+				ct.core.answered.Add(1)
+			}
+			b.dialogs.confirm(st.callID, sessionExpires(res))
+		} else {
+			reason := "failed"
+			if code == 487 {
+				reason = "cancelled"
+			}
+			b.dialogs.end(st.callID, reason)
+		}
+	}
+	b.completed(st)
+}
+
+func (b *Balancer) retryOn(code int) bool {
+	for _, c := range b.opt.Retry.On {
+		if c == code {
+			return true
+		}
+	}
+	return false
+}
+
+// forwardResponseStateless pops our Via and sends the response to the
+// next Via's received/rport or sent-by.
+func (b *Balancer) forwardResponseStateless(res *sip.Response) {
+	res.RemoveHeader("Via")
+	next := res.Via()
+	if next == nil {
+		return
+	}
+	host := next.Params.GetOr("received", next.Host)
+	port := next.Port
+	if rp, ok := next.Params.Get("rport"); ok && rp != "" {
+		port, _ = strconv.Atoi(rp)
+	}
+	if port == 0 {
+		port = 5060
+	}
+	ip, err := netip.ParseAddr(host)
+	if err != nil {
+		return
+	}
+	tp := "udp"
+	if strings.EqualFold(next.Transport, "tcp") {
+		tp = "tcp"
+	}
+	b.send(tp, netip.AddrPortFrom(ip.Unmap(), uint16(port)), render(res), nil)
+}
+
+func sessionExpires(res *sip.Response) time.Duration {
+	h := res.GetHeader("Session-Expires")
+	if h == nil {
+		h = res.GetHeader("x")
+	}
+	if h == nil {
+		return 0
+	}
+	v, _, _ := strings.Cut(h.Value(), ";")
+	n, err := strconv.Atoi(strings.TrimSpace(v))
+	if err != nil || n <= 0 {
+		return 0
+	}
+	return time.Duration(n) * time.Second
+}
+
+// stripOwnRoutes removes the Route entries naming this balancer from the
+// top (loose routing, RFC 3261 16.4).
+func (b *Balancer) stripOwnRoutes(req *sip.Request) {
+	for {
+		r := req.Route()
+		if r == nil || !b.isLocalURI(&r.Address) {
+			return
+		}
+		req.RemoveHeader("Route")
+	}
+}
+
+func (b *Balancer) isLocalURI(u *sip.Uri) bool {
+	ip, err := netip.ParseAddr(u.Host)
+	if err != nil {
+		return false
+	}
+	port := u.Port
+	if port == 0 {
+		port = 5060
+	}
+	return b.isLocal(netip.AddrPortFrom(ip.Unmap(), uint16(port)))
+}
+
+func (b *Balancer) isLocalVia(v *sip.ViaHeader) bool {
+	ip, err := netip.ParseAddr(v.Host)
+	if err != nil {
+		return false
+	}
+	port := v.Port
+	if port == 0 {
+		port = 5060
+	}
+	return b.isLocal(netip.AddrPortFrom(ip.Unmap(), uint16(port)))
+}
+
+func (b *Balancer) isLocal(a netip.AddrPort) bool {
+	for _, l := range b.listeners {
+		if l.addr == a {
+			return true
+		}
+	}
+	return false
+}
+
+// resolve turns a SIP URI into a transport and address (IP literal, or a
+// host name looked up with a short timeout).
+func (b *Balancer) resolve(u *sip.Uri) (string, netip.AddrPort, error) {
+	tp := "udp"
+	if t, ok := u.UriParams.Get("transport"); ok && strings.EqualFold(t, "tcp") {
+		tp = "tcp"
+	}
+	port := u.Port
+	if port == 0 {
+		port = 5060
+	}
+	ip, err := netip.ParseAddr(u.Host)
+	if err != nil {
+		ctx, cancel := context.WithTimeout(context.Background(), time.Second)
+		defer cancel()
+		ips, lerr := net.DefaultResolver.LookupNetIP(ctx, "ip4", u.Host)
+		if lerr != nil || len(ips) == 0 {
+			return "", netip.AddrPort{}, fmt.Errorf("resolve %q: %v", u.Host, lerr)
+		}
+		ip = ips[0]
+	}
+	return tp, netip.AddrPortFrom(ip.Unmap(), uint16(port)), nil
+}
+
+func (b *Balancer) newBranch() string {
+	return b.branchPrefix + strconv.FormatUint(b.seq.Add(1), 36)
+}

@@ -1,0 +1,39 @@
+package balancer
+
+import "sync/atomic"
+
+// Stats are the balancer's counters, monotonic since start. They are
+// plain atomics so the hot path pays no more than an add; metrics.go
+// exports them to Prometheus.
+type Stats struct {
+	Received        atomic.Uint64 // messages read
+	QueueDrops      atomic.Uint64 // messages dropped: worker queue full
+	Malformed       atomic.Uint64 // unparsable or invalid messages
+	TooLarge        atomic.Uint64 // messages over the size limit
+	Panics          atomic.Uint64 // recovered panics in message handling
+	Forwarded       atomic.Uint64 // requests forwarded
+	Retransmissions atomic.Uint64 // request retransmissions absorbed
+	Retransmitted   atomic.Uint64 // requests we retransmitted (UDP timers)
+	Calls           atomic.Uint64 // initial INVITEs routed to a Core
+	Answered        atomic.Uint64 // initial INVITEs answered 2xx
+	Failovers       atomic.Uint64 // attempts moved to the next Core
+	AttemptTimeouts atomic.Uint64 // attempts without any answer in time
+	NoCore          atomic.Uint64 // 503: every Core full or down
+	CancelsSent     atomic.Uint64
+	DialogsExpired  atomic.Uint64
+	SendErrors      atomic.Uint64
+	Replies4xx      atomic.Uint64 // 4xx sent upstream (ours or forwarded)
+	Replies5xx      atomic.Uint64
+	Replies6xx      atomic.Uint64
+}
+
+func (s *Stats) countReply(code int) {
+	switch {
+	case code >= 600:
+		s.Replies6xx.Add(1)
+	case code >= 500:
+		s.Replies5xx.Add(1)
+	case code >= 400:
+		s.Replies4xx.Add(1)
+	}
+}

@@ -1,0 +1,323 @@
+package balancer
+
+import (
+	"bufio"
+	"bytes"
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"net"
+	"net/netip"
+	"strconv"
+	"sync"
+	"syscall"
+	"time"
+
+	"github.com/emiago/sipgo/sip"
+)
+
+// listener is one socket the balancer listens on.
+type listener struct {
+	transport string // "udp" | "tcp"
+	addr      netip.AddrPort
+	udp       *net.UDPConn
+	tcp       *net.TCPListener
+	rrURI     sip.Uri // our Record-Route URI on this listener (;lr)
+	viaTp     string  // "UDP" | "TCP"
+}
+
+// inbound is one received message on its way to a worker.
+type inbound struct {
+	data []byte
+	src  netip.AddrPort
+	lis  *listener
+	conn *tcpConn // nil for UDP
+}
+
+// tcpConn is one TCP connection, accepted or dialled.
+type tcpConn struct {
+	c   net.Conn
+	mu  sync.Mutex // serialises writes
+	key netip.AddrPort
+}
+
+func (t *tcpConn) write(data []byte) error {
+	t.mu.Lock()
+	defer t.mu.Unlock()
+	t.c.SetWriteDeadline(time.Now().Add(2 * time.Second))
+	_, err := t.c.Write(data)
+	return err
+}
+
+func newListener(la listenAddr) *listener {
+	l := &listener{transport: la.transport, addr: la.addr, viaTp: "UDP"}
+	l.rrURI = sip.Uri{Scheme: "sip", Host: la.addr.Addr().String(), Port: int(la.addr.Port()), UriParams: sip.NewParams()}
+	if la.transport == "tcp" {
+		l.viaTp = "TCP"
+		l.rrURI.UriParams.Add("transport", "tcp")
+	}
+	l.rrURI.UriParams.Add("lr", "")
+	return l
+}
+
+func (b *Balancer) listenConfig() net.ListenConfig {
+	return net.ListenConfig{Control: func(network, address string, c syscall.RawConn) error {
+		var serr error
+		err := c.Control(func(fd uintptr) {
+			serr = tuneSocket(fd, network, b.opt.UDPReadBuffer, b.opt.UDPWriteBuffer)
+		})
+		if err != nil {
+			return err
+		}
+		return serr
+	}}
+}
+
+func (b *Balancer) open(ctx context.Context, l *listener) error {
+	lc := b.listenConfig()
+	switch l.transport {
+	case "udp":
+		pc, err := lc.ListenPacket(ctx, "udp", l.addr.String())
+		if err != nil {
+			return fmt.Errorf("listen udp %s: %w", l.addr, err)
+		}
+		l.udp = pc.(*net.UDPConn)
+	case "tcp":
+		ln, err := lc.Listen(ctx, "tcp", l.addr.String())
+		if err != nil {
+			return fmt.Errorf("listen tcp %s: %w", l.addr, err)
+		}
+		l.tcp = ln.(*net.TCPListener)
+	}
+	return nil
+}
+
+// readUDP is the one reader goroutine of a UDP socket: it copies each
+// datagram out of a reused buffer and hands it to its Call-ID's worker.
+func (b *Balancer) readUDP(l *listener) {
+	defer b.wg.Done()
+	buf := make([]byte, 65536)
+	for {
+		n, src, err := l.udp.ReadFromUDPAddrPort(buf)
+		if err != nil {
+			if errors.Is(err, net.ErrClosed) {
+				return
+			}
+			b.log.Warn("udp read", "listen", l.addr, "err", err)
+			continue
+		}
+		if n == 0 || (n <= 4 && isKeepalive(buf[:n])) {
+			continue
+		}
+		data := make([]byte, n)
+		copy(data, buf[:n])
+		b.dispatch(inbound{data: data, src: netip.AddrPortFrom(src.Addr().Unmap(), src.Port()), lis: l})
+	}
+}
+
+func isKeepalive(p []byte) bool {
+	for _, c := range p {
+		if c != '\r' && c != '\n' && c != 0 {
+			return false
+		}
+	}
+	return true
+}
+
+func (b *Balancer) acceptTCP(l *listener) {
+	defer b.wg.Done()
+	for {
+		c, err := l.tcp.Accept()
+		if err != nil {
+			if errors.Is(err, net.ErrClosed) {
+				return
+			}
+			b.log.Warn("tcp accept", "listen", l.addr, "err", err)
+			time.Sleep(10 * time.Millisecond)
+			continue
+		}
+		ap := c.RemoteAddr().(*net.TCPAddr).AddrPort()
+		tc := &tcpConn{c: c, key: netip.AddrPortFrom(ap.Addr().Unmap(), ap.Port())}
+		b.addConn(tc)
+		b.wg.Add(1)
+		go b.readTCP(l, tc)
+	}
+}
+
+func (b *Balancer) addConn(tc *tcpConn) {
+	b.connMu.Lock()
+	b.conns[tc.key] = tc
+	b.connMu.Unlock()
+}
+
+func (b *Balancer) dropConn(tc *tcpConn) {
+	b.connMu.Lock()
+	if b.conns[tc.key] == tc {
+		delete(b.conns, tc.key)
+	}
+	b.connMu.Unlock()
+	tc.c.Close()
+}
+
+// readTCP frames messages on one connection by their Content-Length.
+func (b *Balancer) readTCP(l *listener, tc *tcpConn) {
+	defer b.wg.Done()
+	defer b.dropConn(tc)
+	r := bufio.NewReaderSize(tc.c, 16384)
+	for {
+		data, err := readStreamMessage(r, b.opt.MaxMessageBytes)
+		if err != nil {
+			if !errors.Is(err, io.EOF) && !errors.Is(err, net.ErrClosed) {
+				b.stats.Malformed.Add(1)
+				b.log.Debug("tcp read", "peer", tc.key, "err", err)
+			}
+			return
+		}
+		b.dispatch(inbound{data: data, src: tc.key, lis: l, conn: tc})
+	}
+}
+
+var errStreamTooLarge = errors.New("message exceeds the size limit")
+
+// readStreamMessage reads one SIP message from a stream: headers up to the
+// blank line, then Content-Length bytes of body. Leading CRLFs
+// (keepalives) are skipped.
+func readStreamMessage(r *bufio.Reader, limit int) ([]byte, error) {
+	var msg []byte
+	cl := -1
+	for {
+		line, err := r.ReadSlice('\n')
+		if err != nil {
+			if err == bufio.ErrBufferFull {
+				return nil, errStreamTooLarge
+			}
+			return nil, err
+		}
+		if len(msg) == 0 && len(bytes.TrimRight(line, "\r\n")) == 0 {
+			continue // keepalive CRLF before a start line
+		}
+		msg = append(msg, line...)
+		if len(msg) > limit {
+			return nil, errStreamTooLarge
+		}
+		t := bytes.TrimRight(line, "\r\n")
+		if len(t) == 0 {
+			break
+		}
+		if name, val, ok := bytes.Cut(t, []byte{':'}); ok {
+			name = bytes.TrimSpace(name)
+			if bytes.EqualFold(name, []byte("Content-Length")) || bytes.EqualFold(name, []byte("l")) {
+				n, err := strconv.Atoi(string(bytes.TrimSpace(val)))
+				if err != nil || n < 0 {
+					return nil, fmt.Errorf("bad Content-Length %q", val)
+				}
+				cl = n
+			}
+		}
+	}
+	if cl < 0 {
+		cl = 0 // RFC 3261 18.3 requires it on streams; treat a missing one as empty
+	}
+	if len(msg)+cl > limit {
+		return nil, errStreamTooLarge
+	}
+	body := make([]byte, cl)
+	if _, err := io.ReadFull(r, body); err != nil {
+		return nil, err
+	}
+	return append(msg, body...), nil
+}
+
+// dispatch hands a message to the worker owning its Call-ID, or drops it
+// when that worker's queue is full (a UDP sender retransmits).
+func (b *Balancer) dispatch(in inbound) {
+	w := b.workers[callIDHash(in.data)%uint32(len(b.workers))]
+	select {
+	case w <- in:
+	default:
+		b.stats.QueueDrops.Add(1)
+	}
+}
+
+// callIDHash finds the Call-ID header in raw bytes (long or compact form)
+// and hashes its value (FNV-1a); 0 when there is none.
+func callIDHash(p []byte) uint32 {
+	for i := 0; i < len(p); {
+		j := bytes.IndexByte(p[i:], '\n')
+		if j < 0 {
+			return 0
+		}
+		line := p[i : i+j]
+		i += j + 1
+		if len(line) <= 1 { // end of headers
+			return 0
+		}
+		k := bytes.IndexByte(line, ':')
+		if k < 0 {
+			continue
+		}
+		name := bytes.TrimSpace(line[:k])
+		if bytes.EqualFold(name, []byte("Call-ID")) || (len(name) == 1 && (name[0] == 'i' || name[0] == 'I')) {
+			v := bytes.TrimSpace(line[k+1:])
+			h := uint32(2166136261)
+			for _, c := range v {
+				h ^= uint32(c)
+				h *= 16777619
+			}
+			return h
+		}
+	}
+	return 0
+}
+
+// send writes data to dst over transport, from the listener lis when it
+// fits (so that the peer sees our Via address), else from the first
+// listener of that transport.
+func (b *Balancer) send(transport string, dst netip.AddrPort, data []byte, conn *tcpConn) error {
+	if transport == "tcp" {
+		if conn == nil {
+			var err error
+			if conn, err = b.tcpConnTo(dst); err != nil {
+				return err
+			}
+		}
+		if err := conn.write(data); err != nil {
+			b.dropConn(conn)
+			return fmt.Errorf("tcp write %s: %w", dst, err)
+		}
+		return nil
+	}
+	l := b.udpOut
+	if l == nil {
+		return fmt.Errorf("no udp listener to send to %s", dst)
+	}
+	if _, err := l.udp.WriteToUDPAddrPort(data, dst); err != nil {
+		b.stats.SendErrors.Add(1)
+		return fmt.Errorf("udp write %s: %w", dst, err)
+	}
+	return nil
+}
+
+// tcpConnTo returns the connection to dst, dialling one if needed.
+func (b *Balancer) tcpConnTo(dst netip.AddrPort) (*tcpConn, error) {
+	b.connMu.Lock()
+	tc := b.conns[dst]
+	b.connMu.Unlock()
+	if tc != nil {
+		return tc, nil
+	}
+	d := net.Dialer{Timeout: time.Second}
+	if b.tcpOut != nil {
+		d.LocalAddr = &net.TCPAddr{IP: b.tcpOut.addr.Addr().AsSlice()}
+	}
+	c, err := d.Dial("tcp", dst.String())
+	if err != nil {
+		return nil, fmt.Errorf("tcp dial %s: %w", dst, err)
+	}
+	tc = &tcpConn{c: c, key: dst}
+	b.addConn(tc)
+	b.wg.Add(1)
+	go b.readTCP(b.tcpOut, tc)
+	return tc, nil
+}

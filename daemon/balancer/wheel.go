@@ -1,0 +1,119 @@
+package balancer
+
+import (
+	"log/slog"
+	"sync"
+	"sync/atomic"
+	"time"
+)
+
+// wheel is a hashed timer wheel: every transaction timer of the balancer
+// lives here, run by one goroutine, instead of a goroutine or a runtime
+// timer per transaction.
+type wheel struct {
+	tick  time.Duration
+	start time.Time
+	log   *slog.Logger
+
+	mu    sync.Mutex
+	slots [][]*timer
+	cur   uint64 // ticks processed
+
+	stop chan struct{}
+	done chan struct{}
+}
+
+// timer is one scheduled callback. Stop is safe from any goroutine.
+type timer struct {
+	due  uint64
+	fn   func()
+	dead atomic.Bool
+}
+
+// Stop cancels the timer; a nil timer is fine.
+func (t *timer) Stop() {
+	if t != nil {
+		t.dead.Store(true)
+	}
+}
+
+func newWheel(tick time.Duration, slots int, log *slog.Logger) *wheel {
+	return &wheel{tick: tick, start: time.Now(), log: log, slots: make([][]*timer, slots),
+		stop: make(chan struct{}), done: make(chan struct{})}
+}
+
+func (w *wheel) now() uint64 { return uint64(time.Since(w.start) / w.tick) }
+
+// after schedules fn to run after d on the wheel goroutine. fn must not
+// block.
+func (w *wheel) after(d time.Duration, fn func()) *timer {
+	ticks := uint64((d + w.tick - 1) / w.tick)
+	if ticks == 0 {
+		ticks = 1
+	}
+	t := &timer{fn: fn}
+	w.mu.Lock()
+	t.due = w.cur + ticks
+	i := t.due % uint64(len(w.slots))
+	w.slots[i] = append(w.slots[i], t)
+	w.mu.Unlock()
+	return t
+}
+
+func (w *wheel) run() {
+	defer close(w.done)
+	tk := time.NewTicker(w.tick)
+	defer tk.Stop()
+	var due []*timer
+	for {
+		select {
+		case <-w.stop:
+			return
+		case <-tk.C:
+		}
+		target := w.now()
+		w.mu.Lock()
+		for w.cur < target {
+			w.cur++
+			i := w.cur % uint64(len(w.slots))
+			s := w.slots[i]
+			keep := s[:0]
+			for _, t := range s {
+				switch {
+				case t.dead.Load():
+				case t.due <= w.cur:
+					due = append(due, t)
+				default:
+					keep = append(keep, t)
+				}
+			}
+			clear(s[len(keep):])
+			if cap(keep) > 1024 && len(keep) < cap(keep)/4 {
+				keep = append([]*timer(nil), keep...)
+			}
+			w.slots[i] = keep
+		}
+		w.mu.Unlock()
+		for i, t := range due {
+			if !t.dead.Load() {
+				w.fire(t)
+			}
+			due[i] = nil
+		}
+		due = due[:0]
+	}
+}
+
+func (w *wheel) fire(t *timer) {
+	defer func() {
+		if r := recover(); r != nil {
+			w.log.Error("timer callback panicked", "panic", r)
+		}
+	}()
+	t.fn()
+}
+
+func (w *wheel) close() {
+	close(w.stop)
+	<-w.done
+}
