@@ -1,0 +1,176 @@
+package failover
+
+import (
+	"errors"
+	"fmt"
+	"sort"
+	"time"
+)
+
+// GroupInfo is one VIP group as `sipedge ctl vip` shows it.
+type GroupInfo struct {
+	Name      string    `json:"name"`
+	Address   string    `json:"address"`
+	Interface string    `json:"interface"`
+	Role      string    `json:"role"`
+	State     string    `json:"state"`
+	Since     time.Time `json:"since"`
+	Reason    string    `json:"reason"`
+	Priority  int       `json:"priority"`  // configured
+	Effective int       `json:"effective"` // after health penalties
+	// Holder is the node that holds the VIP as far as this box knows
+	// ("" if none).
+	Holder string `json:"holder"`
+	Held   bool   `json:"held,omitempty"`   // released by operator
+	Pinned bool   `json:"pinned,omitempty"` // taken over by operator
+	// TakeoverIn is how long until this box takes the VIP if nothing is
+	// heard (backup/init); absent when it holds it or cannot take it.
+	TakeoverIn *time.Duration `json:"takeover_in,omitempty"`
+	Peers      []PeerInfo     `json:"peers"`
+	Checks     []CheckInfo    `json:"checks,omitempty"`
+	GARPs      uint64         `json:"garps_sent"`
+	Error      string         `json:"last_error,omitempty"`
+}
+
+// PeerInfo is what this box knows of a peer for one group.
+type PeerInfo struct {
+	Node      string        `json:"node"`
+	State     string        `json:"state"`
+	Priority  int           `json:"priority"`
+	LastHeard time.Duration `json:"last_heard_ago"`
+	Alive     bool          `json:"alive"`
+}
+
+// CheckInfo is one health check's status.
+type CheckInfo struct {
+	Check  string `json:"check"`
+	OK     bool   `json:"ok"`
+	Weight int    `json:"weight"`
+	Error  string `json:"error,omitempty"`
+}
+
+// Status describes every group.
+type Status struct {
+	Node     string            `json:"node"`
+	Groups   []GroupInfo       `json:"groups"`
+	Rejected map[string]uint64 `json:"heartbeats_rejected"`
+}
+
+// Status returns the state of every group now.
+func (m *Manager) Status() Status {
+	now := m.opt.Clock.Now()
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	st := Status{Node: m.opt.Node, Rejected: map[string]uint64{}}
+	for k, v := range m.rejected {
+		st.Rejected[k] = v
+	}
+	for _, g := range m.groups {
+		gi := GroupInfo{
+			Name: g.opt.Name, Address: g.opt.Address.String(), Interface: g.opt.Interface,
+			Role: string(g.opt.Role), State: g.state.String(), Since: g.since, Reason: g.reason,
+			Priority: g.opt.Priority, Effective: g.effectivePriority(),
+			Held: g.held, Pinned: g.pinned, GARPs: g.garps, Error: g.lastErr,
+		}
+		if g.state == StateMaster {
+			gi.Holder = m.opt.Node
+		}
+		var latest time.Time
+		for _, p := range g.peers {
+			alive := now.Sub(p.heard) < g.opt.Deadtime && p.status.State != StateStopped
+			gi.Peers = append(gi.Peers, PeerInfo{Node: p.node, State: p.status.State.String(),
+				Priority: int(p.status.Priority), LastHeard: now.Sub(p.heard), Alive: alive})
+			if alive && p.status.State == StateMaster {
+				gi.Holder = p.node
+			}
+			if alive && p.heard.After(latest) {
+				latest = p.heard
+			}
+		}
+		sort.Slice(gi.Peers, func(i, j int) bool { return gi.Peers[i].Node < gi.Peers[j].Node })
+		var in time.Duration
+		switch g.state {
+		case StateInit:
+			in = g.opt.Initdead - now.Sub(g.start)
+			if !latest.IsZero() {
+				in = 0
+			}
+			gi.TakeoverIn = &in
+		case StateBackup:
+			if !latest.IsZero() {
+				in = latest.Add(g.opt.Deadtime).Sub(now)
+			}
+			gi.TakeoverIn = &in
+		}
+		for _, c := range g.checks {
+			gi.Checks = append(gi.Checks, CheckInfo{Check: c.opt.String(), OK: c.ok, Weight: c.opt.Weight, Error: c.lastErr})
+		}
+		st.Groups = append(st.Groups, gi)
+	}
+	return st
+}
+
+// ErrNoGroup is returned for an unknown group name.
+var ErrNoGroup = errors.New("no such VIP group")
+
+// Release gives the group's VIP to a peer for maintenance: this box is
+// held (it does not want the VIP while another box can hold it) until
+// Takeover. It fails when no live, healthy peer could take the VIP.
+func (m *Manager) Release(name string) error {
+	now := m.opt.Clock.Now()
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	g := m.byName[name]
+	if g == nil {
+		return fmt.Errorf("%w: %q", ErrNoGroup, name)
+	}
+	ok := false
+	for _, p := range g.alive(now) {
+		if peerCandidate(p).eligible() {
+			ok = true
+		}
+	}
+	if !ok {
+		return fmt.Errorf("release %s: no live, healthy peer could take the VIP", name)
+	}
+	g.held, g.pinned = true, false
+	m.log.Warn("VIP released by operator", "group", name)
+	m.sendNow = max(m.sendNow, 1)
+	m.evaluate(g, now)
+	m.flush(now)
+	m.poke()
+	return nil
+}
+
+// Takeover makes this box the preferred holder of the group (pinned)
+// until Release: a peer holding the VIP is asked to release it and this
+// box takes it at once.
+func (m *Manager) Takeover(name string) error {
+	now := m.opt.Clock.Now()
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	g := m.byName[name]
+	if g == nil {
+		return fmt.Errorf("%w: %q", ErrNoGroup, name)
+	}
+	if f := g.faulted(); f != "" {
+		return fmt.Errorf("takeover %s: group in fault (%s)", name, f)
+	}
+	g.held, g.pinned = false, true
+	m.log.Warn("VIP takeover by operator", "group", name)
+	if g.state == StateInit {
+		m.become(g, StateBackup, "takeover by operator", now)
+	}
+	m.sendNow = max(m.sendNow, 2)
+	m.evaluate(g, now)
+	m.flush(now)
+	m.poke()
+	return nil
+}
+
+func (m *Manager) poke() {
+	select {
+	case m.wake <- struct{}{}:
+	default:
+	}
+}

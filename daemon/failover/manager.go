@@ -1,0 +1,635 @@
+package failover
+
+import (
+	"context"
+	"crypto/rand"
+	"encoding/binary"
+	"errors"
+	"fmt"
+	"log/slog"
+	"sync"
+	"time"
+
+	"github.com/sipedge/sipedge/hal"
+)
+
+// Network is what the Manager needs from the HAL.
+type Network interface {
+	hal.Addresses
+	hal.Announcer
+}
+
+// Manager runs the heartbeat protocol and the per-group VIP state
+// machines. All state is guarded by mu; the event loop (Run), the health
+// checkers and the control commands take it in turn.
+type Manager struct {
+	opt   Options
+	log   *slog.Logger
+	net   Network
+	links hal.Links
+	met   *Metrics
+
+	mu       sync.Mutex
+	groups   []*group
+	byName   map[string]*group
+	guard    *replayGuard
+	boot     uint64
+	seq      uint64
+	send     func([]byte) error // set by Run, or by tests
+	nextSend time.Time
+	sendNow  int // immediate heartbeats owed (state changed)
+	started  bool
+	stopping bool
+	rejected map[string]uint64
+	wake     chan struct{}
+	notifier *notifier
+}
+
+type group struct {
+	opt    GroupOptions
+	state  State
+	since  time.Time
+	reason string
+	start  time.Time // for initdead
+
+	held     bool // operator released: prefer any other box
+	pinned   bool // operator took over: preferred over any other box
+	released int  // heartbeats still to carry GroupReleased
+
+	peers  map[string]*peerGroup
+	checks []*checkState
+
+	retry       bool      // a takeover or release failed; try again
+	garpAt      time.Time // next repeat burst; zero: none
+	garps       uint64
+	transitions uint64
+	lastErr     string
+}
+
+type peerGroup struct {
+	node        string
+	boot        uint64
+	heard       time.Time
+	status      GroupStatus
+	betterSince time.Time // since when preferred over us (for failback); zero: not
+}
+
+type checkState struct {
+	opt        TrackOptions
+	ok         bool
+	fails, oks int
+	lastErr    string
+}
+
+// New validates opt and returns a Manager. net is used for addresses and
+// announcements, links for link checks (may be nil if no group tracks a
+// link).
+func New(opt Options, net Network, links hal.Links) (*Manager, error) {
+	o, err := opt.withDefaults()
+	if err != nil {
+		return nil, fmt.Errorf("failover: %w", err)
+	}
+	if net == nil {
+		return nil, errors.New("failover: no network (hal) given")
+	}
+	var bootb [8]byte
+	_, _ = rand.Read(bootb[:])
+	m := &Manager{
+		opt:      o,
+		log:      o.Logger,
+		net:      net,
+		links:    links,
+		met:      o.Metrics,
+		byName:   map[string]*group{},
+		guard:    newReplayGuard(o.ReplayWindow),
+		boot:     binary.BigEndian.Uint64(bootb[:]),
+		seq:      uint64(o.Clock.Now().UnixNano()),
+		rejected: map[string]uint64{},
+		wake:     make(chan struct{}, 1),
+		notifier: newNotifier(o.Logger),
+	}
+	for _, go_ := range o.Groups {
+		g := &group{opt: go_, peers: map[string]*peerGroup{}}
+		for _, t := range go_.Track {
+			if t.Kind == CheckLink && links == nil {
+				return nil, fmt.Errorf("failover: vip %q tracks link %s but no link HAL given", go_.Name, t.Target)
+			}
+			// A check counts as passing until it has failed Fall times,
+			// so a box does not start in fault.
+			g.checks = append(g.checks, &checkState{opt: t, ok: true})
+		}
+		m.groups = append(m.groups, g)
+		m.byName[go_.Name] = g
+	}
+	return m, nil
+}
+
+// start removes VIPs left on the interfaces by a crash, then puts every
+// group in init. It must run before anything is sent.
+func (m *Manager) start(now time.Time) error {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	var errs []error
+	for _, g := range m.groups {
+		if err := m.removeStale(g); err != nil {
+			errs = append(errs, err)
+		}
+		g.state, g.since, g.start, g.reason = StateInit, now, now, "started"
+		m.met.setState(g.opt.Name, StateInit)
+		m.met.setPriority(g.opt.Name, g.effectivePriority())
+		m.record(g, 0, StateInit, "started", now)
+	}
+	m.started = true
+	m.nextSend = now
+	return errors.Join(errs...)
+}
+
+func (m *Manager) removeStale(g *group) error {
+	have, err := m.net.Addresses(g.opt.Interface)
+	if err != nil {
+		return fmt.Errorf("vip %s: list addresses on %s: %w", g.opt.Name, g.opt.Interface, err)
+	}
+	for _, p := range have {
+		if p.Addr() == g.opt.Address.Addr() {
+			m.log.Warn("removing stale VIP left by a previous run", "group", g.opt.Name, "address", p, "interface", g.opt.Interface)
+			if err := m.net.DelAddress(g.opt.Interface, p); err != nil {
+				return fmt.Errorf("vip %s: remove stale %s from %s: %w", g.opt.Name, p, g.opt.Interface, err)
+			}
+		}
+	}
+	return nil
+}
+
+// effectivePriority is the configured priority minus the weights of the
+// failing checks, at least 1; 0 in fault.
+func (g *group) effectivePriority() int {
+	if g.faulted() != "" {
+		return 0
+	}
+	p := g.opt.Priority - g.penalty()
+	if p < 1 {
+		p = 1
+	}
+	return p
+}
+
+func (g *group) penalty() int {
+	n := 0
+	for _, c := range g.checks {
+		if !c.ok && c.opt.Weight > 0 {
+			n += c.opt.Weight
+		}
+	}
+	return n
+}
+
+// faulted returns the failing fault check, or "".
+func (g *group) faulted() string {
+	for _, c := range g.checks {
+		if !c.ok && c.opt.Weight == 0 {
+			return c.opt.String() + ": " + c.lastErr
+		}
+	}
+	return ""
+}
+
+// candidate is one box competing for a group.
+type candidate struct {
+	node     string
+	self     bool
+	pinned   bool
+	held     bool
+	priority int
+	main     bool
+	state    State
+}
+
+// preferred reports whether a should hold the VIP rather than b: pinned
+// (operator takeover) first, then not held (operator release), then
+// priority, then role main, then the lower node id.
+func preferred(a, b candidate) bool {
+	if a.pinned != b.pinned {
+		return a.pinned
+	}
+	if a.held != b.held {
+		return b.held
+	}
+	if a.priority != b.priority {
+		return a.priority > b.priority
+	}
+	if a.main != b.main {
+		return a.main
+	}
+	return a.node < b.node
+}
+
+func (m *Manager) selfCandidate(g *group) candidate {
+	return candidate{node: m.opt.Node, self: true, pinned: g.pinned, held: g.held,
+		priority: g.effectivePriority(), main: g.opt.Role == RoleMain, state: g.state}
+}
+
+func peerCandidate(p *peerGroup) candidate {
+	s := p.status
+	return candidate{node: p.node, pinned: s.Flags&GroupTakeover != 0, held: s.Flags&GroupHeld != 0,
+		priority: int(s.Priority), main: s.Flags&GroupMain != 0, state: s.State}
+}
+
+// eligible: the box can hold the VIP.
+func (c candidate) eligible() bool {
+	return c.priority > 0 && (c.state == StateInit || c.state == StateBackup || c.state == StateMaster)
+}
+
+// alive returns the peers heard within the deadtime that have not said
+// they are stopping.
+func (g *group) alive(now time.Time) []*peerGroup {
+	var out []*peerGroup
+	for _, p := range g.peers {
+		if now.Sub(p.heard) < g.opt.Deadtime && p.status.State != StateStopped {
+			out = append(out, p)
+		}
+	}
+	return out
+}
+
+// evaluate runs the group's state machine at now.
+func (m *Manager) evaluate(g *group, now time.Time) {
+	if !m.started || m.stopping {
+		return
+	}
+	alive := g.alive(now)
+	if f := g.faulted(); f != "" {
+		if g.state != StateFault {
+			m.become(g, StateFault, "health check failed: "+f, now)
+		}
+		return
+	}
+	if g.state == StateFault {
+		m.become(g, StateBackup, "health checks pass again", now)
+	}
+	self := m.selfCandidate(g)
+	best, bestPeer := self, (*peerGroup)(nil)
+	for _, p := range alive {
+		if c := peerCandidate(p); c.eligible() && preferred(c, best) {
+			best, bestPeer = c, p
+		}
+	}
+	var master *peerGroup
+	for _, p := range alive {
+		if p.status.State == StateMaster {
+			master = p
+			break
+		}
+	}
+
+	switch g.state {
+	case StateInit:
+		if len(alive) == 0 && now.Sub(g.start) < g.opt.Initdead {
+			return
+		}
+		reason := "initdead expired without hearing a peer"
+		if len(alive) > 0 {
+			reason = "heard peer " + alive[0].node
+		}
+		m.become(g, StateBackup, reason, now)
+		fallthrough
+	case StateBackup:
+		if master != nil {
+			return
+		}
+		if bestPeer == nil {
+			m.become(g, StateMaster, m.takeoverReason(g, alive, now), now)
+		}
+	case StateMaster:
+		if master != nil {
+			// Split brain: both hold the VIP. The preferred box keeps it
+			// and announces again; the other releases at once.
+			if preferred(peerCandidate(master), self) {
+				m.become(g, StateBackup, fmt.Sprintf("split brain: peer %s holds the VIP too and is preferred (priority %d)", master.node, master.status.Priority), now)
+				return
+			}
+			m.log.Warn("split brain: peer holds the VIP too; keeping it (preferred)", "group", g.opt.Name, "peer", master.node)
+			m.announce(g, now)
+			return
+		}
+		for _, p := range alive {
+			if p.status.Flags&GroupTakeover != 0 && peerCandidate(p).eligible() {
+				// The operator's latest command wins: a takeover asked on
+				// the peer overrides our own.
+				g.pinned = false
+				m.become(g, StateBackup, "peer "+p.node+" asked to take over (operator)", now)
+				return
+			}
+		}
+		if bestPeer == nil {
+			return
+		}
+		switch {
+		case self.held:
+			m.become(g, StateBackup, "released by operator to "+bestPeer.node, now)
+		case g.penalty() > 0:
+			m.become(g, StateBackup, fmt.Sprintf("health checks lowered priority to %d, peer %s has %d", self.priority, bestPeer.node, best.priority), now)
+		case g.opt.Failback && !g.pinned && bestPeer.status.State == StateBackup &&
+			!bestPeer.betterSince.IsZero() && now.Sub(bestPeer.betterSince) >= g.opt.StableFor:
+			m.become(g, StateBackup, fmt.Sprintf("failback to preferred peer %s, stable for %v", bestPeer.node, now.Sub(bestPeer.betterSince).Round(time.Millisecond)), now)
+		}
+	}
+}
+
+func (m *Manager) takeoverReason(g *group, alive []*peerGroup, now time.Time) string {
+	if g.pinned {
+		return "takeover by operator"
+	}
+	for _, p := range alive {
+		if p.status.Flags&GroupReleased != 0 {
+			return "peer " + p.node + " released the VIP"
+		}
+	}
+	if len(alive) > 0 {
+		return "preferred holder, peer " + alive[0].node + " is " + alive[0].status.State.String()
+	}
+	for _, p := range g.peers {
+		if p.status.State == StateStopped && now.Sub(p.heard) < g.opt.Deadtime {
+			return "peer " + p.node + " stopped"
+		}
+		return fmt.Sprintf("peer %s not heard for %v", p.node, now.Sub(p.heard).Round(time.Millisecond))
+	}
+	return "no peer heard"
+}
+
+// become moves g to state to. Taking the VIP adds the address and then
+// announces it; leaving master removes the address before anything is
+// told to the peer, so the two boxes never hold it together.
+func (m *Manager) become(g *group, to State, reason string, now time.Time) {
+	from := g.state
+	if from == to {
+		return
+	}
+	if to == StateMaster {
+		if err := m.net.AddAddress(g.opt.Interface, g.opt.Address); err != nil {
+			g.lastErr, g.retry = err.Error(), true
+			m.log.Error("cannot take VIP", "group", g.opt.Name, "address", g.opt.Address, "interface", g.opt.Interface, "err", err)
+			return // stay where we are; retried at the next step
+		}
+	}
+	if from == StateMaster {
+		if err := m.net.DelAddress(g.opt.Interface, g.opt.Address); err != nil {
+			// We must not tell the peer to take it while we still hold it.
+			g.lastErr, g.retry = err.Error(), true
+			m.log.Error("cannot release VIP", "group", g.opt.Name, "address", g.opt.Address, "interface", g.opt.Interface, "err", err)
+			return
+		}
+		g.released = 2
+		g.garpAt = time.Time{}
+	}
+	g.retry = false
+	g.state, g.since, g.reason = to, now, reason
+	g.transitions++
+	m.met.setState(g.opt.Name, to)
+	m.met.transition(g.opt.Name, from, to)
+	m.met.setPriority(g.opt.Name, g.effectivePriority())
+	lvl := slog.LevelInfo
+	if to == StateFault || to == StateMaster || from == StateMaster {
+		lvl = slog.LevelWarn
+	}
+	m.log.Log(context.Background(), lvl, "VIP state change", "group", g.opt.Name, "from", from, "to", to, "reason", reason)
+	m.record(g, from, to, reason, now)
+	if to == StateMaster {
+		if g.pinned {
+			// The takeover request is satisfied; stay preferred (pinned)
+			// so failback does not undo it.
+		}
+		m.announce(g, now)
+		if g.opt.GARPRepeatAfter > 0 {
+			g.garpAt = now.Add(g.opt.GARPRepeatAfter)
+		}
+	}
+	// Tell the peer at once: twice, so a single lost datagram does not
+	// cost an interval.
+	if from == StateMaster || to == StateMaster {
+		m.sendNow = 2
+	} else if m.sendNow == 0 {
+		m.sendNow = 1
+	}
+	if g.opt.Notify != "" {
+		m.notifier.run(g.opt.Notify, g.opt.NotifyTimeout, g.opt.Name, to.String(), from.String(), reason)
+	}
+}
+
+func (m *Manager) record(g *group, from, to State, reason string, now time.Time) {
+	if m.opt.Events != nil {
+		m.opt.Events.Record(Event{Time: now, Group: g.opt.Name, From: from, To: to, Reason: reason})
+	}
+}
+
+// announce sends one burst of gratuitous ARPs (or unsolicited neighbour
+// advertisements) for g's VIP.
+func (m *Manager) announce(g *group, now time.Time) {
+	ip := g.opt.Address.Addr()
+	for i := 0; i < g.opt.GARPCount; i++ {
+		if err := m.net.Announce(g.opt.Interface, ip); err != nil {
+			g.lastErr = err.Error()
+			m.log.Error("gratuitous ARP failed", "group", g.opt.Name, "address", ip, "interface", g.opt.Interface, "err", err)
+			return
+		}
+		g.garps++
+		m.met.garp(g.opt.Name)
+	}
+}
+
+// step does everything due at now (timers, retries, heartbeats) and
+// returns when it wants to run next.
+func (m *Manager) step(now time.Time) time.Time {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	return m.stepLocked(now)
+}
+
+func (m *Manager) stepLocked(now time.Time) time.Time {
+	for _, g := range m.groups {
+		for _, p := range g.peers {
+			if !p.betterSince.IsZero() && now.Sub(p.heard) >= g.opt.Deadtime {
+				p.betterSince = time.Time{} // a peer that went silent starts over
+			}
+		}
+		m.evaluate(g, now)
+		if g.state == StateMaster && !g.garpAt.IsZero() && !now.Before(g.garpAt) {
+			g.garpAt = time.Time{}
+			m.announce(g, now)
+		}
+	}
+	m.flush(now)
+	return m.nextWake(now)
+}
+
+// flush sends the heartbeats that are due.
+func (m *Manager) flush(now time.Time) {
+	if !m.started {
+		return
+	}
+	for m.sendNow > 0 || !now.Before(m.nextSend) {
+		if m.sendNow > 0 {
+			m.sendNow--
+		}
+		m.sendHeartbeat(now, 0)
+		m.nextSend = now.Add(m.opt.Interval)
+	}
+}
+
+func (m *Manager) nextWake(now time.Time) time.Time {
+	next := m.nextSend
+	min := func(t time.Time) {
+		if t.After(now) && t.Before(next) {
+			next = t
+		}
+	}
+	for _, g := range m.groups {
+		for _, p := range g.peers {
+			min(p.heard.Add(g.opt.Deadtime))
+			if !p.betterSince.IsZero() {
+				min(p.betterSince.Add(g.opt.StableFor))
+			}
+		}
+		if g.state == StateInit {
+			min(g.start.Add(g.opt.Initdead))
+		}
+		if !g.garpAt.IsZero() {
+			min(g.garpAt)
+		}
+		if g.retry {
+			min(now.Add(m.opt.Interval / 4)) // retry a failed takeover or release
+		}
+	}
+	return next
+}
+
+func (m *Manager) message(now time.Time, flags uint8) *Message {
+	m.seq++
+	msg := &Message{Node: m.opt.Node, Flags: flags, Boot: m.boot, Seq: m.seq, Time: now}
+	for _, g := range m.groups {
+		st := GroupStatus{Name: g.opt.Name, State: g.state, Priority: uint8(g.effectivePriority())}
+		if g.opt.Role == RoleMain {
+			st.Flags |= GroupMain
+		}
+		if g.held {
+			st.Flags |= GroupHeld
+		}
+		if g.pinned {
+			st.Flags |= GroupTakeover
+		}
+		if g.released > 0 {
+			st.Flags |= GroupReleased
+			g.released--
+		}
+		if m.stopping {
+			st.State, st.Priority = StateStopped, 0
+		}
+		msg.Groups = append(msg.Groups, st)
+	}
+	return msg
+}
+
+func (m *Manager) sendHeartbeat(now time.Time, flags uint8) {
+	if m.send == nil {
+		return
+	}
+	b, err := Encode(m.message(now, flags), m.opt.Key)
+	if err != nil {
+		m.log.Error("encode heartbeat", "err", err)
+		return
+	}
+	if err := m.send(b); err != nil {
+		m.log.Debug("send heartbeat", "err", err)
+		m.met.sendError()
+		return
+	}
+	m.met.sent()
+}
+
+// receive handles one datagram from the network.
+func (m *Manager) receive(b []byte, from string, now time.Time) {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	msg, err := Decode(b, m.opt.Key)
+	if err != nil {
+		reason := RejectMalformed
+		switch {
+		case errors.Is(err, ErrBadMAC):
+			reason = RejectBadMAC
+		case errors.Is(err, ErrVersion):
+			reason = RejectVersion
+		}
+		m.reject(reason, from, err)
+		return
+	}
+	if msg.Node == m.opt.Node {
+		m.reject(RejectSelf, from, errors.New("heartbeat carries our own node id"))
+		return
+	}
+	if r := m.guard.check(msg, now); r != "" {
+		m.reject(r, from, fmt.Errorf("node %s seq %d time %s (skew %v)", msg.Node, msg.Seq, msg.Time.Format(time.RFC3339Nano), now.Sub(msg.Time)))
+		return
+	}
+	m.met.received()
+	for _, st := range msg.Groups {
+		g := m.byName[st.Name]
+		if g == nil {
+			continue
+		}
+		p := g.peers[msg.Node]
+		if p == nil {
+			p = &peerGroup{node: msg.Node}
+			g.peers[msg.Node] = p
+			m.log.Info("peer heard", "group", g.opt.Name, "peer", msg.Node, "from", from, "state", st.State)
+		}
+		if p.boot != msg.Boot || now.Sub(p.heard) >= g.opt.Deadtime {
+			p.betterSince = time.Time{} // restarted or back from silence
+		}
+		p.boot, p.heard, p.status = msg.Boot, now, st
+		pc := peerCandidate(p)
+		if pc.eligible() && st.State == StateBackup && preferred(pc, m.selfCandidate(g)) {
+			if p.betterSince.IsZero() {
+				p.betterSince = now
+			}
+		} else {
+			p.betterSince = time.Time{}
+		}
+		m.evaluate(g, now)
+	}
+	m.flush(now)
+}
+
+func (m *Manager) reject(reason, from string, err error) {
+	m.rejected[reason]++
+	m.met.rejected(reason)
+	m.log.Warn("heartbeat rejected", "reason", reason, "from", from, "err", err)
+}
+
+// shutdown releases every VIP this box holds and tells the peers, so they
+// take over at once.
+func (m *Manager) shutdown(now time.Time) {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	if !m.started || m.stopping {
+		return
+	}
+	for _, g := range m.groups {
+		if g.state == StateMaster {
+			if err := m.net.DelAddress(g.opt.Interface, g.opt.Address); err != nil {
+				m.log.Error("release VIP at stop", "group", g.opt.Name, "err", err)
+			}
+		}
+		from := g.state
+		g.state, g.since, g.reason = StateStopped, now, "daemon stopping"
+		m.met.setState(g.opt.Name, StateStopped)
+		m.met.transition(g.opt.Name, from, StateStopped)
+		m.record(g, from, StateStopped, "daemon stopping", now)
+		m.log.Info("VIP state change", "group", g.opt.Name, "from", from, "to", StateStopped, "reason", "daemon stopping")
+		if g.opt.Notify != "" {
+			m.notifier.run(g.opt.Notify, g.opt.NotifyTimeout, g.opt.Name, StateStopped.String(), from.String(), "daemon stopping")
+		}
+	}
+	m.stopping = true
+	for i := 0; i < 2; i++ {
+		m.sendHeartbeat(now, MsgStopping)
+	}
+}

@@ -1,0 +1,118 @@
+package failover
+
+import "github.com/prometheus/client_golang/prometheus"
+
+// Metrics are the failover collectors. A nil *Metrics records nothing.
+type Metrics struct {
+	state       *prometheus.GaugeVec
+	priority    *prometheus.GaugeVec
+	transitions *prometheus.CounterVec
+	garps       *prometheus.CounterVec
+	hbSent      prometheus.Counter
+	hbSendErr   prometheus.Counter
+	hbReceived  prometheus.Counter
+	hbRejected  *prometheus.CounterVec
+}
+
+var allStates = []State{StateInit, StateBackup, StateMaster, StateFault, StateStopped}
+
+// NewMetrics creates the collectors and registers them on reg (if not
+// nil).
+func NewMetrics(reg prometheus.Registerer) *Metrics {
+	m := &Metrics{
+		state: prometheus.NewGaugeVec(prometheus.GaugeOpts{
+			Namespace: "sipedge", Subsystem: "vip", Name: "state",
+			Help: "1 for the current state of each VIP group, 0 for the others.",
+		}, []string{"group", "state"}),
+		priority: prometheus.NewGaugeVec(prometheus.GaugeOpts{
+			Namespace: "sipedge", Subsystem: "vip", Name: "priority",
+			Help: "Effective priority of each VIP group (after health penalties; 0 in fault).",
+		}, []string{"group"}),
+		transitions: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Namespace: "sipedge", Subsystem: "vip", Name: "transitions_total",
+			Help: "VIP state transitions.",
+		}, []string{"group", "from", "to"}),
+		garps: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Namespace: "sipedge", Subsystem: "vip", Name: "announcements_sent_total",
+			Help: "Gratuitous ARPs / unsolicited neighbour advertisements sent.",
+		}, []string{"group"}),
+		hbSent: prometheus.NewCounter(prometheus.CounterOpts{
+			Namespace: "sipedge", Subsystem: "heartbeat", Name: "sent_total",
+			Help: "Heartbeats sent (one per peer address counts once).",
+		}),
+		hbSendErr: prometheus.NewCounter(prometheus.CounterOpts{
+			Namespace: "sipedge", Subsystem: "heartbeat", Name: "send_errors_total",
+			Help: "Heartbeats that could not be sent.",
+		}),
+		hbReceived: prometheus.NewCounter(prometheus.CounterOpts{
+			Namespace: "sipedge", Subsystem: "heartbeat", Name: "received_total",
+			Help: "Heartbeats received and accepted.",
+		}),
+		hbRejected: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Namespace: "sipedge", Subsystem: "heartbeat", Name: "rejected_total",
+			Help: "Heartbeats rejected, by reason (malformed, version, bad_mac, replayed, stale, self).",
+		}, []string{"reason"}),
+	}
+	for _, r := range []string{RejectMalformed, RejectVersion, RejectBadMAC, RejectReplayed, RejectStale, RejectSelf} {
+		m.hbRejected.WithLabelValues(r)
+	}
+	if reg != nil {
+		reg.MustRegister(m.state, m.priority, m.transitions, m.garps, m.hbSent, m.hbSendErr, m.hbReceived, m.hbRejected)
+	}
+	return m
+}
+
+func (m *Metrics) setState(group string, s State) {
+	if m == nil {
+		return
+	}
+	for _, st := range allStates {
+		v := 0.0
+		if st == s {
+			v = 1
+		}
+		m.state.WithLabelValues(group, st.String()).Set(v)
+	}
+}
+
+func (m *Metrics) setPriority(group string, p int) {
+	if m != nil {
+		m.priority.WithLabelValues(group).Set(float64(p))
+	}
+}
+
+func (m *Metrics) transition(group string, from, to State) {
+	if m != nil {
+		m.transitions.WithLabelValues(group, from.String(), to.String()).Inc()
+	}
+}
+
+func (m *Metrics) garp(group string) {
+	if m != nil {
+		m.garps.WithLabelValues(group).Inc()
+	}
+}
+
+func (m *Metrics) sent() {
+	if m != nil {
+		m.hbSent.Inc()
+	}
+}
+
+func (m *Metrics) sendError() {
+	if m != nil {
+		m.hbSendErr.Inc()
+	}
+}
+
+func (m *Metrics) received() {
+	if m != nil {
+		m.hbReceived.Inc()
+	}
+}
+
+func (m *Metrics) rejected(reason string) {
+	if m != nil {
+		m.hbRejected.WithLabelValues(reason).Inc()
+	}
+}

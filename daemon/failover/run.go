@@ -1,0 +1,104 @@
+package failover
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"net"
+	"net/netip"
+	"sync"
+	"time"
+)
+
+// Run opens the heartbeat socket, removes stale VIPs, and runs the state
+// machines until ctx ends. Then it releases every VIP it holds, tells the
+// peers (so they take over at once) and returns.
+func (m *Manager) Run(ctx context.Context) error {
+	laddr, err := net.ResolveUDPAddr("udp", m.opt.Listen)
+	if err != nil {
+		return fmt.Errorf("failover: listen address %q: %w", m.opt.Listen, err)
+	}
+	var peers []netip.AddrPort
+	for _, p := range m.opt.Peers {
+		ap, err := netip.ParseAddrPort(p)
+		if err != nil {
+			ua, rerr := net.ResolveUDPAddr("udp", p)
+			if rerr != nil {
+				return fmt.Errorf("failover: peer address %q: %w", p, rerr)
+			}
+			ap = ua.AddrPort()
+		}
+		peers = append(peers, ap)
+	}
+	conn, err := net.ListenUDP("udp", laddr)
+	if err != nil {
+		return fmt.Errorf("failover: listen %s: %w", m.opt.Listen, err)
+	}
+	defer conn.Close()
+
+	m.mu.Lock()
+	m.send = func(b []byte) error {
+		var errs []error
+		for _, p := range peers {
+			if _, err := conn.WriteToUDPAddrPort(b, p); err != nil {
+				errs = append(errs, fmt.Errorf("to %s: %w", p, err))
+			}
+		}
+		return errors.Join(errs...)
+	}
+	m.mu.Unlock()
+	if err := m.start(m.opt.Clock.Now()); err != nil {
+		return fmt.Errorf("failover: %w", err)
+	}
+	m.log.Info("failover running", "node", m.opt.Node, "listen", m.opt.Listen, "peers", m.opt.Peers, "interval", m.opt.Interval, "groups", len(m.groups))
+
+	cctx, cancel := context.WithCancel(ctx)
+	var wg sync.WaitGroup
+	wg.Add(1)
+	go func() {
+		defer wg.Done()
+		buf := make([]byte, MaxMessageSize+1)
+		for {
+			n, from, err := conn.ReadFromUDPAddrPort(buf)
+			if err != nil {
+				if cctx.Err() != nil || errors.Is(err, net.ErrClosed) {
+					return
+				}
+				m.log.Warn("heartbeat receive", "err", err)
+				time.Sleep(10 * time.Millisecond)
+				continue
+			}
+			m.receive(buf[:n], from.String(), m.opt.Clock.Now())
+			m.poke()
+		}
+	}()
+	m.runChecks(cctx)
+
+	timer := time.NewTimer(0)
+	defer timer.Stop()
+	for {
+		next := m.step(m.opt.Clock.Now())
+		d := time.Until(next)
+		if d < time.Millisecond {
+			d = time.Millisecond
+		}
+		timer.Reset(d)
+		select {
+		case <-ctx.Done():
+			m.shutdown(m.opt.Clock.Now())
+			cancel()
+			_ = conn.Close()
+			wg.Wait()
+			done := make(chan struct{})
+			go func() { m.notifier.wait(); close(done) }()
+			select {
+			case <-done:
+			case <-time.After(2 * time.Second):
+				m.log.Warn("notify commands still running at stop")
+			}
+			return nil
+		case <-timer.C:
+		case <-m.wake:
+		}
+	}
+}

@@ -1,0 +1,250 @@
+package failover
+
+import (
+	"crypto/hmac"
+	"crypto/sha256"
+	"encoding/binary"
+	"errors"
+	"fmt"
+	"time"
+)
+
+// Wire format of a heartbeat, version 1 (all integers big-endian):
+//
+//	magic    [4]byte  "SEHB"
+//	version  uint8    1
+//	flags    uint8    message flags (MsgStopping)
+//	node     uint8 length + bytes (1..64)
+//	boot     uint64   random per process start
+//	seq      uint64   strictly increasing per sender
+//	time     int64    sender's wall clock, unix nanoseconds
+//	ngroups  uint8    0..32
+//	groups   ngroups x { name: uint8 length + bytes (1..64),
+//	                     state uint8, priority uint8, flags uint8 }
+//	mac      [32]byte HMAC-SHA256(key, everything before mac)
+//
+// A message is accepted only if its MAC verifies, its timestamp is within
+// the replay window of the receiver's clock and its sequence number is
+// higher than the last accepted one from that node.
+
+const (
+	wireMagic   = "SEHB"
+	wireVersion = 1
+	macLen      = sha256.Size
+	maxNameLen  = 64
+	maxGroups   = 32
+	// MaxMessageSize bounds a heartbeat on the wire.
+	MaxMessageSize = 4 + 1 + 1 + 1 + maxNameLen + 8 + 8 + 8 + 1 + maxGroups*(1+maxNameLen+3) + macLen
+)
+
+// Message flags.
+const (
+	// MsgStopping: the sender is shutting down cleanly and has released
+	// every VIP it held.
+	MsgStopping uint8 = 1 << 0
+)
+
+// Group flags in a heartbeat.
+const (
+	// GroupMain: the sender's role for this group is main.
+	GroupMain uint8 = 1 << 0
+	// GroupReleased: the sender has just released the VIP; the peer
+	// should take it at once.
+	GroupReleased uint8 = 1 << 1
+	// GroupHeld: the operator released the VIP on the sender; it does
+	// not want it while another box can hold it.
+	GroupHeld uint8 = 1 << 2
+	// GroupTakeover: the operator asked the sender to take the VIP; the
+	// holder should release it.
+	GroupTakeover uint8 = 1 << 3
+)
+
+// GroupStatus is one VIP group as a heartbeat carries it.
+type GroupStatus struct {
+	Name     string
+	State    State
+	Priority uint8 // effective priority (after health penalties)
+	Flags    uint8
+}
+
+// Message is a decoded heartbeat.
+type Message struct {
+	Node   string
+	Flags  uint8
+	Boot   uint64
+	Seq    uint64
+	Time   time.Time
+	Groups []GroupStatus
+}
+
+// Decode errors; each maps to a rejection reason.
+var (
+	ErrMalformed = errors.New("malformed heartbeat")
+	ErrVersion   = errors.New("unsupported heartbeat version")
+	ErrBadMAC    = errors.New("heartbeat authentication failed")
+)
+
+// Encode serialises m and appends its HMAC under key.
+func Encode(m *Message, key []byte) ([]byte, error) {
+	if l := len(m.Node); l == 0 || l > maxNameLen {
+		return nil, fmt.Errorf("encode heartbeat: node id length %d out of 1..%d", l, maxNameLen)
+	}
+	if len(m.Groups) > maxGroups {
+		return nil, fmt.Errorf("encode heartbeat: %d groups, at most %d", len(m.Groups), maxGroups)
+	}
+	b := make([]byte, 0, 64+len(m.Groups)*24)
+	b = append(b, wireMagic...)
+	b = append(b, wireVersion, m.Flags, byte(len(m.Node)))
+	b = append(b, m.Node...)
+	b = binary.BigEndian.AppendUint64(b, m.Boot)
+	b = binary.BigEndian.AppendUint64(b, m.Seq)
+	b = binary.BigEndian.AppendUint64(b, uint64(m.Time.UnixNano()))
+	b = append(b, byte(len(m.Groups)))
+	for _, g := range m.Groups {
+		if l := len(g.Name); l == 0 || l > maxNameLen {
+			return nil, fmt.Errorf("encode heartbeat: group name length %d out of 1..%d", l, maxNameLen)
+		}
+		b = append(b, byte(len(g.Name)))
+		b = append(b, g.Name...)
+		b = append(b, byte(g.State), g.Priority, g.Flags)
+	}
+	return macAppend(b, key), nil
+}
+
+// macAppend appends HMAC-SHA256(key, b) to b.
+func macAppend(b, key []byte) []byte {
+	mac := hmac.New(sha256.New, key)
+	mac.Write(b)
+	return mac.Sum(b)
+}
+
+// Decode verifies b's MAC under key and parses it. It checks structure
+// and authenticity only; freshness (sequence, time window) is the
+// receiver's business (see replayGuard).
+func Decode(b []byte, key []byte) (*Message, error) {
+	if len(b) < len(wireMagic)+3+macLen || len(b) > MaxMessageSize {
+		return nil, fmt.Errorf("%w: %d bytes", ErrMalformed, len(b))
+	}
+	if string(b[:4]) != wireMagic {
+		return nil, fmt.Errorf("%w: bad magic", ErrMalformed)
+	}
+	if b[4] != wireVersion {
+		return nil, fmt.Errorf("%w: %d", ErrVersion, b[4])
+	}
+	body, sum := b[:len(b)-macLen], b[len(b)-macLen:]
+	mac := hmac.New(sha256.New, key)
+	mac.Write(body)
+	if !hmac.Equal(mac.Sum(nil), sum) {
+		return nil, ErrBadMAC
+	}
+	r := reader{b: body[5:]}
+	m := &Message{}
+	m.Flags = r.u8()
+	m.Node = r.name()
+	m.Boot = r.u64()
+	m.Seq = r.u64()
+	m.Time = time.Unix(0, int64(r.u64()))
+	n := int(r.u8())
+	if r.err == nil && n > maxGroups {
+		return nil, fmt.Errorf("%w: %d groups", ErrMalformed, n)
+	}
+	for i := 0; i < n && r.err == nil; i++ {
+		g := GroupStatus{Name: r.name()}
+		g.State = State(r.u8())
+		g.Priority = r.u8()
+		g.Flags = r.u8()
+		if r.err == nil && !g.State.valid() {
+			return nil, fmt.Errorf("%w: group %q state %d", ErrMalformed, g.Name, g.State)
+		}
+		m.Groups = append(m.Groups, g)
+	}
+	if r.err != nil {
+		return nil, fmt.Errorf("%w: %v", ErrMalformed, r.err)
+	}
+	if len(r.b) != 0 {
+		return nil, fmt.Errorf("%w: %d trailing bytes", ErrMalformed, len(r.b))
+	}
+	return m, nil
+}
+
+type reader struct {
+	b   []byte
+	err error
+}
+
+func (r *reader) take(n int) []byte {
+	if r.err != nil {
+		return nil
+	}
+	if len(r.b) < n {
+		r.err = errors.New("short message")
+		return nil
+	}
+	v := r.b[:n]
+	r.b = r.b[n:]
+	return v
+}
+
+func (r *reader) u8() uint8 {
+	v := r.take(1)
+	if v == nil {
+		return 0
+	}
+	return v[0]
+}
+
+func (r *reader) u64() uint64 {
+	v := r.take(8)
+	if v == nil {
+		return 0
+	}
+	return binary.BigEndian.Uint64(v)
+}
+
+func (r *reader) name() string {
+	n := int(r.u8())
+	if r.err == nil && (n == 0 || n > maxNameLen) {
+		r.err = fmt.Errorf("name length %d", n)
+		return ""
+	}
+	return string(r.take(n))
+}
+
+// Rejection reasons, as counted in metrics and logged.
+const (
+	RejectMalformed = "malformed"
+	RejectVersion   = "version"
+	RejectBadMAC    = "bad_mac"
+	RejectReplayed  = "replayed"
+	RejectStale     = "stale" // timestamp outside the window
+	RejectSelf      = "self"  // our own node id
+)
+
+// replayGuard remembers the highest sequence number accepted from each
+// node and rejects anything at or below it, and anything whose timestamp
+// is further than window from the receiver's clock.
+type replayGuard struct {
+	window time.Duration
+	last   map[string]uint64
+}
+
+func newReplayGuard(window time.Duration) *replayGuard {
+	return &replayGuard{window: window, last: map[string]uint64{}}
+}
+
+// check returns "" if m is fresh, else the rejection reason. It records
+// m's sequence number only when m is accepted.
+func (g *replayGuard) check(m *Message, now time.Time) string {
+	skew := now.Sub(m.Time)
+	if skew < 0 {
+		skew = -skew
+	}
+	if skew > g.window {
+		return RejectStale
+	}
+	if last, ok := g.last[m.Node]; ok && m.Seq <= last {
+		return RejectReplayed
+	}
+	g.last[m.Node] = m.Seq
+	return ""
+}
