@@ -89,10 +89,14 @@ func (n *LinuxNetwork) createBond(cfg BondConfig) error {
 					return err
 				}
 			}
+			set := &driver.Bond{Mode: driver.BondModeUnknown, Miimon: &miimon} // Unknown: leave the mode alone
+			if cur.Mode != mode {
+				set.Mode = mode
+			}
 			err := n.conn.Link.Set(&rtnetlink.LinkMessage{
 				Family: unix.AF_UNSPEC, Index: bond.Index,
 				Attributes: &rtnetlink.LinkAttributes{
-					Info: &rtnetlink.LinkInfo{Kind: "bond", Data: &driver.Bond{Mode: mode, Miimon: &miimon}},
+					Info: &rtnetlink.LinkInfo{Kind: "bond", Data: set},
 				},
 			})
 			if err != nil {
@@ -127,7 +131,7 @@ func (n *LinuxNetwork) createBond(cfg BondConfig) error {
 		err = n.conn.Link.Set(&rtnetlink.LinkMessage{
 			Family: unix.AF_UNSPEC, Index: bond.Index,
 			Attributes: &rtnetlink.LinkAttributes{
-				Info: &rtnetlink.LinkInfo{Kind: "bond", Data: &driver.Bond{Mode: mode, Primary: &idx}},
+				Info: &rtnetlink.LinkInfo{Kind: "bond", Data: &driver.Bond{Mode: driver.BondModeUnknown, Primary: &idx}},
 			},
 		})
 		if err != nil {

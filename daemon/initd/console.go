@@ -1,0 +1,65 @@
+package initd
+
+import (
+	"bufio"
+	"context"
+	"fmt"
+	"io"
+	"os"
+	"strings"
+	"syscall"
+)
+
+// DebugConsole returns a Console hook that reads commands, one per line,
+// from in (the serial console) and answers on out. It is meant for the
+// lab (PID 1 enables it only with sipedge.debug=1 on the kernel command
+// line): the QEMU test uses it to freeze the daemon and power off.
+//
+//	sipedge-pid       print the daemon's pid
+//	sipedge-freeze    SIGSTOP the daemon (the watchdog must reset the box)
+//	sipedge-kill      SIGKILL the daemon (PID 1 must clean up and restart it)
+//	sipedge-poweroff  power the machine off
+func DebugConsole(in io.Reader, out io.Writer) func(ctx context.Context, s *Supervisor) {
+	return func(ctx context.Context, s *Supervisor) {
+		sc := bufio.NewScanner(in)
+		for sc.Scan() && ctx.Err() == nil {
+			cmd := strings.TrimSpace(sc.Text())
+			pid := s.DaemonPID()
+			switch cmd {
+			case "sipedge-pid":
+				fmt.Fprintf(out, "CONSOLE daemon pid=%d starts=%d\n", pid, s.Starts())
+			case "sipedge-freeze", "sipedge-kill":
+				sig := syscall.SIGSTOP
+				if cmd == "sipedge-kill" {
+					sig = syscall.SIGKILL
+				}
+				if pid == 0 {
+					fmt.Fprintln(out, "CONSOLE no daemon running")
+					continue
+				}
+				err := syscall.Kill(pid, sig)
+				fmt.Fprintf(out, "CONSOLE %s pid=%d err=%v\n", sig, pid, err)
+			case "sipedge-poweroff":
+				fmt.Fprintln(out, "CONSOLE powering off")
+				if err := Reboot(true); err != nil {
+					fmt.Fprintf(out, "CONSOLE poweroff: %v\n", err)
+				}
+			}
+		}
+	}
+}
+
+// KernelArg reports whether the kernel command line (/proc/cmdline)
+// holds the word arg.
+func KernelArg(arg string) bool {
+	b, err := os.ReadFile("/proc/cmdline")
+	if err != nil {
+		return false
+	}
+	for _, w := range strings.Fields(string(b)) {
+		if w == arg {
+			return true
+		}
+	}
+	return false
+}

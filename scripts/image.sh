@@ -1,0 +1,8 @@
+#!/bin/sh
+# Builds the appliance image: out/vmlinuz and out/initramfs-<profile>.cpio.gz
+# from bin/sipedge (make build), Debian's kernel package (cached in cache/)
+# and rootfs/. Usage: scripts/image.sh [profile]   (default qemu-x86_64)
+set -eu
+cd "$(dirname "$0")/.."
+[ -x bin/sipedge ] || CGO_ENABLED=0 go build -trimpath -ldflags '-s -w' -o bin/sipedge ./daemon
+exec go run ./scripts/mkimage -binary bin/sipedge -profile "${1:-qemu-x86_64}" -cache cache -rootfs rootfs -out out

@@ -1,0 +1,32 @@
+// Command mkimage builds the appliance image (see platform/image):
+//
+//	go run ./scripts/mkimage -binary bin/sipedge -profile qemu-x86_64
+//
+// writes out/vmlinuz and out/initramfs-<profile>.cpio.gz, with the kernel
+// package cached in cache/.
+package main
+
+import (
+	"flag"
+	"fmt"
+	"os"
+	"strings"
+
+	"github.com/sipedge/sipedge/platform/image"
+)
+
+func main() {
+	var o image.Options
+	flag.StringVar(&o.Binary, "binary", "bin/sipedge", "static sipedge binary (/init)")
+	flag.StringVar(&o.Profile, "profile", "qemu-x86_64", "board profile")
+	flag.StringVar(&o.CacheDir, "cache", "cache", "download and extraction cache")
+	flag.StringVar(&o.RootFS, "rootfs", "rootfs", "tree to add to the image")
+	flag.StringVar(&o.OutDir, "out", "out", "output directory")
+	flag.Parse()
+	res, err := image.Build(o)
+	if err != nil {
+		fmt.Fprintln(os.Stderr, "mkimage:", err)
+		os.Exit(1)
+	}
+	fmt.Printf("kernel    %s\ninitramfs %s\ncmdline   %s\nmodules   %s\n", res.Kernel, res.Initramfs, res.Cmdline, strings.Join(res.Modules, " "))
+}
