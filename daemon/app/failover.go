@@ -1,6 +1,175 @@
 package app
 
-import "context"
+import (
+	"bytes"
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"net"
+	"os"
+	"reflect"
+	"strings"
 
-// setupFailover is filled in by the failover subsystem's owner.
-func (a *App) setupFailover(ctx context.Context) error { return nil }
+	"github.com/prometheus/client_golang/prometheus"
+
+	"github.com/sipedge/sipedge/daemon/config"
+	"github.com/sipedge/sipedge/daemon/ctl"
+	"github.com/sipedge/sipedge/daemon/failover"
+	"github.com/sipedge/sipedge/hal"
+)
+
+// setupFailover starts the heartbeat with the peer and the VIP state
+// machines when the config has a cluster: section and vips:, and
+// registers `ctl vip`, `ctl vip release GROUP`, `ctl vip takeover GROUP`.
+func (a *App) setupFailover(ctx context.Context) error {
+	cfg := a.Config()
+	if cfg.Cluster == nil || len(cfg.VIPs) == 0 {
+		return nil
+	}
+	opt, err := FailoverOptions(cfg)
+	if err != nil {
+		return err
+	}
+	n, err := hal.OpenNetwork()
+	if err != nil {
+		return fmt.Errorf("failover: %w", err)
+	}
+	a.onStop(func() { n.Close() })
+	beat := a.live.Register("failover", 3*opt.Interval+2e9)
+	opt.Logger = a.log.With("subsystem", "failover")
+	opt.Events = failoverEvents{a}
+	opt.Metrics = failover.NewMetrics(prometheus.DefaultRegisterer)
+	opt.Beat = beat.Beat
+	m, err := failover.New(opt, n, n)
+	if err != nil {
+		return err
+	}
+	a.add("failover", m.Run)
+	a.addStatus("vip", func() any { return m.Status() })
+	a.onReload("failover", func(c *config.Config) error {
+		if !reflect.DeepEqual(c.Cluster, cfg.Cluster) || !reflect.DeepEqual(c.VIPs, cfg.VIPs) {
+			return errors.New("cluster: and vips: changes take effect at the next restart")
+		}
+		return nil
+	})
+	group := func(p json.RawMessage) (string, error) {
+		var q struct {
+			Group string `json:"group"`
+		}
+		if err := ctl.DecodeParams(p, &q); err != nil {
+			return "", err
+		}
+		if q.Group == "" {
+			return "", ctl.Errorf(ctl.CodeBadRequest, "no group given")
+		}
+		return q.Group, nil
+	}
+	ctlErr := func(err error) error {
+		if errors.Is(err, failover.ErrNoGroup) {
+			return ctl.Errorf(ctl.CodeNotFound, "%v", err)
+		}
+		return ctl.Errorf(ctl.CodeConflict, "%v", err)
+	}
+	a.ctl.Handle("vip", "VIP groups: state, holder, peer last heard, time to takeover", func(context.Context, json.RawMessage) (any, error) {
+		return m.Status(), nil
+	})
+	a.ctl.Handle("vip.release", "give a VIP group to the peer for maintenance: {group}", func(_ context.Context, p json.RawMessage) (any, error) {
+		g, err := group(p)
+		if err != nil {
+			return nil, err
+		}
+		if err := m.Release(g); err != nil {
+			return nil, ctlErr(err)
+		}
+		return m.Status(), nil
+	})
+	a.ctl.Handle("vip.takeover", "take a VIP group from the peer at once: {group}", func(_ context.Context, p json.RawMessage) (any, error) {
+		g, err := group(p)
+		if err != nil {
+			return nil, err
+		}
+		if err := m.Takeover(g); err != nil {
+			return nil, ctlErr(err)
+		}
+		return m.Status(), nil
+	})
+	return nil
+}
+
+type failoverEvents struct{ a *App }
+
+func (e failoverEvents) Record(ev failover.Event) {
+	msg := fmt.Sprintf("%s -> %s: %s", ev.From, ev.To, ev.Reason)
+	if ev.From == 0 {
+		msg = fmt.Sprintf("%s: %s", ev.To, ev.Reason)
+	}
+	e.a.events.Event("vip."+ev.To.String(), ev.Group, msg)
+}
+
+// FailoverOptions converts the cluster: and vips: sections to the
+// failover package's options (without logger, events and metrics).
+func FailoverOptions(cfg *config.Config) (failover.Options, error) {
+	cl := cfg.Cluster
+	key, err := os.ReadFile(cl.KeyFile)
+	if err != nil {
+		return failover.Options{}, fmt.Errorf("failover: cluster key: %w", err)
+	}
+	key = bytes.TrimSpace(key)
+	opt := failover.Options{
+		Node:     cfg.Node.Name,
+		Listen:   cl.Listen,
+		Peers:    []string{cl.Peer},
+		Key:      key,
+		Interval: cl.Interval.D(),
+	}
+	for _, v := range cfg.VIPs {
+		g := failover.GroupOptions{
+			Name: v.Name, Address: v.Address, Interface: v.Interface,
+			Role: failover.Role(v.Role), Priority: v.Priority,
+			Deadtime: v.Deadtime.D(), Initdead: v.Initdead.D(),
+			Failback: v.Failback.On(), StableFor: v.Failback.StableFor.D(),
+			GARPCount: v.GARP.Count, GARPRepeatAfter: v.GARP.RepeatAfter.D(),
+			Notify: v.Notify,
+		}
+		for _, t := range v.Track {
+			switch {
+			case t.TCP != "":
+				g.Track = append(g.Track, failover.TrackOptions{Kind: failover.CheckTCP, Target: t.TCP})
+			case t.Link != "":
+				g.Track = append(g.Track, failover.TrackOptions{Kind: failover.CheckLink, Target: t.Link})
+			case t.SIPOptions != "":
+				target := t.SIPOptions
+				if target == "local" {
+					if target, err = localSIP(cfg); err != nil {
+						return opt, fmt.Errorf("failover: vip %s: track sip_options local: %w", v.Name, err)
+					}
+				}
+				g.Track = append(g.Track, failover.TrackOptions{Kind: failover.CheckSIPOptions, Target: target})
+			}
+		}
+		opt.Groups = append(opt.Groups, g)
+	}
+	return opt, nil
+}
+
+// localSIP is where this box's own balancer answers OPTIONS: loopback at
+// the port of the first UDP listener (the listeners are on the VIP, which
+// only the holder has).
+func localSIP(cfg *config.Config) (string, error) {
+	if cfg.SIP == nil {
+		return "", errors.New("no sip: section")
+	}
+	for _, l := range cfg.SIP.Listen {
+		rest, ok := strings.CutPrefix(l, "udp:")
+		if !ok {
+			continue
+		}
+		_, port, err := net.SplitHostPort(rest)
+		if err != nil {
+			return "", fmt.Errorf("sip.listen %q: %w", l, err)
+		}
+		return net.JoinHostPort("127.0.0.1", port), nil
+	}
+	return "", errors.New("no udp listener in sip.listen")
+}

@@ -302,9 +302,9 @@ func TestForgedHeartbeatsIgnored(t *testing.T) {
 		b      []byte
 		reason string
 	}{
-		{b, forge(wrongKey, "edge-a", StateStopped, 0), RejectBadMAC},   // "A stopped": B would take at once
-		{a, forge(wrongKey, "edge-b", StateMaster, 254), RejectBadMAC},  // "split brain, B preferred"
-		{a, forge(wrongKey, "edge-b", StateBackup, 254), RejectBadMAC},  // failback bait
+		{b, forge(wrongKey, "edge-a", StateStopped, 0), RejectBadMAC},  // "A stopped": B would take at once
+		{a, forge(wrongKey, "edge-b", StateMaster, 254), RejectBadMAC}, // "split brain, B preferred"
+		{a, forge(wrongKey, "edge-b", StateBackup, 254), RejectBadMAC}, // failback bait
 		{a, append(valid[:len(valid)-33:len(valid)-33], valid[len(valid)-32:]...), RejectBadMAC},
 		{b, []byte("hello"), RejectMalformed},
 		{b, append([]byte("SEHB\x09"), make([]byte, 60)...), RejectVersion},

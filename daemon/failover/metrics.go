@@ -1,6 +1,10 @@
 package failover
 
-import "github.com/prometheus/client_golang/prometheus"
+import (
+	"errors"
+
+	"github.com/prometheus/client_golang/prometheus"
+)
 
 // Metrics are the failover collectors. A nil *Metrics records nothing.
 type Metrics struct {
@@ -57,9 +61,30 @@ func NewMetrics(reg prometheus.Registerer) *Metrics {
 		m.hbRejected.WithLabelValues(r)
 	}
 	if reg != nil {
-		reg.MustRegister(m.state, m.priority, m.transitions, m.garps, m.hbSent, m.hbSendErr, m.hbReceived, m.hbRejected)
+		m.state = register(reg, m.state)
+		m.priority = register(reg, m.priority)
+		m.transitions = register(reg, m.transitions)
+		m.garps = register(reg, m.garps)
+		m.hbSent = register(reg, m.hbSent)
+		m.hbSendErr = register(reg, m.hbSendErr)
+		m.hbReceived = register(reg, m.hbReceived)
+		m.hbRejected = register(reg, m.hbRejected)
 	}
 	return m
+}
+
+// register registers c on reg, or returns the collector already
+// registered under the same name (a daemon restarted in one process).
+func register[C prometheus.Collector](reg prometheus.Registerer, c C) C {
+	if err := reg.Register(c); err != nil {
+		var are prometheus.AlreadyRegisteredError
+		if errors.As(err, &are) {
+			if old, ok := are.ExistingCollector.(C); ok {
+				return old
+			}
+		}
+	}
+	return c
 }
 
 func (m *Metrics) setState(group string, s State) {

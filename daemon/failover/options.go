@@ -42,6 +42,9 @@ type Options struct {
 	Events  Events   // may be nil
 	Metrics *Metrics // may be nil
 	Clock   Clock    // nil: the system clock
+	// Beat, if set, is called on every turn of the event loop (at least
+	// once per interval): the daemon's liveness feeds on it.
+	Beat func()
 }
 
 // GroupOptions configures one VIP group.

@@ -77,6 +77,9 @@ func (m *Manager) Run(ctx context.Context) error {
 	timer := time.NewTimer(0)
 	defer timer.Stop()
 	for {
+		if m.opt.Beat != nil {
+			m.opt.Beat()
+		}
 		next := m.step(m.opt.Clock.Now())
 		d := time.Until(next)
 		if d < time.Millisecond {

@@ -18,9 +18,9 @@ import (
 
 var (
 	netipZero = netip.Prefix{}
-	testKey = []byte("0123456789abcdef0123456789abcdef")
-	testVIP = netip.MustParsePrefix("192.0.2.10/24")
-	t0      = time.Date(2025, 1, 2, 3, 4, 5, 0, time.UTC)
+	testKey   = []byte("0123456789abcdef0123456789abcdef")
+	testVIP   = netip.MustParsePrefix("192.0.2.10/24")
+	t0        = time.Date(2025, 1, 2, 3, 4, 5, 0, time.UTC)
 )
 
 const tick = 10 * time.Millisecond
