@@ -163,24 +163,3 @@ func coreCounts(p *sippProc) (invites, byes int) {
 	return c["INVITE_Recv"], c["BYE_Recv"]
 }
 
-func TestCallsRoundRobin(t *testing.T) {
-	l := newLab(t, 2, "core_uas.xml", nil)
-	ok, failed := l.runCalls("caller_uac.xml", 40, 20, 100)
-	if ok != 40 || failed != 0 {
-		t.Fatalf("calls: %d ok, %d failed; want 40 ok", ok, failed)
-	}
-	time.Sleep(300 * time.Millisecond)
-	for name, p := range l.cores {
-		p.stop()
-		inv, bye := coreCounts(p)
-		t.Logf("%s: %d INVITE, %d BYE, counts %v", name, inv, bye, p.counts())
-		if inv != 20 || bye != 20 {
-			t.Errorf("%s got %d INVITE and %d BYE; want 20 and 20 (round robin)", name, inv, bye)
-		}
-	}
-	for _, c := range l.b.Cores() {
-		if c.Calls != 0 || c.Pending != 0 {
-			t.Errorf("%s: %d calls %d pending after all calls ended", c.Name, c.Calls, c.Pending)
-		}
-	}
-}

@@ -1,0 +1,280 @@
+package balancer
+
+import (
+	"bytes"
+	"fmt"
+	"net"
+	"strings"
+	"testing"
+	"time"
+)
+
+// TestCallsSpreadPerAlgorithm runs calls through two Cores under each
+// algorithm and checks each Core's own INVITE and BYE counts.
+func TestCallsSpreadPerAlgorithm(t *testing.T) {
+	tests := []struct {
+		alg     string
+		weights [2]int
+		check   func(a, b int) bool
+		want    string
+	}{
+		{RoundRobin, [2]int{1, 1}, func(a, b int) bool { return a == 20 && b == 20 }, "20/20"},
+		{Weighted, [2]int{3, 1}, func(a, b int) bool { return a == 30 && b == 10 }, "30/10"},
+		{LeastLoad, [2]int{1, 1}, func(a, b int) bool { return a >= 10 && b >= 10 }, "both >= 10"},
+		{CallHash, [2]int{1, 1}, func(a, b int) bool { return a >= 8 && b >= 8 }, "both >= 8"},
+	}
+	for _, tt := range tests {
+		t.Run(tt.alg, func(t *testing.T) {
+			l := newLab(t, 2, "core_uas.xml", func(o *Options) {
+				o.Algorithm = tt.alg
+				o.Cores[0].Weight, o.Cores[1].Weight = tt.weights[0], tt.weights[1]
+			})
+			ok, failed := l.runCalls("caller_uac.xml", 40, 40, 50)
+			if ok != 40 || failed != 0 {
+				t.Fatalf("%d ok, %d failed; want 40 ok", ok, failed)
+			}
+			time.Sleep(200 * time.Millisecond)
+			var inv [2]int
+			for i, name := range []string{"core1", "core2"} {
+				l.cores[name].stop()
+				n, bye := coreCounts(l.cores[name])
+				if n != bye {
+					t.Errorf("%s: %d INVITE but %d BYE: in-dialog requests went astray", name, n, bye)
+				}
+				inv[i] = n
+			}
+			if !tt.check(inv[0], inv[1]) {
+				t.Errorf("INVITEs per core %v, want %s", inv, tt.want)
+			}
+		})
+	}
+}
+
+// TestCoreKilledMidRun kills one of three Cores under load: calls in
+// setup fail over within the attempt, new calls avoid it once probes mark
+// it down, and the caller sees no failure except for calls that were
+// already up on the dead Core (their BYE cannot be answered).
+func TestCoreKilledMidRun(t *testing.T) {
+	l := newLab(t, 3, "core_uas.xml", nil)
+	caller := l.caller("caller_uac.xml", 300, 50, 0)
+	time.Sleep(2 * time.Second)
+	upOnDead := l.core("core2").Calls
+	l.cores["core2"].kill()
+	if err := caller.wait(60 * time.Second); err != nil {
+		t.Logf("caller: %v", err)
+	}
+	ok, failed := caller.stat("SuccessfulCall(C)"), caller.stat("FailedCall(C)")
+	t.Logf("killed core2 with %d calls up on it; caller: %d ok, %d failed; stats: failovers %d, timeouts %d",
+		upOnDead, ok, failed, l.b.Stats().Failovers.Load(), l.b.Stats().AttemptTimeouts.Load())
+	if int64(failed) > upOnDead || ok+failed != 300 {
+		t.Errorf("%d ok, %d failed of 300; at most %d may fail (calls already up on the killed Core)", ok, failed, upOnDead)
+	}
+	l.waitState(3*time.Second, StateInactive, "core2")
+	if !l.events.has(EventCoreDown + " core2") {
+		t.Errorf("no core-down event for core2: %v", l.events.ev)
+	}
+}
+
+// TestCoreComesBack: a Core that died and restarts is used again after
+// up_after successful probes.
+func TestCoreComesBack(t *testing.T) {
+	l := newLab(t, 2, "core_uas.xml", func(o *Options) { o.Probe.UpAfter = 3 })
+	l.cores["core1"].kill()
+	l.waitState(3*time.Second, StateInactive, "core1")
+	ok, failed := l.runCalls("caller_uac.xml", 10, 20, 0)
+	if ok != 10 || failed != 0 {
+		t.Fatalf("with core1 down: %d ok, %d failed", ok, failed)
+	}
+	if r := l.core("core1").Routed; r != 0 {
+		t.Fatalf("core1 down but routed %d calls", r)
+	}
+	start := time.Now()
+	l.cores["core1"] = startCore(t, "core1b", "core_uas.xml", l.ports["core1"])
+	l.waitState(5*time.Second, StateActive, "core1")
+	if d := time.Since(start); d < 2*300*time.Millisecond {
+		t.Errorf("core1 active after %v: sooner than up_after=3 probes at 300ms", d)
+	}
+	if !l.events.has(EventCoreUp + " core1") {
+		t.Errorf("no core-up event: %v", l.events.ev)
+	}
+	ok, failed = l.runCalls("caller_uac.xml", 20, 20, 0)
+	if ok != 20 || failed != 0 {
+		t.Fatalf("after return: %d ok, %d failed", ok, failed)
+	}
+	l.cores["core1"].stop()
+	if inv, bye := coreCounts(l.cores["core1"]); inv != 10 || bye != 10 {
+		t.Errorf("restarted core1 got %d INVITE %d BYE, want 10/10", inv, bye)
+	}
+}
+
+// TestDrainedCore: a drained Core gets no new calls while its calls
+// finish, then core-drained is reported.
+func TestDrainedCore(t *testing.T) {
+	l := newLab(t, 2, "core_uas.xml", nil)
+	long := l.caller("caller_uac.xml", 10, 50, 2500)
+	deadline := time.Now().Add(3 * time.Second)
+	for l.core("core1").Calls < 5 && time.Now().Before(deadline) {
+		time.Sleep(20 * time.Millisecond)
+	}
+	if err := l.b.DrainCore("core1"); err != nil {
+		t.Fatal(err)
+	}
+	upOnDrained := l.core("core1").Calls
+	if upOnDrained == 0 {
+		t.Fatal("no calls up on core1 before the drain")
+	}
+	ok, failed := l.runCalls("caller_uac.xml", 10, 20, 0)
+	if ok != 10 || failed != 0 {
+		t.Fatalf("new calls while draining: %d ok, %d failed", ok, failed)
+	}
+	long.wait(30 * time.Second)
+	if ok, failed := long.stat("SuccessfulCall(C)"), long.stat("FailedCall(C)"); ok != 10 || failed != 0 {
+		t.Fatalf("calls up during the drain: %d ok, %d failed", ok, failed)
+	}
+	if st := l.core("core1"); st.State != StateDraining || st.Calls != 0 {
+		t.Errorf("core1 after drain: %+v", st)
+	}
+	if !l.events.has(EventCoreDrained + " core1") {
+		t.Errorf("no core-drained event: %v", l.events.ev)
+	}
+	l.cores["core1"].stop()
+	inv, bye := coreCounts(l.cores["core1"])
+	if inv != 5 || bye != 5 {
+		t.Errorf("drained core1 got %d INVITE, %d BYE; want the 5 from before the drain", inv, bye)
+	}
+}
+
+// TestMaxCalls503: when every Core is full the caller gets 503 with
+// Retry-After at once.
+func TestMaxCalls503(t *testing.T) {
+	l := newLab(t, 2, "core_uas.xml", func(o *Options) {
+		o.Cores[0].MaxCalls, o.Cores[1].MaxCalls = 2, 2
+	})
+	p := l.caller("caller_uac.xml", 6, 100, 3000)
+	p.wait(30 * time.Second)
+	ok, failed := p.stat("SuccessfulCall(C)"), p.stat("FailedCall(C)")
+	if ok != 4 || failed != 2 {
+		t.Errorf("%d ok, %d failed; want 4 ok and 2 refused", ok, failed)
+	}
+	if n := l.b.Stats().NoCore.Load(); n != 2 {
+		t.Errorf("503 no-core count %d, want 2", n)
+	}
+}
+
+// TestCancel: a caller CANCELs a ringing call; the CANCEL reaches the
+// Core's branch and the 487 comes back.
+func TestCancel(t *testing.T) {
+	l := newLab(t, 2, "core_cancel.xml", nil)
+	ok, failed := l.runCalls("caller_cancel.xml", 10, 10, 0)
+	if ok != 10 || failed != 0 {
+		t.Fatalf("%d ok, %d failed; want 10 cancelled calls completing", ok, failed)
+	}
+	for name, p := range l.cores {
+		p.stop()
+		c := p.counts()
+		if c["CANCEL_Recv"] != c["INVITE_Recv"] || c["INVITE_Recv"] != 5 {
+			t.Errorf("%s: %v", name, c)
+		}
+	}
+	if l.b.Dialogs() != 0 {
+		t.Errorf("%d dialogs left after cancelled calls", l.b.Dialogs())
+	}
+}
+
+// invite builds a raw INVITE toward the balancer at port.
+func invite(port int, callID, extra string) string {
+	return fmt.Sprintf("INVITE sip:1000@127.0.0.1:%d SIP/2.0\r\n"+
+		"Via: SIP/2.0/UDP 127.0.0.1:9;branch=z9hG4bK-%s;rport\r\n"+
+		"From: <sip:t@127.0.0.1>;tag=f1\r\nTo: <sip:1000@127.0.0.1>\r\n"+
+		"Call-ID: %s\r\nCSeq: 1 INVITE\r\n%sContent-Length: 0\r\n\r\n", port, callID, callID, extra)
+}
+
+// sendRaw sends one datagram to the balancer and returns the final (or
+// only) response, "" when none came within a second.
+func sendRaw(t *testing.T, port int, msg string) string {
+	t.Helper()
+	c, err := net.ListenUDP("udp", &net.UDPAddr{IP: net.IPv4(127, 0, 0, 1)})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer c.Close()
+	if _, err := c.WriteToUDP([]byte(msg), &net.UDPAddr{IP: net.IPv4(127, 0, 0, 1), Port: port}); err != nil {
+		t.Fatal(err)
+	}
+	buf := make([]byte, 65536)
+	last := ""
+	for {
+		c.SetReadDeadline(time.Now().Add(time.Second))
+		n, _, err := c.ReadFromUDP(buf)
+		if err != nil {
+			return last
+		}
+		last = string(buf[:n])
+		if !strings.HasPrefix(last, "SIP/2.0 1") {
+			return last
+		}
+	}
+}
+
+// TestIntake feeds malformed and refused input: each gets its answer (or
+// is dropped) and the balancer keeps serving calls.
+func TestIntake(t *testing.T) {
+	l := newLab(t, 2, "core_uas.xml", func(o *Options) { o.MaxMessageBytes = 4096 })
+	big := invite(l.port, "big", "X-Pad: "+strings.Repeat("a", 5000)+"\r\n")
+	tests := []struct {
+		name string
+		msg  string
+		want string // response status line prefix; "" = dropped
+	}{
+		{"garbage", "hello world\r\n\r\n", ""},
+		{"binary", string(bytes.Repeat([]byte{0xff, 0, 0x13}, 100)), ""},
+		{"no Via", strings.Replace(invite(l.port, "nv", ""), "Via: SIP/2.0/UDP 127.0.0.1:9;branch=z9hG4bK-nv;rport\r\n", "", 1), ""},
+		{"no Call-ID", strings.Replace(invite(l.port, "nc", ""), "Call-ID: nc\r\n", "", 1), "SIP/2.0 400 Missing Call-ID"},
+		{"no From", strings.Replace(invite(l.port, "nf", ""), "From: <sip:t@127.0.0.1>;tag=f1\r\n", "", 1), "SIP/2.0 400 Missing From"},
+		{"no CSeq", strings.Replace(invite(l.port, "ncs", ""), "CSeq: 1 INVITE\r\n", "", 1), "SIP/2.0 400 Missing CSeq"},
+		{"CSeq mismatch", strings.Replace(invite(l.port, "cm", ""), "CSeq: 1 INVITE", "CSeq: 1 BYE", 1), "SIP/2.0 400 CSeq Method Mismatch"},
+		{"bad Content-Length", strings.Replace(invite(l.port, "bcl", ""), "Content-Length: 0", "Content-Length: 500", 1), "SIP/2.0 400 Bad Content-Length"},
+		{"oversized", big, "SIP/2.0 513"},
+		{"Max-Forwards 0", invite(l.port, "mf0", "Max-Forwards: 0\r\n"), "SIP/2.0 483"},
+		{"OPTIONS to the balancer", strings.ReplaceAll(strings.Replace(invite(l.port, "opt", ""), "INVITE sip:1000@", "OPTIONS sip:", 1), "1 INVITE", "1 OPTIONS"), "SIP/2.0 200"},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			got := sendRaw(t, l.port, tt.msg)
+			if tt.want == "" && got != "" {
+				t.Errorf("got %q, want no response", firstLine(got))
+			}
+			if tt.want != "" && !strings.HasPrefix(got, tt.want) {
+				t.Errorf("got %q, want %q", firstLine(got), tt.want)
+			}
+		})
+	}
+	ok, failed := l.runCalls("caller_uac.xml", 20, 20, 0)
+	if ok != 20 || failed != 0 {
+		t.Fatalf("after malformed input: %d ok, %d failed", ok, failed)
+	}
+	if l.b.Stats().Panics.Load() != 0 {
+		t.Errorf("%d panics recovered", l.b.Stats().Panics.Load())
+	}
+}
+
+// TestNoCore503: with every Core disabled, an INVITE gets 503 with
+// Retry-After at once.
+func TestNoCore503(t *testing.T) {
+	l := newLab(t, 2, "core_uas.xml", nil)
+	l.b.DisableCore("core1")
+	l.b.DrainCore("core2")
+	start := time.Now()
+	got := sendRaw(t, l.port, invite(l.port, "nocore", ""))
+	if !strings.HasPrefix(got, "SIP/2.0 503") || !strings.Contains(got, "Retry-After: 5") {
+		t.Fatalf("got %q, want 503 with Retry-After", got)
+	}
+	if d := time.Since(start); d > 500*time.Millisecond {
+		t.Errorf("503 took %v", d)
+	}
+}
+
+func firstLine(s string) string {
+	l, _, _ := strings.Cut(s, "\r\n")
+	return l
+}
