@@ -167,6 +167,17 @@ func TestCtlRoundTrip(t *testing.T) {
 	if !strings.Contains(out, `"log_level": "DEBUG"`) {
 		t.Errorf("log level not changed at runtime:\n%s", out)
 	}
+	out, _, _ = d.ctl("-json", "runtime")
+	var rt struct{ Goroutines int }
+	if json.Unmarshal([]byte(out), &rt); rt.Goroutines <= 0 {
+		t.Errorf("runtime: %s", out)
+	}
+	prof := filepath.Join(dir, "allocs.pprof")
+	if _, e, code := d.ctl("debug", "profile", "allocs", "0", prof); code != 0 {
+		t.Errorf("debug profile: %d %s", code, e)
+	} else if st, err := os.Stat(prof); err != nil || st.Size() == 0 {
+		t.Errorf("profile not written: %v", err)
+	}
 	info, err := os.Stat(filepath.Join(dir, "data", "sipedge.sock"))
 	if err != nil || info.Mode().Perm() != 0o600 {
 		t.Errorf("socket: %v mode %v, want 0600", err, info.Mode().Perm())

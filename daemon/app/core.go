@@ -4,6 +4,7 @@ import (
 	"context"
 	"encoding/json"
 	"os"
+	"runtime"
 	"time"
 
 	"github.com/sipedge/sipedge/daemon/config"
@@ -104,6 +105,32 @@ func (a *App) registerCore() {
 			return nil, ctl.Errorf(ctl.CodeConflict, "reload refused, old configuration kept:\n%v", err)
 		}
 		return map[string]string{"source": a.Config().Source}, nil
+	})
+	a.ctl.Handle("runtime", "Go runtime figures: goroutines, heap, GC", func(context.Context, json.RawMessage) (any, error) {
+		var m runtime.MemStats
+		runtime.ReadMemStats(&m)
+		return map[string]any{
+			"goroutines": runtime.NumGoroutine(), "heap_alloc_bytes": m.HeapAlloc, "heap_sys_bytes": m.HeapSys,
+			"sys_bytes": m.Sys, "total_alloc_bytes": m.TotalAlloc, "mallocs": m.Mallocs, "num_gc": m.NumGC,
+			"gc_pause_total_ns": m.PauseTotalNs, "gomaxprocs": runtime.GOMAXPROCS(0),
+		}, nil
+	})
+	a.ctl.Handle("debug.profile", "write a pprof profile: {kind: cpu|heap|allocs|goroutine, seconds, path}", func(ctx context.Context, p json.RawMessage) (any, error) {
+		q := struct {
+			Kind    string `json:"kind"`
+			Seconds int    `json:"seconds"`
+			Path    string `json:"path"`
+		}{Kind: "allocs", Seconds: 10}
+		if err := ctl.DecodeParams(p, &q); err != nil {
+			return nil, err
+		}
+		if q.Path == "" {
+			return nil, ctl.Errorf(ctl.CodeBadRequest, "path is required")
+		}
+		if err := writeProfile(ctx, q.Kind, time.Duration(q.Seconds)*time.Second, q.Path); err != nil {
+			return nil, ctl.Errorf(ctl.CodeBadRequest, "%v", err)
+		}
+		return map[string]string{"path": q.Path}, nil
 	})
 	a.ctl.Handle("log.level", "set the log level: {level}", func(_ context.Context, p json.RawMessage) (any, error) {
 		var q struct {

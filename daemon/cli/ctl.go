@@ -33,6 +33,7 @@ type ctlCommand struct {
 func ctlCommands() []ctlCommand {
 	var cs []ctlCommand
 	cs = append(cs, nodeCommands()...)
+	cs = append(cs, debugCommands()...)
 	cs = append(cs, coreCommands()...)
 	cs = append(cs, vipCommands()...)
 	return cs

@@ -101,3 +101,23 @@ func printEvents(w io.Writer, raw json.RawMessage) error {
 	table(w, []string{"TIME", "EVENT", "SUBJECT", "MESSAGE"}, rows)
 	return nil
 }
+
+func debugCommands() []ctlCommand {
+	return []ctlCommand{
+		{words: "runtime", help: "Go runtime figures: goroutines, heap, GC", method: "runtime", print: func(w io.Writer, raw json.RawMessage) error {
+			w.Write(indentJSON(raw))
+			return nil
+		}},
+		{words: "debug profile", args: "KIND SECONDS PATH", help: "write a pprof profile (cpu, heap, allocs, goroutine) to PATH on the box", method: "debug.profile",
+			params: func(a []string) (any, error) {
+				if len(a) != 3 {
+					return nil, fmt.Errorf("want KIND SECONDS PATH")
+				}
+				n, err := strconv.Atoi(a[1])
+				if err != nil {
+					return nil, fmt.Errorf("SECONDS: %v", err)
+				}
+				return map[string]any{"kind": a[0], "seconds": n, "path": a[2]}, nil
+			}},
+	}
+}
