@@ -24,10 +24,11 @@ type Balancer struct {
 	wheel  *wheel
 	parser *sip.Parser
 
-	listeners []*listener
-	udpOut    *listener
-	tcpOut    *listener
-	workers   []chan inbound
+	listeners  []*listener
+	udpOut     *listener
+	tcpOut     *listener
+	workers    []chan inbound
+	workerBeat []atomic.Int64
 
 	stx     *shardMap[*serverTx]
 	ctx     *shardMap[*clientTx]
@@ -122,13 +123,25 @@ func (b *Balancer) Start(ctx context.Context) error {
 	}
 	b.started = true
 	b.workers = make([]chan inbound, b.opt.Workers)
+	b.workerBeat = make([]atomic.Int64, b.opt.Workers)
 	for i := range b.workers {
 		ch := make(chan inbound, b.opt.QueueLength)
 		b.workers[i] = ch
+		b.workerBeat[i].Store(time.Now().UnixNano())
 		b.workWG.Add(1)
 		go func() {
 			defer b.workWG.Done()
-			for in := range ch {
+			for {
+				var in inbound
+				select {
+				case <-b.stop:
+					return
+				case in = <-ch:
+				}
+				if in.data == nil {
+					b.workerBeat[i].Store(time.Now().UnixNano())
+					continue
+				}
 				b.handle(in)
 			}
 		}()
@@ -174,9 +187,6 @@ func (b *Balancer) Close() error {
 			return
 		}
 		b.wg.Wait()
-		for _, ch := range b.workers {
-			close(ch)
-		}
 		b.workWG.Wait()
 		b.wheel.close()
 	})
@@ -314,3 +324,26 @@ func (b *Balancer) Transactions() (server, client int) { return b.stx.len(), b.c
 
 // Dialogs returns the number of dialogs in the table (early and confirmed).
 func (b *Balancer) Dialogs() int { return b.dialogs.m.len() }
+
+// Healthy reports whether the balancer's machinery is turning: the timer
+// wheel ticked and every worker drained a marker within the last few
+// seconds. The daemon feeds the watchdog's liveness from it.
+func (b *Balancer) Healthy() error {
+	if !b.started {
+		return errors.New("not started")
+	}
+	now := time.Now().UnixNano()
+	if now-b.wheel.lastRun.Load() > int64(3*time.Second) {
+		return errors.New("timer wheel stalled")
+	}
+	for i, ch := range b.workers {
+		select {
+		case ch <- inbound{}: // a marker: the worker stamps its beat
+		default:
+		}
+		if now-b.workerBeat[i].Load() > int64(5*time.Second) {
+			return fmt.Errorf("worker %d stalled", i)
+		}
+	}
+	return nil
+}

@@ -162,4 +162,3 @@ func coreCounts(p *sippProc) (invites, byes int) {
 	c := p.counts()
 	return c["INVITE_Recv"], c["BYE_Recv"]
 }
-

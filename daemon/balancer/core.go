@@ -40,8 +40,8 @@ type Core struct {
 	mu        sync.Mutex // guards the fields below
 	admin     int
 	up        bool
-	fails     int // consecutive probe failures
-	succs     int // consecutive probe successes
+	fails     int  // consecutive probe failures
+	succs     int  // consecutive probe successes
 	suspect   bool // a call attempt got no answer since the last good probe
 	drained   bool // core-drained emitted for the current drain
 	lastProbe time.Time

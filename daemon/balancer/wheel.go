@@ -19,8 +19,9 @@ type wheel struct {
 	slots [][]*timer
 	cur   uint64 // ticks processed
 
-	stop chan struct{}
-	done chan struct{}
+	stop    chan struct{}
+	done    chan struct{}
+	lastRun atomic.Int64 // unix ns of the last tick
 }
 
 // timer is one scheduled callback. Stop is safe from any goroutine.
@@ -38,8 +39,10 @@ func (t *timer) Stop() {
 }
 
 func newWheel(tick time.Duration, slots int, log *slog.Logger) *wheel {
-	return &wheel{tick: tick, start: time.Now(), log: log, slots: make([][]*timer, slots),
+	w := &wheel{tick: tick, start: time.Now(), log: log, slots: make([][]*timer, slots),
 		stop: make(chan struct{}), done: make(chan struct{})}
+	w.lastRun.Store(time.Now().UnixNano())
+	return w
 }
 
 func (w *wheel) now() uint64 { return uint64(time.Since(w.start) / w.tick) }
@@ -71,6 +74,7 @@ func (w *wheel) run() {
 			return
 		case <-tk.C:
 		}
+		w.lastRun.Store(time.Now().UnixNano())
 		target := w.now()
 		w.mu.Lock()
 		for w.cur < target {

@@ -1,0 +1,160 @@
+package balancer
+
+import (
+	"fmt"
+	"os"
+	"strconv"
+	"strings"
+
+	"github.com/prometheus/client_golang/prometheus"
+)
+
+// Collector exports a Balancer's counters and its Cores' state to
+// Prometheus. Register it with NewCollector(b) on any registerer.
+type Collector struct {
+	b        *Balancer
+	counters []counterDesc
+	calls    *prometheus.Desc
+	pending  *prometheus.Desc
+	state    *prometheus.Desc
+	latency  *prometheus.Desc
+	routed   *prometheus.Desc
+	answered *prometheus.Desc
+	fail     *prometheus.Desc
+	tx       *prometheus.Desc
+	dialogs  *prometheus.Desc
+	drops    *prometheus.Desc
+}
+
+type counterDesc struct {
+	d   *prometheus.Desc
+	get func(*Stats) uint64
+}
+
+// NewCollector builds the collector for b.
+func NewCollector(b *Balancer) *Collector {
+	c := &Collector{b: b}
+	add := func(name, help string, get func(*Stats) uint64) {
+		c.counters = append(c.counters, counterDesc{prometheus.NewDesc("sipedge_sip_"+name+"_total", help, nil, nil), get})
+	}
+	add("messages_received", "SIP messages read from the sockets.", func(s *Stats) uint64 { return s.Received.Load() })
+	add("queue_drops", "Messages dropped because their worker's queue was full.", func(s *Stats) uint64 { return s.QueueDrops.Load() })
+	add("malformed", "Unparsable or invalid messages (answered 400 or dropped).", func(s *Stats) uint64 { return s.Malformed.Load() })
+	add("too_large", "Messages over the size limit.", func(s *Stats) uint64 { return s.TooLarge.Load() })
+	add("panics", "Panics recovered while handling a message.", func(s *Stats) uint64 { return s.Panics.Load() })
+	add("requests_forwarded", "Requests forwarded.", func(s *Stats) uint64 { return s.Forwarded.Load() })
+	add("retransmissions_absorbed", "Request retransmissions absorbed.", func(s *Stats) uint64 { return s.Retransmissions.Load() })
+	add("retransmitted", "Requests retransmitted by the balancer's UDP timers.", func(s *Stats) uint64 { return s.Retransmitted.Load() })
+	add("calls", "Initial INVITEs routed to a Core.", func(s *Stats) uint64 { return s.Calls.Load() })
+	add("calls_answered", "Initial INVITEs answered 2xx.", func(s *Stats) uint64 { return s.Answered.Load() })
+	add("failovers", "Call attempts moved to the next Core.", func(s *Stats) uint64 { return s.Failovers.Load() })
+	add("attempt_timeouts", "Attempts a Core did not answer in time.", func(s *Stats) uint64 { return s.AttemptTimeouts.Load() })
+	add("no_core", "Requests refused with 503: every Core full or down.", func(s *Stats) uint64 { return s.NoCore.Load() })
+	add("dialogs_expired", "Dialogs ended by the dialog timer (BYE lost).", func(s *Stats) uint64 { return s.DialogsExpired.Load() })
+	add("send_errors", "Socket send errors.", func(s *Stats) uint64 { return s.SendErrors.Load() })
+	add("replies_4xx", "4xx responses sent to callers.", func(s *Stats) uint64 { return s.Replies4xx.Load() })
+	add("replies_5xx", "5xx responses sent to callers.", func(s *Stats) uint64 { return s.Replies5xx.Load() })
+	core := []string{"core"}
+	c.calls = prometheus.NewDesc("sipedge_sip_core_calls", "Confirmed calls on the Core (2xx to BYE).", core, nil)
+	c.pending = prometheus.NewDesc("sipedge_sip_core_pending", "INVITEs in progress on the Core.", core, nil)
+	c.state = prometheus.NewDesc("sipedge_sip_core_state", "1 for the Core's current state.", []string{"core", "state"}, nil)
+	c.latency = prometheus.NewDesc("sipedge_sip_core_latency_seconds", "OPTIONS round-trip EWMA.", core, nil)
+	c.routed = prometheus.NewDesc("sipedge_sip_core_routed_total", "Call attempts sent to the Core.", core, nil)
+	c.answered = prometheus.NewDesc("sipedge_sip_core_answered_total", "Calls the Core answered 2xx.", core, nil)
+	c.fail = prometheus.NewDesc("sipedge_sip_core_failovers_total", "Attempts moved away from the Core.", core, nil)
+	c.tx = prometheus.NewDesc("sipedge_sip_transactions", "Live transactions.", []string{"side"}, nil)
+	c.dialogs = prometheus.NewDesc("sipedge_sip_dialogs", "Dialogs in the table (early and confirmed).", nil, nil)
+	c.drops = prometheus.NewDesc("sipedge_sip_udp_kernel_drops", "Datagrams the kernel dropped on the balancer's UDP sockets (receive buffer full).", []string{"listen"}, nil)
+	return c
+}
+
+// Describe implements prometheus.Collector.
+func (c *Collector) Describe(ch chan<- *prometheus.Desc) {
+	for _, d := range c.counters {
+		ch <- d.d
+	}
+	for _, d := range []*prometheus.Desc{c.calls, c.pending, c.state, c.latency, c.routed, c.answered, c.fail, c.tx, c.dialogs, c.drops} {
+		ch <- d
+	}
+}
+
+// Collect implements prometheus.Collector.
+func (c *Collector) Collect(ch chan<- prometheus.Metric) {
+	for _, d := range c.counters {
+		ch <- prometheus.MustNewConstMetric(d.d, prometheus.CounterValue, float64(d.get(&c.b.stats)))
+	}
+	for _, s := range c.b.Cores() {
+		ch <- prometheus.MustNewConstMetric(c.calls, prometheus.GaugeValue, float64(s.Calls), s.Name)
+		ch <- prometheus.MustNewConstMetric(c.pending, prometheus.GaugeValue, float64(s.Pending), s.Name)
+		ch <- prometheus.MustNewConstMetric(c.latency, prometheus.GaugeValue, s.LatencyMS/1000, s.Name)
+		ch <- prometheus.MustNewConstMetric(c.routed, prometheus.CounterValue, float64(s.Routed), s.Name)
+		ch <- prometheus.MustNewConstMetric(c.answered, prometheus.CounterValue, float64(s.Answered), s.Name)
+		ch <- prometheus.MustNewConstMetric(c.fail, prometheus.CounterValue, float64(s.Failovers), s.Name)
+		for _, st := range []State{StateActive, StateTrying, StateInactive, StateDisabled, StateDraining} {
+			v := 0.0
+			if s.State == st {
+				v = 1
+			}
+			ch <- prometheus.MustNewConstMetric(c.state, prometheus.GaugeValue, v, s.Name, string(st))
+		}
+	}
+	srv, cli := c.b.Transactions()
+	ch <- prometheus.MustNewConstMetric(c.tx, prometheus.GaugeValue, float64(srv), "server")
+	ch <- prometheus.MustNewConstMetric(c.tx, prometheus.GaugeValue, float64(cli), "client")
+	ch <- prometheus.MustNewConstMetric(c.dialogs, prometheus.GaugeValue, float64(c.b.Dialogs()))
+	for listen, n := range c.b.KernelDrops() {
+		ch <- prometheus.MustNewConstMetric(c.drops, prometheus.CounterValue, float64(n), listen)
+	}
+}
+
+// KernelDrops returns, per UDP listener, the datagrams the kernel dropped
+// for a full receive buffer (the drops column of /proc/net/udp{,6}).
+// Empty where /proc is not available.
+func (b *Balancer) KernelDrops() map[string]uint64 {
+	out := map[string]uint64{}
+	for _, l := range b.listeners {
+		if l.transport != "udp" {
+			continue
+		}
+		file := "/proc/net/udp"
+		if l.addr.Addr().Is6() {
+			file = "/proc/net/udp6"
+		}
+		n, err := udpDrops(file, l.addr.Addr().AsSlice(), l.addr.Port())
+		if err == nil {
+			out["udp:"+l.addr.String()] = n
+		}
+	}
+	return out
+}
+
+func udpDrops(file string, ip []byte, port uint16) (uint64, error) {
+	data, err := os.ReadFile(file)
+	if err != nil {
+		return 0, err
+	}
+	// /proc prints the address as the in-memory words in host order (hex
+	// of each 32-bit word, little endian on x86).
+	var want strings.Builder
+	for i := 0; i+4 <= len(ip); i += 4 {
+		fmt.Fprintf(&want, "%02X%02X%02X%02X", ip[i+3], ip[i+2], ip[i+1], ip[i])
+	}
+	local := fmt.Sprintf("%s:%04X", want.String(), port)
+	var total uint64
+	found := false
+	for _, line := range strings.Split(string(data), "\n")[1:] {
+		f := strings.Fields(line)
+		if len(f) < 13 || f[1] != local {
+			continue
+		}
+		n, err := strconv.ParseUint(f[len(f)-1], 10, 64)
+		if err == nil {
+			total += n
+			found = true
+		}
+	}
+	if !found {
+		return 0, fmt.Errorf("%s: no socket %s", file, local)
+	}
+	return total, nil
+}
