@@ -1,0 +1,234 @@
+// sipedge status page: polls /api/overview once a second and renders it.
+// No framework, no CDN; every string goes in through textContent.
+"use strict";
+(function () {
+  const $ = (id) => document.getElementById(id);
+  let csrf = "", loggedIn = false, actions = [], lastRouted = {}, lastTime = 0, cps = {};
+
+  function el(tag, attrs, ...kids) {
+    const e = document.createElement(tag);
+    for (const [k, v] of Object.entries(attrs || {})) {
+      if (k === "class") e.className = v;
+      else if (k.startsWith("on")) e.addEventListener(k.slice(2), v);
+      else e.setAttribute(k, v);
+    }
+    for (const k of kids) if (k !== null && k !== undefined) e.append(k instanceof Node ? k : String(k));
+    return e;
+  }
+  function state(s) { return el("span", { class: "state " + String(s).toLowerCase() }, s); }
+  function na(msg) { return el("p", { class: "na" }, msg); }
+  function fmtDur(ns) {
+    if (ns === null || ns === undefined || ns === "") return "–";
+    if (typeof ns === "string") return ns;
+    let s = ns / 1e9;
+    if (s < 1) return Math.round(s * 1000) + " ms";
+    if (s < 120) return s.toFixed(1) + " s";
+    if (s < 7200) return Math.round(s / 60) + " min";
+    return (s / 3600).toFixed(1) + " h";
+  }
+  function fmtTime(t) { const d = new Date(t); return isNaN(d) ? String(t) : d.toLocaleTimeString(); }
+  function message(text, kind) { const m = $("message"); m.textContent = text || ""; m.className = kind || ""; }
+  function table(head, rows) {
+    return el("table", {}, el("thead", {}, el("tr", {}, ...head.map((h) => el("th", {}, h)))),
+      el("tbody", {}, ...rows));
+  }
+  function can(m) { return loggedIn && actions.includes(m); }
+  function button(label, method, params, confirmText) {
+    return el("button", { type: "button", "data-action": method, onclick: () => {
+      if (confirmText && !window.confirm(confirmText)) return;
+      act(method, params);
+    } }, label);
+  }
+  function generic(v) {
+    if (v === null || v === undefined) return na("none");
+    if (Array.isArray(v)) {
+      if (v.length && typeof v[0] === "object") {
+        const keys = [...new Set(v.flatMap((o) => Object.keys(o || {})))];
+        return table(keys, v.map((o) => el("tr", {}, ...keys.map((k) => el("td", {}, scalar(o[k], k))))));
+      }
+      return document.createTextNode(v.join(", "));
+    }
+    if (typeof v === "object") {
+      const dl = el("dl");
+      for (const [k, x] of Object.entries(v)) {
+        dl.append(el("dt", {}, k), el("dd", {}, typeof x === "object" && x !== null ? generic(x) : scalar(x, k)));
+      }
+      return dl;
+    }
+    return document.createTextNode(String(v));
+  }
+  function scalar(x, k) {
+    if (x === null || x === undefined) return "";
+    if (typeof x === "object") return JSON.stringify(x);
+    if (/state|status/.test(k || "") && typeof x === "string") return state(x);
+    return String(x);
+  }
+
+  async function api(path, opts) {
+    const r = await fetch(path, Object.assign({ credentials: "same-origin", cache: "no-store" }, opts || {}));
+    let body = null;
+    try { body = await r.json(); } catch (e) { body = null; }
+    return { status: r.status, body };
+  }
+  async function refreshSession() {
+    const r = await api("/api/session");
+    if (r.status === 200 && r.body) { csrf = r.body.csrf; setLoggedIn(r.body.logged_in); }
+  }
+  function setLoggedIn(v) {
+    loggedIn = !!v;
+    $("login-form").hidden = loggedIn;
+    $("logout").hidden = !loggedIn;
+    $("who").textContent = loggedIn ? "logged in" : "read-only";
+    document.body.classList.toggle("logged-in", loggedIn);
+  }
+  async function act(method, params) {
+    const r = await api("/api/action/" + encodeURIComponent(method), {
+      method: "POST", headers: { "Content-Type": "application/json", "X-CSRF-Token": csrf },
+      body: JSON.stringify(params || {}),
+    });
+    if (r.status === 401) { setLoggedIn(false); await refreshSession(); }
+    const err = r.body && r.body.error;
+    message(err ? method + ": " + err.message : method + ": done", err ? "error" : "ok");
+    poll(true);
+  }
+
+  function renderNode(st) {
+    $("node").textContent = st.node;
+    $("version").textContent = st.version;
+    document.title = st.node + " · sipedge";
+    const dl = $("node-info");
+    dl.replaceChildren();
+    const rows = [["node", st.node], ["version", st.version], ["uptime", st.uptime], ["profile", st.profile],
+      ["platform", st.platform], ["config", st.config],
+      ["store", st.store && (st.store.ok ? "ok" : "FAULT: " + st.store.error)]];
+    for (const [k, v] of rows) dl.append(el("dt", {}, k), el("dd", { id: "node-" + k }, v === undefined ? "" : v));
+    const subs = st.subsystems || [];
+    $("subsystems").replaceChildren(subs.length ? table(["subsystem", "state", "last beat"],
+      subs.map((s) => el("tr", {}, el("td", {}, s.name), el("td", {}, state(s.ok ? "alive" : "stale")),
+        el("td", {}, fmtTime(s.last))))) : na("no subsystem reports liveness"));
+    const sec = st.sections || {};
+    $("network").replaceChildren(sec.network ? generic(sec.network) : na("not available on this box"));
+    $("watchdog").replaceChildren(sec.watchdog ? generic(sec.watchdog) : na("not available on this box"));
+  }
+
+  function coreList(part, st) {
+    let r = part && part.available ? part.result : null;
+    if (!r && st && st.sections && st.sections.balancer) r = st.sections.balancer;
+    if (r && !Array.isArray(r)) r = r.cores || null;
+    return r;
+  }
+  function renderCores(part, st, now) {
+    const list = coreList(part, st);
+    $("core-add").hidden = !can("cores.add");
+    if (!list) { $("cores").replaceChildren(na(part && part.available ? part.error : "not available on this box")); return; }
+    if (!list.length) { $("cores").replaceChildren(na("no Cores configured")); return; }
+    const rows = list.map((c) => {
+      let rate = c.cps;
+      if (rate === undefined && c.routed !== undefined) {
+        if (lastTime && lastRouted[c.name] !== undefined && now > lastTime)
+          cps[c.name] = Math.max(0, (c.routed - lastRouted[c.name]) / ((now - lastTime) / 1000));
+        lastRouted[c.name] = c.routed;
+        rate = cps[c.name];
+      }
+      const active = c.calls !== undefined ? c.calls : c.active;
+      const max = c.max_calls ? c.max_calls : "∞";
+      const lat = c.latency_ms !== undefined ? Number(c.latency_ms).toFixed(1) + " ms" : "–";
+      const acts = el("td", { class: "acts" });
+      for (const [label, m, conf] of [["drain", "cores.drain"], ["enable", "cores.enable"],
+        ["disable", "cores.disable"], ["remove", "cores.remove", "Remove Core " + c.name + "?"]]) {
+        if (can(m)) acts.append(button(label, m, { name: c.name, core: c.name }, conf), " ");
+      }
+      return el("tr", { "data-core": c.name }, el("td", {}, c.name), el("td", {}, c.address || ""),
+        el("td", { class: "core-state" }, state(c.state || "?")), el("td", {}, c.weight === undefined ? "" : c.weight),
+        el("td", { class: "core-active" }, (active === undefined ? "–" : active) + " / " + max),
+        el("td", { class: "core-cps" }, rate === undefined ? "–" : Number(rate).toFixed(1)),
+        el("td", { class: "core-latency" }, lat), acts);
+    });
+    $("cores").replaceChildren(table(["Core", "address", "state", "weight", "active / max", "CPS", "probe", ""], rows));
+  }
+
+  function renderVIPs(part, st) {
+    let r = part && part.available ? part.result : null;
+    if (!r && st && st.sections && st.sections.vip) r = st.sections.vip;
+    let groups = r && (Array.isArray(r) ? r : r.groups);
+    if (!groups) { $("vips").replaceChildren(na(part && part.available ? part.error : "not available on this box")); return; }
+    if (!groups.length) { $("vips").replaceChildren(na("no VIP groups")); return; }
+    const rows = groups.map((g) => {
+      const peers = g.peers || [];
+      let heard = "–";
+      if (peers.length) heard = peers.map((p) => (p.node || "peer") + " " + fmtDur(p.last_heard_ago) + " ago").join(", ");
+      const acts = el("td", { class: "acts" });
+      if (can("vip.release")) acts.append(button("release", "vip.release", { group: g.name, name: g.name }, "Release VIP " + g.name + " to the peer?"), " ");
+      if (can("vip.takeover")) acts.append(button("take over", "vip.takeover", { group: g.name, name: g.name }, "Take over VIP " + g.name + "?"));
+      return el("tr", { "data-vip": g.name }, el("td", {}, g.name), el("td", {}, g.address || ""), el("td", {}, g.role || ""),
+        el("td", { class: "vip-state" }, state(g.state || "?")), el("td", {}, g.holder || "–"), el("td", {}, heard),
+        el("td", {}, g.takeover_in === undefined || g.takeover_in === null ? "–" : fmtDur(g.takeover_in)), acts);
+    });
+    $("vips").replaceChildren(table(["group", "address", "role", "state", "holder", "peer last heard", "takeover in", ""], rows));
+  }
+
+  function renderEvents(part) {
+    const ev = part && part.available && Array.isArray(part.result) ? part.result.slice().reverse() : null;
+    if (!ev) { $("events").replaceChildren(na(part ? part.error || "none" : "none")); return; }
+    $("events").replaceChildren(ev.length ? table(["time", "event", "subject", "message"],
+      ev.map((e) => el("tr", { "data-seq": e.seq }, el("td", {}, fmtTime(e.time)), el("td", { class: "ev-kind" }, e.kind),
+        el("td", {}, e.subject), el("td", {}, e.message)))) : na("no events"));
+  }
+
+  let timer = null, busy = false;
+  async function poll(now) {
+    if (timer) { clearTimeout(timer); timer = null; }
+    if (busy && !now) return;
+    busy = true;
+    try {
+      const r = await api("/api/overview");
+      if (r.status !== 200 || !r.body) {
+        $("updated").textContent = "error " + r.status + (r.body && r.body.error ? ": " + r.body.error.message : "");
+      } else {
+        const o = r.body, t = Date.now();
+        actions = o.actions || [];
+        if (o.session && o.session.logged_in !== loggedIn) { await refreshSession(); }
+        const st = o.status && o.status.available ? o.status.result : null;
+        if (st) renderNode(st);
+        renderVIPs(o.vips, st);
+        renderCores(o.cores, st, t);
+        lastTime = t;
+        renderEvents(o.events);
+        $("box-section").hidden = !can("reboot");
+        $("updated").textContent = "updated " + new Date(o.time).toLocaleTimeString();
+      }
+    } catch (e) {
+      $("updated").textContent = "no answer from the box (" + e.message + ")";
+    } finally {
+      busy = false;
+      timer = setTimeout(poll, 1000);
+    }
+  }
+
+  document.addEventListener("DOMContentLoaded", async () => {
+    $("login-form").addEventListener("submit", async (ev) => {
+      ev.preventDefault();
+      const r = await api("/api/login", { method: "POST",
+        headers: { "Content-Type": "application/json", "X-CSRF-Token": csrf },
+        body: JSON.stringify({ password: $("password").value }) });
+      $("password").value = "";
+      if (r.status === 200) { csrf = r.body.csrf; setLoggedIn(true); message("logged in", "ok"); poll(true); }
+      else { message(r.body && r.body.error ? r.body.error.message : "login failed (" + r.status + ")", "error"); await refreshSession(); }
+    });
+    $("logout").addEventListener("click", async () => {
+      await api("/api/logout", { method: "POST", headers: { "X-CSRF-Token": csrf } });
+      setLoggedIn(false); await refreshSession(); message("logged out", "ok"); poll(true);
+    });
+    $("core-add").addEventListener("submit", (ev) => {
+      ev.preventDefault();
+      const p = { name: $("core-name").value.trim(), address: $("core-address").value.trim() };
+      const w = parseInt($("core-weight").value, 10), m = parseInt($("core-max").value, 10);
+      if (!isNaN(w)) p.weight = w;
+      if (!isNaN(m)) p.max_calls = m;
+      act("cores.add", p);
+    });
+    $("reboot").addEventListener("click", () => { if (window.confirm("Reboot the box?")) act("reboot", {}); });
+    await refreshSession();
+    poll(true);
+  });
+})();

@@ -1,0 +1,218 @@
+package web
+
+import (
+	"context"
+	"embed"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io/fs"
+	"log/slog"
+	"net"
+	"net/http"
+	"net/netip"
+	"sync/atomic"
+	"time"
+
+	"github.com/prometheus/client_golang/prometheus"
+	"github.com/prometheus/client_golang/prometheus/promhttp"
+)
+
+//go:embed assets
+var assets embed.FS
+
+// Caller runs the daemon's control methods in process (the ctl server).
+type Caller interface {
+	Call(ctx context.Context, method string, params json.RawMessage) (any, error)
+	Methods() map[string]string
+}
+
+// Options build a Server.
+type Options struct {
+	// Listen is the TCP address to serve on (host:port).
+	Listen string
+	// OpenTo are the networks allowed to reach the server at all; an
+	// empty list allows loopback only.
+	OpenTo []netip.Prefix
+	// Ctl runs every read and action.
+	Ctl Caller
+	// Password returns the stored web password hash; found is false
+	// while none is set (then nobody can log in).
+	Password func() (h Hash, found bool, err error)
+	// Gatherer is served on /metrics (nil: /metrics answers 404).
+	Gatherer prometheus.Gatherer
+	// Registerer, if set, gets the web server's own metrics.
+	Registerer prometheus.Registerer
+	// Event, if set, records audit events (logins, lockouts, actions).
+	Event   func(kind, subject, message string)
+	Lockout Lockout
+	Logger  *slog.Logger
+	Now     func() time.Time
+}
+
+// Server is the web status page, JSON API and /metrics.
+type Server struct {
+	opts     Options
+	log      *slog.Logger
+	openTo   atomic.Pointer[[]netip.Prefix]
+	sessions *sessions
+	limiter  *limiter
+	mux      *http.ServeMux
+	logins   *prometheus.CounterVec
+	actions  *prometheus.CounterVec
+}
+
+// New returns a server; Serve or Handler put it to work.
+func New(o Options) (*Server, error) {
+	if o.Ctl == nil {
+		return nil, errors.New("web: no ctl caller")
+	}
+	if o.Logger == nil {
+		o.Logger = slog.New(slog.DiscardHandler)
+	}
+	if o.Now == nil {
+		o.Now = time.Now
+	}
+	if o.Password == nil {
+		o.Password = func() (Hash, bool, error) { return Hash{}, false, nil }
+	}
+	if o.Event == nil {
+		o.Event = func(string, string, string) {}
+	}
+	s := &Server{opts: o, log: o.Logger, sessions: newSessions(o.Now), limiter: newLimiter(o.Lockout, o.Now)}
+	s.SetOpenTo(o.OpenTo)
+	s.logins = prometheus.NewCounterVec(prometheus.CounterOpts{
+		Name: "sipedge_web_logins_total", Help: "Web login attempts by result (ok, bad_password, locked_out, no_password).",
+	}, []string{"result"})
+	s.actions = prometheus.NewCounterVec(prometheus.CounterOpts{
+		Name: "sipedge_web_actions_total", Help: "Actions taken from the web page by method and result.",
+	}, []string{"method", "result"})
+	if o.Registerer != nil {
+		for _, c := range []prometheus.Collector{s.logins, s.actions} {
+			if err := o.Registerer.Register(c); err != nil {
+				return nil, fmt.Errorf("web: register metrics: %w", err)
+			}
+		}
+	}
+	s.routes()
+	return s, nil
+}
+
+// SetOpenTo replaces the allowed networks (a configuration reload).
+func (s *Server) SetOpenTo(p []netip.Prefix) {
+	cp := append([]netip.Prefix(nil), p...)
+	s.openTo.Store(&cp)
+}
+
+// LogoutAll ends every session (the password was changed).
+func (s *Server) LogoutAll() { s.sessions.clear() }
+
+// Handler is the whole site.
+func (s *Server) Handler() http.Handler { return s }
+
+// ServeHTTP checks the client's address, sets the security headers and
+// dispatches.
+func (s *Server) ServeHTTP(w http.ResponseWriter, r *http.Request) {
+	h := w.Header()
+	h.Set("X-Content-Type-Options", "nosniff")
+	h.Set("X-Frame-Options", "DENY")
+	h.Set("Referrer-Policy", "no-referrer")
+	h.Set("Content-Security-Policy", "default-src 'self'; img-src 'self' data:; frame-ancestors 'none'; form-action 'self'")
+	if !s.allowed(r) {
+		s.log.Debug("web: refused client outside open_to", "remote", r.RemoteAddr, "path", r.URL.Path)
+		http.Error(w, "403 forbidden: this address is not in web.open_to", http.StatusForbidden)
+		return
+	}
+	s.mux.ServeHTTP(w, r)
+}
+
+func clientAddr(r *http.Request) (netip.Addr, bool) {
+	ap, err := netip.ParseAddrPort(r.RemoteAddr)
+	if err != nil {
+		a, err := netip.ParseAddr(r.RemoteAddr)
+		return a.Unmap(), err == nil
+	}
+	return ap.Addr().Unmap(), true
+}
+
+func (s *Server) allowed(r *http.Request) bool {
+	a, ok := clientAddr(r)
+	if !ok {
+		return false
+	}
+	nets := *s.openTo.Load()
+	if len(nets) == 0 {
+		return a.IsLoopback()
+	}
+	for _, p := range nets {
+		if p.Contains(a) {
+			return true
+		}
+	}
+	return false
+}
+
+func (s *Server) routes() {
+	m := http.NewServeMux()
+	static, _ := fs.Sub(assets, "assets")
+	files := http.FileServerFS(static)
+	m.Handle("GET /static/", http.StripPrefix("/static/", files))
+	m.HandleFunc("GET /{$}", func(w http.ResponseWriter, r *http.Request) {
+		w.Header().Set("Cache-Control", "no-store")
+		http.ServeFileFS(w, r, static, "index.html")
+	})
+	m.HandleFunc("GET /api/", s.apiIndex)
+	m.HandleFunc("GET /api/overview", s.overview)
+	m.HandleFunc("GET /api/status", s.read("status", nil))
+	m.HandleFunc("GET /api/cores", func(w http.ResponseWriter, r *http.Request) {
+		res, err := s.call(r.Context(), s.coreMethod(), nil)
+		s.reply(w, res, err)
+	})
+	m.HandleFunc("GET /api/vips", s.read(MethodVIPs, nil))
+	m.HandleFunc("GET /api/events", s.events)
+	m.HandleFunc("GET /api/session", s.session)
+	m.HandleFunc("POST /api/login", s.login)
+	m.HandleFunc("POST /api/logout", s.logout)
+	m.HandleFunc("POST /api/action/{method}", s.action)
+	if s.opts.Gatherer != nil {
+		m.Handle("GET /metrics", promhttp.HandlerFor(s.opts.Gatherer, promhttp.HandlerOpts{ErrorHandling: promhttp.ContinueOnError}))
+	}
+	s.mux = m
+}
+
+// Listen opens the server's TCP listener (so a busy port fails the
+// daemon's start, not later).
+func (s *Server) Listen() (net.Listener, error) {
+	ln, err := net.Listen("tcp", s.opts.Listen)
+	if err != nil {
+		return nil, fmt.Errorf("web listen %s: %w", s.opts.Listen, err)
+	}
+	return ln, nil
+}
+
+// Serve answers on ln until ctx ends, then shuts down within 5 s.
+func (s *Server) Serve(ctx context.Context, ln net.Listener) error {
+	hs := &http.Server{
+		Handler:           s,
+		ReadHeaderTimeout: 10 * time.Second,
+		ReadTimeout:       30 * time.Second,
+		WriteTimeout:      60 * time.Second,
+		IdleTimeout:       120 * time.Second,
+		MaxHeaderBytes:    64 << 10,
+		ErrorLog:          slog.NewLogLogger(s.log.Handler(), slog.LevelDebug),
+	}
+	errc := make(chan error, 1)
+	go func() { errc <- hs.Serve(ln) }()
+	select {
+	case err := <-errc:
+		return fmt.Errorf("web: %w", err)
+	case <-ctx.Done():
+	}
+	sctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+	defer cancel()
+	if err := hs.Shutdown(sctx); err != nil {
+		hs.Close()
+	}
+	<-errc
+	return nil
+}
