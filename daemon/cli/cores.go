@@ -1,4 +1,82 @@
 package cli
 
-// coreCommands are the `ctl cores ...` commands (filled in by the balancer).
-func coreCommands() []ctlCommand { return nil }
+import (
+	"encoding/json"
+	"fmt"
+	"io"
+	"strconv"
+	"strings"
+
+	"github.com/sipedge/sipedge/daemon/app"
+)
+
+// coreCommands are the `ctl cores ...` commands.
+func coreCommands() []ctlCommand {
+	named := exactly(1, func(a []string) any { return map[string]string{"name": a[0]} })
+	return []ctlCommand{
+		{words: "cores", help: "the Core pool: state, calls, latency per Core", method: "cores", print: printCores},
+		{words: "cores add", args: "NAME [udp:|tcp:]IP:PORT [WEIGHT [MAX_CALLS]]", help: "add a Core (kept in the store)", method: "cores.add", params: addCoreParams, print: printCores},
+		{words: "cores remove", args: "NAME", help: "remove a Core; its calls in progress finish", method: "cores.remove", params: named, print: printCores},
+		{words: "cores drain", args: "NAME", help: "no new calls to the Core; its calls finish", method: "cores.drain", params: named, print: printCores},
+		{words: "cores disable", args: "NAME", help: "no new calls to the Core (administratively down)", method: "cores.disable", params: named, print: printCores},
+		{words: "cores enable", args: "NAME", help: "return a drained or disabled Core to service", method: "cores.enable", params: named, print: printCores},
+	}
+}
+
+func addCoreParams(a []string) (any, error) {
+	if len(a) < 2 || len(a) > 4 {
+		return nil, fmt.Errorf("want NAME ADDRESS [WEIGHT [MAX_CALLS]], got %d argument(s)", len(a))
+	}
+	p := map[string]any{"name": a[0], "address": a[1]}
+	for i, key := range []string{"weight", "max_calls"} {
+		if len(a) > 2+i {
+			n, err := strconv.Atoi(a[2+i])
+			if err != nil || n < 0 {
+				return nil, fmt.Errorf("%s %q: want a number >= 0", key, a[2+i])
+			}
+			p[key] = n
+		}
+	}
+	return p, nil
+}
+
+func printCores(w io.Writer, raw json.RawMessage) error {
+	st, err := decode[app.CoresStatus](raw)
+	if err != nil {
+		return err
+	}
+	fmt.Fprint(w, FormatCores(st))
+	return nil
+}
+
+// FormatCores renders `ctl cores`: one row per Core.
+func FormatCores(st app.CoresStatus) string {
+	var b strings.Builder
+	fmt.Fprintf(&b, "algorithm %s, listening on %s, %d dialogs\n", st.Algorithm, strings.Join(st.Listen, " "), st.Dialogs)
+	if len(st.Cores) == 0 {
+		b.WriteString("no Cores (sipedge ctl cores add NAME IP:PORT)\n")
+		return b.String()
+	}
+	rows := [][]string{}
+	for _, c := range st.Cores {
+		max := "-"
+		if c.MaxCalls > 0 {
+			max = strconv.Itoa(c.MaxCalls)
+		}
+		lat := "-"
+		if c.LatencyMS > 0 {
+			lat = strconv.FormatFloat(c.LatencyMS, 'f', 1, 64) + "ms"
+		}
+		probe := "-"
+		if c.LastCode > 0 {
+			probe = strconv.Itoa(c.LastCode)
+		} else if c.LastProbe != "" {
+			probe = "timeout"
+		}
+		rows = append(rows, []string{c.Name, c.Address, strings.ToUpper(string(c.State)), strconv.Itoa(c.Weight), max,
+			strconv.FormatInt(c.Calls, 10), strconv.FormatInt(c.Pending, 10), strconv.FormatUint(c.Routed, 10),
+			strconv.FormatUint(c.Answered, 10), strconv.FormatUint(c.Failovers, 10), lat, probe})
+	}
+	table(&b, []string{"CORE", "ADDRESS", "STATE", "WEIGHT", "MAX", "CALLS", "SETUP", "ROUTED", "ANSWERED", "FAILOVERS", "LATENCY", "PROBE"}, rows)
+	return b.String()
+}
