@@ -47,6 +47,7 @@ type CoresStatus struct {
 	Listen    []string              `json:"listen"`
 	Dialogs   int                   `json:"dialogs"`
 	Cores     []balancer.CoreStatus `json:"cores"`
+	Stats     map[string]uint64     `json:"stats"`
 }
 
 // BalancerOptions converts the sip: section (and the security message
@@ -133,7 +134,7 @@ func (a *App) setupBalancer(ctx context.Context) error {
 		}
 	})
 	status := func() any {
-		return CoresStatus{Algorithm: opt.Algorithm, Listen: b.Addrs(), Dialogs: b.Dialogs(), Cores: b.Cores()}
+		return CoresStatus{Algorithm: opt.Algorithm, Listen: b.Addrs(), Dialogs: b.Dialogs(), Cores: b.Cores(), Stats: b.Stats().Snapshot()}
 	}
 	a.addStatus("sip", status)
 	a.onReload("balancer", func(c *config.Config) error {
@@ -240,5 +241,6 @@ func coreInFile(cfg *config.Config, name string) bool {
 type balancerEvents struct{ a *App }
 
 func (e balancerEvents) Event(kind, core, reason string) {
-	e.a.events.Event("sip."+kind, core, reason)
+	// core-down -> core.down, like the other subsystems' event kinds.
+	e.a.events.Event(strings.Replace(kind, "-", ".", 1), core, reason)
 }

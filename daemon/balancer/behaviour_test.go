@@ -65,13 +65,13 @@ func TestCoreKilledMidRun(t *testing.T) {
 	}
 	ok, failed := caller.stat("SuccessfulCall(C)"), caller.stat("FailedCall(C)")
 	t.Logf("killed core2 with %d calls up on it; caller: %d ok, %d failed; stats: failovers %d, timeouts %d",
-		upOnDead, ok, failed, l.b.Stats().Failovers.Load(), l.b.Stats().AttemptTimeouts.Load())
+		upOnDead, ok, failed, l.tgt.stats()["failovers"], l.tgt.stats()["attempt_timeouts"])
 	if int64(failed) > upOnDead || ok+failed != 300 {
 		t.Errorf("%d ok, %d failed of 300; at most %d may fail (calls already up on the killed Core)", ok, failed, upOnDead)
 	}
 	l.waitState(3*time.Second, StateInactive, "core2")
-	if !l.events.has(EventCoreDown + " core2") {
-		t.Errorf("no core-down event for core2: %v", l.events.ev)
+	if !l.tgt.hasEvent(EventCoreDown, "core2") {
+		t.Errorf("no core-down event for core2")
 	}
 }
 
@@ -94,8 +94,8 @@ func TestCoreComesBack(t *testing.T) {
 	if d := time.Since(start); d < 2*300*time.Millisecond {
 		t.Errorf("core1 active after %v: sooner than up_after=3 probes at 300ms", d)
 	}
-	if !l.events.has(EventCoreUp + " core1") {
-		t.Errorf("no core-up event: %v", l.events.ev)
+	if !l.tgt.hasEvent(EventCoreUp, "core1") {
+		t.Errorf("no core-up event for core1")
 	}
 	ok, failed = l.runCalls("caller_uac.xml", 20, 20, 0)
 	if ok != 20 || failed != 0 {
@@ -116,7 +116,7 @@ func TestDrainedCore(t *testing.T) {
 	for l.core("core1").Calls < 5 && time.Now().Before(deadline) {
 		time.Sleep(20 * time.Millisecond)
 	}
-	if err := l.b.DrainCore("core1"); err != nil {
+	if err := l.tgt.drain("core1"); err != nil {
 		t.Fatal(err)
 	}
 	upOnDrained := l.core("core1").Calls
@@ -134,8 +134,8 @@ func TestDrainedCore(t *testing.T) {
 	if st := l.core("core1"); st.State != StateDraining || st.Calls != 0 {
 		t.Errorf("core1 after drain: %+v", st)
 	}
-	if !l.events.has(EventCoreDrained + " core1") {
-		t.Errorf("no core-drained event: %v", l.events.ev)
+	if !l.tgt.hasEvent(EventCoreDrained, "core1") {
+		t.Errorf("no core-drained event for core1")
 	}
 	l.cores["core1"].stop()
 	inv, bye := coreCounts(l.cores["core1"])
@@ -156,7 +156,7 @@ func TestMaxCalls503(t *testing.T) {
 	if ok != 4 || failed != 2 {
 		t.Errorf("%d ok, %d failed; want 4 ok and 2 refused", ok, failed)
 	}
-	if n := l.b.Stats().NoCore.Load(); n != 2 {
+	if n := l.tgt.stats()["no_core"]; n != 2 {
 		t.Errorf("503 no-core count %d, want 2", n)
 	}
 }
@@ -176,8 +176,8 @@ func TestCancel(t *testing.T) {
 			t.Errorf("%s: %v", name, c)
 		}
 	}
-	if l.b.Dialogs() != 0 {
-		t.Errorf("%d dialogs left after cancelled calls", l.b.Dialogs())
+	if l.tgt.dialogs() != 0 {
+		t.Errorf("%d dialogs left after cancelled calls", l.tgt.dialogs())
 	}
 }
 
@@ -253,8 +253,8 @@ func TestIntake(t *testing.T) {
 	if ok != 20 || failed != 0 {
 		t.Fatalf("after malformed input: %d ok, %d failed", ok, failed)
 	}
-	if l.b.Stats().Panics.Load() != 0 {
-		t.Errorf("%d panics recovered", l.b.Stats().Panics.Load())
+	if l.tgt.stats()["panics"] != 0 {
+		t.Errorf("%d panics recovered", l.tgt.stats()["panics"])
 	}
 }
 
@@ -262,8 +262,8 @@ func TestIntake(t *testing.T) {
 // Retry-After at once.
 func TestNoCore503(t *testing.T) {
 	l := newLab(t, 2, "core_uas.xml", nil)
-	l.b.DisableCore("core1")
-	l.b.DrainCore("core2")
+	l.tgt.disable("core1")
+	l.tgt.drain("core2")
 	start := time.Now()
 	got := sendRaw(t, l.port, invite(l.port, "nocore", ""))
 	if !strings.HasPrefix(got, "SIP/2.0 503") || !strings.Contains(got, "Retry-After: 5") {

@@ -35,14 +35,26 @@ func (r *recEvents) has(s string) bool {
 	return false
 }
 
-// lab is a balancer under test with its SIPp Cores.
+// lab is a balancer under test with its SIPp Cores. By default the
+// balancer is the real binary (`sipedge run`, driven with `sipedge ctl`);
+// SIPEDGE_BALANCER_INPROCESS=1 runs the same tests against the package
+// in-process, which is quicker to debug.
 type lab struct {
-	t      *testing.T
-	b      *Balancer
-	port   int
-	cores  map[string]*sippProc
-	ports  map[string]int
-	events *recEvents
+	t     *testing.T
+	tgt   target
+	port  int
+	cores map[string]*sippProc
+	ports map[string]int
+}
+
+// target is what the tests need from the balancer under test.
+type target interface {
+	cores() []CoreStatus
+	drain(name string) error
+	disable(name string) error
+	stats() map[string]uint64
+	dialogs() int
+	hasEvent(kind, core string) bool
 }
 
 func testLogger(t *testing.T) *slog.Logger {
@@ -57,11 +69,11 @@ func startCore(t *testing.T, name, scenario string, port int) *sippProc {
 	return startSIPp(t, name, 120*time.Second, "-sf", "testdata/"+scenario, "-p", strconv.Itoa(port))
 }
 
-// newLab starts n SIPp Cores and an in-process balancer in front of them.
+// newLab starts n SIPp Cores and a balancer in front of them.
 func newLab(t *testing.T, n int, scenario string, mod func(*Options)) *lab {
 	t.Helper()
 	testenv.MustHaveSIPp(t)
-	l := &lab{t: t, cores: map[string]*sippProc{}, ports: map[string]int{}, events: &recEvents{}}
+	l := &lab{t: t, cores: map[string]*sippProc{}, ports: map[string]int{}}
 	var cores []CoreConfig
 	for i := 1; i <= n; i++ {
 		name := fmt.Sprintf("core%d", i)
@@ -78,11 +90,27 @@ func newLab(t *testing.T, n int, scenario string, mod func(*Options)) *lab {
 		Retry:     RetryOptions{AttemptTimeout: time.Second, MaxTries: 3},
 		Cores:     cores,
 		Logger:    testLogger(t),
-		Events:    l.events,
 	}
 	if mod != nil {
 		mod(&opt)
 	}
+	if os.Getenv("SIPEDGE_BALANCER_INPROCESS") == "1" {
+		l.tgt = startInProcess(t, opt)
+	} else {
+		l.tgt = startBinary(t, opt)
+	}
+	l.waitState(10*time.Second, StateActive, names(cores)...)
+	return l
+}
+
+type inProcess struct {
+	b  *Balancer
+	ev *recEvents
+}
+
+func startInProcess(t *testing.T, opt Options) *inProcess {
+	ip := &inProcess{ev: &recEvents{}}
+	opt.Events = ip.ev
 	b, err := New(opt)
 	if err != nil {
 		t.Fatal(err)
@@ -91,10 +119,16 @@ func newLab(t *testing.T, n int, scenario string, mod func(*Options)) *lab {
 		t.Fatal(err)
 	}
 	t.Cleanup(func() { b.Close() })
-	l.b = b
-	l.waitState(5*time.Second, StateActive, names(cores)...)
-	return l
+	ip.b = b
+	return ip
 }
+
+func (ip *inProcess) cores() []CoreStatus             { return ip.b.Cores() }
+func (ip *inProcess) drain(n string) error            { return ip.b.DrainCore(n) }
+func (ip *inProcess) disable(n string) error          { return ip.b.DisableCore(n) }
+func (ip *inProcess) stats() map[string]uint64        { return ip.b.Stats().Snapshot() }
+func (ip *inProcess) dialogs() int                    { return ip.b.Dialogs() }
+func (ip *inProcess) hasEvent(kind, core string) bool { return ip.ev.has(kind + " " + core) }
 
 func names(cs []CoreConfig) []string {
 	var out []string
@@ -105,7 +139,7 @@ func names(cs []CoreConfig) []string {
 }
 
 func (l *lab) core(name string) CoreStatus {
-	for _, c := range l.b.Cores() {
+	for _, c := range l.tgt.cores() {
 		if c.Name == name {
 			return c
 		}
@@ -129,7 +163,7 @@ func (l *lab) waitState(d time.Duration, s State, names ...string) {
 			return
 		}
 		if time.Now().After(deadline) {
-			l.t.Fatalf("cores %v not %s within %v: %+v", names, s, d, l.b.Cores())
+			l.t.Fatalf("cores %v not %s within %v: %+v", names, s, d, l.tgt.cores())
 		}
 		time.Sleep(20 * time.Millisecond)
 	}

@@ -37,3 +37,16 @@ func (s *Stats) countReply(code int) {
 		s.Replies4xx.Add(1)
 	}
 }
+
+// Snapshot returns the counters by name (for ctl and tests).
+func (s *Stats) Snapshot() map[string]uint64 {
+	return map[string]uint64{
+		"received": s.Received.Load(), "queue_drops": s.QueueDrops.Load(), "malformed": s.Malformed.Load(),
+		"too_large": s.TooLarge.Load(), "panics": s.Panics.Load(), "forwarded": s.Forwarded.Load(),
+		"retransmissions_absorbed": s.Retransmissions.Load(), "retransmitted": s.Retransmitted.Load(),
+		"calls": s.Calls.Load(), "answered": s.Answered.Load(), "failovers": s.Failovers.Load(),
+		"attempt_timeouts": s.AttemptTimeouts.Load(), "no_core": s.NoCore.Load(), "cancels_sent": s.CancelsSent.Load(),
+		"dialogs_expired": s.DialogsExpired.Load(), "send_errors": s.SendErrors.Load(),
+		"replies_4xx": s.Replies4xx.Load(), "replies_5xx": s.Replies5xx.Load(), "replies_6xx": s.Replies6xx.Load(),
+	}
+}
