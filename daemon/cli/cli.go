@@ -28,6 +28,7 @@ func subcommands() []subcommand {
 	return []subcommand{
 		{"run", "run the daemon", runDaemon},
 		{"ctl", "control the running daemon (sipedge ctl help)", runCtl},
+		{"console", "the serial console menu on this terminal", runConsole},
 		{"version", "print the firmware version", runVersion},
 	}
 }

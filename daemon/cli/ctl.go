@@ -36,6 +36,7 @@ func ctlCommands() []ctlCommand {
 	cs = append(cs, debugCommands()...)
 	cs = append(cs, coreCommands()...)
 	cs = append(cs, vipCommands()...)
+	cs = append(cs, webCommands()...)
 	return cs
 }
 

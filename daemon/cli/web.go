@@ -1,0 +1,65 @@
+package cli
+
+import (
+	"bufio"
+	"context"
+	"fmt"
+	"os"
+	"strings"
+	"time"
+
+	"github.com/sipedge/sipedge/daemon/console"
+	"github.com/sipedge/sipedge/daemon/ctl"
+)
+
+// webCommands are the `ctl web ...` commands.
+func webCommands() []ctlCommand {
+	return []ctlCommand{
+		{words: "web password", help: "set the web password (read from the terminal, or one line of stdin)", local: setWebPassword},
+	}
+}
+
+// setWebPassword reads the password without echo on a terminal (twice)
+// or as one line of stdin, never from the command line (ps would show it).
+func setWebPassword(ctx context.Context, env Env, cfgPath string, args []string) int {
+	if len(args) > 0 {
+		fmt.Fprintln(env.Stderr, "usage: sipedge ctl web password   (the password is read from the terminal or stdin, not from arguments)")
+		return 2
+	}
+	sock, err := consoleSocket("", cfgPath)
+	if err != nil {
+		fmt.Fprintf(env.Stderr, "sipedge ctl: %v\n", err)
+		return 2
+	}
+	var pw string
+	if f, ok := env.Stdin.(*os.File); ok && console.IsTerminal(f) {
+		p1, err := console.ReadPassword(f, env.Stderr, "New web password: ")
+		if err != nil {
+			return 1
+		}
+		p2, err := console.ReadPassword(f, env.Stderr, "Again: ")
+		if err != nil {
+			return 1
+		}
+		if p1 != p2 {
+			fmt.Fprintln(env.Stderr, "sipedge ctl: the two passwords differ; nothing changed")
+			return 1
+		}
+		pw = p1
+	} else {
+		line, err := bufio.NewReader(env.Stdin).ReadString('\n')
+		if err != nil && line == "" {
+			fmt.Fprintln(env.Stderr, "sipedge ctl: no password on stdin")
+			return 2
+		}
+		pw = strings.TrimRight(line, "\r\n")
+	}
+	ctx, cancel := context.WithTimeout(ctx, 30*time.Second)
+	defer cancel()
+	if err := ctl.Call(ctx, sock, "web.password", map[string]string{"password": pw}, nil); err != nil {
+		fmt.Fprintln(env.Stderr, ctl.String(err))
+		return ctl.ExitCode(err)
+	}
+	fmt.Fprintln(env.Stdout, "web password set")
+	return 0
+}

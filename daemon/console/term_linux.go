@@ -1,0 +1,57 @@
+package console
+
+import (
+	"os"
+
+	"golang.org/x/sys/unix"
+)
+
+// termState is a terminal's saved mode.
+type termState struct{ t unix.Termios }
+
+// isTerminal reports whether f is a terminal.
+func isTerminal(f *os.File) bool {
+	_, err := unix.IoctlGetTermios(int(f.Fd()), unix.TCGETS)
+	return err == nil
+}
+
+// makeRawish turns off line editing, echo and signal keys (^C, ^Z, ^\)
+// on f, keeping CR->NL on input and NL->CRNL on output; it returns the
+// mode to restore.
+func makeRawish(f *os.File) (*termState, error) {
+	fd := int(f.Fd())
+	t, err := unix.IoctlGetTermios(fd, unix.TCGETS)
+	if err != nil {
+		return nil, err
+	}
+	old := *t
+	t.Lflag &^= unix.ICANON | unix.ECHO | unix.ECHONL | unix.ISIG | unix.IEXTEN
+	t.Iflag |= unix.ICRNL
+	t.Iflag &^= unix.IXON
+	t.Oflag |= unix.OPOST | unix.ONLCR
+	t.Cc[unix.VMIN] = 1
+	t.Cc[unix.VTIME] = 0
+	if err := unix.IoctlSetTermios(fd, unix.TCSETS, t); err != nil {
+		return nil, err
+	}
+	return &termState{old}, nil
+}
+
+func restoreTerm(f *os.File, s *termState) error {
+	if s == nil {
+		return nil
+	}
+	return unix.IoctlSetTermios(int(f.Fd()), unix.TCSETS, &s.t)
+}
+
+// setCooked turns line editing, echo and signal keys back on (for a
+// shell started from the menu).
+func setCooked(f *os.File) error {
+	fd := int(f.Fd())
+	t, err := unix.IoctlGetTermios(fd, unix.TCGETS)
+	if err != nil {
+		return err
+	}
+	t.Lflag |= unix.ICANON | unix.ECHO | unix.ISIG | unix.IEXTEN
+	return unix.IoctlSetTermios(fd, unix.TCSETS, t)
+}
