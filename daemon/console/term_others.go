@@ -11,7 +11,9 @@ type termState struct{}
 
 func isTerminal(*os.File) bool { return false }
 
-func makeRawish(*os.File) (*termState, error) { return nil, errors.New("console: raw mode needs Linux") }
+func makeRawish(*os.File) (*termState, error) {
+	return nil, errors.New("console: raw mode needs Linux")
+}
 
 func restoreTerm(*os.File, *termState) error { return nil }
 

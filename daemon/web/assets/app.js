@@ -113,7 +113,7 @@
 
   function coreList(part, st) {
     let r = part && part.available ? part.result : null;
-    if (!r && st && st.sections && st.sections.balancer) r = st.sections.balancer;
+    if (!r && st && st.sections && st.sections.sip) r = st.sections.sip.cores;
     if (r && !Array.isArray(r)) r = r.cores || null;
     return r;
   }
