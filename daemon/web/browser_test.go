@@ -115,7 +115,7 @@ func TestBrowser(t *testing.T) {
 		t.Errorf("ctl cores after the web drain: %v, want core1 draining, core2 inactive", states)
 	}
 
-	png, err := chromedp.Run(ctx, chromedp.FullScreenshot(100) // 100: PNG)
+	png, err := chromedp.Run(ctx, chromedp.FullScreenshot(100)) // quality 100: PNG
 	if err != nil {
 		t.Fatal(err)
 	}
