@@ -5,6 +5,7 @@ import (
 	"encoding/json"
 	"errors"
 	"reflect"
+	"runtime"
 	"slices"
 	"strings"
 	"sync"
@@ -134,7 +135,11 @@ func (a *App) setupBalancer(ctx context.Context) error {
 		}
 	})
 	status := func() any {
-		return CoresStatus{Algorithm: opt.Algorithm, Listen: b.Addrs(), Dialogs: b.Dialogs(), Cores: b.Cores(), Stats: b.Stats().Snapshot()}
+		st := CoresStatus{Algorithm: opt.Algorithm, Listen: b.Addrs(), Dialogs: b.Dialogs(), Cores: b.Cores(), Stats: b.Stats().Snapshot()}
+		srv, cli := b.Transactions()
+		st.Stats["server_transactions"], st.Stats["client_transactions"] = uint64(srv), uint64(cli)
+		st.Stats["goroutines"] = uint64(runtime.NumGoroutine())
+		return st
 	}
 	a.addStatus("sip", status)
 	a.onReload("balancer", func(c *config.Config) error {
