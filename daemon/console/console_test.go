@@ -1,0 +1,353 @@
+package console_test
+
+import (
+	"bytes"
+	"fmt"
+	"net"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"regexp"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/creack/pty"
+
+	"github.com/sipedge/sipedge/hal/testenv"
+)
+
+// term is the operator's side of a pseudo-terminal running the console.
+type term struct {
+	t    *testing.T
+	f    *os.File
+	mu   sync.Mutex
+	buf  bytes.Buffer
+	seen int // what expect has consumed
+}
+
+func (tm *term) read() {
+	b := make([]byte, 4096)
+	for {
+		n, err := tm.f.Read(b)
+		tm.mu.Lock()
+		tm.buf.Write(b[:n])
+		tm.mu.Unlock()
+		if err != nil {
+			return
+		}
+	}
+}
+
+// expect waits for re in the output after what was already matched.
+func (tm *term) expect(re string) string {
+	tm.t.Helper()
+	rx := regexp.MustCompile(re)
+	deadline := time.Now().Add(15 * time.Second)
+	for {
+		tm.mu.Lock()
+		out := tm.buf.String()[tm.seen:]
+		loc := rx.FindStringIndex(out)
+		if loc != nil {
+			tm.seen += loc[1]
+		}
+		tm.mu.Unlock()
+		if loc != nil {
+			return out[:loc[1]]
+		}
+		if time.Now().After(deadline) {
+			tm.t.Fatalf("console: no %q within 15s; output since the last match:\n%s", re, out)
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
+}
+
+func (tm *term) send(s string) {
+	tm.t.Helper()
+	if _, err := tm.f.WriteString(s); err != nil {
+		tm.t.Fatalf("write to console: %v", err)
+	}
+}
+
+// line types s and Enter (a terminal sends CR).
+func (tm *term) line(s string) { tm.send(s + "\r") }
+
+const menuPrompt = `Enter an option: `
+
+func startDaemon(t *testing.T, bin string) (cfgPath string, ctl func(args ...string) string) {
+	t.Helper()
+	dir := t.TempDir()
+	pc, err := net.ListenUDP("udp", &net.UDPAddr{IP: net.IPv4(127, 0, 0, 1)})
+	if err != nil {
+		t.Fatal(err)
+	}
+	coreAddr := pc.LocalAddr().String()
+	pc.Close() // a Core that does not answer: it stays listed
+	cfg := fmt.Sprintf(`node: {name: edge-con, profile: single, platform: generic-x86_64, data_dir: %q}
+log: {level: warn}
+web: {listen: "127.0.0.1:%d", open_to: [127.0.0.0/8]}
+sip:
+  listen: ["udp:127.0.0.1:%d"]
+  cores:
+    - {name: core1, address: %q}
+`, filepath.Join(dir, "data"), testenv.FreePort(t), testenv.FreePort(t), coreAddr)
+	cfgPath = filepath.Join(dir, "config.yaml")
+	if err := os.WriteFile(cfgPath, []byte(cfg), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	var logb bytes.Buffer
+	cmd := exec.Command(bin, "run", "-config", cfgPath)
+	cmd.Stdout, cmd.Stderr = &logb, &logb
+	if err := cmd.Start(); err != nil {
+		t.Fatal(err)
+	}
+	done := make(chan struct{})
+	go func() { cmd.Wait(); close(done) }()
+	t.Cleanup(func() {
+		cmd.Process.Signal(os.Interrupt)
+		select {
+		case <-done:
+		case <-time.After(15 * time.Second):
+			cmd.Process.Kill()
+			<-done
+		}
+		if t.Failed() {
+			t.Logf("daemon log:\n%s", logb.String())
+		}
+	})
+	ctl = func(args ...string) string {
+		t.Helper()
+		out, err := exec.Command(bin, append([]string{"ctl", "-config", cfgPath}, args...)...).CombinedOutput()
+		if err != nil {
+			t.Fatalf("sipedge ctl %v: %v\n%s", args, err, out)
+		}
+		return string(out)
+	}
+	deadline := time.Now().Add(20 * time.Second)
+	for {
+		if err := exec.Command(bin, "ctl", "-config", cfgPath, "status").Run(); err == nil {
+			return cfgPath, ctl
+		}
+		if time.Now().After(deadline) {
+			t.Fatal("daemon did not answer ctl within 20s")
+		}
+		time.Sleep(100 * time.Millisecond)
+	}
+}
+
+// TestConsoleOverPTY drives `sipedge console` of the real binary over a
+// pseudo-terminal, expect-style, through every menu path.
+func TestConsoleOverPTY(t *testing.T) {
+	testenv.Short(t, "starts the daemon and the console")
+	bin := testenv.SipedgeBinary(t)
+	cfgPath, ctl := startDaemon(t, bin)
+	original, _ := os.ReadFile(cfgPath)
+
+	cmd := exec.Command(bin, "console", "-config", cfgPath, "-shell", "-")
+	f, err := pty.StartWithSize(cmd, &pty.Winsize{Rows: 24, Cols: 80})
+	if err != nil {
+		t.Fatal(err)
+	}
+	exited := make(chan error, 1)
+	go func() { exited <- cmd.Wait() }()
+	t.Cleanup(func() {
+		f.Close()
+		select {
+		case <-exited:
+		case <-time.After(5 * time.Second):
+			cmd.Process.Kill()
+			<-exited
+		}
+	})
+	tm := &term{t: t, f: f}
+	go tm.read()
+
+	// Banner.
+	banner := tm.expect(`(?s)sipedge .*?` + menuPrompt)
+	for _, want := range []string{"edge-con", "role edge (SIP balancer)", "profile single", "management: not configured", "VIP: none", "1) Status", "9) Reset to factory defaults", "0) Exit"} {
+		if !strings.Contains(banner, want) {
+			t.Errorf("banner lacks %q:\n%s", want, banner)
+		}
+	}
+	for _, l := range strings.Split(banner, "\n") {
+		if n := len([]rune(strings.TrimRight(l, "\r"))); n > 80 {
+			t.Errorf("line wider than 80 columns (%d): %q", n, l)
+		}
+	}
+
+	// ^C and ^Z do not stop it: ^C cancels the prompt.
+	tm.send("12\x03")
+	tm.expect(`\^C`)
+	tm.expect(menuPrompt)
+	tm.send("\x1a")
+	tm.line("")
+	tm.expect(menuPrompt)
+
+	// 1) Status.
+	tm.line("1")
+	tm.expect(`node edge-con +profile single`)
+	if got := tm.expect(`-- more: Enter, or q to stop -- |Press Enter to continue\. `); strings.HasSuffix(got, "-- ") {
+		tm.line("q") // stop paging; "Press Enter" follows
+	}
+	tm.line("")
+	tm.expect(menuPrompt)
+
+	// 2) Cores: list, add, drain, enable, remove (with confirmation).
+	tm.line("2")
+	tm.expect(`Cores> `)
+	tm.line("1")
+	tm.expect(`core1 `)
+	tm.expect(`Cores> `)
+	tm.line("2")
+	tm.expect(`Core name: `)
+	tm.line("core3")
+	tm.expect(`Address \(IP:port\): `)
+	tm.line("127.0.0.1:5999")
+	tm.expect(`Weight \[1\]: `)
+	tm.line("2")
+	tm.expect(`Max calls .*: `)
+	tm.line("10")
+	tm.expect(`Core core3 added\.`)
+	tm.line("3")
+	tm.expect(`Core name: `)
+	tm.line("core1")
+	tm.expect(`Core core1: drain done\.`)
+	if out := ctl("-json", "cores"); !regexp.MustCompile(`(?s)"name": "core1".*?"state": "draining"`).MatchString(out) {
+		t.Errorf("ctl cores after the console drain:\n%s", out)
+	}
+	tm.line("4")
+	tm.expect(`Core name: `)
+	tm.line("core1")
+	tm.expect(`Core core1: enable done\.`)
+	tm.line("6")
+	tm.expect(`Core name: `)
+	tm.line("core3")
+	tm.expect(`Remove Core core3\? \[y/N\]: `)
+	tm.line("y")
+	tm.expect(`Core core3: remove done\.`)
+	tm.line("3")
+	tm.expect(`Core name: `)
+	tm.line("nosuch")
+	tm.expect(`Failed: .*nosuch`)
+	tm.line("0")
+	tm.expect(menuPrompt)
+
+	// 3) Failover on a box without VIPs.
+	tm.line("3")
+	tm.expect(`Failover> `)
+	tm.line("1")
+	tm.expect(`vip: not available on this box\.`)
+	tm.line("0")
+	tm.expect(menuPrompt)
+
+	// 4) Management address, shown in the banner afterwards.
+	tm.line("4")
+	tm.expect(`Address \(CIDR`)
+	tm.line("192.0.2.11/24")
+	tm.expect(`Gateway`)
+	tm.line("198.51.100.1")
+	tm.expect(`Interface`)
+	tm.line("")
+	tm.expect(`Failed: .*not inside 192\.0\.2\.0/24`)
+	tm.expect(menuPrompt)
+	tm.line("4")
+	tm.expect(`Address \(CIDR`)
+	tm.line("192.0.2.11/24")
+	tm.expect(`Gateway`)
+	tm.line("192.0.2.1")
+	tm.expect(`Interface`)
+	tm.line("eth0")
+	tm.expect(`Management address stored: 192\.0\.2\.11/24\.`)
+	tm.line("")
+	tm.expect(`management: 192\.0\.2\.11/24 on eth0 \(set at runtime\)`)
+	tm.expect(menuPrompt)
+
+	// 5) Web password: typed twice, not echoed.
+	tm.line("5")
+	tm.expect(`New web password: `)
+	tm.line("console secret 1")
+	tm.expect(`Again: `)
+	tm.line("console secret 1")
+	got := tm.expect(`Web password set\.`)
+	if strings.Contains(got, "console secret") {
+		t.Errorf("the password was echoed: %q", got)
+	}
+	tm.expect(menuPrompt)
+
+	// 6) Ping (ICMP needs root or ping_group_range).
+	tm.line("6")
+	tm.expect(`Host to ping: `)
+	tm.line("127.0.0.1")
+	if os.Geteuid() == 0 {
+		tm.expect(`4 sent, 4 received, 0% loss`)
+	} else {
+		tm.expect(`received|no ICMP socket`)
+	}
+	tm.expect(menuPrompt)
+
+	// 7) Events: the changes made above are there.
+	tm.line("7")
+	ev := tm.expect(menuPrompt)
+	for _, want := range []string{"web.password", "network.management", "daemon.start"} {
+		if !strings.Contains(ev, want) {
+			t.Errorf("events lack %s:\n%s", want, ev)
+		}
+	}
+
+	// 8) Restore: nothing kept yet; then a changed file is reloaded and
+	// restored.
+	tm.line("8")
+	tm.expect(`Restore the previous configuration\? \[y/N\]: `)
+	tm.line("y")
+	tm.expect(`Failed: no previous configuration kept yet`)
+	changed := strings.Replace(string(original), "level: warn", "level: error", 1)
+	if err := os.WriteFile(cfgPath, []byte(changed), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	ctl("config", "reload")
+	tm.line("8")
+	tm.expect(`Restore the previous configuration\? \[y/N\]: `)
+	tm.line("y")
+	tm.expect(`Restored .*config\.yaml and reloaded\.`)
+	if now, _ := os.ReadFile(cfgPath); !bytes.Equal(now, original) {
+		t.Errorf("restored file differs from the original:\n%s", now)
+	}
+	tm.expect(menuPrompt)
+
+	// 9) Factory reset: anything but RESET cancels; RESET wipes.
+	tm.line("9")
+	tm.expect(`Type RESET to confirm`)
+	tm.line("yes")
+	tm.expect(`Factory reset cancelled\.`)
+	tm.expect(menuPrompt)
+	tm.line("9")
+	tm.expect(`Type RESET to confirm`)
+	tm.line("RESET")
+	tm.expect(`Runtime changes wiped\.`)
+	tm.line("")
+	tm.expect(`management: not configured`)
+	tm.expect(menuPrompt)
+
+	// 10) Reboot in a dev run says why not; 11) no shell.
+	tm.line("10")
+	tm.expect(`Reboot the box now\? \[y/N\]: `)
+	tm.line("y")
+	tm.expect(`Failed: reboot is only available in the appliance image`)
+	tm.line("11")
+	tm.expect(`There is no shell in this image\.`)
+	tm.expect(menuPrompt)
+
+	// 0) Exit.
+	tm.line("0")
+	tm.expect(`Bye\.`)
+	select {
+	case err := <-exited:
+		if err != nil {
+			t.Errorf("console exit: %v", err)
+		}
+		exited <- nil
+	case <-time.After(10 * time.Second):
+		t.Error("console did not exit after 0")
+	}
+}
