@@ -72,7 +72,13 @@ func configYAML(opt Options, dataDir string) string {
 
 func startBinary(t *testing.T, opt Options) *binary {
 	t.Helper()
-	dir := t.TempDir()
+	return startBinaryIn(t, opt, t.TempDir())
+}
+
+// startBinaryIn runs the daemon with its config and data under dir (a
+// second daemon in the same dir sees the first one's store).
+func startBinaryIn(t *testing.T, opt Options, dir string) *binary {
+	t.Helper()
 	cfg := filepath.Join(dir, "sipedge.yaml")
 	if err := os.WriteFile(cfg, []byte(configYAML(opt, filepath.Join(dir, "data"))), 0o644); err != nil {
 		t.Fatal(err)
@@ -85,13 +91,7 @@ func startBinary(t *testing.T, opt Options) *binary {
 	}
 	go func() { d.cmd.Wait(); close(d.done) }()
 	t.Cleanup(func() {
-		d.cmd.Process.Signal(syscall.SIGTERM)
-		select {
-		case <-d.done:
-		case <-time.After(15 * time.Second):
-			d.cmd.Process.Kill()
-			<-d.done
-		}
+		d.stop()
 		if t.Failed() {
 			out := d.out.String()
 			if len(out) > 20000 {
@@ -115,6 +115,23 @@ func startBinary(t *testing.T, opt Options) *binary {
 		}
 	}
 }
+
+// stop ends the daemon with SIGTERM (killing it if it lingers).
+func (d *binary) stop() {
+	select {
+	case <-d.done:
+		return
+	default:
+	}
+	d.cmd.Process.Signal(syscall.SIGTERM)
+	select {
+	case <-d.done:
+	case <-time.After(15 * time.Second):
+		d.cmd.Process.Kill()
+		<-d.done
+	}
+}
+
 
 // ctl runs `sipedge ctl -json ARGS` and returns its JSON answer.
 func (d *binary) ctl(args ...string) ([]byte, error) {
@@ -177,4 +194,58 @@ func (d *binary) hasEvent(kind, core string) bool {
 		}
 	}
 	return false
+}
+
+// TestCoresRuntimeChangesPersist changes the pool with `sipedge ctl
+// cores` and checks that a restarted daemon comes back with the changes.
+func TestCoresRuntimeChangesPersist(t *testing.T) {
+	dir := t.TempDir()
+	port := freeUDPPort(t)
+	opt := Options{
+		Listen:    []string{fmt.Sprintf("udp:127.0.0.1:%d", port)},
+		Algorithm: LeastLoad,
+		Probe:     ProbeOptions{Interval: time.Second, Timeout: 500 * time.Millisecond, DownAfter: 3, UpAfter: 2},
+		Retry:     RetryOptions{AttemptTimeout: time.Second, MaxTries: 3},
+		Cores: []CoreConfig{
+			{Name: "core1", Address: "127.0.0.1:" + fmt.Sprint(freeUDPPort(t)), Weight: 1},
+			{Name: "core2", Address: "127.0.0.1:" + fmt.Sprint(freeUDPPort(t)), Weight: 1},
+		},
+	}
+	d := startBinaryIn(t, opt, dir)
+	core3 := fmt.Sprintf("127.0.0.1:%d", freeUDPPort(t))
+	for _, args := range [][]string{
+		{"cores", "add", "core3", core3, "2", "10"},
+		{"cores", "drain", "core1"},
+		{"cores", "remove", "core2"},
+	} {
+		if _, err := d.ctl(args...); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if _, err := d.ctl("cores", "drain", "nosuch"); err == nil {
+		t.Error("drain of an unknown core succeeded")
+	}
+	check := func(when string, cs []CoreStatus) {
+		t.Helper()
+		got := map[string]CoreStatus{}
+		for _, c := range cs {
+			got[c.Name] = c
+		}
+		if len(got) != 2 || got["core1"].State != StateDraining || got["core3"].Weight != 2 ||
+			got["core3"].MaxCalls != 10 || got["core3"].Address != core3 {
+			t.Fatalf("%s: cores %+v; want core1 draining and core3 (weight 2, max 10) only", when, cs)
+		}
+	}
+	check("before restart", d.cores())
+	d.stop()
+	d2 := startBinaryIn(t, opt, dir)
+	check("after restart", d2.cores())
+	if _, err := d2.ctl("cores", "enable", "core1"); err != nil {
+		t.Fatal(err)
+	}
+	for _, c := range d2.cores() {
+		if c.Name == "core1" && c.State == StateDraining {
+			t.Errorf("core1 still draining after enable")
+		}
+	}
 }
