@@ -278,3 +278,22 @@ func firstLine(s string) string {
 	l, _, _ := strings.Cut(s, "\r\n")
 	return l
 }
+
+// TestTCPCaller: a caller over TCP reaches UDP Cores; the balancer
+// record-routes both its TCP and its UDP side, so ACK and BYE come back
+// over the caller's connection and reach the right Core.
+func TestTCPCaller(t *testing.T) {
+	l := newLab(t, 2, "core_uas.xml", nil)
+	p := l.caller("caller_uac.xml", 10, 10, 0, "-t", "t1")
+	p.wait(30 * time.Second)
+	ok, failed := p.stat("SuccessfulCall(C)"), p.stat("FailedCall(C)")
+	if ok != 10 || failed != 0 {
+		t.Fatalf("%d ok, %d failed over TCP\n%s", ok, failed, p.output())
+	}
+	for name, c := range l.cores {
+		c.stop()
+		if inv, bye := coreCounts(c); inv != 5 || bye != 5 {
+			t.Errorf("%s: %d INVITE, %d BYE; want 5/5", name, inv, bye)
+		}
+	}
+}
