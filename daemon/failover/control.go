@@ -70,7 +70,10 @@ func (m *Manager) Status() Status {
 			Name: g.opt.Name, Address: g.opt.Address.String(), Interface: g.opt.Interface,
 			Role: string(g.opt.Role), State: g.state.String(), Since: g.since, Reason: g.reason,
 			Priority: g.opt.Priority, Effective: g.effectivePriority(),
-			Held: g.held, Pinned: g.pinned, GARPs: g.garps, Error: g.lastErr,
+			Held: g.held, Pinned: g.pinned, GARPs: g.garps.Load(), Error: g.lastErr,
+		}
+		if e := g.annErr.Load(); e != nil && gi.Error == "" {
+			gi.Error = *e
 		}
 		if g.state == StateMaster {
 			gi.Holder = m.opt.Node

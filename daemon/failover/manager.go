@@ -8,6 +8,7 @@ import (
 	"fmt"
 	"log/slog"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/sipedge/sipedge/hal"
@@ -41,6 +42,7 @@ type Manager struct {
 	started  bool
 	stopping bool
 	rejected map[string]uint64
+	annWG    sync.WaitGroup // announcement bursts in flight
 	wake     chan struct{}
 	notifier *notifier
 }
@@ -61,7 +63,8 @@ type group struct {
 
 	retry       bool      // a takeover or release failed; try again
 	garpAt      time.Time // next repeat burst; zero: none
-	garps       uint64
+	garps       atomic.Uint64
+	annErr      atomic.Pointer[string] // last announcement error
 	transitions uint64
 	lastErr     string
 }
@@ -364,8 +367,15 @@ func (m *Manager) become(g *group, to State, reason string, now time.Time) {
 	if from == to {
 		return
 	}
+	var first chan error
 	if to == StateMaster {
+		// The first announcement races the address add: the handover
+		// window (nobody holds the VIP) then ends at whichever is later,
+		// not at their sum.
+		first = make(chan error, 1)
+		go func() { first <- m.net.Announce(g.opt.Interface, g.opt.Address.Addr()) }()
 		if err := m.net.AddAddress(g.opt.Interface, g.opt.Address); err != nil {
+			<-first
 			g.lastErr, g.retry = err.Error(), true
 			m.log.Error("cannot take VIP", "group", g.opt.Name, "address", g.opt.Address, "interface", g.opt.Interface, "err", err)
 			return // stay where we are; retried at the next step
@@ -383,6 +393,24 @@ func (m *Manager) become(g *group, to State, reason string, now time.Time) {
 	}
 	g.retry = false
 	g.state, g.since, g.reason = to, now, reason
+	// The handover window (no box holds the VIP) runs from the holder's
+	// DelAddress to the client seeing the new holder's announcement:
+	// tell the peer and announce before anything else (logs, events).
+	if from == StateMaster {
+		m.sendHeartbeat(now, 0)
+		m.sendNow = max(m.sendNow, 1) // a second copy at the next flush
+	}
+	if to == StateMaster {
+		m.countAnnounce(g, <-first)
+		m.announceAsync(g, g.opt.GARPCount-1)
+		g.garpAt = time.Time{}
+		if g.opt.GARPRepeatAfter > 0 {
+			g.garpAt = now.Add(g.opt.GARPRepeatAfter)
+		}
+		m.sendNow = max(m.sendNow, 2)
+	} else if m.sendNow == 0 {
+		m.sendNow = 1
+	}
 	g.transitions++
 	m.met.setState(g.opt.Name, to)
 	m.met.transition(g.opt.Name, from, to)
@@ -393,23 +421,6 @@ func (m *Manager) become(g *group, to State, reason string, now time.Time) {
 	}
 	m.log.Log(context.Background(), lvl, "VIP state change", "group", g.opt.Name, "from", from, "to", to, "reason", reason)
 	m.record(g, from, to, reason, now)
-	if to == StateMaster {
-		if g.pinned {
-			// The takeover request is satisfied; stay preferred (pinned)
-			// so failback does not undo it.
-		}
-		m.announce(g, now)
-		if g.opt.GARPRepeatAfter > 0 {
-			g.garpAt = now.Add(g.opt.GARPRepeatAfter)
-		}
-	}
-	// Tell the peer at once: twice, so a single lost datagram does not
-	// cost an interval.
-	if from == StateMaster || to == StateMaster {
-		m.sendNow = 2
-	} else if m.sendNow == 0 {
-		m.sendNow = 1
-	}
 	if g.opt.Notify != "" {
 		m.notifier.run(g.opt.Notify, g.opt.NotifyTimeout, g.opt.Name, to.String(), from.String(), reason)
 	}
@@ -422,18 +433,36 @@ func (m *Manager) record(g *group, from, to State, reason string, now time.Time)
 }
 
 // announce sends one burst of gratuitous ARPs (or unsolicited neighbour
-// advertisements) for g's VIP.
-func (m *Manager) announce(g *group, now time.Time) {
-	ip := g.opt.Address.Addr()
-	for i := 0; i < g.opt.GARPCount; i++ {
-		if err := m.net.Announce(g.opt.Interface, ip); err != nil {
-			g.lastErr = err.Error()
-			m.log.Error("gratuitous ARP failed", "group", g.opt.Name, "address", ip, "interface", g.opt.Interface, "err", err)
-			return
-		}
-		g.garps++
-		m.met.garp(g.opt.Name)
+// advertisements) for g's VIP, in the background: an announcement can
+// take milliseconds and the event loop must not wait for it.
+func (m *Manager) announce(g *group, now time.Time) { m.announceAsync(g, g.opt.GARPCount) }
+
+func (m *Manager) announceAsync(g *group, n int) {
+	if n <= 0 {
+		return
 	}
+	m.annWG.Add(1)
+	go func() {
+		defer m.annWG.Done()
+		for i := 0; i < n; i++ {
+			if !m.countAnnounce(g, m.net.Announce(g.opt.Interface, g.opt.Address.Addr())) {
+				return
+			}
+		}
+	}()
+}
+
+// countAnnounce records the result of one announcement.
+func (m *Manager) countAnnounce(g *group, err error) bool {
+	if err != nil {
+		s := err.Error()
+		g.annErr.Store(&s)
+		m.log.Error("gratuitous ARP failed", "group", g.opt.Name, "address", g.opt.Address.Addr(), "interface", g.opt.Interface, "err", err)
+		return false
+	}
+	g.garps.Add(1)
+	m.met.garp(g.opt.Name)
+	return true
 }
 
 // step does everything due at now (timers, retries, heartbeats) and
@@ -612,12 +641,20 @@ func (m *Manager) shutdown(now time.Time) {
 	if !m.started || m.stopping {
 		return
 	}
+	m.stopping = true
+	held := false
 	for _, g := range m.groups {
 		if g.state == StateMaster {
+			held = true
 			if err := m.net.DelAddress(g.opt.Interface, g.opt.Address); err != nil {
 				m.log.Error("release VIP at stop", "group", g.opt.Name, "err", err)
 			}
 		}
+	}
+	if held {
+		m.sendHeartbeat(now, MsgStopping) // the peer takes over at once
+	}
+	for _, g := range m.groups {
 		from := g.state
 		g.state, g.since, g.reason = StateStopped, now, "daemon stopping"
 		m.met.setState(g.opt.Name, StateStopped)
@@ -628,7 +665,6 @@ func (m *Manager) shutdown(now time.Time) {
 			m.notifier.run(g.opt.Notify, g.opt.NotifyTimeout, g.opt.Name, StateStopped.String(), from.String(), "daemon stopping")
 		}
 	}
-	m.stopping = true
 	for i := 0; i < 2; i++ {
 		m.sendHeartbeat(now, MsgStopping)
 	}

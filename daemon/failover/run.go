@@ -92,6 +92,7 @@ func (m *Manager) Run(ctx context.Context) error {
 			cancel()
 			_ = conn.Close()
 			wg.Wait()
+			m.annWG.Wait()
 			done := make(chan struct{})
 			go func() { m.notifier.wait(); close(done) }()
 			select {

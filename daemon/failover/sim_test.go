@@ -141,6 +141,15 @@ func (s *sim) deliver() {
 	}
 }
 
+// settle waits for the announcement bursts in flight.
+func (s *sim) settle() {
+	for _, n := range s.nodes {
+		if n.m != nil {
+			n.m.annWG.Wait()
+		}
+	}
+}
+
 func (s *sim) holders() []string {
 	var h []string
 	for _, n := range s.nodes {
@@ -164,6 +173,7 @@ func (s *sim) run(d time.Duration) {
 			}
 		}
 		s.deliver()
+		s.settle()
 		if h := s.holders(); len(h) > 1 && !s.cut && !s.allowSB {
 			s.overlap += tick
 			s.t.Errorf("at %v: VIP held by %v at once", s.clock.now.Sub(t0), h)

@@ -49,3 +49,6 @@ const (
 	RoleMain   Role = "main"
 	RoleBackup Role = "backup"
 )
+
+// MarshalText renders the state by name (logs, JSON).
+func (s State) MarshalText() ([]byte, error) { return []byte(s.String()), nil }
