@@ -299,9 +299,19 @@ func (m *Manager) evaluate(g *group, now time.Time) {
 		if master != nil {
 			return
 		}
-		if bestPeer == nil {
-			m.become(g, StateMaster, m.takeoverReason(g, alive, now), now)
+		if bestPeer != nil {
+			return
 		}
+		// Decide only on what the peers said after our own last change:
+		// two boxes leaving fault together would otherwise each see the
+		// other's stale "fault" and both take the VIP. Our change was
+		// sent at once, so their answer comes within a heartbeat.
+		for _, p := range alive {
+			if !p.heard.After(g.since) {
+				return
+			}
+		}
+		m.become(g, StateMaster, m.takeoverReason(g, alive, now), now)
 	case StateMaster:
 		if master != nil {
 			// Split brain: both hold the VIP. The preferred box keeps it

@@ -120,6 +120,7 @@ func (s *sim) stop(n *simNode) {
 func (s *sim) deliver() {
 	for round := 0; round < 10; round++ {
 		any := false
+		s.clock.now = s.clock.now.Add(100 * time.Microsecond) // the wire takes time
 		for _, n := range s.nodes {
 			out := n.outbox
 			n.outbox = nil
