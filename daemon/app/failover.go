@@ -135,9 +135,9 @@ func FailoverOptions(cfg *config.Config) (failover.Options, error) {
 		for _, t := range v.Track {
 			switch {
 			case t.TCP != "":
-				g.Track = append(g.Track, failover.TrackOptions{Kind: failover.CheckTCP, Target: t.TCP})
+				g.Track = append(g.Track, failover.TrackOptions{Kind: failover.CheckTCP, Target: t.TCP, Weight: t.Weight, Fall: t.Fall, Rise: t.Rise})
 			case t.Link != "":
-				g.Track = append(g.Track, failover.TrackOptions{Kind: failover.CheckLink, Target: t.Link})
+				g.Track = append(g.Track, failover.TrackOptions{Kind: failover.CheckLink, Target: t.Link, Weight: t.Weight, Fall: t.Fall, Rise: t.Rise})
 			case t.SIPOptions != "":
 				target := t.SIPOptions
 				if target == "local" {
@@ -145,7 +145,7 @@ func FailoverOptions(cfg *config.Config) (failover.Options, error) {
 						return opt, fmt.Errorf("failover: vip %s: track sip_options local: %w", v.Name, err)
 					}
 				}
-				g.Track = append(g.Track, failover.TrackOptions{Kind: failover.CheckSIPOptions, Target: target})
+				g.Track = append(g.Track, failover.TrackOptions{Kind: failover.CheckSIPOptions, Target: target, Weight: t.Weight, Fall: t.Fall, Rise: t.Rise})
 			}
 		}
 		opt.Groups = append(opt.Groups, g)

@@ -167,11 +167,18 @@ type GARP struct {
 	RepeatAfter Duration `yaml:"repeat_after"`
 }
 
-// Track is one health check of a VIP group; exactly one field is set.
+// Track is one health check of a VIP group; exactly one of SIPOptions,
+// Link and TCP is set.
 type Track struct {
 	SIPOptions string `yaml:"sip_options"` // "local" or host:port
 	Link       string `yaml:"link"`        // interface name
 	TCP        string `yaml:"tcp"`         // host:port
+	// Weight != 0: a failing check lowers the group's priority by |Weight|
+	// (keepalived writes it negative, e.g. -20); 0 (the default): a
+	// failing check puts the group in fault.
+	Weight int `yaml:"weight"`
+	Fall   int `yaml:"fall"` // consecutive failures to count as down (default 2)
+	Rise   int `yaml:"rise"` // consecutive successes to count as up (default 2)
 }
 
 // Security is edge protection for the balancer.

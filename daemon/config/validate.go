@@ -109,8 +109,8 @@ func (c *Config) validate(lines map[string]int) Problems {
 		if v.Priority < 1 || v.Priority > 254 {
 			add(p+".priority", "%d is outside 1..254", v.Priority)
 		}
-		if positive(p+".deadtime", v.Deadtime) && c.Cluster != nil && v.Deadtime <= c.Cluster.Interval {
-			add(p+".deadtime", "%s must be longer than the heartbeat interval (cluster.interval %s), or one late heartbeat is a takeover", v.Deadtime, c.Cluster.Interval)
+		if positive(p+".deadtime", v.Deadtime) && c.Cluster != nil && v.Deadtime < 2*c.Cluster.Interval {
+			add(p+".deadtime", "%s must be at least two heartbeat intervals (cluster.interval %s), or one late heartbeat is a takeover", v.Deadtime, c.Cluster.Interval)
 		}
 		if v.Initdead < v.Deadtime {
 			add(p+".initdead", "%s must be at least the deadtime (%s): a booting box waits longer than a running one", v.Initdead, v.Deadtime)
@@ -131,6 +131,12 @@ func (c *Config) validate(lines map[string]int) Problems {
 			}
 			if n != 1 {
 				add(tp, "set exactly one of sip_options, link, tcp")
+			}
+			if t.Weight < -253 || t.Weight > 253 {
+				add(tp+".weight", "%d is outside -253..253", t.Weight)
+			}
+			if t.Fall < 0 || t.Rise < 0 {
+				add(tp, "fall and rise must not be negative")
 			}
 			if t.TCP != "" {
 				checkHostPort(add, tp+".tcp", t.TCP)
