@@ -40,6 +40,7 @@ type Balancer struct {
 
 	branchPrefix string
 	probePrefix  string
+	probePrefixB []byte
 	seq          atomic.Uint64
 
 	stats Stats
@@ -73,6 +74,7 @@ func New(opt Options) (*Balancer, error) {
 		stop:         make(chan struct{}),
 	}
 	b.parser.MaxMessageLength = 65535
+	b.probePrefixB = []byte(b.probePrefix)
 	b.probes.m = map[string]*probe{}
 	b.wheel = newWheel(10*time.Millisecond, 1024, b.log)
 	b.dialogs = newDialogTable(opt.Dialogs, opt.DialogTimeout, opt.InviteTimeout+time.Minute, b.coreIdle)

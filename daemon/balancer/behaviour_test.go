@@ -52,14 +52,16 @@ func TestCallsSpreadPerAlgorithm(t *testing.T) {
 
 // TestCoreKilledMidRun kills one of three Cores under load: calls in
 // setup fail over within the attempt, new calls avoid it once probes mark
-// it down, and the caller sees no failure except for calls that were
-// already up on the dead Core (their BYE cannot be answered).
+// it down, calls ringing on it move to the next Core when it is marked
+// down, and the caller sees no failure except for calls that were already
+// up on the dead Core (their BYE cannot be answered).
 func TestCoreKilledMidRun(t *testing.T) {
 	l := newLab(t, 3, "core_uas.xml", nil)
 	caller := l.caller("caller_uac.xml", 300, 50, 0)
 	time.Sleep(2 * time.Second)
-	upOnDead := l.core("core2").Calls
 	l.cores["core2"].kill()
+	// Calls already up on core2 lose their BYE: nobody holds them any more.
+	upOnDead := l.core("core2").Calls
 	if err := caller.wait(60 * time.Second); err != nil {
 		t.Logf("caller: %v", err)
 	}
@@ -295,5 +297,29 @@ func TestTCPCaller(t *testing.T) {
 		if inv, bye := coreCounts(c); inv != 5 || bye != 5 {
 			t.Errorf("%s: %d INVITE, %d BYE; want 5/5", name, inv, bye)
 		}
+	}
+}
+
+// TestRingingCallMovesWhenCoreDies: a call ringing on a Core that dies
+// (180 received, no final) moves to the next Core once probes mark the
+// dead one down, and the caller gets its 200 from there.
+func TestRingingCallMovesWhenCoreDies(t *testing.T) {
+	l := newLabScenarios(t, []string{"core_cancel.xml", "core_uas.xml"}, nil)
+	p := l.caller("caller_uac.xml", 2, 10, 0)
+	deadline := time.Now().Add(3 * time.Second)
+	for l.core("core1").Pending == 0 && time.Now().Before(deadline) {
+		time.Sleep(10 * time.Millisecond)
+	}
+	if l.core("core1").Pending != 1 {
+		t.Fatalf("no call ringing on core1: %+v", l.tgt.cores())
+	}
+	l.cores["core1"].kill()
+	p.wait(20 * time.Second)
+	if ok, failed := p.stat("SuccessfulCall(C)"), p.stat("FailedCall(C)"); ok != 2 || failed != 0 {
+		t.Fatalf("%d ok, %d failed; want the ringing call moved to core2", ok, failed)
+	}
+	l.cores["core2"].stop()
+	if inv, bye := coreCounts(l.cores["core2"]); inv != 2 || bye != 2 {
+		t.Errorf("core2: %d INVITE, %d BYE; want 2/2", inv, bye)
 	}
 }

@@ -132,7 +132,6 @@ func (d *binary) stop() {
 	}
 }
 
-
 // ctl runs `sipedge ctl -json ARGS` and returns its JSON answer.
 func (d *binary) ctl(args ...string) ([]byte, error) {
 	var o, e bytes.Buffer

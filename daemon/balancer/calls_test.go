@@ -72,14 +72,25 @@ func startCore(t *testing.T, name, scenario string, port int) *sippProc {
 // newLab starts n SIPp Cores and a balancer in front of them.
 func newLab(t *testing.T, n int, scenario string, mod func(*Options)) *lab {
 	t.Helper()
+	var sc []string
+	for i := 0; i < n; i++ {
+		sc = append(sc, scenario)
+	}
+	return newLabScenarios(t, sc, mod)
+}
+
+// newLabScenarios starts one SIPp Core per scenario and a balancer.
+func newLabScenarios(t *testing.T, scenarios []string, mod func(*Options)) *lab {
+	t.Helper()
 	testenv.MustHaveSIPp(t)
+	n := len(scenarios)
 	l := &lab{t: t, cores: map[string]*sippProc{}, ports: map[string]int{}}
 	var cores []CoreConfig
 	for i := 1; i <= n; i++ {
 		name := fmt.Sprintf("core%d", i)
 		port := freeUDPPort(t)
 		l.ports[name] = port
-		l.cores[name] = startCore(t, name, scenario, port)
+		l.cores[name] = startCore(t, name, scenarios[i-1], port)
 		cores = append(cores, CoreConfig{Name: name, Address: fmt.Sprintf("127.0.0.1:%d", port), Weight: 1})
 	}
 	l.port = freeUDPPort(t)

@@ -15,7 +15,8 @@ import (
 func leanHeaderParsers() map[string]sip.HeaderParser {
 	all := sip.DefaultHeadersParser()
 	m := map[string]sip.HeaderParser{}
-	for _, k := range []string{"via", "v", "from", "f", "to", "t", "call-id", "i", "cseq",
+	// From is forwarded as raw text: the proxy only needs it present.
+	for _, k := range []string{"via", "v", "to", "t", "call-id", "i", "cseq",
 		"max-forwards", "content-length", "l", "route", "record-route"} {
 		m[k] = all[k]
 	}
@@ -39,7 +40,7 @@ func validateRequest(req *sip.Request) *intakeError {
 		return &intakeError{0, "no usable Via"}
 	}
 	switch {
-	case req.From() == nil:
+	case fromHeader(req) == nil:
 		return &intakeError{400, "Missing From"}
 	case req.To() == nil:
 		return &intakeError{400, "Missing To"}
@@ -85,4 +86,13 @@ func malformedReason(err error) string {
 // response), to decide between answering and dropping.
 func rawRequestStart(data []byte) bool {
 	return !bytes.HasPrefix(data, []byte("SIP/"))
+}
+
+// fromHeader returns the From header as parsed or raw (long or compact
+// name), nil when absent.
+func fromHeader(m interface{ GetHeader(string) sip.Header }) sip.Header {
+	if h := m.GetHeader("from"); h != nil {
+		return h
+	}
+	return m.GetHeader("f")
 }

@@ -136,6 +136,7 @@ func (b *Balancer) probeResult(c *Core, ok bool, code int, rtt time.Duration, re
 	case now == StateInactive:
 		b.log.Warn("core down", "core", c.name, "reason", reason)
 		b.pool.emit(EventCoreDown, c.name, reason)
+		b.abandonCore(c)
 	case old == StateInactive && now == StateActive:
 		r := fmt.Sprintf("%d consecutive OPTIONS replies", succs)
 		b.log.Info("core up", "core", c.name, "reason", r)
@@ -159,5 +160,41 @@ func (b *Balancer) suspect(c *Core, reason string) {
 	if old != now && now == StateTrying {
 		b.log.Info("core suspect", "core", c.name, "reason", reason)
 		b.pool.emit(EventCoreTrying, c.name, reason)
+	}
+}
+
+// abandonCore moves the INVITEs still ringing on a Core that went down
+// (a provisional came, no final) to the next Core: the caller has seen no
+// final response, so the call can still be set up elsewhere. The dead
+// branch is CANCELled in case the Core is only unreachable.
+func (b *Balancer) abandonCore(c *Core) {
+	var cts []*clientTx
+	b.ctx.each(func(_ string, ct *clientTx) bool {
+		if ct.core == c {
+			cts = append(cts, ct)
+		}
+		return true
+	})
+	for _, ct := range cts {
+		st := ct.st
+		st.mu.Lock()
+		if !ct.done && st.client == ct && !st.final && st.invite && ct.provisional {
+			ct.done = true
+			ct.timerC.Stop()
+			ct.attemptT.Stop()
+			ct.retransT.Stop()
+			b.sendCancel(ct)
+			c.failovers.Add(1)
+			if st.cancelled {
+				b.finish(st, 487, "Request Terminated", "")
+			} else if next := b.nextCore(st); next != nil {
+				b.stats.Failovers.Add(1)
+				b.dialogs.create(st.callID, next)
+				b.attempt(st, next, next.transport, next.addr)
+			} else {
+				b.finish(st, 503, "Service Unavailable", "Retry-After: "+strconv.Itoa(b.opt.RetryAfter)+"\r\n")
+			}
+		}
+		st.mu.Unlock()
 	}
 }

@@ -109,7 +109,7 @@ func newResponder(req *sip.Request) responder {
 			headerLine(&buf, h)
 		}
 	}
-	if f := req.From(); f != nil {
+	if f := fromHeader(req); f != nil {
 		headerLine(&buf, f)
 	}
 	if c := req.CallID(); c != nil {
@@ -187,7 +187,10 @@ func txKey(branch string, via *sip.ViaHeader, method sip.RequestMethod, req *sip
 		return branch + "|" + via.Host + ":" + strconv.Itoa(via.Port) + "|" + string(method)
 	}
 	// RFC 2543 peer: fall back on the dialog identifiers.
-	tag, _ := req.From().Params.Get("tag")
+	tag := ""
+	if f := req.From(); f != nil {
+		tag, _ = f.Params.Get("tag")
+	}
 	return "2543|" + string(*req.CallID()) + "|" + tag + "|" + strconv.FormatUint(uint64(req.CSeq().SeqNo), 10) + "|" + string(method)
 }
 
@@ -419,7 +422,7 @@ func (b *Balancer) attempt(st *serverTx, c *Core, tp string, dst netip.AddrPort)
 				headerLine(&hb, h)
 			}
 		}
-		headerLine(&hb, req.From())
+		headerLine(&hb, fromHeader(req))
 		headerLine(&hb, req.CallID())
 		st.fwdHdr = hb.String()
 	}
