@@ -29,16 +29,16 @@ func DebugConsole(in io.Reader, out io.Writer) func(ctx context.Context, s *Supe
 			case "sipedge-pid":
 				fmt.Fprintf(out, "CONSOLE daemon pid=%d starts=%d\n", pid, s.Starts())
 			case "sipedge-freeze", "sipedge-kill":
-				sig := syscall.SIGSTOP
+				sig, name := syscall.SIGSTOP, "SIGSTOP"
 				if cmd == "sipedge-kill" {
-					sig = syscall.SIGKILL
+					sig, name = syscall.SIGKILL, "SIGKILL"
 				}
 				if pid == 0 {
 					fmt.Fprintln(out, "CONSOLE no daemon running")
 					continue
 				}
 				err := syscall.Kill(pid, sig)
-				fmt.Fprintf(out, "CONSOLE %s pid=%d err=%v\n", sig, pid, err)
+				fmt.Fprintf(out, "CONSOLE %s pid=%d err=%v\n", name, pid, err)
 			case "sipedge-poweroff":
 				fmt.Fprintln(out, "CONSOLE powering off")
 				if err := Reboot(true); err != nil {

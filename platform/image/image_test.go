@@ -1,0 +1,116 @@
+package image
+
+import (
+	"bytes"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"runtime"
+	"strings"
+	"testing"
+
+	"github.com/sipedge/sipedge/hal/testenv"
+)
+
+func TestWriteCPIOListsAndIsStable(t *testing.T) {
+	cpioBin := testenv.MustHaveExec(t, "cpio")
+	files := []File{
+		{Path: "init", Mode: ModeFile | 0o755, Data: []byte("#!/bin/true\n")},
+		{Path: "etc", Mode: ModeDir | 0o755},
+		{Path: "dev/console", Mode: ModeChar | 0o600, Major: 5, Minor: 1},
+		{Path: "dev", Mode: ModeDir | 0o755},
+		{Path: "bin/sipedge", Mode: ModeLink | 0o777, Data: []byte("/init")},
+		{Path: "bin", Mode: ModeDir | 0o755},
+		{Path: "etc/motd", Mode: ModeFile | 0o644, Data: []byte("hello\n")},
+	}
+	var a, b bytes.Buffer
+	if err := WriteCPIO(&a, files); err != nil {
+		t.Fatal(err)
+	}
+	// Same files in another order: same bytes.
+	rev := append([]File(nil), files...)
+	for i, j := 0, len(rev)-1; i < j; i, j = i+1, j-1 {
+		rev[i], rev[j] = rev[j], rev[i]
+	}
+	WriteCPIO(&b, rev)
+	if !bytes.Equal(a.Bytes(), b.Bytes()) {
+		t.Fatal("archive depends on input order")
+	}
+	cmd := exec.Command(cpioBin, "-t", "-v", "--quiet")
+	cmd.Stdin = bytes.NewReader(a.Bytes())
+	out, err := cmd.CombinedOutput()
+	if err != nil {
+		t.Fatalf("cpio -t: %v: %s", err, out)
+	}
+	lines := strings.Split(strings.TrimSpace(string(out)), "\n")
+	want := []string{"bin", "bin/sipedge -> /init", "dev", "dev/console", "etc", "etc/motd", "init"}
+	if len(lines) != len(want) {
+		t.Fatalf("cpio lists:\n%s", out)
+	}
+	for i, w := range want {
+		if !strings.HasSuffix(lines[i], " "+w) || !strings.Contains(lines[i], "root") {
+			t.Errorf("entry %d: %q, want name %q owned by root", i, lines[i], w)
+		}
+	}
+	if !strings.HasPrefix(lines[3], "crw-------") || !strings.HasPrefix(lines[6], "-rwxr-xr-x") {
+		t.Errorf("modes wrong:\n%s", out)
+	}
+	if err := WriteCPIO(&b, append(files, File{Path: "init", Mode: ModeFile})); err == nil {
+		t.Error("duplicate path accepted")
+	}
+}
+
+// repoRoot is the module root (two levels up).
+func repoRoot(t *testing.T) string {
+	_, f, _, _ := runtime.Caller(0)
+	return filepath.Join(filepath.Dir(f), "..", "..")
+}
+
+// needKernel skips unless the kernel can be fetched (cached or apt).
+func needKernel(t *testing.T) string {
+	cache := filepath.Join(repoRoot(t), "cache")
+	if debs, _ := filepath.Glob(filepath.Join(cache, "deb", "linux-image-*.deb")); len(debs) == 0 {
+		testenv.MustHaveExec(t, "apt-get", "apt-cache")
+	}
+	testenv.MustHaveExec(t, "dpkg-deb")
+	return cache
+}
+
+func TestBuildIsReproducible(t *testing.T) {
+	cache := needKernel(t)
+	bin := testenv.SipedgeBinary(t)
+	var images [2][]byte
+	for i := range images {
+		out := t.TempDir()
+		res, err := Build(Options{Binary: bin, Profile: "qemu-x86_64", CacheDir: cache, RootFS: filepath.Join(repoRoot(t), "rootfs"), OutDir: out})
+		if err != nil {
+			t.Fatal(err)
+		}
+		if images[i], err = os.ReadFile(res.Initramfs); err != nil {
+			t.Fatal(err)
+		}
+		if st, err := os.Stat(res.Kernel); err != nil || st.Size() < 1<<20 {
+			t.Fatalf("kernel: %v %v", st, err)
+		}
+		if strings.Join(res.Modules, " ") != "watchdog i6300esb softdog tls bonding e1000" {
+			t.Fatalf("modules = %v", res.Modules)
+		}
+	}
+	if !bytes.Equal(images[0], images[1]) {
+		t.Fatal("two builds of the initramfs differ")
+	}
+	// And it holds what it must.
+	if cpioBin, err := exec.LookPath("cpio"); err == nil {
+		cmd := exec.Command("sh", "-c", "gzip -dc | "+cpioBin+" -t --quiet")
+		cmd.Stdin = bytes.NewReader(images[0])
+		out, err := cmd.Output()
+		if err != nil {
+			t.Fatal(err)
+		}
+		for _, want := range []string{"init", "dev/console", "lib/modules/bonding.ko", "lib/modules/i6300esb.ko", "etc/sipedge/config.yaml", "etc/os-release"} {
+			if !strings.Contains("\n"+string(out), "\n"+want+"\n") {
+				t.Errorf("initramfs lacks %s", want)
+			}
+		}
+	}
+}
