@@ -33,8 +33,12 @@ func subcommands() []subcommand {
 	}
 }
 
-// Main runs the command line and returns the exit code.
+// Main runs the command line and returns the exit code. As PID 1 (the
+// appliance image's /init) it does the init duties and never returns.
 func Main(ctx context.Context, args []string) int {
+	if os.Getpid() == 1 {
+		return runPID1(ctx)
+	}
 	env := Env{Stdin: os.Stdin, Stdout: os.Stdout, Stderr: os.Stderr, Getenv: os.Getenv}
 	if len(args) < 2 {
 		usage(env.Stderr)

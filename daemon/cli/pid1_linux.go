@@ -7,13 +7,10 @@ import (
 	"github.com/sipedge/sipedge/daemon/initd"
 )
 
-// When the kernel starts sipedge as /init (pid 1), it does the init
-// duties and supervises the daemon, a re-exec of itself with "run"
-// (daemon/initd). This runs before main and never returns.
-func init() {
-	if os.Getpid() != 1 {
-		return
-	}
+// runPID1 is what sipedge does when the kernel starts it as /init: the
+// init duties, then it supervises the daemon, a re-exec of itself with
+// "run" (daemon/initd). It never returns.
+func runPID1(ctx context.Context) int {
 	o := initd.Options{
 		ConfigPath: DefaultConfigPath,
 		DaemonArgs: []string{"run", "-config", DefaultConfigPath},
@@ -26,4 +23,5 @@ func init() {
 		}
 	}
 	initd.Main(o)
+	return 0
 }
