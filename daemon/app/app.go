@@ -22,6 +22,8 @@ import (
 	"syscall"
 	"time"
 
+	"github.com/prometheus/client_golang/prometheus"
+
 	"github.com/sipedge/sipedge/daemon/config"
 	"github.com/sipedge/sipedge/daemon/ctl"
 	"github.com/sipedge/sipedge/daemon/liveness"
@@ -57,6 +59,7 @@ type App struct {
 	reloads  []reloadHook
 	statusMu sync.Mutex
 	status   map[string]func() any
+	reg      *prometheus.Registry // what /metrics serves, beside the Go runtime's
 }
 
 type subsystem struct {
@@ -86,7 +89,7 @@ func Run(ctx context.Context, opts Options) error {
 	if err != nil {
 		return err
 	}
-	a := &App{opts: opts, level: new(slog.LevelVar), live: liveness.New(), started: time.Now(), status: map[string]func() any{}}
+	a := &App{opts: opts, level: new(slog.LevelVar), live: liveness.New(), started: time.Now(), status: map[string]func() any{}, reg: prometheus.NewRegistry()}
 	lvl, _ := logging.ParseLevel(cfg.Log.Level)
 	a.level.Set(lvl)
 	a.log = logging.New(opts.LogOutput, cfg.Log.Format, a.level)

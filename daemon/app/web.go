@@ -33,20 +33,9 @@ const (
 // content, or a restore), kept in node.data_dir for `config.restore`.
 const PreviousConfigFile = "config.previous.yaml"
 
-// registries holds each App's metrics registry. App has no field for it
-// (the struct belongs to app.go); a map keyed by the App keeps it without
-// global state shared between daemons (tests run several).
-var registries sync.Map // *App -> *prometheus.Registry
-
 // metrics is the registry the app owns and /metrics serves: subsystems
 // register their collectors on it in their setup.
-func (a *App) metrics() *prometheus.Registry {
-	if r, ok := registries.Load(a); ok {
-		return r.(*prometheus.Registry)
-	}
-	r, _ := registries.LoadOrStore(a, prometheus.NewRegistry())
-	return r.(*prometheus.Registry)
-}
+func (a *App) metrics() *prometheus.Registry { return a.reg }
 
 // gatherer is what /metrics serves: the app's registry and the process'
 // default one (Go runtime and process collectors, and subsystems that
@@ -59,7 +48,6 @@ func (a *App) gatherer() prometheus.Gatherer {
 // factory reset, configuration restore, management address) and starts
 // the web server when web.listen is set.
 func (a *App) setupWeb(ctx context.Context) error {
-	a.onStop(func() { registries.Delete(a) })
 	reg := a.metrics()
 	if err := reg.Register(web.BuildInfo(version.Version)); err != nil {
 		return fmt.Errorf("web: build info metric: %w", err)
