@@ -35,6 +35,7 @@ type options struct {
 	sustain   time.Duration
 	callMS    int
 	scenarios string
+	strict    bool
 }
 
 // result is one balancer's figures.
@@ -73,6 +74,7 @@ func main() {
 	flag.DurationVar(&o.sustain, "sustain", 60*time.Second, "length of the sustained run at the highest clean rate")
 	flag.IntVar(&o.callMS, "call-ms", 100, "call length in milliseconds")
 	flag.StringVar(&o.scenarios, "scenarios", "scripts/bench/scenarios", "SIPp scenario folder")
+	flag.BoolVar(&o.strict, "strict-order", false, "fail calls whose 180 arrives after their 200")
 	flag.Parse()
 	o.targets = strings.Split(targets, ",")
 	for _, s := range strings.Split(steps, ",") {
@@ -153,6 +155,9 @@ func measure(o options, name string, base int, t0 time.Time) (*result, error) {
 	}()
 	r := &result{Target: name}
 	caller := filepath.Join(o.scenarios, "caller.xml")
+	if o.strict {
+		caller = filepath.Join(o.scenarios, "caller-strict.xml")
+	}
 	addr := fmt.Sprintf("127.0.0.1:%d", base)
 	callerPort := base + 50
 
