@@ -16,6 +16,7 @@ import (
 	"github.com/sipedge/sipedge/daemon/config"
 	"github.com/sipedge/sipedge/daemon/ctl"
 	"github.com/sipedge/sipedge/daemon/failover"
+	"github.com/sipedge/sipedge/daemon/store"
 	"github.com/sipedge/sipedge/hal"
 )
 
@@ -41,6 +42,7 @@ func (a *App) setupFailover(ctx context.Context) error {
 	opt.Events = failoverEvents{a}
 	opt.Metrics = failover.NewMetrics(prometheus.DefaultRegisterer)
 	opt.Beat = beat.Beat
+	opt.Persist = failoverPersist{a}
 	m, err := failover.New(opt, n, n)
 	if err != nil {
 		return err
@@ -84,6 +86,16 @@ func (a *App) setupFailover(ctx context.Context) error {
 		}
 		return m.Status(), nil
 	})
+	a.ctl.Handle("vip.auto", "end an operator release or takeover of a VIP group: {group}", func(_ context.Context, p json.RawMessage) (any, error) {
+		g, err := group(p)
+		if err != nil {
+			return nil, err
+		}
+		if err := m.Auto(g); err != nil {
+			return nil, ctlErr(err)
+		}
+		return m.Status(), nil
+	})
 	a.ctl.Handle("vip.takeover", "take a VIP group from the peer at once: {group}", func(_ context.Context, p json.RawMessage) (any, error) {
 		g, err := group(p)
 		if err != nil {
@@ -95,6 +107,26 @@ func (a *App) setupFailover(ctx context.Context) error {
 		return m.Status(), nil
 	})
 	return nil
+}
+
+// failoverPersist keeps the failover's operator pins in the store's
+// runtime bucket (operator changes: a factory reset clears them) and the
+// relay's original sysctl values in its state bucket.
+type failoverPersist struct{ a *App }
+
+func (p failoverPersist) bucket(key string) store.Bucket {
+	if key == failover.PersistPins {
+		return store.Runtime
+	}
+	return store.State
+}
+
+func (p failoverPersist) Load(key string, v any) (bool, error) {
+	return p.a.store.Get(p.bucket(key), key, v)
+}
+
+func (p failoverPersist) Save(key string, v any) error {
+	return p.a.store.Put(p.bucket(key), key, v)
 }
 
 type failoverEvents struct{ a *App }

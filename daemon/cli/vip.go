@@ -19,6 +19,7 @@ func vipCommands() []ctlCommand {
 		{words: "vip", help: "VIP groups: state, holder, peer last heard, time to takeover", method: "vip", print: printVIP},
 		{words: "vip release", args: "GROUP", help: "give the VIP group to the peer (maintenance) until vip takeover", method: "vip.release", params: group, print: printVIP},
 		{words: "vip takeover", args: "GROUP", help: "take the VIP group from the peer at once and keep it", method: "vip.takeover", params: group, print: printVIP},
+		{words: "vip auto", args: "GROUP", help: "end a vip release or vip takeover: back to priority and failback", method: "vip.auto", params: group, print: printVIP},
 	}
 }
 
@@ -84,6 +85,12 @@ func FormatVIP(st failover.Status) string {
 			fmt.Fprintf(&b, " (last error: %s)", g.Error)
 		}
 		b.WriteString("\n")
+		if pin := pinText(g); pin != "" {
+			fmt.Fprintf(&b, "  pin: %s (kept across restarts; `ctl vip auto %s` ends it)\n", pin, g.Name)
+		}
+		if g.Relaying {
+			b.WriteString("  relaying: packets still arriving here for the VIP are forwarded to the new holder\n")
+		}
 		for _, p := range g.Peers {
 			alive := "alive"
 			if !p.Alive {
@@ -112,6 +119,23 @@ func FormatVIP(st failover.Status) string {
 		fmt.Fprintf(&b, "\nheartbeats rejected: %s\n", strings.Join(parts, ", "))
 	}
 	return b.String()
+}
+
+// pinText describes the operator's pin on g, or "".
+func pinText(g failover.GroupInfo) string {
+	var s string
+	switch {
+	case g.Held:
+		s = "released by operator"
+	case g.Pinned:
+		s = "taken over by operator"
+	default:
+		return ""
+	}
+	if g.PinSince != nil && !g.PinSince.IsZero() {
+		s += " at " + g.PinSince.Local().Format("2006-01-02 15:04:05") + " (" + fmtAgo(time.Since(*g.PinSince)) + " ago)"
+	}
+	return s
 }
 
 // fmtAgo renders a duration for people: 850ms, 3.2s, 4m10s.

@@ -23,6 +23,29 @@ func TestFormatVIP(t *testing.T) {
 			t.Errorf("output lacks %q:\n%s", want, out)
 		}
 	}
+	pinAt := time.Now().Add(-90 * time.Second)
+	for _, tc := range []struct {
+		name string
+		g    failover.GroupInfo
+		want []string
+		not  []string
+	}{
+		{"released", failover.GroupInfo{Name: "db", State: "backup", Held: true, PinSince: &pinAt}, []string{"BACKUP (released by operator)", "pin: released by operator at ", "(1m30s ago)", "ctl vip auto db"}, nil},
+		{"takeover", failover.GroupInfo{Name: "db", State: "master", Pinned: true, PinSince: &pinAt, Relaying: false}, []string{"MASTER (taken over by operator)", "pin: taken over by operator"}, []string{"relaying"}},
+		{"relaying", failover.GroupInfo{Name: "db", State: "backup", Relaying: true}, []string{"relaying: packets"}, []string{"pin:"}},
+	} {
+		out := FormatVIP(failover.Status{Node: "edge-a", Groups: []failover.GroupInfo{tc.g}})
+		for _, w := range tc.want {
+			if !strings.Contains(out, w) {
+				t.Errorf("%s: output lacks %q:\n%s", tc.name, w, out)
+			}
+		}
+		for _, w := range tc.not {
+			if strings.Contains(out, w) {
+				t.Errorf("%s: output has %q:\n%s", tc.name, w, out)
+			}
+		}
+	}
 	if out := FormatVIP(failover.Status{}); !strings.Contains(out, "no VIP groups") {
 		t.Errorf("empty: %q", out)
 	}

@@ -23,6 +23,12 @@ type GroupInfo struct {
 	Holder string `json:"holder"`
 	Held   bool   `json:"held,omitempty"`   // released by operator
 	Pinned bool   `json:"pinned,omitempty"` // taken over by operator
+	// PinSince is when the operator released or took over the group (the
+	// pin is kept in the store and survives a restart).
+	PinSince *time.Time `json:"pin_since,omitempty"`
+	// Relaying: this box released the VIP moments ago and still forwards
+	// packets that arrive for it to the new holder.
+	Relaying bool `json:"relaying,omitempty"`
 	// TakeoverIn is how long until this box takes the VIP if nothing is
 	// heard (backup/init); absent when it holds it or cannot take it.
 	TakeoverIn *time.Duration `json:"takeover_in,omitempty"`
@@ -71,6 +77,15 @@ func (m *Manager) Status() Status {
 			Role: string(g.opt.Role), State: g.state.String(), Since: g.since, Reason: g.reason,
 			Priority: g.opt.Priority, Effective: g.effectivePriority(),
 			Held: g.held, Pinned: g.pinned, GARPs: g.garps.Load(), Error: g.lastErr,
+		}
+		if g.held || g.pinned {
+			since := g.pinSince
+			gi.PinSince = &since
+		}
+		if m.relay != nil {
+			if w := m.relay.open[g.opt.Interface]; w != nil && containsAddr(w.addrs, g.opt.Address.Addr().Unmap()) {
+				gi.Relaying = true
+			}
 		}
 		if e := g.annErr.Load(); e != nil && gi.Error == "" {
 			gi.Error = *e
@@ -136,7 +151,9 @@ func (m *Manager) Release(name string) error {
 	if !ok {
 		return fmt.Errorf("release %s: no live, healthy peer could take the VIP", name)
 	}
-	g.held, g.pinned = true, false
+	if err := m.setPin(g, true, false, now); err != nil {
+		return fmt.Errorf("release %s: %w", name, err)
+	}
 	m.log.Warn("VIP released by operator", "group", name)
 	m.sendNow = max(m.sendNow, 1)
 	m.evaluate(g, now)
@@ -159,7 +176,9 @@ func (m *Manager) Takeover(name string) error {
 	if f := g.faulted(); f != "" {
 		return fmt.Errorf("takeover %s: group in fault (%s)", name, f)
 	}
-	g.held, g.pinned = false, true
+	if err := m.setPin(g, false, true, now); err != nil {
+		return fmt.Errorf("takeover %s: %w", name, err)
+	}
 	m.log.Warn("VIP takeover by operator", "group", name)
 	if g.state == StateInit {
 		m.become(g, StateBackup, "takeover by operator", now)
@@ -176,4 +195,40 @@ func (m *Manager) poke() {
 	case m.wake <- struct{}{}:
 	default:
 	}
+}
+
+// setPin sets the operator's pin on g and persists every pin; if that
+// fails, nothing changes.
+func (m *Manager) setPin(g *group, held, pinned bool, now time.Time) error {
+	oldHeld, oldPinned, oldSince := g.held, g.pinned, g.pinSince
+	if g.held != held || g.pinned != pinned {
+		g.pinSince = now
+	}
+	g.held, g.pinned = held, pinned
+	if err := m.savePins(); err != nil {
+		g.held, g.pinned, g.pinSince = oldHeld, oldPinned, oldSince
+		return err
+	}
+	return nil
+}
+
+// Auto clears the operator's release or takeover of the group: the box
+// goes back to the automatic rules (priority, role, failback).
+func (m *Manager) Auto(name string) error {
+	now := m.opt.Clock.Now()
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	g := m.byName[name]
+	if g == nil {
+		return fmt.Errorf("%w: %q", ErrNoGroup, name)
+	}
+	if err := m.setPin(g, false, false, now); err != nil {
+		return fmt.Errorf("auto %s: %w", name, err)
+	}
+	m.log.Warn("VIP group back to automatic by operator", "group", name)
+	m.sendNow = max(m.sendNow, 1)
+	m.evaluate(g, now)
+	m.flush(now)
+	m.poke()
+	return nil
 }

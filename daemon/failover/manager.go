@@ -45,6 +45,7 @@ type Manager struct {
 	annWG    sync.WaitGroup // announcement bursts in flight
 	wake     chan struct{}
 	notifier *notifier
+	relay    *relay
 }
 
 type group struct {
@@ -54,9 +55,12 @@ type group struct {
 	reason string
 	start  time.Time // for initdead
 
-	held     bool // operator released: prefer any other box
-	pinned   bool // operator took over: preferred over any other box
-	released int  // heartbeats still to carry GroupReleased
+	held     bool      // operator released: prefer any other box
+	pinned   bool      // operator took over: preferred over any other box
+	pinSince time.Time // when the operator set held or pinned
+
+	releasedAtStop bool // held the VIP when the daemon began to stop
+	released       int  // heartbeats still to carry GroupReleased
 
 	peers  map[string]*peerGroup
 	checks []*checkState
@@ -111,6 +115,9 @@ func New(opt Options, net Network, links hal.Links) (*Manager, error) {
 		wake:     make(chan struct{}, 1),
 		notifier: newNotifier(o.Logger),
 	}
+	if r, ok := net.(hal.Relayer); ok {
+		m.relay = newRelay(r, o.Logger, o.Persist, o.RelayFor)
+	}
 	for _, go_ := range o.Groups {
 		g := &group{opt: go_, peers: map[string]*peerGroup{}}
 		for _, t := range go_.Track {
@@ -133,6 +140,12 @@ func (m *Manager) start(now time.Time) error {
 	m.mu.Lock()
 	defer m.mu.Unlock()
 	var errs []error
+	if err := m.loadPins(); err != nil {
+		errs = append(errs, err)
+	}
+	if err := m.relay.recover(m.groups); err != nil {
+		errs = append(errs, err)
+	}
 	for _, g := range m.groups {
 		if err := m.removeStale(g); err != nil {
 			errs = append(errs, err)
@@ -329,6 +342,9 @@ func (m *Manager) evaluate(g *group, now time.Time) {
 				// The operator's latest command wins: a takeover asked on
 				// the peer overrides our own.
 				g.pinned = false
+				if err := m.savePins(); err != nil {
+					m.log.Error("cannot persist the end of our takeover pin", "group", g.opt.Name, "err", err)
+				}
 				m.become(g, StateBackup, "peer "+p.node+" asked to take over (operator)", now)
 				return
 			}
@@ -370,28 +386,27 @@ func (m *Manager) takeoverReason(g *group, alive []*peerGroup, now time.Time) st
 }
 
 // become moves g to state to. Taking the VIP adds the address and then
-// announces it; leaving master removes the address before anything is
-// told to the peer, so the two boxes never hold it together.
+// announces it; leaving master opens the relay window (relay.go) and
+// removes the address before anything is told to the peer, so the two
+// boxes never hold it together and packets still sent here reach the
+// new holder.
 func (m *Manager) become(g *group, to State, reason string, now time.Time) {
 	from := g.state
 	if from == to {
 		return
 	}
-	var first chan error
 	if to == StateMaster {
-		// The first announcement races the address add: the handover
-		// window (nobody holds the VIP) then ends at whichever is later,
-		// not at their sum.
-		first = make(chan error, 1)
-		go func() { first <- m.net.Announce(g.opt.Interface, g.opt.Address.Addr()) }()
+		// Add, then announce: a client that heard the announcement before
+		// the address was up would send to a box that drops it. The gap
+		// on the old holder's side is covered by its relay.
 		if err := m.net.AddAddress(g.opt.Interface, g.opt.Address); err != nil {
-			<-first
 			g.lastErr, g.retry = err.Error(), true
 			m.log.Error("cannot take VIP", "group", g.opt.Name, "address", g.opt.Address, "interface", g.opt.Interface, "err", err)
 			return // stay where we are; retried at the next step
 		}
 	}
 	if from == StateMaster {
+		m.relay.openFor(g, now)
 		if err := m.net.DelAddress(g.opt.Interface, g.opt.Address); err != nil {
 			// We must not tell the peer to take it while we still hold it.
 			g.lastErr, g.retry = err.Error(), true
@@ -411,7 +426,7 @@ func (m *Manager) become(g *group, to State, reason string, now time.Time) {
 		m.sendNow = max(m.sendNow, 1) // a second copy at the next flush
 	}
 	if to == StateMaster {
-		m.countAnnounce(g, <-first)
+		m.countAnnounce(g, m.net.Announce(g.opt.Interface, g.opt.Address.Addr()))
 		m.announceAsync(g, g.opt.GARPCount-1)
 		g.garpAt = time.Time{}
 		if g.opt.GARPRepeatAfter > 0 {
@@ -484,6 +499,7 @@ func (m *Manager) step(now time.Time) time.Time {
 }
 
 func (m *Manager) stepLocked(now time.Time) time.Time {
+	m.relay.expire(now)
 	for _, g := range m.groups {
 		for _, p := range g.peers {
 			if !p.betterSince.IsZero() && now.Sub(p.heard) >= g.opt.Deadtime {
@@ -537,6 +553,9 @@ func (m *Manager) nextWake(now time.Time) time.Time {
 		if g.retry {
 			min(now.Add(m.opt.Interval / 4)) // retry a failed takeover or release
 		}
+	}
+	if t := m.relay.next(); !t.IsZero() {
+		min(t)
 	}
 	return next
 }
@@ -656,6 +675,8 @@ func (m *Manager) shutdown(now time.Time) {
 	for _, g := range m.groups {
 		if g.state == StateMaster {
 			held = true
+			g.releasedAtStop = true
+			m.relay.openFor(g, now)
 			if err := m.net.DelAddress(g.opt.Interface, g.opt.Address); err != nil {
 				m.log.Error("release VIP at stop", "group", g.opt.Name, "err", err)
 			}

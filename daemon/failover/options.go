@@ -45,6 +45,14 @@ type Options struct {
 	// Beat, if set, is called on every turn of the event loop (at least
 	// once per interval): the daemon's liveness feeds on it.
 	Beat func()
+	// Persist keeps the operator's pins and the relay's original sysctl
+	// values across restarts (may be nil: nothing survives).
+	Persist Persist
+	// RelayFor: after releasing an IPv4 VIP, forward packets that still
+	// arrive for it to the new holder for this long (relay.go). 0 means
+	// DefaultRelayFor; negative turns the relay off. It needs a Network
+	// that implements hal.Relayer.
+	RelayFor time.Duration
 }
 
 // GroupOptions configures one VIP group.
@@ -116,6 +124,9 @@ func (o Options) withDefaults() (Options, error) {
 	}
 	if o.Clock == nil {
 		o.Clock = SystemClock{}
+	}
+	if o.RelayFor == 0 {
+		o.RelayFor = DefaultRelayFor
 	}
 	if len(o.Groups) > maxGroups {
 		return o, fmt.Errorf("%d VIP groups, at most %d", len(o.Groups), maxGroups)

@@ -89,6 +89,7 @@ func (m *Manager) Run(ctx context.Context) error {
 		select {
 		case <-ctx.Done():
 			m.shutdown(m.opt.Clock.Now())
+			m.awaitHandover()
 			cancel()
 			_ = conn.Close()
 			wg.Wait()
@@ -105,4 +106,48 @@ func (m *Manager) Run(ctx context.Context) error {
 		case <-m.wake:
 		}
 	}
+}
+
+// awaitHandover runs at a clean stop after shutdown released the VIPs:
+// while the receive loop still runs, it waits (at most the relay window)
+// until every released group's peer says it holds the VIP, keeps
+// relaying stopLinger more, then closes the relay windows.
+func (m *Manager) awaitHandover() {
+	m.mu.Lock()
+	if !m.relay.isOpen() {
+		m.relay.closeAll()
+		m.mu.Unlock()
+		return
+	}
+	since := m.opt.Clock.Now()
+	deadline := time.Now().Add(m.relay.dur)
+	m.mu.Unlock()
+	taken := func() bool {
+		m.mu.Lock()
+		defer m.mu.Unlock()
+		for _, g := range m.groups {
+			if !g.releasedAtStop {
+				continue
+			}
+			ok := false
+			for _, p := range g.peers {
+				if p.status.State == StateMaster && p.heard.After(since) {
+					ok = true
+				}
+			}
+			if !ok {
+				return false
+			}
+		}
+		return true
+	}
+	for !taken() && time.Now().Before(deadline) {
+		time.Sleep(5 * time.Millisecond)
+	}
+	if d := time.Until(deadline); d > 0 {
+		time.Sleep(min(stopLinger, d))
+	}
+	m.mu.Lock()
+	m.relay.closeAll()
+	m.mu.Unlock()
 }
