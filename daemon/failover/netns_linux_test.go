@@ -54,8 +54,8 @@ func sipedgeBinary(t *testing.T) string {
 }
 
 const (
-	nsVIP             = "192.0.2.10"
-	nsEchoPrt         = 7
+	nsVIP     = "192.0.2.10"
+	nsEchoPrt = 7
 )
 
 type lab struct {
