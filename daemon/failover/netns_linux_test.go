@@ -36,6 +36,10 @@ var (
 func sipedgeBinary(t *testing.T) string {
 	t.Helper()
 	buildOnce.Do(func() {
+		if p := os.Getenv("SIPEDGE_FAILOVER_BIN"); p != "" {
+			binPath = p // measure another build (e.g. an older one)
+			return
+		}
 		dir, err := os.MkdirTemp("", "sipedge-failover-bin")
 		if err != nil {
 			buildErr = err
@@ -325,7 +329,10 @@ type probeAnswer struct {
 	box string
 }
 
-func (l *lab) probe() *prober {
+func (l *lab) probe() *prober { return l.probeEvery(10 * time.Millisecond) }
+
+// probeEvery probes every d, for at most 200 s and 200,000 probes.
+func (l *lab) probeEvery(d time.Duration) *prober {
 	var c *net.UDPConn
 	err := inNetns(l.c, func() error {
 		var err error
@@ -366,10 +373,11 @@ func (l *lab) probe() *prober {
 	}()
 	go func() {
 		defer p.wg.Done()
-		tk := time.NewTicker(10 * time.Millisecond)
+		tk := time.NewTicker(d)
 		defer tk.Stop()
 		var b [8]byte
-		for i := 0; i < 10000; i++ { // bounded: 100 s
+		n := min(200000, int(200*time.Second/d))
+		for i := 0; i < n; i++ { // bounded
 			select {
 			case <-p.stop:
 				return

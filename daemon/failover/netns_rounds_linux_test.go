@@ -18,7 +18,10 @@ import (
 //	SIPEDGE_FAILOVER_ROUNDS=20 go test ./daemon/failover -run TestNetnsHandoverRounds -v
 //
 // and fails on any lost probe or any overlap, logging the count per
-// handover.
+// handover. SIPEDGE_FAILOVER_PROBE_US sets the probe interval (default
+// 10000 µs; 1000 makes a probe land in any gap of a millisecond), and
+// SIPEDGE_FAILOVER_BIN runs another build of the daemon (e.g. an older
+// one, to compare).
 func TestNetnsHandoverRounds(t *testing.T) {
 	n, _ := strconv.Atoi(os.Getenv("SIPEDGE_FAILOVER_ROUNDS"))
 	if n <= 0 {
@@ -38,7 +41,11 @@ func TestNetnsHandoverRounds(t *testing.T) {
 	l.start(A)
 	l.waitState(A, "master", 5*time.Second)
 	l.waitState(B, "backup", 5*time.Second)
-	p := l.probe()
+	every := 10 * time.Millisecond
+	if us, _ := strconv.Atoi(os.Getenv("SIPEDGE_FAILOVER_PROBE_US")); us >= 200 {
+		every = time.Duration(us) * time.Microsecond
+	}
+	p := l.probeEvery(every)
 	time.Sleep(300 * time.Millisecond)
 
 	var stopLost, backLost, stopBad, backBad int
@@ -72,6 +79,7 @@ func TestNetnsHandoverRounds(t *testing.T) {
 	}
 	p.close()
 	ov, nov := overlap(monA.snapshot(), monB.snapshot(), time.Now())
+	t.Logf("probes every %v", every)
 	t.Logf("%d rounds: clean stop lost %d probes (%d handovers with a loss), B answers %v..%v after SIGTERM; failback lost %d probes (%d handovers with a loss), A answers %v..%v after its restart; overlap %v in %d intervals",
 		n, stopLost, stopBad, minDur(stopTimes), maxDur(stopTimes), backLost, backBad, minDur(backTimes), maxDur(backTimes), ov, nov)
 	if stopLost+backLost > 0 {

@@ -42,6 +42,8 @@ type simNode struct {
 	up     bool
 	outbox [][]byte
 	sent   [][]byte // every datagram ever sent (for replay tests)
+	relay  *hal.FakeRelayer // nil: the HAL cannot relay
+	ops    []string         // address and relay operations in order (with relay)
 }
 
 type sim struct {
@@ -86,7 +88,11 @@ func (s *sim) add(name string, groups ...GroupOptions) *simNode {
 // boot starts (or restarts) n's daemon; its HAL (addresses) survives.
 func (s *sim) boot(n *simNode) {
 	s.t.Helper()
-	m, err := New(n.opt, n.hal, n.hal)
+	var nw Network = n.hal
+	if n.relay != nil {
+		nw = &relayNet{Fake: n.hal, FakeRelayer: n.relay, n: n}
+	}
+	m, err := New(n.opt, nw, n.hal)
 	if err != nil {
 		s.t.Fatalf("New(%s): %v", n.name, err)
 	}
