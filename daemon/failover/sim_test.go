@@ -41,7 +41,7 @@ type simNode struct {
 	opt    Options
 	up     bool
 	outbox [][]byte
-	sent   [][]byte // every datagram ever sent (for replay tests)
+	sent   [][]byte         // every datagram ever sent (for replay tests)
 	relay  *hal.FakeRelayer // nil: the HAL cannot relay
 	ops    []string         // address and relay operations in order (with relay)
 }
