@@ -65,6 +65,8 @@ func BalancerOptions(cfg *config.Config) balancer.Options {
 		UDPReadBuffer:   s.UDPBufferBytes,
 		UDPWriteBuffer:  s.UDPBufferBytes,
 		MaxMessageBytes: cfg.Security.Limits.MessageBytes,
+		MaxHeaders:      cfg.Security.Limits.Headers,
+		MaxURIBytes:     cfg.Security.Limits.URIBytes,
 	}
 	for _, c := range s.Cores {
 		opt.Cores = append(opt.Cores, balancer.CoreConfig{Name: c.Name, Address: c.Address, Weight: c.Weight, MaxCalls: c.MaxCalls})

@@ -96,3 +96,48 @@ func fromHeader(m interface{ GetHeader(string) sip.Header }) sip.Header {
 	}
 	return m.GetHeader("f")
 }
+
+// checkLimits applies the intake limits beyond the size: the number of
+// header fields (400) and the Request-URI's length (414), read from the
+// start line as received.
+func (b *Balancer) checkLimits(data []byte, req *sip.Request) *intakeError {
+	if n := len(req.Headers()); n > b.opt.MaxHeaders {
+		return &intakeError{400, "Too Many Headers"}
+	}
+	line := data
+	if i := bytes.IndexByte(line, '\n'); i >= 0 {
+		line = line[:i]
+	}
+	// "METHOD SP Request-URI SP SIP/2.0"
+	if i := bytes.IndexByte(line, ' '); i >= 0 {
+		uri := line[i+1:]
+		if j := bytes.LastIndexByte(uri, ' '); j >= 0 {
+			uri = uri[:j]
+		}
+		if len(uri) > b.opt.MaxURIBytes {
+			return &intakeError{414, "Request-URI Too Long"}
+		}
+	}
+	return nil
+}
+
+// screened carries out a Screen verdict other than accept: a request
+// refused with a code is answered statelessly when its headers can be
+// read (never an ACK); everything else is dropped.
+func (b *Balancer) screened(in inbound, v Verdict) {
+	if v.Code == 0 || !rawRequestStart(in.data) || len(in.data) > b.opt.MaxMessageBytes {
+		return
+	}
+	defer func() {
+		if r := recover(); r != nil {
+			b.stats.Panics.Add(1)
+			b.log.Error("screened message panicked", "panic", r, "src", in.src)
+		}
+	}()
+	msg, _, err := b.parser.ParseHeaders(in.data, false)
+	req, ok := msg.(*sip.Request)
+	if err != nil || !ok || validateRequest(req) != nil || req.Method == sip.ACK {
+		return
+	}
+	b.replyStateless(in, req, v.Code, v.Reason, "")
+}

@@ -45,6 +45,17 @@ type Options struct {
 	// MaxMessageBytes is the intake size limit; larger messages get 513
 	// when their headers can be read, else they are dropped. Default 16384.
 	MaxMessageBytes int
+	// MaxHeaders bounds the header fields of a request (400 Too Many
+	// Headers above it). Default 128.
+	MaxHeaders int
+	// MaxURIBytes bounds the Request-URI (414 Request-URI Too Long above
+	// it). Default 512.
+	MaxURIBytes int
+	// Screen, if set, sees every message from the wire before anything
+	// else is done with it (no parsing, no queueing, no transaction): the
+	// edge's ACLs, ban table and scanner filter. It runs on the socket's
+	// reader goroutine and must be cheap and must not keep data.
+	Screen func(src netip.AddrPort, transport string, data []byte) Verdict
 	// TxLinger is how long a completed transaction stays to absorb
 	// retransmissions and the ACK of a non-2xx final response. Default 5s
 	// (Kamailio's wait timer).
@@ -69,6 +80,15 @@ type Options struct {
 	Events Events
 	// Dialogs observes the dialog table's changes (may be nil).
 	Dialogs DialogObserver
+}
+
+// Verdict is a Screen's decision on one message. The zero Verdict
+// accepts it; Drop discards it silently; a Code answers a request
+// statelessly with Code and Reason (responses and ACKs are dropped).
+type Verdict struct {
+	Drop   bool
+	Code   int
+	Reason string
 }
 
 // ProbeOptions configures OPTIONS health probing of the Cores.
@@ -134,6 +154,12 @@ func (o Options) withDefaults() Options {
 	}
 	if o.MaxMessageBytes <= 0 {
 		o.MaxMessageBytes = 16384
+	}
+	if o.MaxHeaders <= 0 {
+		o.MaxHeaders = 128
+	}
+	if o.MaxURIBytes <= 0 {
+		o.MaxURIBytes = 512
 	}
 	if o.TxLinger <= 0 {
 		o.TxLinger = 5 * time.Second

@@ -220,7 +220,11 @@ func (b *Balancer) handle(in inbound) {
 	}
 	switch m := msg.(type) {
 	case *sip.Request:
-		if ie := validateRequest(m); ie != nil {
+		ie := validateRequest(m)
+		if ie == nil {
+			ie = b.checkLimits(in.data, m)
+		}
+		if ie != nil {
 			b.stats.Malformed.Add(1)
 			if ie.code != 0 && m.Method != sip.ACK {
 				b.replyStateless(in, m, ie.code, ie.reason, "")

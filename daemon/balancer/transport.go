@@ -232,6 +232,12 @@ func readStreamMessage(r *bufio.Reader, limit int) ([]byte, error) {
 // dispatch hands a message to the worker owning its Call-ID, or drops it
 // when that worker's queue is full (a UDP sender retransmits).
 func (b *Balancer) dispatch(in inbound) {
+	if b.opt.Screen != nil {
+		if v := b.opt.Screen(in.src, in.lis.transport, in.data); v.Drop || v.Code != 0 {
+			b.screened(in, v)
+			return
+		}
+	}
 	// Replies to our OPTIONS probes skip the queues: a Core's health must
 	// not be judged by how long our own queue is under overload.
 	if bytes.HasPrefix(in.data, []byte("SIP/2.0 ")) && bytes.Contains(in.data, b.probePrefixB) {
