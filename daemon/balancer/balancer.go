@@ -45,6 +45,7 @@ type Balancer struct {
 
 	stats Stats
 
+	standby atomic.Bool // hot standby: no probes, no expiry (standby.go)
 	started bool
 	stop    chan struct{}
 	wg      sync.WaitGroup
@@ -213,6 +214,9 @@ func (b *Balancer) sweepLoop() {
 		case <-b.stop:
 			return
 		case now := <-tk.C:
+			if b.standby.Load() {
+				continue // the peer expires; its ends are mirrored
+			}
 			if n := b.dialogs.expire(now); n > 0 {
 				b.stats.DialogsExpired.Add(uint64(n))
 				b.log.Info("dialogs expired", "count", n)

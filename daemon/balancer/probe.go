@@ -42,6 +42,9 @@ func (b *Balancer) probeLoop() {
 }
 
 func (b *Balancer) probeAll() {
+	if b.standby.Load() {
+		return // the peer probes; its Core states are mirrored
+	}
 	for _, c := range b.pool.list() {
 		b.sendProbe(c)
 	}
