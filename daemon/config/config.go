@@ -10,7 +10,9 @@ package config
 
 import (
 	_ "embed"
+	"fmt"
 	"net/netip"
+	"strings"
 )
 
 // DefaultYAML is the embedded default: the one-box ("single") profile on
@@ -183,18 +185,60 @@ type Track struct {
 
 // Security is edge protection for the balancer.
 type Security struct {
-	Trusted   []netip.Prefix `yaml:"trusted"`
-	Untrusted string         `yaml:"untrusted"` // allow | refuse
-	Flood     Flood          `yaml:"flood"`
-	Scanners  []string       `yaml:"scanners"`
-	Limits    Limits         `yaml:"limits"`
+	// Trusted are the carriers' and Cores' networks, exempt from the
+	// flood bans, the scanner filter and the untrusted policy. Default:
+	// loopback (127.0.0.0/8, ::1/128); a list replaces it.
+	Trusted   []Source `yaml:"trusted"`
+	Untrusted string   `yaml:"untrusted"` // allow | refuse (403)
+	Flood     Flood    `yaml:"flood"`
+	Scanners  []string `yaml:"scanners"`
+	Limits    Limits   `yaml:"limits"`
+}
+
+// Source is a trusted network, on every transport ("198.51.100.0/24",
+// or a lone address "198.51.100.7") or on one ("tcp:203.0.113.0/24").
+type Source struct {
+	Transport string // "" (any) | udp | tcp
+	Prefix    netip.Prefix
+}
+
+// UnmarshalText parses "[udp:|tcp:]CIDR-or-IP".
+func (s *Source) UnmarshalText(b []byte) error {
+	v := string(b)
+	tp := ""
+	if t, rest, ok := strings.Cut(v, ":"); ok && (strings.EqualFold(t, "udp") || strings.EqualFold(t, "tcp")) {
+		tp, v = strings.ToLower(t), rest
+	}
+	p, err := netip.ParsePrefix(v)
+	if err != nil {
+		a, aerr := netip.ParseAddr(v)
+		if aerr != nil {
+			return fmt.Errorf("want a network such as 198.51.100.0/24, an address, or either prefixed with udp: or tcp:, got %q", b)
+		}
+		p = netip.PrefixFrom(a, a.BitLen())
+	}
+	*s = Source{Transport: tp, Prefix: p.Masked()}
+	return nil
+}
+
+// MarshalText writes s as it is written in the file.
+func (s Source) MarshalText() ([]byte, error) { return []byte(s.String()), nil }
+
+func (s Source) String() string {
+	if s.Transport == "" {
+		return s.Prefix.String()
+	}
+	return s.Transport + ":" + s.Prefix.String()
 }
 
 // Flood bans a source that sends too many requests.
 type Flood struct {
-	Requests int      `yaml:"requests"`
+	Requests int      `yaml:"requests"` // 0: flood protection off
 	Per      Duration `yaml:"per"`
 	Ban      Duration `yaml:"ban"`
+	// Sources caps the sources whose rate is tracked (and the bans held):
+	// memory stays bounded under a flood from spoofed addresses.
+	Sources int `yaml:"sources"`
 }
 
 // Limits bound what a message may be.

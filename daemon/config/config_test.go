@@ -3,6 +3,7 @@ package config
 import (
 	"errors"
 	"flag"
+	"fmt"
 	"os"
 	"path/filepath"
 	"strings"
@@ -121,5 +122,63 @@ func TestEmptyFileIsSingleProfileNeedingSIP(t *testing.T) {
 	_, err := Parse("empty.yaml", nil)
 	if err == nil || !strings.Contains(err.Error(), "profile single needs a sip: section") {
 		t.Fatalf("err = %v", err)
+	}
+}
+
+func TestSecuritySource(t *testing.T) {
+	tests := []struct {
+		in, want, tp string
+		bad          bool
+	}{
+		{in: "198.51.100.0/24", want: "198.51.100.0/24"},
+		{in: "198.51.100.9/24", want: "198.51.100.0/24"},
+		{in: "192.0.2.7", want: "192.0.2.7/32"},
+		{in: "tcp:203.0.113.0/24", want: "tcp:203.0.113.0/24", tp: "tcp"},
+		{in: "UDP:2001:db8::/32", want: "udp:2001:db8::/32", tp: "udp"},
+		{in: "2001:db8::1", want: "2001:db8::1/128"},
+		{in: "sctp:192.0.2.0/24", bad: true},
+		{in: "192.0.2.300", bad: true},
+		{in: "", bad: true},
+	}
+	for _, tt := range tests {
+		var s Source
+		err := s.UnmarshalText([]byte(tt.in))
+		if tt.bad {
+			if err == nil {
+				t.Errorf("%q: accepted as %v", tt.in, s)
+			}
+			continue
+		}
+		if err != nil || s.String() != tt.want || s.Transport != tt.tp {
+			t.Errorf("%q: got %v (transport %q), %v; want %s", tt.in, s, s.Transport, err, tt.want)
+		}
+	}
+}
+
+func TestSecurityDefaults(t *testing.T) {
+	c := Default()
+	if got := fmt.Sprint(c.Security.Trusted); got != "[127.0.0.0/8 ::1/128]" {
+		t.Errorf("default trusted = %s", got)
+	}
+	if c.Security.Flood.Sources != 65536 || c.Security.Flood.Requests != 16 {
+		t.Errorf("flood = %+v", c.Security.Flood)
+	}
+	c2, err := Load("testdata/good-ha-pair.yaml")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if got := fmt.Sprint(c2.Security.Trusted); got != "[198.51.100.0/24 tcp:203.0.113.0/24 192.0.2.7/32]" {
+		t.Errorf("trusted = %s (an explicit list replaces the loopback default)", got)
+	}
+	b, err := Marshal(c2)
+	if err != nil {
+		t.Fatal(err)
+	}
+	c3, err := Parse("shown", b)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if fmt.Sprint(c3.Security.Trusted) != fmt.Sprint(c2.Security.Trusted) {
+		t.Errorf("round trip: %v", c3.Security.Trusted)
 	}
 }

@@ -1,6 +1,7 @@
 package config
 
 import (
+	"net/netip"
 	"path/filepath"
 	"time"
 )
@@ -90,6 +91,10 @@ func (c *Config) applyDefaults() {
 	orInt(&c.Security.Flood.Requests, 16)
 	orDur(&c.Security.Flood.Per, 2*time.Second)
 	orDur(&c.Security.Flood.Ban, 5*time.Minute)
+	orInt(&c.Security.Flood.Sources, 65536)
+	if c.Security.Trusted == nil {
+		c.Security.Trusted = []Source{{Prefix: netip.MustParsePrefix("127.0.0.0/8")}, {Prefix: netip.MustParsePrefix("::1/128")}}
+	}
 	if c.Security.Scanners == nil {
 		c.Security.Scanners = DefaultScanners
 	}

@@ -154,6 +154,9 @@ func (c *Config) validate(lines map[string]int) Problems {
 	}
 	positive("security.flood.per", sec.Flood.Per)
 	positive("security.flood.ban", sec.Flood.Ban)
+	if sec.Flood.Sources < 1024 {
+		add("security.flood.sources", "%d is below 1024", sec.Flood.Sources)
+	}
 	if sec.Limits.MessageBytes < 512 || sec.Limits.MessageBytes > 65535 {
 		add("security.limits.message_bytes", "%d is outside 512..65535", sec.Limits.MessageBytes)
 	}
