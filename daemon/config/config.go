@@ -137,6 +137,8 @@ type Cluster struct {
 	Peer     string   `yaml:"peer"`
 	KeyFile  string   `yaml:"key_file"`
 	Interval Duration `yaml:"interval"`
+	// Replication is the hot-standby channel (replication.go).
+	Replication Replication `yaml:"replication"`
 }
 
 // VIP is one virtual-IP group.

@@ -72,6 +72,7 @@ func (c *Config) applyDefaults() {
 	if cl := c.Cluster; cl != nil {
 		orDur(&cl.Interval, DefaultInterval)
 		orStr(&cl.KeyFile, filepath.Join(c.Node.DataDir, "cluster.key"))
+		c.replicationDefaults(cl)
 	}
 	for i := range c.VIPs {
 		v := &c.VIPs[i]

@@ -86,6 +86,7 @@ func (c *Config) validate(lines map[string]int) Problems {
 			checkHostPort(add, "cluster.peer", cl.Peer)
 		}
 		positive("cluster.interval", cl.Interval)
+		c.validateReplication(cl, add)
 	}
 	if len(c.VIPs) > 0 && c.Cluster == nil && c.Node.Profile != "single" {
 		add("vips", "virtual IPs are shared with a peer: add a cluster: section")
