@@ -8,6 +8,14 @@
 // with finit_module (there is no modprobe in the image), so every module
 // must come after the modules it depends on (CheckOrder verifies that
 // against the .ko files' own "depends=" fields).
+//
+// A board has up to two serial roles. Console is the operator's port:
+// PID 1 runs the console menu (sipedge console) there and nothing else
+// writes to it. Log is where the kernel, PID 1 and the daemon write
+// their log and where the lab's debug hooks (sipedge.debug=1) listen: it
+// is the kernel's /dev/console, so the last console= of KernelCmdline
+// must name it. A board with one UART gives the log to the VGA console
+// (tty0) so that the menu stays readable on an 80x24 serial terminal.
 package platform
 
 import (
@@ -34,8 +42,12 @@ type Profile struct {
 	Modules       []Module `yaml:"modules"`
 	NICs          []string `yaml:"nics"`
 	Bonds         []Bond   `yaml:"bonds"`
-	Console       Console  `yaml:"console"`
-	Watchdog      Watchdog `yaml:"watchdog"`
+	// Console is the operator's serial port: the console menu runs there.
+	Console Console `yaml:"console"`
+	// Log is the kernel's /dev/console: kernel, PID 1 and daemon logs,
+	// and the debug hooks. Empty: the same as Console (one shared port).
+	Log      Log      `yaml:"log"`
+	Watchdog Watchdog `yaml:"watchdog"`
 }
 
 // Module is one kernel module, loaded in list order.
@@ -60,6 +72,32 @@ type Bond struct {
 type Console struct {
 	Device string `yaml:"device"` // e.g. ttyS0
 	Baud   int    `yaml:"baud"`
+}
+
+// Log is where the system's log goes (the kernel's /dev/console).
+type Log struct {
+	Device string `yaml:"device"` // e.g. ttyS1 or tty0
+}
+
+// LogDevice is the log's device: Log.Device, or the console's when the
+// board has only one port.
+func (p *Profile) LogDevice() string {
+	if p.Log.Device != "" {
+		return p.Log.Device
+	}
+	return p.Console.Device
+}
+
+// KernelConsole is the device the kernel makes /dev/console: the last
+// console= of the command line ("" if there is none).
+func KernelConsole(cmdline string) string {
+	dev := ""
+	for _, w := range strings.Fields(cmdline) {
+		if v, ok := strings.CutPrefix(w, "console="); ok {
+			dev, _, _ = strings.Cut(v, ",")
+		}
+	}
+	return dev
 }
 
 // Watchdog is the board's hardware watchdog.
@@ -157,6 +195,9 @@ func (p *Profile) Validate() error {
 	}
 	if p.Console.Device == "" || p.Console.Baud <= 0 {
 		return fmt.Errorf("console needs a device and a baud rate")
+	}
+	if kc := KernelConsole(p.KernelCmdline); kc != "" && kc != p.LogDevice() {
+		return fmt.Errorf("kernel_cmdline makes %s the kernel console (its last console=), but the log device is %s", kc, p.LogDevice())
 	}
 	if p.Watchdog.Device != "" && p.Watchdog.Timeout.D() < time.Second {
 		return fmt.Errorf("watchdog timeout %v is below 1s", p.Watchdog.Timeout.D())

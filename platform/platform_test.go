@@ -41,8 +41,8 @@ func TestLookupAll(t *testing.T) {
 				t.Errorf("%s: bonding without tls", n)
 			}
 		}
-		if !strings.Contains(p.KernelCmdline, "panic=") || !strings.Contains(p.KernelCmdline, "console="+p.Console.Device) {
-			t.Errorf("%s: kernel command line %q lacks panic= or the serial console", n, p.KernelCmdline)
+		if !strings.Contains(p.KernelCmdline, "panic=") || KernelConsole(p.KernelCmdline) != p.LogDevice() {
+			t.Errorf("%s: kernel command line %q lacks panic= or does not end on the log device %s", n, p.KernelCmdline, p.LogDevice())
 		}
 	}
 }
@@ -57,6 +57,10 @@ func TestQEMUProfile(t *testing.T) {
 	}
 	if p.Console.Device != "ttyS0" || p.Console.Baud != 115200 {
 		t.Errorf("console = %+v", p.Console)
+	}
+	// The menu has its UART to itself: the log is on the second one.
+	if p.LogDevice() != "ttyS1" || KernelConsole(p.KernelCmdline) != "ttyS1" {
+		t.Errorf("log = %q, kernel console %q", p.LogDevice(), KernelConsole(p.KernelCmdline))
 	}
 	if len(p.Bonds) != 1 || p.Bonds[0].Name != "bond0" || !slices.Equal(p.Bonds[0].Slaves, []string{"eth0", "eth1"}) || p.Bonds[0].MIIMon.D() != 100*time.Millisecond {
 		t.Errorf("bonds = %+v", p.Bonds)
@@ -81,6 +85,7 @@ func TestParseInvalid(t *testing.T) {
 		{"bad-dup.yaml", "listed twice"},
 		{"bad-field.yaml", "modulez"},
 		{"bad-watchdog.yaml", "below 1s"},
+		{"bad-log.yaml", "makes ttyS0 the kernel console"},
 	}
 	for _, tt := range tests {
 		b, err := os.ReadFile(filepath.Join("testdata", tt.file))
@@ -90,6 +95,21 @@ func TestParseInvalid(t *testing.T) {
 		_, err = Parse(tt.file, b)
 		if err == nil || !strings.Contains(err.Error(), tt.want) {
 			t.Errorf("%s: err = %v, want it to mention %q", tt.file, err, tt.want)
+		}
+	}
+}
+
+func TestKernelConsole(t *testing.T) {
+	tests := []struct{ cmdline, want string }{
+		{"", ""},
+		{"panic=5 quiet", ""},
+		{"console=ttyS0,115200 panic=5", "ttyS0"},
+		{"console=ttyS0,115200 console=tty0 panic=5", "tty0"},
+		{"console=tty0 console=ttyS1,115200n8", "ttyS1"},
+	}
+	for _, tt := range tests {
+		if got := KernelConsole(tt.cmdline); got != tt.want {
+			t.Errorf("KernelConsole(%q) = %q, want %q", tt.cmdline, got, tt.want)
 		}
 	}
 }

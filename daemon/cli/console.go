@@ -4,6 +4,7 @@ import (
 	"context"
 	"flag"
 	"fmt"
+	"log/slog"
 	"os"
 	"os/signal"
 	"syscall"
@@ -14,7 +15,9 @@ import (
 )
 
 // runConsole is `sipedge console`: the serial console menu on this
-// terminal. Ctrl-C and Ctrl-Z do not stop it (as on an appliance).
+// terminal, or with -serial on a serial port, for ever (PID 1 starts it
+// so on the board profile's console port). Ctrl-C and Ctrl-Z do not stop
+// it (as on an appliance).
 func runConsole(ctx context.Context, env Env) int {
 	fs := flag.NewFlagSet("sipedge console", flag.ContinueOnError)
 	fs.SetOutput(env.Stderr)
@@ -22,6 +25,8 @@ func runConsole(ctx context.Context, env Env) int {
 	socket := fs.String("socket", "", "control socket (default: from the configuration)")
 	noExit := fs.Bool("no-exit", false, "offer no Exit (a console on a serial port)")
 	shell := fs.String("shell", "", `shell offered by the menu (default /bin/sh if present; "-": none)`)
+	serial := fs.String("serial", "", "run on this serial device (e.g. /dev/ttyS0) instead of the terminal, restarting each session, until stopped; implies -no-exit")
+	baud := fs.Int("baud", 0, "with -serial: set the line to this speed (e.g. 115200; 0: leave it)")
 	if err := fs.Parse(env.Args); err != nil {
 		return 2
 	}
@@ -40,6 +45,12 @@ func runConsole(ctx context.Context, env Env) int {
 		}
 	}()
 	o := console.Options{In: env.Stdin, Out: env.Stdout, Client: console.SocketClient{Path: sock}, AllowExit: !*noExit, Shell: *shell}
+	if *serial != "" {
+		o.Baud = *baud
+		o.Logger = slog.New(slog.NewTextHandler(env.Stderr, nil)).With("subsystem", "console", "device", *serial)
+		console.Serial(ctx, *serial, o)
+		return 0
+	}
 	if f, ok := env.Stdin.(*os.File); ok {
 		o.TTY = f
 	}

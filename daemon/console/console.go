@@ -38,6 +38,8 @@ type Options struct {
 	Shell    string
 	Hostname func() (string, error)
 	Logger   *slog.Logger
+	// Baud is the line speed Serial sets on its device (0: leave it).
+	Baud int
 }
 
 type console struct {

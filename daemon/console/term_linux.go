@@ -1,6 +1,7 @@
 package console
 
 import (
+	"fmt"
 	"os"
 
 	"golang.org/x/sys/unix"
@@ -53,5 +54,34 @@ func setCooked(f *os.File) error {
 		return err
 	}
 	t.Lflag |= unix.ICANON | unix.ECHO | unix.ISIG | unix.IEXTEN
+	return unix.IoctlSetTermios(fd, unix.TCSETS, t)
+}
+
+var bauds = map[int]uint32{
+	1200: unix.B1200, 2400: unix.B2400, 4800: unix.B4800, 9600: unix.B9600,
+	19200: unix.B19200, 38400: unix.B38400, 57600: unix.B57600,
+	115200: unix.B115200, 230400: unix.B230400, 460800: unix.B460800,
+	921600: unix.B921600,
+}
+
+// setLine sets a serial line to baud (0: keep its speed), 8 data bits,
+// no parity, one stop bit, receiver on, modem control lines ignored.
+func setLine(f *os.File, baud int) error {
+	fd := int(f.Fd())
+	t, err := unix.IoctlGetTermios(fd, unix.TCGETS)
+	if err != nil {
+		return fmt.Errorf("not a terminal: %w", err)
+	}
+	if baud != 0 {
+		b, ok := bauds[baud]
+		if !ok {
+			return fmt.Errorf("unsupported baud rate %d", baud)
+		}
+		t.Cflag &^= unix.CBAUD
+		t.Cflag |= b
+		t.Ispeed, t.Ospeed = b, b
+	}
+	t.Cflag &^= unix.CSIZE | unix.PARENB | unix.CSTOPB | unix.CRTSCTS
+	t.Cflag |= unix.CS8 | unix.CREAD | unix.CLOCAL
 	return unix.IoctlSetTermios(fd, unix.TCSETS, t)
 }

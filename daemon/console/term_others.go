@@ -18,3 +18,5 @@ func makeRawish(*os.File) (*termState, error) {
 func restoreTerm(*os.File, *termState) error { return nil }
 
 func setCooked(*os.File) error { return nil }
+
+func setLine(*os.File, int) error { return errors.New("console: serial lines need Linux") }

@@ -10,8 +10,9 @@ import (
 	"syscall"
 )
 
-// DebugConsole returns a Console hook that reads commands, one per line,
-// from in (the serial console) and answers on out. It is meant for the
+// DebugConsole returns a Debug hook that reads commands, one per line,
+// from in (/dev/console: the profile's log port, never the operator's
+// menu port) and answers on out. It is meant for the
 // lab (PID 1 enables it only with sipedge.debug=1 on the kernel command
 // line): the QEMU test uses it to freeze the daemon and power off.
 //

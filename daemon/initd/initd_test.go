@@ -234,3 +234,47 @@ func TestReaper(t *testing.T) {
 		}
 	}
 }
+
+func TestKeepRunningBacksOffAndNeverGivesUp(t *testing.T) {
+	now := time.Unix(0, 0)
+	ctx, cancel := context.WithCancel(context.Background())
+	defer cancel()
+	var sleeps []time.Duration
+	// How long each run lives; a start error is a run of -1.
+	lives := []time.Duration{0, 0, 0, -1, 0, 0, time.Minute, 0}
+	runs := 0
+	KeepRunning(ctx, KeepOptions{
+		Name: "console menu",
+		Start: func() (int, error) {
+			if lives[runs] < 0 {
+				runs++
+				return 0, errors.New("no binary")
+			}
+			return 100 + runs, nil
+		},
+		Wait: func(pid int) <-chan string {
+			c := make(chan string, 1)
+			now = now.Add(lives[runs])
+			runs++
+			c <- "exit status 1"
+			return c
+		},
+		MinDelay: time.Second, MaxDelay: 8 * time.Second, StableAfter: 30 * time.Second,
+		Now:   func() time.Time { return now },
+		Sleep: func(_ context.Context, d time.Duration) {
+			sleeps = append(sleeps, d)
+			now = now.Add(d)
+			if runs == len(lives) {
+				cancel()
+			}
+		},
+	})
+	// Doubling up to the cap, reset after a run that lived past StableAfter.
+	want := []time.Duration{1, 2, 4, 8, 8, 8, 1, 2}
+	for i := range want {
+		want[i] *= time.Second
+	}
+	if runs != len(lives) || !slices.Equal(sleeps, want) {
+		t.Fatalf("runs %d sleeps %v, want %v", runs, sleeps, want)
+	}
+}

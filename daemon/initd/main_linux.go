@@ -27,10 +27,17 @@ type Options struct {
 	DaemonArgs []string
 	// DataDev is an optional block device holding the data partition.
 	DataDev string
-	// Console, if set, runs once the daemon has been started (the serial
-	// console menu). It gets the supervisor to find the daemon.
-	Console func(ctx context.Context, s *Supervisor)
-	Logger  *slog.Logger
+	// SerialConsole, if set, gives the arguments of the re-exec'd /init
+	// that runs the operator's console menu on the profile's console
+	// port (e.g. ["console", "-serial", "/dev/ttyS0", ...]). PID 1 keeps
+	// that process running, as a getty: a menu that crashes is started
+	// again and never takes PID 1 down with it.
+	SerialConsole func(p *platform.Profile) []string
+	// Debug, if set, runs once the daemon has been started: the lab's
+	// debug hooks on /dev/console (the profile's log port). It gets the
+	// supervisor to find the daemon.
+	Debug  func(ctx context.Context, s *Supervisor)
+	Logger *slog.Logger
 }
 
 // Main performs PID 1's duties and supervises the daemon. It never
@@ -110,32 +117,24 @@ func boot(o Options, log *slog.Logger) error {
 	if err != nil {
 		self = "/init"
 	}
+	wait := func(pid int) <-chan string {
+		c := make(chan string, 1)
+		go func() {
+			ws := <-reaper.Wait(pid)
+			if ws.Signaled() {
+				c <- "signal: " + ws.Signal().String()
+			} else {
+				c <- fmt.Sprintf("exit status %d", ws.ExitStatus())
+			}
+		}()
+		return c
+	}
 	sup := NewSupervisor(SuperviseOptions{
 		Logger: log,
 		Start: func() (int, error) {
-			p, err := os.StartProcess(self, append([]string{self}, o.DaemonArgs...), &os.ProcAttr{
-				Files: []*os.File{os.Stdin, os.Stdout, os.Stderr},
-				Env:   []string{"PATH=/bin:/sbin", "HOME=/", "SIPEDGE_PID1_CHILD=1"},
-			})
-			if err != nil {
-				return 0, fmt.Errorf("initd: start daemon: %w", err)
-			}
-			pid := p.Pid
-			p.Release() // the reaper waits for it
-			return pid, nil
+			return startChild(self, o.DaemonArgs, os.Stdin, nil)
 		},
-		Wait: func(pid int) <-chan string {
-			c := make(chan string, 1)
-			go func() {
-				ws := <-reaper.Wait(pid)
-				if ws.Signaled() {
-					c <- "signal: " + ws.Signal().String()
-				} else {
-					c <- fmt.Sprintf("exit status %d", ws.ExitStatus())
-				}
-			}()
-			return c
-		},
+		Wait: wait,
 		OnExit: func(string) {
 			cur := loadConfig(o.ConfigPath, log)
 			for _, err := range RemoveVIPs(net, cur) {
@@ -144,8 +143,43 @@ func boot(o Options, log *slog.Logger) error {
 			log.Info("initd: VIPs removed after daemon death", "vips", len(cur.VIPs))
 		},
 	})
-	if o.Console != nil {
-		go o.Console(ctx, sup)
+	if o.SerialConsole != nil && prof.Console.Device != "" {
+		args := o.SerialConsole(prof)
+		log.Info("initd: console menu", "device", prof.Console.Device, "baud", prof.Console.Baud, "log", prof.LogDevice())
+		go KeepRunning(ctx, KeepOptions{
+			Name:   "console menu",
+			Logger: log,
+			// Its own session, no stdin: it opens the port itself.
+			Start: func() (int, error) {
+				null, err := os.Open(os.DevNull)
+				if err != nil {
+					return 0, err
+				}
+				defer null.Close()
+				return startChild(self, args, null, &unix.SysProcAttr{Setsid: true})
+			},
+			Wait: wait,
+		})
+	}
+	if o.Debug != nil {
+		go o.Debug(ctx, sup)
 	}
 	return sup.Run(ctx)
+}
+
+// startChild starts /init again with args, its output on PID 1's (the
+// log port). The reaper collects it: the process is released, not
+// waited for.
+func startChild(self string, args []string, stdin *os.File, sys *unix.SysProcAttr) (int, error) {
+	p, err := os.StartProcess(self, append([]string{self}, args...), &os.ProcAttr{
+		Files: []*os.File{stdin, os.Stdout, os.Stderr},
+		Env:   []string{"PATH=/bin:/sbin", "HOME=/", "SIPEDGE_PID1_CHILD=1"},
+		Sys:   sys,
+	})
+	if err != nil {
+		return 0, fmt.Errorf("initd: start %s: %w", strings.Join(args, " "), err)
+	}
+	pid := p.Pid
+	p.Release() // the reaper waits for it
+	return pid, nil
 }

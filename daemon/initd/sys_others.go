@@ -6,6 +6,8 @@ import (
 	"context"
 	"errors"
 	"log/slog"
+
+	"github.com/sipedge/sipedge/platform"
 )
 
 var errNotLinux = errors.New("initd: PID 1 duties need Linux")
@@ -15,8 +17,10 @@ type Options struct {
 	ConfigPath string
 	DaemonArgs []string
 	DataDev    string
-	Console    func(ctx context.Context, s *Supervisor)
-	Logger     *slog.Logger
+	// SerialConsole and Debug: see the Linux Options.
+	SerialConsole func(p *platform.Profile) []string
+	Debug         func(ctx context.Context, s *Supervisor)
+	Logger        *slog.Logger
 }
 
 // Main panics outside Linux.
