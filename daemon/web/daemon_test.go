@@ -2,18 +2,15 @@ package web_test
 
 import (
 	"bytes"
-	"context"
 	"fmt"
 	"net"
 	"net/http"
-	"os"
-	"os/exec"
-	"path/filepath"
 	"strings"
 	"sync"
 	"testing"
 	"time"
 
+	"github.com/sipedge/sipedge/daemon/internal/daemontest"
 	"github.com/sipedge/sipedge/hal/testenv"
 )
 
@@ -75,16 +72,13 @@ func answerOptions(req []byte) []byte {
 
 // daemon is `sipedge run` with the web page on a free loopback port.
 type daemon struct {
-	t      *testing.T
-	bin    string
-	config string
-	web    string // http://127.0.0.1:port
+	*daemontest.Daemon
+	t   *testing.T
+	web string // http://127.0.0.1:port
 }
 
 func startDaemon(t *testing.T, cores ...*core) *daemon {
 	t.Helper()
-	bin := testenv.SipedgeBinary(t)
-	dir := t.TempDir()
 	webPort, sipPort := testenv.FreePort(t), testenv.FreePort(t)
 	var cs strings.Builder
 	for i, c := range cores {
@@ -93,88 +87,39 @@ func startDaemon(t *testing.T, cores ...*core) *daemon {
 	if len(cores) == 0 {
 		cs.WriteString("    []\n")
 	}
-	cfg := fmt.Sprintf(`node: {name: edge-web, profile: single, platform: generic-x86_64, data_dir: %q}
+	dd := daemontest.New(t)
+	dd.WriteConfig(fmt.Sprintf(`node: {name: edge-web, profile: single, platform: generic-x86_64, data_dir: %q}
 log: {level: info, format: text}
 web: {listen: "127.0.0.1:%d", open_to: [127.0.0.0/8]}
 sip:
   listen: ["udp:127.0.0.1:%d"]
   probe: {interval: 300ms, timeout: 250ms, down_after: 2, up_after: 1, codes: [200]}
   cores:
-%s`, filepath.Join(dir, "data"), webPort, sipPort, cs.String())
-	path := filepath.Join(dir, "config.yaml")
-	if err := os.WriteFile(path, []byte(cfg), 0o600); err != nil {
-		t.Fatal(err)
-	}
-	log, err := os.Create(filepath.Join(dir, "daemon.log"))
-	if err != nil {
-		t.Fatal(err)
-	}
-	cmd := exec.Command(bin, "run", "-config", path)
-	cmd.Stdout, cmd.Stderr = log, log
-	if err := cmd.Start(); err != nil {
-		t.Fatal(err)
-	}
-	done := make(chan struct{})
-	go func() { cmd.Wait(); close(done) }()
-	t.Cleanup(func() {
-		cmd.Process.Signal(os.Interrupt)
-		select {
-		case <-done:
-		case <-time.After(15 * time.Second):
-			cmd.Process.Kill()
-			<-done
-		}
-		log.Close()
-		if t.Failed() {
-			data, _ := os.ReadFile(log.Name())
-			t.Logf("daemon log:\n%s", data)
-		}
-	})
-	d := &daemon{t: t, bin: bin, config: path, web: fmt.Sprintf("http://127.0.0.1:%d", webPort)}
-	deadline := time.Now().Add(20 * time.Second)
-	for {
+%s`, dd.DataDir(), webPort, sipPort, cs.String()))
+	d := &daemon{Daemon: dd.Start(), t: t, web: fmt.Sprintf("http://127.0.0.1:%d", webPort)}
+	waitFor(t, "the web page", 20*time.Second, func() bool {
 		resp, err := http.Get(d.web + "/api/status")
-		if err == nil {
-			resp.Body.Close()
-			if resp.StatusCode == 200 {
-				return d
-			}
+		if err != nil {
+			return false
 		}
-		select {
-		case <-done:
-			t.Fatalf("daemon exited before serving the web page")
-		default:
-		}
-		if time.Now().After(deadline) {
-			t.Fatalf("web page not up within 20s: %v", err)
-		}
-		time.Sleep(100 * time.Millisecond)
-	}
+		resp.Body.Close()
+		return resp.StatusCode == 200
+	})
+	return d
 }
 
 // ctl runs `sipedge ctl -config F args...` with stdin and returns stdout.
 func (d *daemon) ctl(stdin string, args ...string) string {
 	d.t.Helper()
-	cmd := exec.Command(d.bin, append([]string{"ctl", "-config", d.config}, args...)...)
-	cmd.Stdin = strings.NewReader(stdin)
-	var out, errb bytes.Buffer
-	cmd.Stdout, cmd.Stderr = &out, &errb
-	if err := cmd.Run(); err != nil {
-		d.t.Fatalf("sipedge ctl %v: %v\n%s%s", args, err, out.String(), errb.String())
+	out, errOut, code := d.CtlIn(stdin, args...)
+	if code != 0 {
+		d.t.Fatalf("sipedge ctl %v: exit %d\n%s%s", args, code, out, errOut)
 	}
-	return out.String()
+	return out
 }
 
 // waitFor polls cond until it holds or the time is up.
 func waitFor(t *testing.T, what string, within time.Duration, cond func() bool) {
 	t.Helper()
-	ctx, cancel := context.WithTimeout(context.Background(), within)
-	defer cancel()
-	for !cond() {
-		select {
-		case <-ctx.Done():
-			t.Fatalf("timed out after %s waiting for %s", within, what)
-		case <-time.After(100 * time.Millisecond):
-		}
-	}
+	daemontest.WaitFor(t, within, what, cond)
 }
