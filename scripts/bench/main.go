@@ -1,15 +1,27 @@
 // Command bench measures the SIP balancer under SIPp load against
-// Kamailio's dispatcher, the same way in the same run: a SIPp caller ->
+// Kamailio's dispatcher, the same way in the same run: SIPp callers ->
 // the balancer (stateful, record-routing, round robin) -> two SIPp Cores,
 // all on loopback.
 //
-// For each balancer it steps the call rate (short steps), then holds the
-// highest clean rate for the sustain period (longer than the 32 s
-// transaction lifetime), and prints: the highest clean rate (zero failed
-// calls, INVITE->200 p99 under 200 ms), the sustained rate, CPU seconds
-// per 1,000 calls, RSS, goroutines (sipedge), kernel UDP drops, and every
-// ACK/BYE counted at the Cores; then sipedge's figures as ratios to
-// Kamailio's. Results, logs and a plot go to one folder.
+// For each balancer, in phases:
+//
+//  1. steps: short steps of rising call rate; the highest clean one
+//     (<= 0.1 % failed, INVITE->200 p99 < 200 ms) is the candidate;
+//  2. sustained: that rate held for -sustain (60 s, longer than the 32 s
+//     transaction lifetime), backing off 20 % while it does not hold;
+//     clean also means every ACK and BYE reached the Core that took the
+//     call (the Cores' own counts, not the caller's); CPU-s per 1,000
+//     calls, RSS at the end, goroutines, and (sipedge) a CPU profile and
+//     allocations per call from two pprof allocs profiles;
+//  3. overload: twice the sustained rate for -overload; completed calls
+//     per second against the sustained rate, calls refused with 503,
+//     Cores marked down (a healthy Core must stay up);
+//  4. recovery: the sustained rate again right after, 0 failed calls;
+//  5. dialogs (sipedge): long calls until -dialogs dialogs are up at once,
+//     peak RSS.
+//
+// Results (summary.txt, results.json, profiles, logs, plot.png) go to one
+// folder.
 //
 //	go run ./scripts/bench -out results/bench
 package main
@@ -19,64 +31,112 @@ import (
 	"flag"
 	"fmt"
 	"os"
+	"os/exec"
 	"path/filepath"
+	"regexp"
+	"slices"
 	"strconv"
 	"strings"
+	"sync"
 	"text/tabwriter"
 	"time"
 )
 
 type options struct {
-	out       string
-	bin       string
-	targets   []string
-	steps     []int
-	stepDur   time.Duration
-	sustain   time.Duration
-	callMS    int
-	scenarios string
-	strict    bool
+	out           string
+	bin           string
+	targets       []string
+	steps         []int
+	stepDur       time.Duration
+	sustain       time.Duration
+	overload      time.Duration
+	recover       time.Duration
+	callMS        int
+	dialogs       int
+	dialogRate    int
+	dialogTargets []string
+	scenarios     string
+	strict        bool
+	env           []string
 }
 
 // result is one balancer's figures.
 type result struct {
-	Target         string      `json:"target"`
-	Steps          []callerRun `json:"steps"`
-	CleanCPS       int         `json:"clean_cps"`
-	Sustained      *callerRun  `json:"sustained"`
-	SustainedCPS   int         `json:"sustained_cps"`
-	CPUPer1000     float64     `json:"cpu_s_per_1000_calls"`
-	RSSMiB         float64     `json:"rss_mib"`
-	Goroutines     int         `json:"goroutines"`
-	UDPDrops       int64       `json:"udp_drops"`
-	CoreACKs       int         `json:"core_acks"`
-	CoreBYEs       int         `json:"core_byes"`
-	CallerSuccess  int         `json:"caller_success"`
-	Series         []sample    `json:"series"`
+	Target       string      `json:"target"`
+	Steps        []callerRun `json:"steps"`
+	CleanCPS     int         `json:"clean_step_cps"`
+	Sustained    *phase      `json:"sustained"`
+	SustainedCPS int         `json:"sustained_cps"` // 0: no rate held
+	CPUPer1000   float64     `json:"cpu_s_per_1000_calls"`
+	RSSMiB       float64     `json:"rss_mib_after_sustained"`
+	Goroutines   []int       `json:"goroutines_per_step"`
+	Overload     *phase      `json:"overload,omitempty"`
+	Recovery     *phase      `json:"recovery,omitempty"`
+	Dialogs      *dialogRun  `json:"dialogs,omitempty"`
+	UDPDrops     int64       `json:"udp_drops_total"`
+	Series       []sample    `json:"series"`
+	mu           sync.Mutex
+}
+
+// phase is one caller run with what the Cores and the balancer saw.
+type phase struct {
+	callerRun
+	Cores          coreSnap `json:"cores"`
+	Clean          bool     `json:"clean"`
+	Why            string   `json:"why,omitempty"`
+	UDPDrops       int64    `json:"udp_drops"`
+	CoresDown      int      `json:"cores_marked_down"`
+	NoCore         int      `json:"no_core_refusals"`
+	MallocsPerCall float64  `json:"mallocs_per_call,omitempty"`  // runtime.MemStats.Mallocs delta / calls
+	AllocsPerCall  float64  `json:"pprof_allocs_per_call,omitempty"` // alloc_objects delta of two allocs profiles / calls
+	Shed503        int      `json:"shed_503,omitempty"`              // sipedge: refused by its admission control
+}
+
+type dialogRun struct {
+	Rate        int     `json:"rate"`
+	CallMS      int     `json:"call_ms"`
+	Calls       int     `json:"calls"`
+	Failed      int     `json:"failed"`
+	PeakDialogs int     `json:"peak_dialogs"`
+	PeakRSSMiB  float64 `json:"peak_rss_mib"`
+	EndRSSMiB   float64 `json:"rss_mib_after"`
+	EndDialogs  int     `json:"dialogs_after"`
 }
 
 type sample struct {
-	T      float64 `json:"t"`
-	Target string  `json:"target"`
-	Rate   int     `json:"rate"`
-	RSSMiB float64 `json:"rss_mib"`
-	CPU    float64 `json:"cpu_s"`
+	T       float64 `json:"t"`
+	Target  string  `json:"target"`
+	Rate    int     `json:"rate"`
+	RSSMiB  float64 `json:"rss_mib"`
+	CPU     float64 `json:"cpu_s"`
+	Failed  float64 `json:"failed_per_s"`
+	Dialogs int     `json:"dialogs,omitempty"`
 }
 
 func main() {
 	var o options
-	var targets, steps string
+	var targets, steps, dialogTargets, env string
 	flag.StringVar(&o.out, "out", "results/bench", "results folder")
 	flag.StringVar(&o.bin, "bin", "bin/sipedge", "sipedge binary")
 	flag.StringVar(&targets, "targets", "kamailio,sipedge", "balancers to measure, in order")
-	flag.StringVar(&steps, "steps", "500,1000,2000,3000,4000,5000,6000", "call rates (CPS) to step through")
+	flag.StringVar(&steps, "steps", "1000,2000,3000,4000,5000,6000", "call rates (CPS) to step through")
 	flag.DurationVar(&o.stepDur, "step", 10*time.Second, "length of each step")
 	flag.DurationVar(&o.sustain, "sustain", 60*time.Second, "length of the sustained run at the highest clean rate")
+	flag.DurationVar(&o.overload, "overload", 60*time.Second, "length of the overload run at twice the sustained rate (0: skip)")
+	flag.DurationVar(&o.recover, "recover", 10*time.Second, "length of the normal-load run right after the overload")
 	flag.IntVar(&o.callMS, "call-ms", 100, "call length in milliseconds")
+	flag.IntVar(&o.dialogs, "dialogs", 100000, "concurrent dialogs to hold with long calls (0: skip)")
+	flag.IntVar(&o.dialogRate, "dialog-rate", 2000, "call rate of the dialog test")
+	flag.StringVar(&dialogTargets, "dialog-targets", "sipedge", "balancers that run the dialog test")
 	flag.StringVar(&o.scenarios, "scenarios", "scripts/bench/scenarios", "SIPp scenario folder")
 	flag.BoolVar(&o.strict, "strict-order", false, "fail calls whose 180 arrives after their 200")
+	flag.StringVar(&env, "env", "", "extra environment for sipedge, comma-separated (e.g. GOGC=200)")
 	flag.Parse()
 	o.targets = strings.Split(targets, ",")
+	o.dialogTargets = strings.Split(dialogTargets, ",")
+	if env != "" {
+		o.env = strings.Split(env, ",")
+	}
 	for _, s := range strings.Split(steps, ",") {
 		n, err := strconv.Atoi(s)
 		if err != nil {
@@ -100,7 +160,7 @@ func main() {
 		}
 		results = append(results, r)
 	}
-	report(o, results)
+	report(o, results, time.Since(start))
 }
 
 func fatal(format string, args ...any) {
@@ -108,8 +168,32 @@ func fatal(format string, args ...any) {
 	os.Exit(1)
 }
 
-func clean(r callerRun) bool {
-	return r.Calls > 0 && float64(r.Failed) <= 0.001*float64(r.Calls) && r.P99ms > 0 && r.P99ms <= 200
+// why tells what makes a run unclean ("" when clean).
+func why(r callerRun) string {
+	switch {
+	case r.Calls == 0:
+		return "no calls"
+	case float64(r.Failed) > 0.001*float64(r.Calls):
+		return fmt.Sprintf("%d failed (%.2f %%)", r.Failed, 100*float64(r.Failed)/float64(r.Calls))
+	case r.P99ms == 0 || r.P99ms > 200:
+		return fmt.Sprintf("p99 >= %d ms", r.P99ms)
+	}
+	return ""
+}
+
+// coresWhy checks that every call the caller completed was completed at
+// a Core: its ACK and BYE reached the Core that answered the INVITE (a
+// BYE to the wrong Core is an unexpected message there).
+func coresWhy(r callerRun, c coreSnap) string {
+	switch {
+	case c.ACKs < r.Success:
+		return fmt.Sprintf("%d ACKs at the Cores for %d calls", c.ACKs, r.Success)
+	case c.BYEs < r.Success:
+		return fmt.Sprintf("%d BYEs at the Cores for %d calls", c.BYEs, r.Success)
+	case c.Unexpected > 0 || c.Failed > 0:
+		return fmt.Sprintf("Cores: %d unexpected messages, %d failed calls", c.Unexpected, c.Failed)
+	}
+	return ""
 }
 
 func measure(o options, name string, base int, t0 time.Time) (*result, error) {
@@ -140,19 +224,14 @@ func measure(o options, name string, base int, t0 time.Time) (*result, error) {
 	case "kamailio":
 		t, err = startKamailio(dir, base, corePorts)
 	case "sipedge":
-		t, err = startSipedge(dir, o.bin, base, corePorts)
+		t, err = startSipedge(dir, o.bin, base, corePorts, o.env)
 	default:
 		err = fmt.Errorf("unknown target %q", name)
 	}
 	if err != nil {
 		return nil, err
 	}
-	stopped := false
-	defer func() {
-		if !stopped {
-			t.stop()
-		}
-	}()
+	defer t.stop()
 	r := &result{Target: name}
 	caller := filepath.Join(o.scenarios, "caller.xml")
 	if o.strict {
@@ -161,9 +240,10 @@ func measure(o options, name string, base int, t0 time.Time) (*result, error) {
 	addr := fmt.Sprintf("127.0.0.1:%d", base)
 	callerPort := base + 50
 
-	// Sample RSS and CPU every second for the plot.
-	stopSampling := make(chan struct{})
+	// Sample RSS, CPU (and sipedge's dialogs) every second for the plot.
 	var cur int
+	var curMu sync.Mutex
+	stopSampling := make(chan struct{})
 	samplerDone := make(chan struct{})
 	go func() {
 		defer close(samplerDone)
@@ -174,126 +254,276 @@ func measure(o options, name string, base int, t0 time.Time) (*result, error) {
 			case <-stopSampling:
 				return
 			case <-tk.C:
-				r.Series = append(r.Series, sample{T: time.Since(t0).Seconds(), Target: name, Rate: cur, RSSMiB: rssMiB(t.pid()), CPU: cpuSeconds(t.pid())})
+				curMu.Lock()
+				rate := cur
+				curMu.Unlock()
+				s := sample{T: time.Since(t0).Seconds(), Target: name, Rate: rate, RSSMiB: rssMiB(t.pid()), CPU: cpuSeconds(t.pid())}
+				r.mu.Lock()
+				r.Series = append(r.Series, s)
+				r.mu.Unlock()
 			}
 		}
 	}()
+	setRate := func(n int) { curMu.Lock(); cur = n; curMu.Unlock() }
 
-	step := func(rate int, dur time.Duration) (callerRun, error) {
-		cur = rate
+	run := func(label, scenario string, rate int, dur time.Duration, callMS int, during func()) (phase, error) {
+		setRate(rate)
 		cpu0 := cpuSeconds(t.pid())
-		run, err := runCaller(dir, caller, addr, callerPort, rate, dur, o.callMS)
-		cur = 0
-		run.CPUSeconds = cpuSeconds(t.pid()) - cpu0
-		run.RSSMiB = rssMiB(t.pid())
-		if t.goroutines != nil {
-			run.Goroutines = t.goroutines()
+		core0 := snapCores(cores)
+		drops0 := udpDrops(base)
+		downs0, noCore0 := t.downs()
+		start := time.Since(t0).Seconds()
+		var wg sync.WaitGroup
+		if during != nil {
+			wg.Add(1)
+			go func() { defer wg.Done(); during() }()
 		}
-		fmt.Printf("%-9s %5d CPS %4.0fs: %6d calls, %5d ok, %4d failed, p99<%dms, %.2f CPU-s/1000, RSS %.0f MiB, goroutines %d\n",
-			name, rate, dur.Seconds(), run.Calls, run.Success, run.Failed, run.P99ms, 1000*run.CPUSeconds/float64(max(run.Success, 1)), run.RSSMiB, run.Goroutines)
-		return run, err
+		cr, err := runCaller(dir, scenario, addr, callerPort, rate, dur, callMS)
+		wg.Wait()
+		setRate(0)
+		cr.Phase, cr.Start, cr.End = label, start, time.Since(t0).Seconds()
+		cr.CPUSeconds = cpuSeconds(t.pid()) - cpu0
+		cr.RSSMiB = rssMiB(t.pid())
+		if t.goroutines != nil {
+			cr.Goroutines = t.goroutines()
+		}
+		time.Sleep(2500 * time.Millisecond) // the Cores rewrite their counts every second
+		p := phase{callerRun: cr, Cores: snapCores(cores).sub(core0), UDPDrops: udpDrops(base) - drops0}
+		downs, noCore := t.downs()
+		p.CoresDown, p.NoCore = downs-downs0, noCore-noCore0
+		p.Why = why(cr)
+		if p.Why == "" {
+			p.Why = coresWhy(cr, p.Cores)
+		}
+		p.Clean = p.Why == ""
+		// Failures per second, for the plot.
+		r.mu.Lock()
+		for i := range r.Series {
+			if s := &r.Series[i]; s.T >= p.Start && s.T <= p.End {
+				s.Failed = float64(p.Failed) / max(p.End-p.Start, 1)
+			}
+		}
+		r.mu.Unlock()
+		status := "clean"
+		if !p.Clean {
+			status = "NOT clean: " + p.Why
+		}
+		fmt.Printf("%-8s %-9s %5d CPS %3.0fs: %6d calls, %6d ok, %5d failed, %5d refused 503, p99<%dms, %.3f CPU-s/1000, RSS %.0f MiB, goroutines %d, Cores ACK %d BYE %d, UDP drops %d, Cores marked down %d; %s\n",
+			name, label, rate, dur.Seconds(), p.Calls, p.Success, p.Failed, p.Refused503, p.P99ms, 1000*p.CPUSeconds/float64(max(p.Success, 1)),
+			p.RSSMiB, p.Goroutines, p.Cores.ACKs, p.Cores.BYEs, p.UDPDrops, p.CoresDown, status)
+		return p, err
 	}
 
-	warm, err := step(50, 3*time.Second) // warm up: Cores probed up
-	if err != nil {
+	if _, err := run("warm-up", caller, 50, 3*time.Second, o.callMS, nil); err != nil { // Cores probed up
 		return nil, err
 	}
-	r.CallerSuccess = warm.Success
 	for _, rate := range o.steps {
-		run, err := step(rate, o.stepDur)
+		p, err := run("step", caller, rate, o.stepDur, o.callMS, nil)
 		if err != nil {
 			return nil, err
 		}
-		r.Steps = append(r.Steps, run)
-		if !clean(run) {
+		r.Steps = append(r.Steps, p.callerRun)
+		r.Goroutines = append(r.Goroutines, p.Goroutines)
+		if !p.Clean {
 			break
 		}
 		r.CleanCPS = rate
 		time.Sleep(2 * time.Second)
 	}
-	// Hold the highest clean rate; back off 20 % once if it does not hold.
+
+	// Hold the highest clean rate for the sustain period; back off 20 %
+	// while it does not hold (at most three tries).
 	rate := r.CleanCPS
-	for try := 0; try < 2 && rate > 0; try++ {
+	if rate == 0 && len(o.steps) > 0 {
+		rate = o.steps[0] / 2
+	}
+	for try := 0; try < 3 && rate > 0; try++ {
 		time.Sleep(3 * time.Second)
-		run, err := step(rate, o.sustain)
+		var m0, m1 int64
+		var prof0, prof1 string
+		during := func() {
+			if t.ctl == nil {
+				return
+			}
+			m0 = t.mallocs()
+			prof0 = filepath.Join(dir, fmt.Sprintf("allocs-%d-start.pb.gz", rate))
+			t.ctl(nil, "debug", "profile", "allocs", "0", prof0)
+			time.Sleep(min(15*time.Second, o.sustain/4))
+			cpuSecs := int(min(30*time.Second, o.sustain/2).Seconds())
+			t.ctl(nil, "debug", "profile", "cpu", strconv.Itoa(cpuSecs), filepath.Join(dir, fmt.Sprintf("cpu-%d.pb.gz", rate)))
+		}
+		p, err := run("sustained", caller, rate, o.sustain, o.callMS, during)
 		if err != nil {
 			return nil, err
 		}
-		r.Sustained = &run
-		if clean(run) {
+		if t.ctl != nil {
+			m1 = t.mallocs()
+			prof1 = filepath.Join(dir, fmt.Sprintf("allocs-%d-end.pb.gz", rate))
+			t.ctl(nil, "debug", "profile", "allocs", "0", prof1)
+			t.ctl(nil, "debug", "profile", "heap", "0", filepath.Join(dir, fmt.Sprintf("heap-%d.pb.gz", rate)))
+			t.ctl(nil, "debug", "profile", "goroutine", "0", filepath.Join(dir, fmt.Sprintf("goroutine-%d.pb.gz", rate)))
+			// The figure counts every call offered, refused or failed ones too.
+			calls := float64(max(p.Calls, 1))
+			p.MallocsPerCall = float64(m1-m0) / calls
+			p.AllocsPerCall = pprofDelta(prof0, prof1, "alloc_objects") / calls
+			pprofTop(filepath.Join(dir, fmt.Sprintf("cpu-%d.pb.gz", rate)), filepath.Join(dir, fmt.Sprintf("cpu-%d-top.txt", rate)), "")
+			pprofTop(prof1, filepath.Join(dir, fmt.Sprintf("allocs-%d-top.txt", rate)), prof0)
+		}
+		r.Sustained = &p
+		if p.Clean {
 			r.SustainedCPS = rate
 			break
 		}
 		rate = rate * 8 / 10
 	}
-	if r.Sustained != nil {
-		r.CPUPer1000 = 1000 * r.Sustained.CPUSeconds / float64(max(r.Sustained.Success, 1))
-		r.RSSMiB = r.Sustained.RSSMiB
-		r.Goroutines = r.Sustained.Goroutines
+	if s := r.Sustained; s != nil {
+		r.CPUPer1000 = 1000 * s.CPUSeconds / float64(max(s.Success, 1))
+		r.RSSMiB = s.RSSMiB
+	}
+
+	// Overload: twice the sustained rate, then normal load again.
+	if o.overload > 0 && r.SustainedCPS > 0 {
+		time.Sleep(3 * time.Second)
+		shed0 := t.shed()
+		p, err := run("overload", filepath.Join(o.scenarios, "caller-overload.xml"), 2*r.SustainedCPS, o.overload, o.callMS, nil)
+		if err != nil {
+			return nil, err
+		}
+		p.Shed503 = t.shed() - shed0
+		p.Clean = float64(p.Success)/o.overload.Seconds() >= 0.9*float64(r.SustainedCPS) && p.CoresDown == 0
+		p.Why = fmt.Sprintf("completed %.0f CPS = %.0f %% of the sustained rate", float64(p.Success)/o.overload.Seconds(), 100*float64(p.Success)/o.overload.Seconds()/float64(r.SustainedCPS))
+		r.Overload = &p
+		rp, err := run("recovery", caller, r.SustainedCPS, o.recover, o.callMS, nil)
+		if err != nil {
+			return nil, err
+		}
+		r.Recovery = &rp
+	}
+
+	// Dialogs: long calls until o.dialogs are up at once.
+	if o.dialogs > 0 && slices.Contains(o.dialogTargets, name) && t.ctl != nil {
+		time.Sleep(3 * time.Second)
+		d := &dialogRun{Rate: o.dialogRate}
+		dur := time.Duration(float64(o.dialogs)*1.1/float64(o.dialogRate)) * time.Second
+		d.CallMS = int(dur.Milliseconds()) + 10000
+		stop := make(chan struct{})
+		var wg sync.WaitGroup
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			tk := time.NewTicker(2 * time.Second)
+			defer tk.Stop()
+			for {
+				select {
+				case <-stop:
+					return
+				case <-tk.C:
+				}
+				n := t.dialogCount()
+				rss := rssMiB(t.pid())
+				if n > d.PeakDialogs {
+					d.PeakDialogs = n
+				}
+				d.PeakRSSMiB = max(d.PeakRSSMiB, rss)
+			}
+		}()
+		p, err := run("dialogs", caller, o.dialogRate, dur, d.CallMS, nil)
+		close(stop)
+		wg.Wait()
+		if err != nil {
+			return nil, err
+		}
+		d.Calls, d.Failed = p.Calls, p.Failed
+		d.EndRSSMiB, d.EndDialogs = rssMiB(t.pid()), t.dialogCount()
+		r.Dialogs = d
+		fmt.Printf("%-8s dialogs: peak %d dialogs at once, peak RSS %.0f MiB, after %.0f MiB with %d dialogs left, %d failed calls\n",
+			name, d.PeakDialogs, d.PeakRSSMiB, d.EndRSSMiB, d.EndDialogs, d.Failed)
 	}
 	r.UDPDrops = udpDrops(base)
 	close(stopSampling)
 	<-samplerDone
-	for _, s := range append(r.Steps, *nz(r.Sustained)) {
-		r.CallerSuccess += s.Success
-	}
-	t.stop()
-	stopped = true
-	for _, c := range cores {
-		c.stop()
-		acks, byes := coreCounts(filepath.Dir(c.stat))
-		r.CoreACKs += acks
-		r.CoreBYEs += byes
-	}
-	cores = nil
 	return r, nil
 }
 
-func nz(r *callerRun) *callerRun {
-	if r == nil {
-		return &callerRun{}
+var totalRE = regexp.MustCompile(`of ([0-9.]+)([kMG]?) total`)
+
+// pprofDelta is the total of sample index idx in profile b minus profile a
+// (go tool pprof -base).
+func pprofDelta(a, b, idx string) float64 {
+	out, err := exec.Command("go", "tool", "pprof", "-sample_index="+idx, "-top", "-nodecount=1", "-base", a, b).CombinedOutput()
+	if err != nil {
+		return 0
 	}
-	return r
+	m := totalRE.FindSubmatch(out)
+	if m == nil {
+		return 0
+	}
+	v, _ := strconv.ParseFloat(string(m[1]), 64)
+	switch string(m[2]) {
+	case "k":
+		v *= 1e3
+	case "M":
+		v *= 1e6
+	case "G":
+		v *= 1e9
+	}
+	return v
 }
 
-// coreCounts reads the ACK and BYE counts of a Core's -trace_counts file.
-func coreCounts(dir string) (acks, byes int) {
-	files, _ := filepath.Glob(filepath.Join(dir, "*_counts.csv"))
-	for _, f := range files {
-		b, err := os.ReadFile(f)
-		if err != nil {
-			continue
-		}
-		lines := strings.Split(strings.TrimSpace(string(b)), "\n")
-		if len(lines) < 2 {
-			continue
-		}
-		h := strings.Split(lines[0], ";")
-		l := strings.Split(lines[len(lines)-1], ";")
-		for i, k := range h {
-			if i >= len(l) {
-				break
-			}
-			n, _ := strconv.Atoi(l[i])
-			switch {
-			case strings.HasSuffix(k, "_ACK_Recv"):
-				acks += n
-			case strings.HasSuffix(k, "_BYE_Recv"):
-				byes += n
-			}
-		}
+// pprofTop writes `go tool pprof -top` (flat, then -cum) of a profile,
+// minus base when given (allocation counts), to out and out-cum.
+func pprofTop(prof, out, base string) {
+	args := []string{"tool", "pprof", "-nodecount=40"}
+	if base != "" {
+		args = append(args, "-sample_index=alloc_objects", "-base", base)
 	}
-	return acks, byes
+	flat, _ := exec.Command("go", append(append(args, "-top"), prof)...).CombinedOutput()
+	os.WriteFile(out, flat, 0o644)
+	cum, _ := exec.Command("go", append(append(args, "-top", "-cum"), prof)...).CombinedOutput()
+	os.WriteFile(strings.TrimSuffix(out, ".txt")+"-cum.txt", cum, 0o644)
 }
 
-func report(o options, rs []*result) {
+func yes(b bool) string {
+	if b {
+		return "met"
+	}
+	return "NOT met"
+}
+
+func report(o options, rs []*result, took time.Duration) {
 	var b strings.Builder
+	fmt.Fprintf(&b, "bench %s, %d-ms calls, steps of %s, sustained %s, overload %s; took %s\n\n",
+		time.Now().UTC().Format(time.RFC3339), o.callMS, o.stepDur, o.sustain, o.overload, took.Round(time.Second))
 	tw := tabwriter.NewWriter(&b, 2, 8, 2, ' ', tabwriter.AlignRight)
-	fmt.Fprintln(tw, "balancer\tclean CPS\tsustained CPS\tCPU-s/1000 calls\tRSS MiB\tgoroutines\tUDP drops\tcaller ok\tACKs at Cores\tBYEs at Cores\t")
+	fmt.Fprintln(tw, "balancer\tclean step CPS\tsustained CPS\tfailed\tp99 ms\tACK/BYE at Cores\tCPU-s/1000 calls\tRSS MiB (PSS)\tgoroutines per step\tmallocs/call\tpprof allocs/call\tUDP drops\t")
 	for _, r := range rs {
-		fmt.Fprintf(tw, "%s\t%d\t%d\t%.3f\t%.0f\t%d\t%d\t%d\t%d\t%d\t\n", r.Target, r.CleanCPS, r.SustainedCPS, r.CPUPer1000, r.RSSMiB, r.Goroutines, r.UDPDrops, r.CallerSuccess, r.CoreACKs, r.CoreBYEs)
+		s := r.Sustained
+		if s == nil {
+			s = &phase{}
+		}
+		fmt.Fprintf(tw, "%s\t%d\t%d\t%d/%d\t%d\t%d/%d of %d\t%.3f\t%.0f\t%v\t%.0f\t%.0f\t%d\t\n", r.Target, r.CleanCPS, r.SustainedCPS,
+			s.Failed, s.Calls, s.P99ms, s.Cores.ACKs, s.Cores.BYEs, s.Success, r.CPUPer1000, r.RSSMiB, r.Goroutines, s.MallocsPerCall, s.AllocsPerCall, r.UDPDrops)
 	}
 	tw.Flush()
+	fmt.Fprintln(&b)
+	tw = tabwriter.NewWriter(&b, 2, 8, 2, ' ', tabwriter.AlignRight)
+	fmt.Fprintln(tw, "overload\toffered CPS\tcompleted CPS\t% of sustained\trefused 503\tfailed\tCores marked down\tno-Core 503s\tthen normal load: failed\t")
+	for _, r := range rs {
+		if r.Overload == nil {
+			continue
+		}
+		p, rec := r.Overload, r.Recovery
+		done := float64(p.Success) / p.Duration.Seconds()
+		fmt.Fprintf(tw, "%s\t%d\t%.0f\t%.0f\t%d\t%d\t%d\t%d\t%d of %d\t\n", r.Target, p.Rate, done, 100*done/float64(max(r.SustainedCPS, 1)),
+			p.Refused503, p.Failed, p.CoresDown, p.NoCore, rec.Failed, rec.Calls)
+	}
+	tw.Flush()
+	for _, r := range rs {
+		if d := r.Dialogs; d != nil {
+			fmt.Fprintf(&b, "\n%s dialogs: %d CPS of %d-s calls: peak %d dialogs at once, peak RSS %.0f MiB, %.0f MiB after they ended (%d left), %d failed of %d\n",
+				r.Target, d.Rate, d.CallMS/1000, d.PeakDialogs, d.PeakRSSMiB, d.EndRSSMiB, d.EndDialogs, d.Failed, d.Calls)
+		}
+	}
 	var base, us *result
 	for _, r := range rs {
 		switch r.Target {
@@ -304,8 +534,24 @@ func report(o options, rs []*result) {
 		}
 	}
 	if base != nil && us != nil {
-		fmt.Fprintf(&b, "\nratios sipedge / kamailio (same run): clean rate %.2f, sustained rate %.2f, CPU per call %.2f, RSS %.2f\n",
-			ratio(us.CleanCPS, base.CleanCPS), ratio(us.SustainedCPS, base.SustainedCPS), us.CPUPer1000/nonzero(base.CPUPer1000), us.RSSMiB/nonzero(base.RSSMiB))
+		fmt.Fprintf(&b, "\nratios sipedge / kamailio (same run): sustained rate %.2f (target >= 1.0), CPU per call %.2f (target <= 1.0), RSS %.2f, clean step rate %.2f\n",
+			ratio(us.SustainedCPS, base.SustainedCPS), us.CPUPer1000/nonzero(base.CPUPer1000), us.RSSMiB/nonzero(base.RSSMiB), ratio(us.CleanCPS, base.CleanCPS))
+	}
+	if us != nil {
+		fmt.Fprintf(&b, "\nsipedge targets (issue 10):\n")
+		if base != nil {
+			fmt.Fprintf(&b, "  1. sustained rate >= Kamailio's: %s (%d vs %d CPS)\n", yes(us.SustainedCPS > 0 && us.SustainedCPS >= base.SustainedCPS), us.SustainedCPS, base.SustainedCPS)
+			fmt.Fprintf(&b, "  2. CPU per call <= Kamailio's: %s (%.3f vs %.3f CPU-s/1000)\n", yes(us.CPUPer1000 > 0 && us.CPUPer1000 <= base.CPUPer1000), us.CPUPer1000, base.CPUPer1000)
+		}
+		fmt.Fprintf(&b, "  3. RSS after the sustained run <= 300 MB: %s (%.0f MiB)\n", yes(us.RSSMiB > 0 && us.RSSMiB*1.048576 <= 300), us.RSSMiB)
+		if d := us.Dialogs; d != nil {
+			fmt.Fprintf(&b, "     100,000 dialogs in <= 300 MB: %s (%d dialogs, %.0f MiB)\n", yes(d.PeakDialogs >= 100000 && d.PeakRSSMiB*1.048576 <= 300), d.PeakDialogs, d.PeakRSSMiB)
+		}
+		fmt.Fprintf(&b, "     goroutines per step: %v\n", us.Goroutines)
+		if p := us.Overload; p != nil {
+			fmt.Fprintf(&b, "  4. overload: %s (%s, %d Cores marked down); back to normal load: %d failed: %s\n", yes(p.Clean), p.Why, p.CoresDown, us.Recovery.Failed, yes(us.Recovery.Failed == 0))
+		}
+		fmt.Fprintf(&b, "  5. kernel UDP receive drops on the balancer's socket over the run: %d (exported as sipedge_sip_udp_kernel_drops)\n", us.UDPDrops)
 	}
 	fmt.Printf("\n%s", b.String())
 	os.WriteFile(filepath.Join(o.out, "summary.txt"), []byte(b.String()), 0o644)

@@ -13,8 +13,9 @@ import (
 	"golang.org/x/image/math/fixed"
 )
 
-// plot draws, over time, the offered call rate, the CPU used and the RSS
-// of each balancer: three panels, one colour per balancer.
+// plot draws, over time, the offered call rate, the CPU used, the failed
+// calls and the RSS of each balancer: four panels, one colour per
+// balancer.
 func plot(path string, rs []*result) error {
 	const w, ph, pad = 1000, 220, 50
 	panels := []struct {
@@ -28,6 +29,7 @@ func plot(path string, rs []*result) error {
 			}
 			return (s.CPU - p.CPU) / (s.T - p.T)
 		}},
+		{"failed calls per second (average over each run)", func(s sample, _ *sample) float64 { return s.Failed }},
 		{"RSS (MiB)", func(s sample, _ *sample) float64 { return s.RSSMiB }},
 	}
 	h := len(panels)*(ph+pad) + pad

@@ -105,19 +105,24 @@ func (s stats) p99Bound() int {
 
 // callerRun is one load step's result.
 type callerRun struct {
-	Rate, Calls       int
-	Success, Failed   int
-	Retransmissions   int
-	P99ms             int
-	Duration          time.Duration
-	CPUSeconds        float64
-	RSSMiB            float64
-	Goroutines        int
+	Phase           string        `json:"phase"`
+	Rate            int           `json:"rate"`
+	Calls           int           `json:"calls"`
+	Success         int           `json:"success"`
+	Failed          int           `json:"failed"`
+	Refused503      int           `json:"refused_503"` // overload scenario only
+	Retransmissions int           `json:"retransmissions"`
+	P99ms           int           `json:"p99_ms"`
+	Duration        time.Duration `json:"duration_ns"`
+	CPUSeconds      float64       `json:"cpu_s"`
+	RSSMiB          float64       `json:"rss_mib"`
+	Goroutines      int           `json:"goroutines"`
+	Start, End      float64       `json:"-"` // seconds since the bench started
 }
 
 // runCaller sends calls at rate to target for dur, splitting the rate over
 // several SIPp processes (one saturates a core near 5,000 CPS). Bounded
-// by count (rate*dur) and time (dur + 15 s).
+// by count (rate*dur) and time (dur + call length + 15 s).
 func runCaller(dir, scenario, target string, basePort, rate int, dur time.Duration, callMS int) (callerRun, error) {
 	procs := 1 + rate/3000
 	res := callerRun{Rate: rate, Duration: dur}
@@ -133,12 +138,17 @@ func runCaller(dir, scenario, target string, basePort, rate int, dur time.Durati
 		}
 		n := int(float64(r) * dur.Seconds())
 		port := basePort + i*10
-		stat := filepath.Join(dir, fmt.Sprintf("caller-%d-%d.csv", rate, i))
+		stat := filepath.Join(dir, fmt.Sprintf("caller-%d-%d-%d.csv", rate, i, time.Now().UnixNano()%1e6))
+		limit := r*5 + 100
+		if callMS > 1000 {
+			limit = n + 100 // long calls: every call may be up at once
+		}
+		hard := int(dur.Seconds()) + callMS/1000 + 15
 		cmd := exec.Command("sipp", "-sf", scenario, target, "-i", "127.0.0.1", "-p", strconv.Itoa(port),
 			"-cp", strconv.Itoa(port+1), "-mp", strconv.Itoa(port+2),
-			"-nostdin", "-r", strconv.Itoa(r), "-m", strconv.Itoa(n), "-l", strconv.Itoa(r*5+100),
-			"-d", strconv.Itoa(callMS), "-recv_timeout", "5000", "-timeout", fmt.Sprintf("%ds", int(dur.Seconds())+15),
-			"-buff_size", "4194304", "-max_recv_loops", "5000", "-trace_stat", "-stf", stat, "-fd", "1")
+			"-nostdin", "-r", strconv.Itoa(r), "-m", strconv.Itoa(n), "-l", strconv.Itoa(limit),
+			"-d", strconv.Itoa(callMS), "-recv_timeout", "5000", "-timeout", fmt.Sprintf("%ds", hard),
+			"-buff_size", "4194304", "-max_recv_loops", "5000", "-trace_stat", "-stf", stat, "-fd", "1", "-trace_counts")
 		cmd.Dir = dir
 		if err := cmd.Start(); err != nil {
 			return res, fmt.Errorf("start sipp caller: %w", err)
@@ -158,10 +168,68 @@ func runCaller(dir, scenario, target string, basePort, rate int, dur time.Durati
 		if b := s.p99Bound(); b > res.P99ms {
 			res.P99ms = b
 		}
+		files, _ := filepath.Glob(filepath.Join(dir, fmt.Sprintf("*_%d_counts.csv", p.cmd.Process.Pid)))
+		for _, f := range files {
+			res.Refused503 += countsSum(f, "_503_Recv")
+		}
 	}
+	// A refused call ends "successfully" in the overload scenario: it is
+	// not a completed call.
+	res.Success -= res.Refused503
 	// Calls neither successful nor failed by the hard stop are lost.
-	if lost := res.Calls - res.Success - res.Failed; lost > 0 {
+	if lost := res.Calls - res.Success - res.Refused503 - res.Failed; lost > 0 {
 		res.Failed += lost
 	}
 	return res, nil
+}
+
+// countsSum adds the columns ending in suffix on the last line of a SIPp
+// -trace_counts file.
+func countsSum(path, suffix string) int {
+	b, err := os.ReadFile(path)
+	if err != nil {
+		return 0
+	}
+	lines := strings.Split(strings.TrimSpace(string(b)), "\n")
+	if len(lines) < 2 {
+		return 0
+	}
+	h := strings.Split(lines[0], ";")
+	l := strings.Split(lines[len(lines)-1], ";")
+	n := 0
+	for i, k := range h {
+		if i < len(l) && strings.HasSuffix(k, suffix) {
+			v, _ := strconv.Atoi(strings.TrimSpace(l[i]))
+			n += v
+		}
+	}
+	return n
+}
+
+// coreSnap is what the Cores themselves counted so far.
+type coreSnap struct {
+	Invites, ACKs, BYEs, Unexpected, Failed int
+}
+
+func (a coreSnap) sub(b coreSnap) coreSnap {
+	return coreSnap{a.Invites - b.Invites, a.ACKs - b.ACKs, a.BYEs - b.BYEs, a.Unexpected - b.Unexpected, a.Failed - b.Failed}
+}
+
+// snapCores reads every Core's -trace_counts and -trace_stat files (SIPp
+// rewrites them every second: wait a little before a snapshot).
+func snapCores(cores []*sippCore) coreSnap {
+	var s coreSnap
+	for _, c := range cores {
+		files, _ := filepath.Glob(filepath.Join(filepath.Dir(c.stat), fmt.Sprintf("*_%d_counts.csv", c.cmd.Process.Pid)))
+		for _, f := range files {
+			s.Invites += countsSum(f, "_INVITE_Recv")
+			s.ACKs += countsSum(f, "_ACK_Recv")
+			s.BYEs += countsSum(f, "_BYE_Recv")
+			s.Unexpected += countsSum(f, "_Unexp")
+		}
+		if st, err := readStats(c.stat); err == nil {
+			s.Failed += st.int("FailedCall(C)")
+		}
+	}
+	return s
 }

@@ -19,8 +19,13 @@ type target struct {
 	done chan struct{}
 	// goroutines returns the live goroutine count (sipedge only).
 	goroutines func() int
-	// coreStats returns the balancer's own per-Core view (sipedge only).
-	ctlSocket string
+	// ctl runs `sipedge ctl -json WORDS...` and decodes the answer into v
+	// (sipedge only).
+	ctl func(v any, words ...string) error
+	// downs counts the Cores the balancer marked down so far, and refused
+	// the calls it refused because no Core was left to take them.
+	downs func() (downs, noCore int)
+	log   string
 }
 
 func (t *target) pid() int { return t.cmd.Process.Pid }
@@ -39,6 +44,7 @@ const kamailioCfg = `#!KAMAILIO
 debug=1
 log_stderror=yes
 children=2
+maxbuffer=8388608
 auto_aliases=no
 listen=udp:127.0.0.1:%d
 mpath="/usr/lib/x86_64-linux-gnu/kamailio/modules/"
@@ -50,6 +56,7 @@ loadmodule "maxfwd.so"
 loadmodule "siputils.so"
 loadmodule "textops.so"
 loadmodule "dispatcher.so"
+loadmodule "xlog.so"
 modparam("dispatcher", "list_file", "%s")
 modparam("dispatcher", "ds_ping_interval", 5)
 modparam("dispatcher", "ds_probing_mode", 1)
@@ -66,7 +73,7 @@ request_route {
 	if (is_method("CANCEL")) { if (t_check_trans()) { t_relay(); } exit; }
 	t_check_trans();
 	record_route();
-	if (!ds_select_dst("1", "4")) { sl_send_reply("503", "No Core"); exit; }
+	if (!ds_select_dst("1", "4")) { xlog("L_ERR", "BENCH-NO-CORE\n"); sl_send_reply("503", "No Core"); exit; }
 	t_on_failure("RETRY");
 	t_relay();
 }
@@ -74,6 +81,7 @@ request_route {
 failure_route[RETRY] {
 	if (t_is_canceled()) { exit; }
 	if (t_check_status("408|500|503")) {
+		xlog("L_ERR", "BENCH-CORE-DOWN $du\n");
 		ds_mark_dst("ip");
 		if (ds_next_dst()) { t_on_failure("RETRY"); t_relay(); }
 	}
@@ -93,8 +101,12 @@ func startKamailio(dir string, port int, cores []int) (*target, error) {
 	if err := os.WriteFile(cfg, []byte(fmt.Sprintf(kamailioCfg, port, list)), 0o644); err != nil {
 		return nil, err
 	}
-	t := &target{name: "kamailio", port: port, done: make(chan struct{})}
+	t := &target{name: "kamailio", port: port, done: make(chan struct{}), log: filepath.Join(dir, "kamailio.log")}
 	t.cmd = exec.Command("kamailio", "-DD", "-E", "-f", cfg, "-x", "tlsf", "-m", "1024", "-M", "16", "-Y", dir, "-w", dir)
+	t.downs = func() (int, int) {
+		b, _ := os.ReadFile(t.log)
+		return strings.Count(string(b), "BENCH-CORE-DOWN"), strings.Count(string(b), "BENCH-NO-CORE")
+	}
 	return t, t.start(dir)
 }
 
@@ -118,7 +130,7 @@ func (t *target) start(dir string) error {
 	return nil
 }
 
-func startSipedge(dir, bin string, port int, cores []int) (*target, error) {
+func startSipedge(dir, bin string, port int, cores []int, extraEnv []string) (*target, error) {
 	var b strings.Builder
 	fmt.Fprintf(&b, "node: {name: bench, profile: single, data_dir: %s}\n", filepath.Join(dir, "data"))
 	fmt.Fprintf(&b, "log: {level: warn, format: json}\n")
@@ -130,16 +142,67 @@ func startSipedge(dir, bin string, port int, cores []int) (*target, error) {
 	if err := os.WriteFile(cfg, []byte(b.String()), 0o644); err != nil {
 		return nil, err
 	}
-	t := &target{name: "sipedge", port: port, done: make(chan struct{}), ctlSocket: filepath.Join(dir, "data", "sipedge.sock")}
+	t := &target{name: "sipedge", port: port, done: make(chan struct{}), log: filepath.Join(dir, "sipedge.log")}
+	socket := filepath.Join(dir, "data", "sipedge.sock")
 	t.cmd = exec.Command(bin, "run", "-config", cfg)
-	t.goroutines = func() int {
-		out, err := exec.Command(bin, "ctl", "-socket", t.ctlSocket, "-json", "runtime").Output()
+	t.cmd.Env = append(os.Environ(), extraEnv...)
+	t.ctl = func(v any, words ...string) error {
+		out, err := exec.Command(bin, append([]string{"ctl", "-socket", socket, "-json"}, words...)...).Output()
 		if err != nil {
+			return fmt.Errorf("ctl %s: %w", strings.Join(words, " "), err)
+		}
+		if v == nil {
+			return nil
+		}
+		return json.Unmarshal(out, v)
+	}
+	t.goroutines = func() int {
+		var r struct{ Goroutines int }
+		if t.ctl(&r, "runtime") != nil {
 			return -1
 		}
-		var r struct{ Goroutines int }
-		json.Unmarshal(out, &r)
 		return r.Goroutines
 	}
+	t.downs = func() (int, int) {
+		var ev []struct{ Kind string }
+		t.ctl(&ev, "events", "1000")
+		n := 0
+		for _, e := range ev {
+			if e.Kind == "core.down" {
+				n++
+			}
+		}
+		var st struct{ Stats map[string]int }
+		t.ctl(&st, "cores")
+		return n, st.Stats["no_core"]
+	}
 	return t, t.start(dir)
+}
+
+// mallocs is the daemon's runtime.MemStats.Mallocs (sipedge only).
+func (t *target) mallocs() int64 {
+	var r struct{ Mallocs int64 }
+	if t.ctl == nil || t.ctl(&r, "runtime") != nil {
+		return 0
+	}
+	return r.Mallocs
+}
+
+// shed counts the INVITEs the balancer refused with 503 by its own
+// admission control (sipedge only).
+func (t *target) shed() int {
+	var st struct{ Stats map[string]int }
+	if t.ctl == nil || t.ctl(&st, "cores") != nil {
+		return 0
+	}
+	return st.Stats["shed"]
+}
+
+// dialogCount is the number of dialogs in the balancer's table.
+func (t *target) dialogCount() int {
+	var st struct{ Dialogs int }
+	if t.ctl == nil || t.ctl(&st, "cores") != nil {
+		return 0
+	}
+	return st.Dialogs
 }
