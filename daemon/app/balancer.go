@@ -85,6 +85,9 @@ func (a *App) setupBalancer(ctx context.Context) error {
 	opt := BalancerOptions(cfg)
 	opt.Logger = a.log.With("subsystem", "balancer")
 	opt.Events = balancerEvents{a}
+	if err := a.setupEdge(&opt); err != nil {
+		return err
+	}
 
 	var mu sync.Mutex // guards overlay and its store copy
 	var overlay CoreOverlay

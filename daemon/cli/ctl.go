@@ -35,6 +35,7 @@ func ctlCommands() []ctlCommand {
 	cs = append(cs, nodeCommands()...)
 	cs = append(cs, debugCommands()...)
 	cs = append(cs, coreCommands()...)
+	cs = append(cs, banCommands()...)
 	cs = append(cs, vipCommands()...)
 	cs = append(cs, webCommands()...)
 	return cs
