@@ -19,6 +19,7 @@ type Fake struct {
 	bonds    map[string]*fakeBond
 	announce []Announcement
 	fail     map[string]error
+	routes   map[bool]Route // default route per family (true: IPv6)
 }
 
 type fakeLink struct {
