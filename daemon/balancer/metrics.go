@@ -39,6 +39,7 @@ func NewCollector(b *Balancer) *Collector {
 	}
 	add("messages_received", "SIP messages read from the sockets.", func(s *Stats) uint64 { return s.Received.Load() })
 	add("queue_drops", "Messages dropped because their worker's queue was full.", func(s *Stats) uint64 { return s.QueueDrops.Load() })
+	add("shed", "New INVITEs refused 503 at once because the workers were behind (admission control).", func(s *Stats) uint64 { return s.Shed.Load() })
 	add("malformed", "Unparsable or invalid messages (answered 400 or dropped).", func(s *Stats) uint64 { return s.Malformed.Load() })
 	add("too_large", "Messages over the size limit.", func(s *Stats) uint64 { return s.TooLarge.Load() })
 	add("panics", "Panics recovered while handling a message.", func(s *Stats) uint64 { return s.Panics.Load() })

@@ -74,6 +74,11 @@ type Options struct {
 	// QueueLength bounds each worker's queue; a message that finds its
 	// queue full is dropped (a UDP peer retransmits). Default 4096.
 	QueueLength int
+	// ShedQueue is the admission threshold: a new INVITE whose worker has
+	// this many messages queued is answered 503 with Retry-After at once,
+	// unparsed, so that the calls already taken keep completing. Default
+	// QueueLength/8; negative turns shedding off.
+	ShedQueue int
 
 	Logger *slog.Logger
 	// Events receives Core state changes (may be nil).
@@ -181,6 +186,9 @@ func (o Options) withDefaults() Options {
 	}
 	if o.QueueLength <= 0 {
 		o.QueueLength = 4096
+	}
+	if o.ShedQueue == 0 {
+		o.ShedQueue = o.QueueLength / 8
 	}
 	if o.Logger == nil {
 		o.Logger = slog.New(slog.DiscardHandler)

@@ -8,6 +8,7 @@ import "sync/atomic"
 type Stats struct {
 	Received        atomic.Uint64 // messages read
 	QueueDrops      atomic.Uint64 // messages dropped: worker queue full
+	Shed            atomic.Uint64 // new INVITEs refused 503 by admission control (workers behind)
 	Malformed       atomic.Uint64 // unparsable or invalid messages
 	TooLarge        atomic.Uint64 // messages over the size limit
 	Panics          atomic.Uint64 // recovered panics in message handling
@@ -41,7 +42,7 @@ func (s *Stats) countReply(code int) {
 // Snapshot returns the counters by name (for ctl and tests).
 func (s *Stats) Snapshot() map[string]uint64 {
 	return map[string]uint64{
-		"received": s.Received.Load(), "queue_drops": s.QueueDrops.Load(), "malformed": s.Malformed.Load(),
+		"received": s.Received.Load(), "queue_drops": s.QueueDrops.Load(), "shed": s.Shed.Load(), "malformed": s.Malformed.Load(),
 		"too_large": s.TooLarge.Load(), "panics": s.Panics.Load(), "forwarded": s.Forwarded.Load(),
 		"retransmissions_absorbed": s.Retransmissions.Load(), "retransmitted": s.Retransmitted.Load(),
 		"calls": s.Calls.Load(), "answered": s.Answered.Load(), "failovers": s.Failovers.Load(),

@@ -245,6 +245,9 @@ func (b *Balancer) dispatch(in inbound) {
 		return
 	}
 	w := b.workers[callIDHash(in.data)%uint32(len(b.workers))]
+	if b.shedNew(in, len(w)) {
+		return
+	}
 	select {
 	case w <- in:
 	default:

@@ -87,7 +87,7 @@ type phase struct {
 	UDPDrops       int64    `json:"udp_drops"`
 	CoresDown      int      `json:"cores_marked_down"`
 	NoCore         int      `json:"no_core_refusals"`
-	MallocsPerCall float64  `json:"mallocs_per_call,omitempty"`  // runtime.MemStats.Mallocs delta / calls
+	MallocsPerCall float64  `json:"mallocs_per_call,omitempty"`      // runtime.MemStats.Mallocs delta / calls
 	AllocsPerCall  float64  `json:"pprof_allocs_per_call,omitempty"` // alloc_objects delta of two allocs profiles / calls
 	Shed503        int      `json:"shed_503,omitempty"`              // sipedge: refused by its admission control
 }

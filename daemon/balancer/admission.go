@@ -1,0 +1,194 @@
+package balancer
+
+import (
+	"bytes"
+	"net/netip"
+	"strconv"
+)
+
+// Admission control: when the worker that would handle a new call is
+// already behind (its queue deeper than Options.ShedQueue), the reader
+// answers the INVITE 503 with Retry-After at once, from a raw header
+// scan, without parsing it or queueing it. Messages of calls already in
+// progress (responses, ACK, BYE, CANCEL, retransmissions) still go to the
+// workers, so the calls the balancer has taken keep completing, and a
+// Core is never judged by how far behind the balancer itself is.
+
+// shedNew answers in with 503 and reports true when in is an initial
+// INVITE and the queue q is too deep to take another call.
+func (b *Balancer) shedNew(in inbound, q int) bool {
+	if b.opt.ShedQueue <= 0 || q < b.opt.ShedQueue || !bytes.HasPrefix(in.data, []byte("INVITE ")) {
+		return false
+	}
+	h := scanHeaders(in.data)
+	if h.toTag || len(h.vias) == 0 || h.from == nil || h.to == nil || h.callID == nil || h.cseq == nil {
+		return false // in-dialog, or for the worker to refuse properly
+	}
+	resp := h.response(503, "Service Unavailable", "Retry-After: "+strconv.Itoa(b.opt.RetryAfter)+"\r\n", in.src)
+	dst := in.src
+	if in.conn == nil && !h.rport && h.viaPort != 0 {
+		dst = netip.AddrPortFrom(in.src.Addr(), h.viaPort)
+	}
+	b.stats.Shed.Add(1)
+	b.stats.Received.Add(1)
+	b.stats.Replies5xx.Add(1)
+	if err := b.send(in.lis.transport, dst, resp, in.conn); err != nil {
+		b.log.Debug("shed reply", "dst", dst, "err", err)
+	}
+	return true
+}
+
+// rawHeaders is what a raw scan finds of the headers a response needs.
+type rawHeaders struct {
+	vias                   [][]byte // whole lines, in order
+	from, to, callID, cseq []byte   // whole lines
+	toTag                  bool
+	rport                  bool   // top Via asks for rport
+	viaPort                uint16 // top Via's sent-by port, 0 when absent
+}
+
+// scanHeaders reads header lines up to the blank line (no folding: a
+// folded header simply is not recognised, and the caller falls back on
+// the full parser).
+func scanHeaders(p []byte) rawHeaders {
+	var h rawHeaders
+	i := bytes.IndexByte(p, '\n') // skip the start line
+	if i < 0 {
+		return h
+	}
+	for i++; i < len(p); {
+		j := bytes.IndexByte(p[i:], '\n')
+		if j < 0 {
+			return h
+		}
+		line := bytes.TrimRight(p[i:i+j], "\r")
+		i += j + 1
+		if len(line) == 0 {
+			return h
+		}
+		k := bytes.IndexByte(line, ':')
+		if k <= 0 {
+			continue
+		}
+		name := bytes.TrimSpace(line[:k])
+		switch {
+		case hdrIs(name, "Via", 'v'):
+			if len(h.vias) == 0 {
+				h.viaPort, h.rport = viaSentBy(line[k+1:])
+			}
+			h.vias = append(h.vias, line)
+		case hdrIs(name, "From", 'f'):
+			h.from = line
+		case hdrIs(name, "To", 't'):
+			h.to = line
+			h.toTag = hasParam(line[k+1:], "tag")
+		case hdrIs(name, "Call-ID", 'i'):
+			h.callID = line
+		case hdrIs(name, "CSeq", 0):
+			h.cseq = line
+		}
+	}
+	return h
+}
+
+func hdrIs(name []byte, long string, short byte) bool {
+	if len(name) == 1 {
+		return short != 0 && (name[0]|0x20) == short
+	}
+	return bytes.EqualFold(name, []byte(long))
+}
+
+// hasParam tells whether a header value has the parameter ;name (outside
+// a quoted display name or an <addr-spec>).
+func hasParam(v []byte, name string) bool {
+	depth, quoted := 0, false
+	for i := 0; i < len(v); i++ {
+		switch c := v[i]; {
+		case c == '"':
+			quoted = !quoted
+		case quoted:
+		case c == '<':
+			depth++
+		case c == '>':
+			depth--
+		case c == ';' && depth == 0:
+			rest := bytes.TrimLeft(v[i+1:], " \t")
+			if len(rest) >= len(name) && bytes.EqualFold(rest[:len(name)], []byte(name)) &&
+				(len(rest) == len(name) || rest[len(name)] == '=' || rest[len(name)] == ' ' || rest[len(name)] == ';') {
+				return true
+			}
+		}
+	}
+	return false
+}
+
+// viaSentBy returns the port of a Via value's first sent-by and whether
+// it asks for rport.
+func viaSentBy(v []byte) (uint16, bool) {
+	if c := bytes.IndexByte(v, ','); c >= 0 {
+		v = v[:c]
+	}
+	rport := hasParam(v, "rport")
+	v = bytes.TrimSpace(v)
+	sp := bytes.IndexAny(v, " \t") // after SIP/2.0/UDP
+	if sp < 0 {
+		return 0, rport
+	}
+	host := bytes.TrimSpace(v[sp:])
+	if s := bytes.IndexByte(host, ';'); s >= 0 {
+		host = bytes.TrimSpace(host[:s])
+	}
+	if e := bytes.LastIndexByte(host, ']'); e >= 0 {
+		host = host[e+1:]
+	}
+	c := bytes.LastIndexByte(host, ':')
+	if c < 0 {
+		return 0, rport
+	}
+	n, err := strconv.Atoi(string(host[c+1:]))
+	if err != nil || n <= 0 || n > 65535 {
+		return 0, rport
+	}
+	return uint16(n), rport
+}
+
+// response builds a stateless response from the raw lines: the top Via
+// gets received (and rport filled in), the To a tag.
+func (h rawHeaders) response(code int, reason, extra string, src netip.AddrPort) []byte {
+	var buf bytes.Buffer
+	buf.Grow(512)
+	buf.WriteString("SIP/2.0 ")
+	buf.WriteString(strconv.Itoa(code))
+	buf.WriteByte(' ')
+	buf.WriteString(reason)
+	buf.WriteString("\r\n")
+	for i, v := range h.vias {
+		if i == 0 {
+			// received goes on the first value of the top Via line.
+			first, rest := v, []byte(nil)
+			if c := bytes.IndexByte(v, ','); c >= 0 {
+				first, rest = v[:c], v[c:]
+			}
+			buf.Write(bytes.TrimRight(first, " \t"))
+			buf.WriteString(";received=")
+			buf.WriteString(src.Addr().String())
+			buf.Write(rest)
+		} else {
+			buf.Write(v)
+		}
+		buf.WriteString("\r\n")
+	}
+	buf.Write(h.from)
+	buf.WriteString("\r\n")
+	buf.Write(h.to)
+	buf.WriteString(";tag=sh")
+	buf.WriteString(strconv.FormatUint(uint64(hash64(string(h.callID))), 36))
+	buf.WriteString("\r\n")
+	buf.Write(h.callID)
+	buf.WriteString("\r\n")
+	buf.Write(h.cseq)
+	buf.WriteString("\r\n")
+	buf.WriteString(extra)
+	buf.WriteString("Server: sipedge\r\nContent-Length: 0\r\n\r\n")
+	return buf.Bytes()
+}

@@ -1,0 +1,110 @@
+package balancer
+
+import (
+	"context"
+	"net"
+	"net/netip"
+	"strings"
+	"testing"
+	"time"
+)
+
+const shedInvite = "INVITE sip:svc@127.0.0.1:5060 SIP/2.0\r\n" +
+	"Via: SIP/2.0/UDP 10.0.0.1:5071;branch=z9hG4bK-1;rport\r\n" +
+	"v: SIP/2.0/UDP 10.0.0.2:5072;branch=z9hG4bK-0\r\n" +
+	"From: \"a;tag=x\" <sip:a@10.0.0.1>;tag=f1\r\n" +
+	"To: <sip:svc@127.0.0.1;tag=inuri>\r\n" +
+	"Call-ID: c1@x\r\n" +
+	"CSeq: 1 INVITE\r\n" +
+	"Max-Forwards: 70\r\n" +
+	"Content-Length: 0\r\n\r\n"
+
+func TestScanHeaders(t *testing.T) {
+	tests := []struct {
+		name    string
+		msg     string
+		toTag   bool
+		vias    int
+		port    uint16
+		rport   bool
+		missing bool
+	}{
+		{"initial INVITE, tag only inside the URI", shedInvite, false, 2, 5071, true, false},
+		{"in-dialog (To tag)", strings.Replace(shedInvite, "To: <sip:svc@127.0.0.1;tag=inuri>", "t: <sip:svc@127.0.0.1>;tag=abc", 1), true, 2, 5071, true, false},
+		{"no port, no rport", strings.Replace(shedInvite, "10.0.0.1:5071;branch=z9hG4bK-1;rport", "10.0.0.1;branch=z9hG4bK-1", 1), false, 2, 0, false, false},
+		{"no Call-ID", strings.Replace(shedInvite, "Call-ID: c1@x\r\n", "", 1), false, 2, 5071, true, true},
+	}
+	for _, tc := range tests {
+		t.Run(tc.name, func(t *testing.T) {
+			h := scanHeaders([]byte(tc.msg))
+			if h.toTag != tc.toTag || len(h.vias) != tc.vias || h.viaPort != tc.port || h.rport != tc.rport {
+				t.Errorf("toTag %v vias %d port %d rport %v; want %v %d %d %v", h.toTag, len(h.vias), h.viaPort, h.rport, tc.toTag, tc.vias, tc.port, tc.rport)
+			}
+			if missing := h.callID == nil || h.from == nil || h.to == nil || h.cseq == nil; missing != tc.missing {
+				t.Errorf("missing = %v, want %v", missing, tc.missing)
+			}
+		})
+	}
+}
+
+// TestShedNew: with the worker queue past ShedQueue, a new INVITE is
+// answered 503 + Retry-After at once (a well-formed response the parser
+// accepts), while in-dialog requests and shallow queues pass through.
+func TestShedNew(t *testing.T) {
+	b, err := New(Options{Listen: []string{"udp:127.0.0.1:0"}, ShedQueue: 10, RetryAfter: 7})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := b.Start(context.Background()); err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { b.Close() })
+	peer, err := net.ListenUDP("udp", &net.UDPAddr{IP: net.IPv4(127, 0, 0, 1)})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { peer.Close() })
+	src := peer.LocalAddr().(*net.UDPAddr).AddrPort()
+	src = netip.AddrPortFrom(src.Addr().Unmap(), src.Port())
+	in := inbound{data: []byte(shedInvite), src: src, lis: b.listeners[0]}
+
+	if b.shedNew(in, 9) {
+		t.Fatal("shed below the threshold")
+	}
+	dialog := in
+	dialog.data = []byte(strings.Replace(shedInvite, "To: <sip:svc@127.0.0.1;tag=inuri>", "To: <sip:svc@127.0.0.1>;tag=abc", 1))
+	if b.shedNew(dialog, 100) {
+		t.Fatal("shed an in-dialog INVITE")
+	}
+	bye := in
+	bye.data = []byte(strings.Replace(shedInvite, "INVITE sip:", "BYE sip:", 1))
+	if b.shedNew(bye, 100) {
+		t.Fatal("shed a BYE")
+	}
+	if !b.shedNew(in, 10) {
+		t.Fatal("not shed at the threshold")
+	}
+	peer.SetReadDeadline(time.Now().Add(2 * time.Second))
+	buf := make([]byte, 4096)
+	n, err := peer.Read(buf) // rport: sent to the source address
+	if err != nil {
+		t.Fatalf("no 503 at the source address: %v", err)
+	}
+	msg, err := b.parser.ParseSIP(buf[:n])
+	if err != nil {
+		t.Fatalf("503 does not parse: %v\n%s", err, buf[:n])
+	}
+	got := string(buf[:n])
+	for _, want := range []string{"SIP/2.0 503 Service Unavailable\r\n", "Retry-After: 7\r\n", ";received=127.0.0.1\r\n",
+		"v: SIP/2.0/UDP 10.0.0.2:5072;branch=z9hG4bK-0\r\n", "CSeq: 1 INVITE\r\n", "Call-ID: c1@x\r\n"} {
+		if !strings.Contains(got, want) {
+			t.Errorf("503 lacks %q:\n%s", want, got)
+		}
+	}
+	if to := msg.(interface{ String() string }); !strings.Contains(to.String(), "tag=inuri>;tag=sh") {
+		t.Errorf("To has no tag of ours:\n%s", got)
+	}
+	if b.stats.Shed.Load() != 1 {
+		t.Errorf("Shed = %d, want 1", b.stats.Shed.Load())
+	}
+}
