@@ -99,6 +99,9 @@ func (a *App) setupBalancer(ctx context.Context) error {
 	if err != nil {
 		return err
 	}
+	if err := a.setupReplica(ctx, b); err != nil {
+		return err
+	}
 	for name, st := range overlay.Admin {
 		var err error
 		switch st {

@@ -239,3 +239,8 @@ func (b *Balancer) SetStandby(on bool) {
 
 // Standby reports whether the balancer is in standby.
 func (b *Balancer) Standby() bool { return b.standby.Load() }
+
+// ObserveDialogs sets the dialog table's observer, replacing
+// Options.Dialogs (the daemon builds the replication channel after the
+// balancer). Call it before Start.
+func (b *Balancer) ObserveDialogs(o DialogObserver) { b.dialogs.obs = o }
