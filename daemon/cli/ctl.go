@@ -37,6 +37,7 @@ func ctlCommands() []ctlCommand {
 	cs = append(cs, coreCommands()...)
 	cs = append(cs, banCommands()...)
 	cs = append(cs, vipCommands()...)
+	cs = append(cs, replicaCommands()...)
 	cs = append(cs, webCommands()...)
 	return cs
 }

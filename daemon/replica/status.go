@@ -128,3 +128,5 @@ func (r *Replica) Status() Status {
 	}
 	return st
 }
+
+func (d Duration) String() string { return time.Duration(d).String() }
