@@ -59,8 +59,9 @@ type group struct {
 	pinned   bool      // operator took over: preferred over any other box
 	pinSince time.Time // when the operator set held or pinned
 
-	releasedAtStop bool // held the VIP when the daemon began to stop
-	released       int  // heartbeats still to carry GroupReleased
+	releasedAtStop bool      // held the VIP when the daemon began to stop
+	splitAt        time.Time // last split brain we kept the VIP through
+	released       int       // heartbeats still to carry GroupReleased
 
 	peers  map[string]*peerGroup
 	checks []*checkState
@@ -333,8 +334,16 @@ func (m *Manager) evaluate(g *group, now time.Time) {
 				m.become(g, StateBackup, fmt.Sprintf("split brain: peer %s holds the VIP too and is preferred (priority %d)", master.node, master.status.Priority), now)
 				return
 			}
+			if now.Sub(g.splitAt) < m.opt.Interval {
+				return // a backlog of the peer's heartbeats: once is enough
+			}
+			g.splitAt = now
 			m.log.Warn("split brain: peer holds the VIP too; keeping it (preferred)", "group", g.opt.Name, "peer", master.node)
 			m.announce(g, now)
+			// Tell the peer now, not at the next interval: it releases on
+			// our heartbeat, so after a healed link one box holds the VIP
+			// within the first heartbeat that crosses either way.
+			m.sendNow = max(m.sendNow, 1)
 			return
 		}
 		for _, p := range alive {

@@ -13,6 +13,7 @@ import (
 	"runtime"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"syscall"
 	"testing"
 	"time"
@@ -133,8 +134,10 @@ func inNetns(ns string, fn func() error) error {
 }
 
 // echo answers UDP probes sent to the VIP in box ns (bound with
-// IP_FREEBIND, so it answers only while the box holds the VIP, from the
-// VIP), and a TCP listener on 127.0.0.1:3306 for the DB track.
+// IP_FREEBIND and IP_TRANSPARENT, so it receives only while the box holds
+// the VIP, and answers from the VIP), and a TCP listener on 127.0.0.1:3306 for the DB track.
+var echoWriteErrs atomic.Int64
+
 func (l *lab) services(ns, name string) {
 	t := l.t
 	var uc *net.UDPConn
@@ -142,7 +145,17 @@ func (l *lab) services(ns, name string) {
 	err := inNetns(ns, func() error {
 		lc := net.ListenConfig{Control: func(_, _ string, c syscall.RawConn) error {
 			var serr error
-			c.Control(func(fd uintptr) { serr = unix.SetsockoptInt(int(fd), unix.IPPROTO_IP, unix.IP_FREEBIND, 1) })
+			c.Control(func(fd uintptr) {
+				serr = unix.SetsockoptInt(int(fd), unix.IPPROTO_IP, unix.IP_FREEBIND, 1)
+				if serr == nil {
+					// A probe received just before a release is answered
+					// just after it: without IP_TRANSPARENT the kernel
+					// refuses the VIP as source once it is gone
+					// (ENETUNREACH) and the reply is lost. Measured: all
+					// the losses left once the relay was in place.
+					serr = unix.SetsockoptInt(int(fd), unix.IPPROTO_IP, unix.IP_TRANSPARENT, 1)
+				}
+			})
 			return serr
 		}}
 		pc, err := lc.ListenPacket(context.Background(), "udp4", fmt.Sprintf("%s:%d", nsVIP, nsEchoPrt))
@@ -166,7 +179,12 @@ func (l *lab) services(ns, name string) {
 			}
 			if n >= 8 {
 				reply := append(append([]byte(nil), buf[:8]...), name...)
-				uc.WriteToUDPAddrPort(reply, from)
+				if _, err := uc.WriteToUDPAddrPort(reply, from); err != nil {
+					echoWriteErrs.Add(1)
+					if os.Getenv("DBGECHO") != "" {
+						fmt.Fprintf(os.Stderr, "%s echo %s: %v\n", time.Now().Format("15:04:05.000000"), name, err)
+					}
+				}
 			}
 		}
 	}()

@@ -1,8 +1,12 @@
 package failover
 
 import (
+	"fmt"
 	"os"
+	"path/filepath"
+	"sort"
 	"strconv"
+	"strings"
 	"syscall"
 	"testing"
 	"time"
@@ -21,7 +25,8 @@ import (
 // handover. SIPEDGE_FAILOVER_PROBE_US sets the probe interval (default
 // 10000 µs; 1000 makes a probe land in any gap of a millisecond), and
 // SIPEDGE_FAILOVER_BIN runs another build of the daemon (e.g. an older
-// one, to compare).
+// one, to compare). SIPEDGE_FAILOVER_KEEP_LOGS=DIR keeps both daemons'
+// logs and the ip monitor events there.
 func TestNetnsHandoverRounds(t *testing.T) {
 	n, _ := strconv.Atoi(os.Getenv("SIPEDGE_FAILOVER_ROUNDS"))
 	if n <= 0 {
@@ -89,6 +94,23 @@ func TestNetnsHandoverRounds(t *testing.T) {
 		t.Errorf("both boxes held the VIP together %d times, %v in all", nov, ov)
 	}
 	l.stop(B, syscall.SIGTERM)
+	if dir := os.Getenv("SIPEDGE_FAILOVER_KEEP_LOGS"); dir != "" {
+		for _, b := range []*box{A, B} {
+			data, _ := os.ReadFile(filepath.Join(l.dir, b.name+".log"))
+			os.WriteFile(filepath.Join(dir, b.name+".log"), data, 0o644)
+		}
+		var evs []string
+		for _, m := range []struct {
+			n  string
+			ev []addrEvent
+		}{{"A", monA.snapshot()}, {"B", monB.snapshot()}} {
+			for _, e := range m.ev {
+				evs = append(evs, fmt.Sprintf("%s %s add=%v", e.at.Format("15:04:05.000000"), m.n, e.add))
+			}
+		}
+		sort.Strings(evs)
+		os.WriteFile(filepath.Join(dir, "monitor.txt"), []byte(strings.Join(evs, "\n")+"\n"), 0o644)
+	}
 }
 
 func minDur(ds []time.Duration) time.Duration {
