@@ -1,11 +1,13 @@
 #!/usr/bin/env bash
-# scripts/lab.sh up|down|status: the VIP failover lab by hand.
+# scripts/lab.sh up|down|status|start BOX|cut|heal: the VIP failover lab by hand.
 #
 # A bridge and three network namespaces, as the failover integration
 # test uses:
 #   se-a   box A (main)    192.0.2.11   eth0
 #   se-b   box B (backup)  192.0.2.12   eth0
 #   se-c   client          192.0.2.100  eth0
+#   heartbeat link se-a hb0 198.51.100.11 <-> se-b hb0 198.51.100.12
+#   (its own veth pair: cutting it leaves the client LAN up)
 #   VIP 192.0.2.10/24 (group "db"), heartbeat UDP 694, interval 100 ms,
 #   deadtime 300 ms, failback after 1 s.
 # Both boxes run the real binary (built into tmp/lab/sipedge) with
@@ -21,7 +23,12 @@
 #   sudo scripts/lab.sh start edge-a            # A returns, failback
 #   sudo tmp/lab/sipedge ctl -config tmp/lab/edge-b.yaml vip takeover db
 #   sudo kill $(cat tmp/lab/edge-a.pid)         # clean stop: handover
+#   sudo scripts/lab.sh cut                      # heartbeat link down: both take the VIP
+#   sudo scripts/lab.sh heal                     # back up: B releases within a heartbeat
+#   sudo tmp/lab/sipedge ctl -config tmp/lab/edge-a.yaml vip auto db   # end a takeover/release pin
 #   sudo scripts/lab.sh down
+# Right after a release, the releasing box relays packets still sent to
+# it for the VIP (status shows "relaying", eth0 forwarding 1 for ~3 s).
 # Logs: tmp/lab/edge-a.log, tmp/lab/edge-b.log.
 set -euo pipefail
 
@@ -103,8 +110,13 @@ up() {
 	done
 	[ -f "$LAB/cluster.key" ] || head -c 32 /dev/urandom | base64 >"$LAB/cluster.key"
 	chmod 600 "$LAB/cluster.key"
-	config edge-a 192.0.2.11 192.0.2.12 main 150
-	config edge-b 192.0.2.12 192.0.2.11 backup 100
+	ip -n $NS_A link add hb0 type veth peer name hb0 netns $NS_B
+	ip -n $NS_A addr add 198.51.100.11/24 dev hb0
+	ip -n $NS_B addr add 198.51.100.12/24 dev hb0
+	ip -n $NS_A link set hb0 up
+	ip -n $NS_B link set hb0 up
+	config edge-a 198.51.100.11 198.51.100.12 main 150
+	config edge-b 198.51.100.12 198.51.100.11 backup 100
 	db_listener $NS_A
 	db_listener $NS_B
 	start edge-a
@@ -120,6 +132,11 @@ status() {
 	done
 	echo "== client neighbour table"
 	ip -n $NS_C neigh show $VIP || true
+	echo "== relay (eth0 forwarding; rules 32100/32101 only during a relay window)"
+	for ns in $NS_A $NS_B; do
+		echo "$ns: forwarding $(ip netns exec $ns cat /proc/sys/net/ipv4/conf/eth0/forwarding 2>/dev/null || echo ?)" \
+			"$(ip -n $ns rule show 2>/dev/null | grep -E '^3210[01]:' | tr '\n' ' ')"
+	done
 }
 
 down() {
@@ -143,5 +160,7 @@ up) up ;;
 down) down ;;
 status) status ;;
 start) need_root; start "${2:?usage: lab.sh start edge-a|edge-b}" ;;
-*) echo "usage: $0 up|down|status|start BOX" >&2; exit 2 ;;
+cut) need_root; ip -n $NS_A link set hb0 down; echo "heartbeat link cut (both boxes take the VIP after the deadtime)" ;;
+heal) need_root; ip -n $NS_A link set hb0 up; echo "heartbeat link healed" ;;
+*) echo "usage: $0 up|down|status|start BOX|cut|heal" >&2; exit 2 ;;
 esac
