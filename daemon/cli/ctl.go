@@ -39,6 +39,7 @@ func ctlCommands() []ctlCommand {
 	cs = append(cs, vipCommands()...)
 	cs = append(cs, replicaCommands()...)
 	cs = append(cs, webCommands()...)
+	cs = append(cs, networkCommands()...)
 	return cs
 }
 
