@@ -4,8 +4,10 @@ import (
 	"context"
 	"encoding/json"
 	"errors"
+	"os"
 	"reflect"
 	"runtime"
+	"runtime/debug"
 	"slices"
 	"strings"
 	"sync"
@@ -82,6 +84,7 @@ func (a *App) setupBalancer(ctx context.Context) error {
 	if cfg.SIP == nil {
 		return nil
 	}
+	tuneGC(a)
 	opt := BalancerOptions(cfg)
 	opt.Logger = a.log.With("subsystem", "balancer")
 	opt.Events = balancerEvents{a}
@@ -256,4 +259,27 @@ type balancerEvents struct{ a *App }
 func (e balancerEvents) Event(kind, core, reason string) {
 	// core-down -> core.down, like the other subsystems' event kinds.
 	e.a.events.Event(strings.Replace(kind, "-", ".", 1), core, reason)
+}
+
+// Garbage collector defaults for a box that runs the balancer. The
+// balancer's live heap is small (tens of MB at thousands of calls per
+// second) but its allocation rate is high, so Go's default GOGC=100 spends
+// much of the CPU collecting: GOGC=400 collects a quarter as often (the
+// profile put GC at about a fifth of the CPU). The soft memory limit keeps
+// the heap, which may then grow to 5x the live data, inside the box's
+// budget: near the limit the collector runs more often instead.
+// GOGC and GOMEMLIMIT in the environment take precedence.
+const (
+	balancerGCPercent   = 400
+	balancerMemoryLimit = 256 << 20
+)
+
+func tuneGC(a *App) {
+	if os.Getenv("GOGC") == "" {
+		debug.SetGCPercent(balancerGCPercent)
+	}
+	if os.Getenv("GOMEMLIMIT") == "" {
+		debug.SetMemoryLimit(balancerMemoryLimit)
+	}
+	a.log.Debug("garbage collector", "gogc", os.Getenv("GOGC"), "gomemlimit", os.Getenv("GOMEMLIMIT"))
 }

@@ -93,28 +93,40 @@ func (b *Balancer) open(ctx context.Context, l *listener) error {
 	return nil
 }
 
-// readUDP is the one reader goroutine of a UDP socket: it copies each
-// datagram out of a reused buffer and hands it to its Call-ID's worker.
+// readUDP is the one reader goroutine of a UDP socket: it reads batches
+// of datagrams (recvmmsg on Linux), copies each out of the reused buffers
+// and hands it to its Call-ID's worker.
 func (b *Balancer) readUDP(l *listener) {
 	defer b.wg.Done()
-	buf := make([]byte, 65536)
+	r, err := newUDPBatch(l.udp, udpBatchSize, 65536)
+	if err != nil {
+		b.log.Error("udp reader", "listen", l.addr, "err", err)
+		return
+	}
 	for {
-		n, src, err := l.udp.ReadFromUDPAddrPort(buf)
+		n, err := r.read()
 		if err != nil {
 			if errors.Is(err, net.ErrClosed) {
 				return
 			}
 			b.log.Warn("udp read", "listen", l.addr, "err", err)
+			time.Sleep(time.Millisecond)
 			continue
 		}
-		if n == 0 || (n <= 4 && isKeepalive(buf[:n])) {
-			continue
+		for i := 0; i < n; i++ {
+			p, src, _ := r.msg(i)
+			if len(p) == 0 || (len(p) <= 4 && isKeepalive(p)) || !src.IsValid() {
+				continue
+			}
+			data := make([]byte, len(p))
+			copy(data, p)
+			b.dispatch(inbound{data: data, src: src, lis: l})
 		}
-		data := make([]byte, n)
-		copy(data, buf[:n])
-		b.dispatch(inbound{data: data, src: netip.AddrPortFrom(src.Addr().Unmap(), src.Port()), lis: l})
 	}
 }
+
+// udpBatchSize is how many datagrams one read may return.
+const udpBatchSize = 16
 
 func isKeepalive(p []byte) bool {
 	for _, c := range p {
