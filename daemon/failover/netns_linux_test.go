@@ -11,6 +11,7 @@ import (
 	"os/exec"
 	"path/filepath"
 	"runtime"
+	"sort"
 	"strings"
 	"sync"
 	"sync/atomic"
@@ -783,6 +784,47 @@ func TestNetnsFailover(t *testing.T) {
 		}
 	}
 	if t.Failed() || os.Getenv("SIPEDGE_TEST_LOGS") != "" {
-		t.Logf("A log:\n%s\nB log:\n%s", l.tail(A), l.tail(B))
+		t.Logf("ip monitor:\n%s", l.timeline(monA, monB))
+		t.Logf("state changes:\n%s", l.changes(A, B))
 	}
+}
+
+// timeline lists both monitors' VIP events in time order.
+func (l *lab) timeline(monA, monB *monitor) string {
+	var evs []string
+	for _, m := range []struct {
+		n  string
+		ev []addrEvent
+	}{{"A", monA.snapshot()}, {"B", monB.snapshot()}} {
+		for _, e := range m.ev {
+			what := "del"
+			if e.add {
+				what = "add"
+			}
+			evs = append(evs, fmt.Sprintf("%s %s %s", e.at.Format("15:04:05.000000"), m.n, what))
+		}
+	}
+	sort.Strings(evs)
+	return strings.Join(evs, "\n")
+}
+
+// changes lists the boxes' VIP state changes and warnings from their logs.
+func (l *lab) changes(boxes ...*box) string {
+	var out []string
+	for _, b := range boxes {
+		data, _ := os.ReadFile(filepath.Join(l.dir, b.name+".log"))
+		for _, line := range strings.Split(string(data), "\n") {
+			if strings.Contains(line, `"VIP state change"`) || strings.Contains(line, "split brain") || strings.Contains(line, "woke late") {
+				out = append(out, b.name+" "+line)
+			}
+		}
+	}
+	sort.Slice(out, func(i, j int) bool { return jsonTime(out[i]) < jsonTime(out[j]) })
+	return strings.Join(out, "\n")
+}
+
+func jsonTime(line string) string {
+	_, rest, _ := strings.Cut(line, `"time":"`)
+	ts, _, _ := strings.Cut(rest, `"`)
+	return ts
 }
