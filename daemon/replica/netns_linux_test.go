@@ -1,0 +1,427 @@
+package replica_test
+
+import (
+	"bufio"
+	"encoding/json"
+	"fmt"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strconv"
+	"strings"
+	"syscall"
+	"testing"
+	"time"
+
+	"github.com/sipedge/sipedge/daemon/app"
+	"github.com/sipedge/sipedge/daemon/replica"
+	"github.com/sipedge/sipedge/hal/testenv"
+)
+
+// TestNetnsHotStandby runs the real binary on two boxes sharing the SIP
+// VIP, two SIPp Cores and SIPp callers in network namespaces on one
+// bridge: box A 192.0.2.11, box B 192.0.2.12, Cores 192.0.2.21 and .22,
+// client 192.0.2.100, VIP 192.0.2.10. It measures the replication cost
+// (CPS and CPU through A with and without the peer connected), then sets
+// up calls through A, kills A with SIGKILL, and checks that B takes the
+// VIP and routes every BYE to its Core with the mirrored counts.
+
+const (
+	hsVIP   = "192.0.2.10"
+	hsCore1 = "192.0.2.21"
+	hsCore2 = "192.0.2.22"
+	hsCli   = "192.0.2.100"
+)
+
+type hsLab struct {
+	t   *testing.T
+	dir string
+	bin string
+	key string
+	ns  map[string]string // role -> namespace
+	aux int               // next SIPp control/media port
+}
+
+func hsRun(t *testing.T, args ...string) string {
+	t.Helper()
+	out, err := exec.Command(args[0], args[1:]...).CombinedOutput()
+	if err != nil {
+		t.Fatalf("%s: %v\n%s", strings.Join(args, " "), err, out)
+	}
+	return string(out)
+}
+
+func newHSLab(t *testing.T) *hsLab {
+	sfx := fmt.Sprintf("%d%03d", os.Getpid()%100000, time.Now().UnixNano()%1000)
+	l := &hsLab{t: t, dir: t.TempDir(), bin: testenv.SipedgeBinary(t), ns: map[string]string{}}
+	for _, r := range []string{"br", "a", "b", "cores", "cli"} {
+		ns := "hs" + r + sfx
+		l.ns[r] = ns
+		hsRun(t, "ip", "netns", "add", ns)
+		t.Cleanup(func() { exec.Command("ip", "netns", "del", ns).Run() })
+		hsRun(t, "ip", "-n", ns, "link", "set", "lo", "up")
+	}
+	br := l.ns["br"]
+	hsRun(t, "ip", "-n", br, "link", "add", "br0", "type", "bridge")
+	hsRun(t, "ip", "-n", br, "link", "set", "br0", "up")
+	for i, h := range []struct {
+		role  string
+		addrs []string
+	}{{"a", []string{"192.0.2.11/24"}}, {"b", []string{"192.0.2.12/24"}}, {"cores", []string{hsCore1 + "/24", hsCore2 + "/24"}}, {"cli", []string{hsCli + "/24"}}} {
+		port := fmt.Sprintf("p%d", i)
+		hsRun(t, "ip", "-n", br, "link", "add", port, "type", "veth", "peer", "name", "eth0", "netns", l.ns[h.role])
+		hsRun(t, "ip", "-n", br, "link", "set", port, "master", "br0", "up")
+		for _, a := range h.addrs {
+			hsRun(t, "ip", "-n", l.ns[h.role], "addr", "add", a, "dev", "eth0")
+		}
+		hsRun(t, "ip", "-n", l.ns[h.role], "link", "set", "eth0", "up")
+	}
+	l.key = filepath.Join(l.dir, "cluster.key")
+	if err := os.WriteFile(l.key, []byte("hot-standby-test-key-0123456789"), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	return l
+}
+
+type hsBox struct {
+	name, ns, cfg string
+	cmd           *exec.Cmd
+	done          chan error
+	log           *os.File
+}
+
+func (l *hsLab) box(name, role, self, peer string) *hsBox {
+	data := filepath.Join(l.dir, name)
+	os.MkdirAll(data, 0o755)
+	cfg := fmt.Sprintf(`node: {name: %s, profile: ha-pair, platform: generic-x86_64, data_dir: %s}
+log: {level: info}
+sip:
+  listen: ["udp:%s:5060"]
+  algorithm: round-robin
+  probe: {interval: 1s, timeout: 500ms}
+  cores:
+    - {name: core1, address: "%s:5060"}
+    - {name: core2, address: "%s:5060"}
+cluster: {listen: "%s:694", peer: "%s:694", key_file: %s, interval: 100ms}
+vips:
+  - {name: sip, address: %s/24, interface: eth0, role: %s, deadtime: 300ms, initdead: 1s, failback: {enabled: false}, garp: {count: 3, repeat_after: 1s}}
+security: {trusted: [192.0.2.0/24]}   # the load steps are not a flood
+`, name, data, hsVIP, hsCore1, hsCore2, self, peer, l.key, hsVIP, role)
+	p := filepath.Join(l.dir, name+".yaml")
+	if err := os.WriteFile(p, []byte(cfg), 0o644); err != nil {
+		l.t.Fatal(err)
+	}
+	return &hsBox{name: name, ns: l.ns[strings.TrimPrefix(name, "edge-")], cfg: p}
+}
+
+func (l *hsLab) start(b *hsBox) {
+	f, err := os.OpenFile(filepath.Join(l.dir, b.name+".log"), os.O_CREATE|os.O_WRONLY|os.O_APPEND, 0o644)
+	if err != nil {
+		l.t.Fatal(err)
+	}
+	b.log = f
+	b.cmd = exec.Command("ip", "netns", "exec", b.ns, l.bin, "run", "-config", b.cfg)
+	b.cmd.Stdout, b.cmd.Stderr = f, f
+	if err := b.cmd.Start(); err != nil {
+		l.t.Fatal(err)
+	}
+	b.done = make(chan error, 1)
+	go func(c *exec.Cmd, done chan error) { done <- c.Wait() }(b.cmd, b.done)
+	l.t.Cleanup(func() { l.stop(b, syscall.SIGKILL) })
+}
+
+func (l *hsLab) stop(b *hsBox, sig syscall.Signal) {
+	if b.cmd == nil {
+		return
+	}
+	b.cmd.Process.Signal(sig)
+	select {
+	case <-b.done:
+	case <-time.After(15 * time.Second):
+		b.cmd.Process.Kill()
+		<-b.done
+		l.t.Errorf("%s did not stop on %v", b.name, sig)
+	}
+	b.cmd = nil
+	b.log.Close()
+}
+
+func (l *hsLab) tail(b *hsBox) string {
+	data, _ := os.ReadFile(filepath.Join(l.dir, b.name+".log"))
+	if len(data) > 3000 {
+		data = data[len(data)-3000:]
+	}
+	return string(data)
+}
+
+// ctl runs `sipedge ctl -json METHOD` against b and decodes into v.
+func (l *hsLab) ctl(b *hsBox, v any, args ...string) error {
+	out, err := exec.Command(l.bin, append([]string{"ctl", "-config", b.cfg, "-json"}, args...)...).Output()
+	if err != nil {
+		return fmt.Errorf("ctl %v: %v", args, err)
+	}
+	return json.Unmarshal(out, v)
+}
+
+func (l *hsLab) vipState(b *hsBox) string {
+	var st struct {
+		Groups []struct{ State string } `json:"groups"`
+	}
+	if l.ctl(b, &st, "vip") != nil || len(st.Groups) == 0 {
+		return ""
+	}
+	return st.Groups[0].State
+}
+
+func (l *hsLab) replica(b *hsBox) replica.Status {
+	var st replica.Status
+	l.ctl(b, &st, "replica")
+	return st
+}
+
+// counts returns per-Core "calls/pending" and the dialog count of b.
+func (l *hsLab) counts(b *hsBox) (map[string]int64, int) {
+	var st app.CoresStatus
+	if err := l.ctl(b, &st, "cores"); err != nil {
+		l.t.Fatalf("%s: %v\n%s", b.name, err, l.tail(b))
+	}
+	m := map[string]int64{}
+	for _, c := range st.Cores {
+		m[c.Name] = c.Calls + c.Pending
+	}
+	return m, st.Dialogs
+}
+
+func (l *hsLab) wait(what string, d time.Duration, fn func() bool, boxes ...*hsBox) {
+	l.t.Helper()
+	deadline := time.Now().Add(d)
+	for !fn() {
+		if time.Now().After(deadline) {
+			msg := ""
+			for _, b := range boxes {
+				msg += "\n--- " + b.name + ":\n" + l.tail(b)
+			}
+			l.t.Fatalf("%s: not within %v%s", what, d, msg)
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
+}
+
+// sipp is one SIPp process in a namespace, stopped by its PID.
+type sipp struct {
+	name string
+	cmd  *exec.Cmd
+	stf  string
+	out  strings.Builder
+	done chan struct{}
+}
+
+func (l *hsLab) sipp(name, ns, ip string, port int, timeout time.Duration, args ...string) *sipp {
+	dir := filepath.Join(l.dir, name)
+	os.MkdirAll(dir, 0o755)
+	p := &sipp{name: name, stf: filepath.Join(dir, "stats.csv"), done: make(chan struct{})}
+	l.aux += 2
+	std := []string{"-i", ip, "-p", strconv.Itoa(port), "-cp", strconv.Itoa(20000 + l.aux), "-mp", strconv.Itoa(30000 + 10*l.aux),
+		"-nostdin", "-timeout", fmt.Sprintf("%ds", int(timeout.Seconds())), "-buff_size", "1048576",
+		"-trace_stat", "-stf", p.stf, "-fd", "1", "-trace_err", "-error_file", filepath.Join(dir, "errors.log")}
+	for i, a := range args {
+		if a == "-sf" {
+			args[i+1], _ = filepath.Abs(args[i+1])
+		}
+	}
+	p.cmd = exec.Command("ip", append([]string{"netns", "exec", ns, "sipp"}, append(args, std...)...)...)
+	p.cmd.Dir = dir
+	p.cmd.Stdout, p.cmd.Stderr = &p.out, &p.out
+	if err := p.cmd.Start(); err != nil {
+		l.t.Fatal(err)
+	}
+	go func() { p.cmd.Wait(); close(p.done) }()
+	l.t.Cleanup(p.stop)
+	return p
+}
+
+func (p *sipp) stop() {
+	select {
+	case <-p.done:
+		return
+	default:
+	}
+	p.cmd.Process.Signal(syscall.SIGUSR1)
+	select {
+	case <-p.done:
+	case <-time.After(5 * time.Second):
+		p.cmd.Process.Kill()
+		<-p.done
+	}
+}
+
+func (p *sipp) wait(t *testing.T, d time.Duration) {
+	select {
+	case <-p.done:
+	case <-time.After(d):
+		t.Errorf("sipp %s still running after %v", p.name, d)
+		p.stop()
+	}
+}
+
+func (p *sipp) stats() map[string]string {
+	f, err := os.Open(p.stf)
+	if err != nil {
+		return nil
+	}
+	defer f.Close()
+	var header, last string
+	sc := bufio.NewScanner(f)
+	sc.Buffer(make([]byte, 1<<20), 1<<20)
+	for sc.Scan() {
+		if header == "" {
+			header = sc.Text()
+		} else if strings.TrimSpace(sc.Text()) != "" {
+			last = sc.Text()
+		}
+	}
+	m := map[string]string{}
+	h, v := strings.Split(header, ";"), strings.Split(last, ";")
+	for i := range h {
+		if i < len(v) {
+			m[h[i]] = v[i]
+		}
+	}
+	return m
+}
+
+func (p *sipp) stat(name string) int {
+	n, _ := strconv.Atoi(p.stats()[name])
+	return n
+}
+
+// cpu returns the CPU seconds the process has used (user + system).
+func cpu(pid int) float64 {
+	data, err := os.ReadFile(fmt.Sprintf("/proc/%d/stat", pid))
+	if err != nil {
+		return 0
+	}
+	s := string(data)
+	f := strings.Fields(s[strings.LastIndexByte(s, ')')+2:])
+	u, _ := strconv.ParseFloat(f[11], 64)
+	sy, _ := strconv.ParseFloat(f[12], 64)
+	return (u + sy) / 100 // USER_HZ
+}
+
+// step places n calls through the VIP at rate per second (50 ms calls)
+// and returns the achieved rate and A's CPU seconds per 1000 calls.
+func (l *hsLab) step(name string, a *hsBox, n, rate int) (cps, cpuPer1000 float64, failed int) {
+	c0 := cpu(a.cmd.Process.Pid)
+	start := time.Now()
+	p := l.sipp(name, l.ns["cli"], hsCli, 5080, 60*time.Second, hsVIP+":5060", "-recv_timeout", "5000", "-sf", "testdata/caller_uac.xml",
+		"-m", strconv.Itoa(n), "-r", strconv.Itoa(rate), "-d", "50", "-l", strconv.Itoa(rate))
+	p.wait(l.t, 40*time.Second)
+	el := time.Since(start).Seconds()
+	ok := p.stat("SuccessfulCall(C)")
+	failed = p.stat("FailedCall(C)")
+	if failed > 0 {
+		e, _ := os.ReadFile(filepath.Join(l.dir, name, "errors.log"))
+		if len(e) > 2000 {
+			e = e[:2000]
+		}
+		l.t.Logf("%s: %d failed calls; sipp:\n%s\nerrors:\n%s\nA:\n%s", name, failed, p.out.String(), e, l.tail(a))
+	}
+	return float64(ok) / el, (cpu(a.cmd.Process.Pid) - c0) * 1000 / float64(max(ok, 1)), failed
+}
+
+func TestNetnsHotStandby(t *testing.T) {
+	testenv.MustHaveNetns(t)
+	testenv.MustHaveSIPp(t)
+	testenv.Short(t, "runs two daemons, two SIPp Cores and SIPp callers in network namespaces for about a minute")
+	l := newHSLab(t)
+	core1 := l.sipp("core1", l.ns["cores"], hsCore1, 5060, 110*time.Second, "-sf", "testdata/core_uas.xml")
+	core2 := l.sipp("core2", l.ns["cores"], hsCore2, 5060, 110*time.Second, "-sf", "testdata/core_uas.xml")
+	A := l.box("edge-a", "main", "192.0.2.11", "192.0.2.12")
+	B := l.box("edge-b", "backup", "192.0.2.12", "192.0.2.11")
+
+	// Replication cost: the same step through A alone (nobody to stream
+	// to), then with B connected.
+	l.start(A)
+	l.wait("A master", 10*time.Second, func() bool { return l.vipState(A) == "master" }, A)
+	l.wait("Cores probed up", 5*time.Second, func() bool {
+		var st app.CoresStatus
+		return l.ctl(A, &st, "cores") == nil && len(st.Cores) == 2 && st.Cores[0].LastCode == 200 && st.Cores[1].LastCode == 200
+	}, A)
+	const stepCalls, stepRate = 4000, 1000
+	offCPS, offCPU, offFail := l.step("step-off", A, stepCalls, stepRate)
+	l.start(B)
+	l.wait("B mirrors A", 10*time.Second, func() bool { return l.replica(A).Connected && l.vipState(B) == "backup" }, A, B)
+	onCPS, onCPU, onFail := l.step("step-on", A, stepCalls, stepRate)
+	rs := l.replica(A)
+	t.Logf("replication cost (%d calls at %d/s, 50 ms calls): off %.0f CPS, %.3f CPU-s/1000 calls on A, %d failed; on %.0f CPS, %.3f CPU-s/1000 calls, %d failed; CPS %.1f%% lower, CPU %+.1f%%; %d events in %d frames, lag %.2f ms",
+		stepCalls, stepRate, offCPS, offCPU, offFail, onCPS, onCPU, onFail, 100*(1-onCPS/offCPS), 100*(onCPU/offCPU-1),
+		rs.Counters["events_sent"], rs.Counters["frames_sent"], rs.LagMS)
+	if onCPS < 0.8*offCPS {
+		t.Errorf("with replication %.0f CPS, without %.0f: more than 20%% lower (target 10%%)", onCPS, offCPS)
+	}
+	if rs.Counters["events_sent"] < 3*stepCalls {
+		t.Errorf("A streamed %d events for %d calls, want >= 3 per call", rs.Counters["events_sent"], stepCalls)
+	}
+	l.wait("the step's dialogs ended on both boxes", 10*time.Second, func() bool {
+		_, da := l.counts(A)
+		_, db := l.counts(B)
+		return da == 0 && db == 0
+	}, A, B)
+
+	// Calls up through A: 30 of 8 s and 30 of 16 s.
+	const n = 30
+	short := l.sipp("calls-8s", l.ns["cli"], hsCli, 5070, 60*time.Second, hsVIP+":5060", "-recv_timeout", "5000", "-sf", "testdata/caller_uac.xml", "-m", strconv.Itoa(n), "-r", "30", "-d", "8000")
+	long := l.sipp("calls-16s", l.ns["cli"], hsCli, 5072, 60*time.Second, hsVIP+":5060", "-recv_timeout", "5000", "-sf", "testdata/caller_uac.xml", "-m", strconv.Itoa(n), "-r", "30", "-d", "16000")
+	l.wait("60 calls up on A and mirrored on B", 8*time.Second, func() bool {
+		ca, da := l.counts(A)
+		cb, db := l.counts(B)
+		return da == 2*n && db == 2*n && ca["core1"] == cb["core1"] && ca["core2"] == cb["core2"]
+	}, A, B)
+	before, _ := l.counts(A)
+	if before["core1"]+before["core2"] != 2*n {
+		t.Fatalf("A counts %v, want %d calls", before, 2*n)
+	}
+
+	// kill -9 A; the harness removes its VIP as PID 1 does.
+	killAt := time.Now()
+	l.stop(A, syscall.SIGKILL)
+	exec.Command("ip", "-n", l.ns["a"], "addr", "del", hsVIP+"/24", "dev", "eth0").Run()
+	l.wait("B takes the VIP", 3*time.Second, func() bool { return l.vipState(B) == "master" }, B)
+	l.wait("B active", 2*time.Second, func() bool { return l.replica(B).Role == "active" }, B)
+	t.Logf("B master and active %v after the kill", time.Since(killAt).Round(time.Millisecond))
+	after, d := l.counts(B)
+	t.Logf("per-Core calls: A before the kill %v; B after the takeover %v (%d dialogs)", before, after, d)
+	if after["core1"] != before["core1"] || after["core2"] != before["core2"] || d != 2*n {
+		t.Errorf("B after takeover: %v, %d dialogs; want A's %v", after, d, before)
+	}
+
+	// The 8 s calls end through B; then the Cores' own view of the calls
+	// still up must be B's.
+	short.wait(t, 20*time.Second)
+	time.Sleep(1500 * time.Millisecond) // the Cores write their stats every second
+	mid, dm := l.counts(B)
+	c1, c2 := core1.stat("CurrentCall"), core2.stat("CurrentCall")
+	t.Logf("after the 8 s calls: B %v (%d dialogs), Cores' current calls core1 %d core2 %d", mid, dm, c1, c2)
+	if int(mid["core1"]) != c1 || int(mid["core2"]) != c2 || dm != n {
+		t.Errorf("B counts %v (%d dialogs), Cores have core1 %d core2 %d (%d calls)", mid, dm, c1, c2, n)
+	}
+	long.wait(t, 30*time.Second)
+	time.Sleep(1500 * time.Millisecond)
+	end, de := l.counts(B)
+	for _, p := range []*sipp{short, long} {
+		ok, failed := p.stat("SuccessfulCall(C)"), p.stat("FailedCall(C)")
+		t.Logf("%s: %d successful, %d failed", p.name, ok, failed)
+		if ok != n || failed != 0 {
+			t.Errorf("%s: %d successful, %d failed; want %d and 0\n%s", p.name, ok, failed, n, p.out.String())
+		}
+	}
+	for _, c := range []*sipp{core1, core2} {
+		if f, cur := c.stat("FailedCall(C)"), c.stat("CurrentCall"); f != 0 || cur != 0 {
+			t.Errorf("%s: %d failed, %d still up", c.name, f, cur)
+		}
+	}
+	if end["core1"] != 0 || end["core2"] != 0 || de != 0 {
+		t.Errorf("B after every BYE: %v, %d dialogs; want none (hung dialogs)", end, de)
+	}
+	l.stop(B, syscall.SIGTERM)
+}
