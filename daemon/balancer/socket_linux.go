@@ -6,11 +6,15 @@ import (
 )
 
 // tuneSocket sets IP_FREEBIND (so a virtual IP that is not yet ours can
-// be bound) and, for UDP, the kernel buffer sizes: SO_RCVBUFFORCE when
-// privileged, else SO_RCVBUF (capped by net.core.rmem_max).
+// be bound), IP_TRANSPARENT when privileged (so a reply to a request that
+// arrived just before the VIP was handed over can still be sent from the
+// VIP: without it the kernel refuses a source address no longer local),
+// and, for UDP, the kernel buffer sizes: SO_RCVBUFFORCE when privileged,
+// else SO_RCVBUF (capped by net.core.rmem_max).
 func tuneSocket(fd uintptr, network string, rcv, snd int) error {
 	ifd := int(fd)
 	_ = syscall.SetsockoptInt(ifd, syscall.SOL_IP, syscall.IP_FREEBIND, 1)
+	_ = syscall.SetsockoptInt(ifd, syscall.SOL_IP, syscall.IP_TRANSPARENT, 1)
 	if network != "udp" && network != "udp4" && network != "udp6" {
 		return nil
 	}
