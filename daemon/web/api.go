@@ -20,6 +20,7 @@ const (
 	MethodStatus = "status"
 	MethodEvents = "events"
 	MethodVIPs   = "vip"
+	MethodBans   = "bans" // the edge's ban table (absent on a DB box)
 )
 
 // CoreMethods are the names the Core pool listing may have; the first
@@ -29,7 +30,7 @@ var CoreMethods = []string{"cores", "cores.list"}
 // Actions are the control methods the web page may call after login.
 var Actions = []string{
 	"cores.add", "cores.remove", "cores.drain", "cores.enable", "cores.disable",
-	"vip.release", "vip.takeover", "reboot",
+	"vip.release", "vip.takeover", "reboot", "bans.clear",
 }
 
 const (
@@ -134,6 +135,7 @@ func (s *Server) apiIndex(w http.ResponseWriter, r *http.Request) {
 			"/api/cores":    "the Core pool (" + s.coreMethod() + ")",
 			"/api/vips":     "the VIP groups (" + MethodVIPs + ")",
 			"/api/events":   "recent events: ?limit=N&after=SEQ",
+			"/api/bans":     "sources banned at the edge (" + MethodBans + ")",
 			"/api/session":  "whether this browser is logged in, and its CSRF token",
 			"/metrics":      "Prometheus text format",
 		},
@@ -192,6 +194,7 @@ func (s *Server) overview(w http.ResponseWriter, r *http.Request) {
 		"status":  s.part(ctx, MethodStatus, nil),
 		"cores":   s.part(ctx, s.coreMethod(), nil),
 		"vips":    s.part(ctx, MethodVIPs, nil),
+		"bans":    s.part(ctx, MethodBans, nil),
 		"events":  s.part(ctx, MethodEvents, json.RawMessage(`{"limit":20}`)),
 		"session": map[string]any{"logged_in": logged},
 		"actions": s.availableActions(),

@@ -169,6 +169,7 @@ func (s *Server) routes() {
 		s.reply(w, res, err)
 	})
 	m.HandleFunc("GET /api/vips", s.read(MethodVIPs, nil))
+	m.HandleFunc("GET /api/bans", s.read(MethodBans, nil))
 	m.HandleFunc("GET /api/events", s.events)
 	m.HandleFunc("GET /api/session", s.session)
 	m.HandleFunc("POST /api/login", s.login)

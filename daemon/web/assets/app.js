@@ -167,6 +167,23 @@
     $("vips").replaceChildren(table(["group", "address", "role", "state", "holder", "peer last heard", "takeover in", ""], rows));
   }
 
+  function renderBans(part) {
+    const r = part && part.available ? part.result : null;
+    if (!r) { $("bans").replaceChildren(na(part && part.available ? part.error : "not available on this box")); return; }
+    const bans = r.bans || [], c = r.counts || {};
+    const sum = el("p", {}, "dropped: banned " + (c.dropped_banned || 0) + ", scanner " + (c.dropped_scanner || 0) +
+      "; refused untrusted " + (c.refused_untrusted || 0) + (r.save_error ? "; NOT SAVED: " + r.save_error : ""));
+    if (!bans.length) { $("bans").replaceChildren(sum, na("no bans")); return; }
+    const rows = bans.slice(0, 200).map((b) => {
+      const acts = el("td", { class: "acts" });
+      if (can("bans.clear")) acts.append(button("clear", "bans.clear", { source: b.source }, "Lift the ban on " + b.source + "?"));
+      return el("tr", { "data-ban": b.source }, el("td", {}, b.source), el("td", {}, b.reason), el("td", {}, fmtTime(b.since)),
+        el("td", {}, fmtTime(b.until)), el("td", {}, b.dropped), acts);
+    });
+    const all = can("bans.clear") ? button("clear all " + bans.length, "bans.clear", {}, "Lift every ban?") : "";
+    $("bans").replaceChildren(sum, table(["source", "reason", "since", "until", "dropped", ""], rows), all);
+  }
+
   function renderEvents(part) {
     const ev = part && part.available && Array.isArray(part.result) ? part.result.slice().reverse() : null;
     if (!ev) { $("events").replaceChildren(na(part ? part.error || "none" : "none")); return; }
@@ -193,6 +210,7 @@
         renderVIPs(o.vips, st);
         renderCores(o.cores, st, t);
         lastTime = t;
+        renderBans(o.bans);
         renderEvents(o.events);
         $("box-section").hidden = !can("reboot");
         $("updated").textContent = "updated " + new Date(o.time).toLocaleTimeString();
