@@ -1,15 +1,26 @@
 #!/bin/sh
-# Boots the image built by scripts/image.sh under QEMU (TCG), serial
-# console on this terminal (Ctrl-A X quits), HMP monitor on
-# out/qemu-monitor.sock (e.g. `echo "set_link nic0 off" | socat - UNIX:out/qemu-monitor.sock`).
+# Boots the image built by scripts/image.sh under QEMU (TCG) with the
+# board profile's two serial roles (platform/README.md):
+#   ttyS0, the operator's console menu: on this terminal (Ctrl-A X quits,
+#          Ctrl-A C switches to the QEMU monitor);
+#   ttyS1, the kernel console with the PID 1 and daemon log, and the lab's
+#          debug hooks (sipedge.debug=1): on the unix socket out/ttyS1.sock,
+#          also written to out/ttyS1.log. Watch or type with
+#          `socat - UNIX:out/ttyS1.sock` (e.g. sipedge-freeze, sipedge-poweroff).
+# HMP monitor on out/qemu-monitor.sock
+# (e.g. `echo "set_link nic0 off" | socat - UNIX:out/qemu-monitor.sock`).
 # Two e1000 NICs, each alone on its own hub: nothing leaves QEMU.
 set -eu
 cd "$(dirname "$0")/.."
 profile=${1:-qemu-x86_64}
+cmdline=$(go run ./scripts/mkimage -profile "$profile" -print-cmdline)
 exec qemu-system-x86_64 -machine q35 -m 512 -nodefaults -display none -no-user-config \
   -kernel out/vmlinuz -initrd "out/initramfs-$profile.cpio.gz" \
-  -append "console=ttyS0,115200 panic=5 sipedge.debug=1" \
-  -serial mon:stdio -monitor "unix:out/qemu-monitor.sock,server=on,wait=off" \
+  -append "$cmdline sipedge.debug=1" \
+  -serial mon:stdio \
+  -chardev socket,id=log,path=out/ttyS1.sock,server=on,wait=off,logfile=out/ttyS1.log \
+  -serial chardev:log \
+  -monitor "unix:out/qemu-monitor.sock,server=on,wait=off" \
   -device i6300esb -action watchdog=reset \
   -netdev hubport,id=n0,hubid=0 -device e1000,netdev=n0,id=nic0,mac=52:54:00:5e:00:01 \
   -netdev hubport,id=n1,hubid=1 -device e1000,netdev=n1,id=nic1,mac=52:54:00:5e:00:02

@@ -153,7 +153,13 @@ func (c *console) call(method string, params, result any) bool {
 		c.printf("%s: not available on this box.\n", method)
 		return false
 	}
-	ctx, cancel := context.WithTimeout(c.ctx, 20*time.Second)
+	wait := 20 * time.Second
+	if method == "web.password" {
+		// PBKDF2 with 600,000 rounds: seconds on a small box, more than
+		// 20 s on an emulated one (QEMU TCG) under load.
+		wait = 90 * time.Second
+	}
+	ctx, cancel := context.WithTimeout(c.ctx, wait)
 	defer cancel()
 	if err := c.o.Client.Call(ctx, method, params, result); err != nil {
 		c.printf("Failed: %v\n", err)

@@ -3,7 +3,8 @@
 //	go run ./scripts/mkimage -binary bin/sipedge -profile qemu-x86_64
 //
 // writes out/vmlinuz and out/initramfs-<profile>.cpio.gz, with the kernel
-// package cached in cache/.
+// package cached in cache/. With -print-cmdline it only prints the
+// profile's kernel command line (scripts/qemu.sh boots with it).
 package main
 
 import (
@@ -12,6 +13,7 @@ import (
 	"os"
 	"strings"
 
+	"github.com/sipedge/sipedge/platform"
 	"github.com/sipedge/sipedge/platform/image"
 )
 
@@ -22,7 +24,17 @@ func main() {
 	flag.StringVar(&o.CacheDir, "cache", "cache", "download and extraction cache")
 	flag.StringVar(&o.RootFS, "rootfs", "rootfs", "tree to add to the image")
 	flag.StringVar(&o.OutDir, "out", "out", "output directory")
+	printCmdline := flag.Bool("print-cmdline", false, "print the profile's kernel command line and exit")
 	flag.Parse()
+	if *printCmdline {
+		p, err := platform.Lookup(o.Profile)
+		if err != nil {
+			fmt.Fprintln(os.Stderr, "mkimage:", err)
+			os.Exit(1)
+		}
+		fmt.Println(p.KernelCmdline)
+		return
+	}
 	res, err := image.Build(o)
 	if err != nil {
 		fmt.Fprintln(os.Stderr, "mkimage:", err)
