@@ -11,8 +11,6 @@ import (
 	"reflect"
 	"strings"
 
-	"github.com/prometheus/client_golang/prometheus"
-
 	"github.com/sipedge/sipedge/daemon/config"
 	"github.com/sipedge/sipedge/daemon/ctl"
 	"github.com/sipedge/sipedge/daemon/failover"
@@ -40,7 +38,7 @@ func (a *App) setupFailover(ctx context.Context) error {
 	beat := a.live.Register("failover", 3*opt.Interval+2e9)
 	opt.Logger = a.log.With("subsystem", "failover")
 	opt.Events = failoverEvents{a}
-	opt.Metrics = failover.NewMetrics(prometheus.DefaultRegisterer)
+	opt.Metrics = failover.NewMetrics(a.metrics())
 	opt.Beat = beat.Beat
 	opt.Persist = failoverPersist{a}
 	m, err := failover.New(opt, n, n)
@@ -154,6 +152,7 @@ func FailoverOptions(cfg *config.Config) (failover.Options, error) {
 		Peers:    []string{cl.Peer},
 		Key:      key,
 		Interval: cl.Interval.D(),
+		RelayFor: cl.HandoverRelay.D(),
 	}
 	for _, v := range cfg.VIPs {
 		g := failover.GroupOptions{

@@ -137,6 +137,10 @@ type Cluster struct {
 	Peer     string   `yaml:"peer"`
 	KeyFile  string   `yaml:"key_file"`
 	Interval Duration `yaml:"interval"`
+	// HandoverRelay: after handing a VIP over, the box forwards packets
+	// that still arrive for it to the new holder for this long, so an
+	// ordered handover loses nothing (default 3s; negative: off).
+	HandoverRelay Duration `yaml:"handover_relay"`
 	// Replication is the hot-standby channel (replication.go).
 	Replication Replication `yaml:"replication"`
 }

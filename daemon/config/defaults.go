@@ -71,6 +71,7 @@ func (c *Config) applyDefaults() {
 	}
 	if cl := c.Cluster; cl != nil {
 		orDur(&cl.Interval, DefaultInterval)
+		orDur(&cl.HandoverRelay, 3*time.Second)
 		orStr(&cl.KeyFile, filepath.Join(c.Node.DataDir, "cluster.key"))
 		c.replicationDefaults(cl)
 	}
