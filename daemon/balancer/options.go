@@ -77,7 +77,7 @@ type Options struct {
 	// ShedQueue is the admission threshold: a new INVITE whose worker has
 	// this many messages queued is answered 503 with Retry-After at once,
 	// unparsed, so that the calls already taken keep completing. Default
-	// QueueLength/8; negative turns shedding off.
+	// QueueLength/4; negative turns shedding off.
 	ShedQueue int
 
 	Logger *slog.Logger
@@ -188,7 +188,7 @@ func (o Options) withDefaults() Options {
 		o.QueueLength = 4096
 	}
 	if o.ShedQueue == 0 {
-		o.ShedQueue = o.QueueLength / 8
+		o.ShedQueue = o.QueueLength / 4
 	}
 	if o.Logger == nil {
 		o.Logger = slog.New(slog.DiscardHandler)

@@ -151,6 +151,7 @@ func main() {
 	if err := os.MkdirAll(o.out, 0o755); err != nil {
 		fatal("%v", err)
 	}
+	stopChildrenOnSignal()
 	start := time.Now()
 	var results []*result
 	for i, name := range o.targets {

@@ -3,9 +3,42 @@ package main
 import (
 	"fmt"
 	"os"
+	"os/exec"
+	"os/signal"
 	"strconv"
 	"strings"
+	"sync"
+	"syscall"
 )
+
+// children are the peer processes the bench started, so that an
+// interrupted bench stops them (by PID) instead of leaving them running.
+var children struct {
+	mu sync.Mutex
+	m  map[*exec.Cmd]bool
+}
+
+func track(c *exec.Cmd)   { children.mu.Lock(); children.m[c] = true; children.mu.Unlock() }
+func untrack(c *exec.Cmd) { children.mu.Lock(); delete(children.m, c); children.mu.Unlock() }
+
+// stopChildrenOnSignal kills the tracked children on SIGINT or SIGTERM
+// and exits.
+func stopChildrenOnSignal() {
+	children.m = map[*exec.Cmd]bool{}
+	ch := make(chan os.Signal, 1)
+	signal.Notify(ch, syscall.SIGINT, syscall.SIGTERM)
+	go func() {
+		sig := <-ch
+		children.mu.Lock()
+		for c := range children.m {
+			if c.Process != nil {
+				c.Process.Kill()
+			}
+		}
+		children.mu.Unlock()
+		fatal("stopped by %v", sig)
+	}()
+}
 
 // procTree lists pid and every descendant (Kamailio forks its workers).
 func procTree(root int) []int {

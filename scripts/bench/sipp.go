@@ -35,7 +35,8 @@ func startCore(dir string, port int, scenario string) (*sippCore, error) {
 	if err := c.cmd.Start(); err != nil {
 		return nil, fmt.Errorf("start sipp core: %w", err)
 	}
-	go func() { c.cmd.Wait(); log.Close(); close(c.done) }()
+	track(c.cmd)
+	go func() { c.cmd.Wait(); untrack(c.cmd); log.Close(); close(c.done) }()
 	return c, nil
 }
 
@@ -153,11 +154,13 @@ func runCaller(dir, scenario, target string, basePort, rate int, dur time.Durati
 		if err := cmd.Start(); err != nil {
 			return res, fmt.Errorf("start sipp caller: %w", err)
 		}
+		track(cmd)
 		ps = append(ps, proc{cmd, stat})
 		res.Calls += n
 	}
 	for _, p := range ps {
 		p.cmd.Wait()
+		untrack(p.cmd)
 		s, err := readStats(p.stat)
 		if err != nil {
 			return res, err

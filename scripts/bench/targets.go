@@ -119,7 +119,8 @@ func (t *target) start(dir string) error {
 	if err := t.cmd.Start(); err != nil {
 		return fmt.Errorf("start %s: %w", t.name, err)
 	}
-	go func() { t.cmd.Wait(); log.Close(); close(t.done) }()
+	track(t.cmd)
+	go func() { t.cmd.Wait(); untrack(t.cmd); log.Close(); close(t.done) }()
 	time.Sleep(1500 * time.Millisecond)
 	select {
 	case <-t.done:
