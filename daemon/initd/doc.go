@@ -11,5 +11,9 @@
 // itself with the "run" arguments). When the daemon dies, PID 1 removes
 // the daemon's VIP addresses at once, so that a crashed box never answers
 // ARP for a VIP beside the peer that takes it over, and then restarts
-// the daemon, or reboots the box if it keeps dying.
+// the daemon, or reboots the box if it keeps dying. It also keeps the
+// operator's console menu running on the board profile's console port
+// (KeepRunning: restarted with back-off, never a reboot), while the
+// kernel, PID 1 and the daemon log to /dev/console, the profile's log
+// port, where the lab's debug hooks listen with sipedge.debug=1.
 package initd
