@@ -260,7 +260,7 @@ func TestKeepRunningBacksOffAndNeverGivesUp(t *testing.T) {
 			return c
 		},
 		MinDelay: time.Second, MaxDelay: 8 * time.Second, StableAfter: 30 * time.Second,
-		Now:   func() time.Time { return now },
+		Now: func() time.Time { return now },
 		Sleep: func(_ context.Context, d time.Duration) {
 			sleeps = append(sleeps, d)
 			now = now.Add(d)
