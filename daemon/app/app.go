@@ -60,6 +60,7 @@ type App struct {
 	statusMu sync.Mutex
 	status   map[string]func() any
 	reg      *prometheus.Registry // what /metrics serves, beside the Go runtime's
+	vipHooks []func(group string, master bool)
 }
 
 type subsystem struct {
@@ -229,6 +230,12 @@ func (a *App) runStops() {
 func (a *App) onReload(name string, fn func(*config.Config) error) {
 	a.reloads = append(a.reloads, reloadHook{name, fn})
 }
+
+// onVIP registers fn to be told, synchronously and in order, every time a
+// VIP group of this box becomes master or stops being master. It is how
+// parts that must follow the VIP (the balancer's hot standby) learn of it
+// without importing the failover. fn must not block.
+func (a *App) onVIP(fn func(group string, master bool)) { a.vipHooks = append(a.vipHooks, fn) }
 
 // addStatus adds a section to `ctl status` and the web status.
 func (a *App) addStatus(name string, fn func() any) {

@@ -135,6 +135,11 @@ func (e failoverEvents) Record(ev failover.Event) {
 		msg = fmt.Sprintf("%s: %s", ev.To, ev.Reason)
 	}
 	e.a.events.Event("vip."+ev.To.String(), ev.Group, msg)
+	if (ev.From == failover.StateMaster) != (ev.To == failover.StateMaster) {
+		for _, fn := range e.a.vipHooks {
+			fn(ev.Group, ev.To == failover.StateMaster)
+		}
+	}
 }
 
 // FailoverOptions converts the cluster: and vips: sections to the

@@ -10,18 +10,11 @@ import (
 	"os"
 	"reflect"
 	"strings"
-	"time"
 
 	"github.com/sipedge/sipedge/daemon/balancer"
 	"github.com/sipedge/sipedge/daemon/config"
-	"github.com/sipedge/sipedge/daemon/failover"
 	"github.com/sipedge/sipedge/daemon/replica"
 )
-
-// vipPoll is how often the replication role follows the SIP VIP group's
-// state (the failover's status), so the balancer turns active within
-// this of a takeover.
-const vipPoll = 20 * time.Millisecond
 
 // setupReplica builds the hot-standby channel for the balancer b (called
 // from setupBalancer, before b starts) when cluster.replication is on:
@@ -65,58 +58,21 @@ func (a *App) setupReplica(_ context.Context, b *balancer.Balancer) error {
 		}
 		return nil
 	})
-	a.add("replica", func(ctx context.Context) error {
-		go a.followVIP(ctx, r, group)
-		return r.Run(ctx)
-	})
-	return nil
-}
-
-// followVIP makes the replication role (and the balancer's mode) follow
-// the SIP VIP group: active while this box is its master.
-func (a *App) followVIP(ctx context.Context, r *replica.Replica, group string) {
-	t := time.NewTicker(vipPoll)
-	defer t.Stop()
-	warned := false
-	for {
-		held, known := a.vipMaster(group)
-		if !known && !warned {
-			a.log.Warn("replication: the failover reports no VIP group; this box stays standby", "group", group)
-			warned = true
-		}
-		if held != r.Active() {
-			a.events.Event("replica."+map[bool]string{true: "active", false: "standby"}[held], group,
-				map[bool]string{true: "this box holds the SIP VIP: it probes the Cores, expires dialogs and streams them to the peer",
-					false: "the peer holds the SIP VIP: this box mirrors its dialogs and Cores"}[held])
-		}
-		r.SetActive(held)
-		select {
-		case <-ctx.Done():
+	// The replication role (and the balancer's mode) follows the SIP VIP
+	// group: active while this box is its master.
+	a.onVIP(func(g string, master bool) {
+		if g != group || master == r.Active() {
 			return
-		case <-t.C:
 		}
-	}
-}
-
-// vipMaster reports whether this box is master of the VIP group, from
-// the failover's status section.
-func (a *App) vipMaster(group string) (held, known bool) {
-	a.statusMu.Lock()
-	fn := a.status["vip"]
-	a.statusMu.Unlock()
-	if fn == nil {
-		return false, false
-	}
-	st, ok := fn().(failover.Status)
-	if !ok {
-		return false, false
-	}
-	for _, g := range st.Groups {
-		if g.Name == group {
-			return g.State == failover.StateMaster.String(), true
+		r.SetActive(master)
+		if master {
+			a.events.Event("replica.active", group, "this box holds the SIP VIP: it probes the Cores, expires dialogs and streams them to the peer")
+		} else {
+			a.events.Event("replica.standby", group, "the peer holds the SIP VIP: this box mirrors its dialogs and Cores")
 		}
-	}
-	return false, false
+	})
+	a.add("replica", r.Run)
+	return nil
 }
 
 // sipGroup is the VIP group whose address the balancer listens on (else
