@@ -9,7 +9,7 @@ BIN      := bin/sipedge
 # honest on a 2-core machine.
 TESTFLAGS ?= -count=1 -timeout 40m -p 1
 
-.PHONY: all build run test test-short deps bench image qemu lab lab-down vet clean
+.PHONY: all build run test test-short fuzz deps bench image qemu lab lab-down vet clean
 
 all: build
 
@@ -27,10 +27,18 @@ deps:
 test: deps
 	$(GO) vet ./...
 	$(GO) test $(TESTFLAGS) ./...
+	FUZZTIME=$(FUZZTIME) bash scripts/fuzz.sh
+
+# Each fuzz target runs this long in `make test` (crashers become
+# regression cases under testdata/fuzz/).
+FUZZTIME ?= 10s
 
 # Unit tests only: no root, no peers.
 test-short:
 	$(GO) test -short -count=1 ./...
+
+fuzz:
+	FUZZTIME=$(FUZZTIME) bash scripts/fuzz.sh
 
 vet:
 	$(GO) vet ./...
