@@ -26,8 +26,8 @@ deps:
 
 test: deps
 	$(GO) vet ./...
-	$(GO) test $(TESTFLAGS) ./...
 	FUZZTIME=$(FUZZTIME) bash scripts/fuzz.sh
+	$(GO) test $(TESTFLAGS) ./...
 
 # Each fuzz target runs this long in `make test` (crashers become
 # regression cases under testdata/fuzz/).
