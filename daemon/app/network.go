@@ -80,6 +80,9 @@ func (a *App) setupNetwork(ctx context.Context) error {
 	a.onStop(func() { n.Close() })
 	ns.hal = n
 	a.addStatus("network", func() any { return ns.status() })
+	if err := a.metrics().Register(newBondCollector(ns)); err != nil {
+		a.log.Warn("bond metrics not registered", "err", err)
+	}
 	if unmanaged {
 		return nil
 	}
@@ -304,24 +307,32 @@ type RouteView struct {
 	Gateway   string `json:"gateway"`
 }
 
-func (ns *netState) status() NetworkStatus {
-	st := NetworkStatus{Bonds: []BondView{}, Links: []LinkView{}, DefaultRoutes: []RouteView{}}
-	if ns.hal == nil {
-		st.Errors = []string{ns.err}
-		return st
-	}
+// bondViews reads every configured bond back through the HAL.
+func (ns *netState) bondViews() (views []BondView, errs []string) {
 	for _, name := range ns.bonds {
 		b, err := ns.hal.Bond(name)
 		if err != nil {
-			st.Errors = append(st.Errors, err.Error())
+			errs = append(errs, err.Error())
 			continue
 		}
 		v := BondView{Name: b.Name, Mode: string(b.Mode), MIIMon: b.MIIMon.String(), Up: b.OperUp, ActiveSlave: b.ActiveSlave, Slaves: []SlaveView{}}
 		for _, s := range b.Slaves {
 			v.Slaves = append(v.Slaves, SlaveView{Name: s.Name, MIIUp: s.LinkUp, Active: s.Active})
 		}
-		st.Bonds = append(st.Bonds, v)
+		views = append(views, v)
 	}
+	return views, errs
+}
+
+func (ns *netState) status() NetworkStatus {
+	st := NetworkStatus{Bonds: []BondView{}, Links: []LinkView{}, DefaultRoutes: []RouteView{}}
+	if ns.hal == nil {
+		st.Errors = []string{ns.err}
+		return st
+	}
+	bonds, errs := ns.bondViews()
+	st.Bonds = append(st.Bonds, bonds...)
+	st.Errors = append(st.Errors, errs...)
 	if links, err := ns.hal.ListLinks(); err != nil {
 		st.Errors = append(st.Errors, err.Error())
 	} else {

@@ -61,6 +61,9 @@ func (a *App) setupWatchdog(ctx context.Context) error {
 		return err
 	}
 	a.add("watchdog", p.Run)
+	if err := a.metrics().Register(newWatchdogCollector(p)); err != nil {
+		a.log.Warn("watchdog metrics not registered", "err", err)
+	}
 	a.addStatus("watchdog", func() any { return watchdogView(cfg.Device, p, "", time.Now()) })
 	return nil
 }
