@@ -6,7 +6,6 @@ import (
 	"net"
 	"os"
 	"os/exec"
-	"path/filepath"
 	"regexp"
 	"strings"
 	"sync"
@@ -15,6 +14,7 @@ import (
 
 	"github.com/creack/pty"
 
+	"github.com/sipedge/sipedge/daemon/internal/daemontest"
 	"github.com/sipedge/sipedge/hal/testenv"
 )
 
@@ -75,65 +75,33 @@ func (tm *term) line(s string) { tm.send(s + "\r") }
 
 const menuPrompt = `Enter an option: `
 
-func startDaemon(t *testing.T, bin string) (cfgPath string, ctl func(args ...string) string) {
+func startDaemon(t *testing.T) (cfgPath string, ctl func(args ...string) string) {
 	t.Helper()
-	dir := t.TempDir()
 	pc, err := net.ListenUDP("udp", &net.UDPAddr{IP: net.IPv4(127, 0, 0, 1)})
 	if err != nil {
 		t.Fatal(err)
 	}
 	coreAddr := pc.LocalAddr().String()
 	pc.Close() // a Core that does not answer: it stays listed
-	cfg := fmt.Sprintf(`node: {name: edge-con, profile: single, platform: generic-x86_64, data_dir: %q}
+	d := daemontest.New(t)
+	d.WriteConfig(fmt.Sprintf(`node: {name: edge-con, profile: single, platform: generic-x86_64, data_dir: %q}
 log: {level: warn}
 web: {listen: "127.0.0.1:%d", open_to: [127.0.0.0/8]}
 sip:
   listen: ["udp:127.0.0.1:%d"]
   cores:
     - {name: core1, address: %q}
-`, filepath.Join(dir, "data"), testenv.FreePort(t), testenv.FreePort(t), coreAddr)
-	cfgPath = filepath.Join(dir, "config.yaml")
-	if err := os.WriteFile(cfgPath, []byte(cfg), 0o600); err != nil {
-		t.Fatal(err)
-	}
-	var logb bytes.Buffer
-	cmd := exec.Command(bin, "run", "-config", cfgPath)
-	cmd.Stdout, cmd.Stderr = &logb, &logb
-	if err := cmd.Start(); err != nil {
-		t.Fatal(err)
-	}
-	done := make(chan struct{})
-	go func() { cmd.Wait(); close(done) }()
-	t.Cleanup(func() {
-		cmd.Process.Signal(os.Interrupt)
-		select {
-		case <-done:
-		case <-time.After(15 * time.Second):
-			cmd.Process.Kill()
-			<-done
-		}
-		if t.Failed() {
-			t.Logf("daemon log:\n%s", logb.String())
-		}
-	})
+`, d.DataDir(), testenv.FreePort(t), testenv.FreePort(t), coreAddr))
+	d.Start()
 	ctl = func(args ...string) string {
 		t.Helper()
-		out, err := exec.Command(bin, append([]string{"ctl", "-config", cfgPath}, args...)...).CombinedOutput()
-		if err != nil {
-			t.Fatalf("sipedge ctl %v: %v\n%s", args, err, out)
+		out, errOut, code := d.Ctl(args...)
+		if code != 0 {
+			t.Fatalf("sipedge ctl %v: exit %d\n%s%s", args, code, out, errOut)
 		}
-		return string(out)
+		return out
 	}
-	deadline := time.Now().Add(20 * time.Second)
-	for {
-		if err := exec.Command(bin, "ctl", "-config", cfgPath, "status").Run(); err == nil {
-			return cfgPath, ctl
-		}
-		if time.Now().After(deadline) {
-			t.Fatal("daemon did not answer ctl within 20s")
-		}
-		time.Sleep(100 * time.Millisecond)
-	}
+	return d.Config, ctl
 }
 
 // TestConsoleOverPTY drives `sipedge console` of the real binary over a
@@ -141,7 +109,7 @@ sip:
 func TestConsoleOverPTY(t *testing.T) {
 	testenv.Short(t, "starts the daemon and the console")
 	bin := testenv.SipedgeBinary(t)
-	cfgPath, ctl := startDaemon(t, bin)
+	cfgPath, ctl := startDaemon(t)
 	original, _ := os.ReadFile(cfgPath)
 
 	cmd := exec.Command(bin, "console", "-config", cfgPath, "-shell", "-")
