@@ -23,6 +23,9 @@ type Balancer struct {
 	pool   *pool
 	wheel  *wheel
 	parser *sip.Parser
+	// respParser parses responses: they need fewer headers parsed than
+	// requests (Record-Route, Route and Max-Forwards pass as raw text).
+	respParser *sip.Parser
 
 	listeners  []*listener
 	udpOut     *listener
@@ -75,6 +78,8 @@ func New(opt Options) (*Balancer, error) {
 		stop:         make(chan struct{}),
 	}
 	b.parser.MaxMessageLength = 65535
+	b.respParser = sip.NewParser(sip.WithHeadersParsers(leanResponseParsers()))
+	b.respParser.MaxMessageLength = 65535
 	b.probePrefixB = []byte(b.probePrefix)
 	b.probes.m = map[string]*probe{}
 	b.wheel = newWheel(10*time.Millisecond, 1024, b.log)

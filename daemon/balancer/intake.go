@@ -23,6 +23,17 @@ func leanHeaderParsers() map[string]sip.HeaderParser {
 	return m
 }
 
+// leanResponseParsers is the smaller set responses need: the top Via
+// (popped), To (tag for our ACK), Call-ID, CSeq and Content-Length.
+func leanResponseParsers() map[string]sip.HeaderParser {
+	all := sip.DefaultHeadersParser()
+	m := map[string]sip.HeaderParser{}
+	for _, k := range []string{"via", "v", "to", "t", "call-id", "i", "cseq", "content-length", "l"} {
+		m[k] = all[k]
+	}
+	return m
+}
+
 // intakeError is a request refused at the door: code 0 means drop.
 type intakeError struct {
 	code   int

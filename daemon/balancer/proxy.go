@@ -102,10 +102,14 @@ type responder struct {
 	toTag  string
 }
 
-func newResponder(req *sip.Request) responder {
+func newResponder(req *sip.Request) responder { return newResponderSkip(req, nil) }
+
+// newResponderSkip is newResponder leaving out the Via header own (ours,
+// once the request has been forwarded).
+func newResponderSkip(req *sip.Request, own *sip.ViaHeader) responder {
 	var buf bytes.Buffer
 	for _, h := range req.Headers() {
-		if _, ok := h.(*sip.ViaHeader); ok {
+		if v, ok := h.(*sip.ViaHeader); ok && (own == nil || v != own) {
 			headerLine(&buf, h)
 		}
 	}
@@ -156,9 +160,8 @@ func fillReceived(via *sip.ViaHeader, src netip.AddrPort) {
 	if via.Params == nil {
 		via.Params = sip.NewParams()
 	}
-	ip := src.Addr().String()
-	if via.Host != ip {
-		via.Params.Add("received", ip)
+	if a, err := netip.ParseAddr(via.Host); err != nil || a.Unmap() != src.Addr() {
+		via.Params.Add("received", src.Addr().String())
 	}
 	if v, ok := via.Params.Get("rport"); ok && v == "" {
 		via.Params.Add("rport", strconv.Itoa(int(src.Port())))
@@ -208,7 +211,11 @@ func (b *Balancer) handle(in inbound) {
 		b.refuseLarge(in)
 		return
 	}
-	msg, err := b.parser.ParseSIP(in.data)
+	parser := b.parser
+	if !rawRequestStart(in.data) {
+		parser = b.respParser
+	}
+	msg, err := parser.ParseSIP(in.data)
 	if err != nil {
 		b.stats.Malformed.Add(1)
 		if req, ok := msg.(*sip.Request); ok && rawRequestStart(in.data) && req.Method != sip.ACK {
@@ -296,9 +303,14 @@ func (b *Balancer) onRequest(in inbound, req *sip.Request) {
 		st.mu.Unlock()
 		return
 	}
-	r := newResponder(req)
 	st := &serverTx{key: key, method: req.Method, callID: string(*req.CallID()), lis: in.lis, conn: in.conn,
-		dst: replyAddr(via, in.src, in.conn != nil), hdr: r.hdr, toLine: r.toLine, toTag: r.toTag, req: req}
+		dst: replyAddr(via, in.src, in.conn != nil), req: req}
+	if req.Method == sip.INVITE {
+		// Other requests build their responder only when the balancer
+		// itself answers (rare): most are answered by the Core.
+		r := newResponder(req)
+		st.hdr, st.toLine, st.toTag = r.hdr, r.toLine, r.toTag
+	}
 	st.mu.Lock()
 	defer st.mu.Unlock()
 	b.stx.put(key, st)
@@ -377,7 +389,15 @@ func (b *Balancer) onRequest(in inbound, req *sip.Request) {
 	b.attempt(st, c, c.transport, c.addr)
 }
 
+// responder returns what our own responses need; st.mu held. A
+// non-INVITE builds it on first use, from the request as received (our
+// Via left out), which is still there: the balancer answers only before
+// the transaction's final response.
 func (st *serverTx) responder() responder {
+	if st.hdr == nil && st.req != nil {
+		r := newResponderSkip(st.req, st.via)
+		st.hdr, st.toLine, st.toTag = r.hdr, r.toLine, r.toTag
+	}
 	return responder{hdr: st.hdr, toLine: st.toLine, toTag: st.toTag}
 }
 
@@ -417,7 +437,7 @@ func (b *Balancer) attempt(st *serverTx, c *Core, tp string, dst netip.AddrPort)
 		// The Record-Route must follow our Via: PrependHeader put it on top.
 		b.moveViaFirst(req)
 	}
-	if st.ruri == "" {
+	if st.ruri == "" && st.method == sip.INVITE { // for our ACK and CANCEL only
 		st.ruri = req.Recipient.String()
 		st.cseq = req.CSeq().SeqNo
 		var hb bytes.Buffer
@@ -430,7 +450,10 @@ func (b *Balancer) attempt(st *serverTx, c *Core, tp string, dst netip.AddrPort)
 		headerLine(&hb, req.CallID())
 		st.fwdHdr = hb.String()
 	}
-	ct := &clientTx{branch: branch, st: st, core: c, transport: tp, dst: dst, viaLine: st.via.String(), data: render(req), interval: t1}
+	ct := &clientTx{branch: branch, st: st, core: c, transport: tp, dst: dst, data: render(req), interval: t1}
+	if st.method == sip.INVITE {
+		ct.viaLine = st.via.String()
+	}
 	st.client = ct
 	st.branches = append(st.branches, branch)
 	b.ctx.put(branch, ct)
