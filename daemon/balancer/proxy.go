@@ -213,6 +213,9 @@ func (b *Balancer) handle(in inbound) {
 	}
 	parser := b.parser
 	if !rawRequestStart(in.data) {
+		if b.fastResponse(in) {
+			return
+		}
 		parser = b.respParser
 	}
 	msg, err := parser.ParseSIP(in.data)
@@ -742,14 +745,20 @@ func (b *Balancer) onResponse(in inbound, res *sip.Response) {
 		}
 		return
 	}
+	b.proxyResponse(ct, &respView{code: res.StatusCode, cancel: res.CSeq().MethodName == sip.CANCEL, res: res})
+}
+
+// proxyResponse is the stateful handling of a response on one of our
+// client transactions, parsed (v.res) or scanned raw.
+func (b *Balancer) proxyResponse(ct *clientTx, v *respView) {
 	st := ct.st
 	st.mu.Lock()
 	defer st.mu.Unlock()
-	if res.CSeq().MethodName == sip.CANCEL {
+	if v.cancel {
 		ct.cancelAcked = true
 		return
 	}
-	code := res.StatusCode
+	code := v.code
 	invite := st.method == sip.INVITE
 	if code < 200 {
 		if ct.done {
@@ -768,20 +777,18 @@ func (b *Balancer) onResponse(in inbound, res *sip.Response) {
 		if code == 100 || st.final || st.client != ct {
 			return
 		}
-		res.RemoveHeader("Via")
-		st.lastResp = render(res)
+		st.lastResp = v.forward()
 		b.sendUp(st, st.lastResp)
 		return
 	}
 	// Final response.
 	if invite && code >= 300 {
-		b.send(ct.transport, ct.dst, st.buildToCore("ACK", ct, res.To().String()), nil)
+		b.send(ct.transport, ct.dst, st.buildToCore("ACK", ct, v.toLine()), nil)
 	}
 	if ct.done || st.final {
 		if ct.done && st.client == ct && invite && code < 300 {
 			// 2xx retransmission (the caller's ACK was lost): pass it on.
-			res.RemoveHeader("Via")
-			b.sendUp(st, render(res))
+			b.sendUp(st, v.forward())
 			return
 		}
 		if !ct.done {
@@ -793,8 +800,7 @@ func (b *Balancer) onResponse(in inbound, res *sip.Response) {
 		if invite && code < 300 && st.client == ct {
 			// 2xx after we answered 408 on Timer C: the call is up all
 			// the same; the caller must see it (RFC 3261 16.7 step 5).
-			res.RemoveHeader("Via")
-			b.sendUp(st, render(res))
+			b.sendUp(st, v.forward())
 		}
 		return
 	}
@@ -818,9 +824,8 @@ func (b *Balancer) onResponse(in inbound, res *sip.Response) {
 			return
 		}
 	}
-	res.RemoveHeader("Via")
 	st.final, st.finalCode = true, code
-	st.lastResp = render(res)
+	st.lastResp = v.forward()
 	b.sendUp(st, st.lastResp)
 	if code >= 400 {
 		b.stats.countReply(code)
@@ -831,7 +836,7 @@ func (b *Balancer) onResponse(in inbound, res *sip.Response) {
 			if ct.core != nil {
 				ct.core.answered.Add(1)
 			}
-			b.dialogs.confirm(st.callID, sessionExpires(res))
+			b.dialogs.confirm(st.callID, v.sessionExpires())
 		} else {
 			reason := "failed"
 			if code == 487 {

@@ -1,0 +1,190 @@
+package balancer
+
+import (
+	"bytes"
+	"strconv"
+	"strings"
+	"time"
+
+	"github.com/emiago/sipgo/sip"
+)
+
+// respView is what the proxy needs of a response on one of its client
+// transactions. It comes from sipgo's parser (res) or, on the fast path,
+// from a raw scan of the datagram: a Core's 180 and 200 are half the
+// messages of a call, and forwarding one needs no more than its status,
+// top Via branch and CSeq method, and the bytes without that Via.
+type respView struct {
+	code   int
+	cancel bool          // a response to our CANCEL
+	res    *sip.Response // parsed; nil on the raw path
+
+	raw         []byte // raw path: the whole message
+	viaFrom     int    // raw path: the top Via line, CRLF included
+	viaTo       int
+	to          []byte        // raw path: the To line
+	se          time.Duration // raw path: Session-Expires
+	fwd         []byte
+	fwdRendered bool
+}
+
+// forward returns the response without our Via (rendered once).
+func (v *respView) forward() []byte {
+	if v.fwdRendered {
+		return v.fwd
+	}
+	v.fwdRendered = true
+	if v.res != nil {
+		v.res.RemoveHeader("Via")
+		v.fwd = render(v.res)
+		return v.fwd
+	}
+	out := make([]byte, 0, len(v.raw)-(v.viaTo-v.viaFrom))
+	out = append(out, v.raw[:v.viaFrom]...)
+	v.fwd = append(out, v.raw[v.viaTo:]...)
+	return v.fwd
+}
+
+// toLine is the To header line, for the ACK of a non-2xx final.
+func (v *respView) toLine() string {
+	if v.res != nil {
+		return v.res.To().String()
+	}
+	return string(v.to)
+}
+
+func (v *respView) sessionExpires() time.Duration {
+	if v.res != nil {
+		return sessionExpires(v.res)
+	}
+	return v.se
+}
+
+// scanResponse reads a response for the fast path: status code, the top
+// Via's branch and byte range, CSeq method, To line and Session-Expires.
+// It declines (ok false) anything unusual — folded lines, several Vias
+// on the top Via line, a missing mandatory header, a Content-Length that
+// does not match the body — and the full parser handles those.
+func scanResponse(p []byte) (v respView, branch string, ok bool) {
+	if len(p) < 12 || !bytes.HasPrefix(p, []byte("SIP/2.0 ")) || p[11] != ' ' && p[11] != '\r' {
+		return v, "", false
+	}
+	code, err := strconv.Atoi(string(p[8:11]))
+	if err != nil || code < 100 || code > 699 {
+		return v, "", false
+	}
+	v.code, v.raw = code, p
+	i := bytes.IndexByte(p, '\n')
+	if i < 0 {
+		return v, "", false
+	}
+	var haveVia, haveCSeq, haveCallID bool
+	cl := -1
+	for i++; i < len(p); {
+		j := bytes.IndexByte(p[i:], '\n')
+		if j < 0 {
+			return v, "", false
+		}
+		start := i
+		line := bytes.TrimRight(p[i:i+j], "\r")
+		i += j + 1
+		if len(line) == 0 {
+			body := len(p) - i
+			if !haveVia || !haveCSeq || !haveCallID || v.to == nil || cl != body {
+				return v, "", false
+			}
+			return v, branch, true
+		}
+		if line[0] == ' ' || line[0] == '\t' {
+			return v, "", false // folded
+		}
+		k := bytes.IndexByte(line, ':')
+		if k <= 0 {
+			return v, "", false
+		}
+		name, val := bytes.TrimSpace(line[:k]), bytes.TrimSpace(line[k+1:])
+		switch {
+		case hdrIs(name, "Via", 'v'):
+			if haveVia {
+				continue
+			}
+			haveVia = true
+			if bytes.IndexByte(val, ',') >= 0 {
+				return v, "", false
+			}
+			b := paramValue(val, "branch")
+			if len(b) == 0 {
+				return v, "", false
+			}
+			branch = string(b)
+			v.viaFrom, v.viaTo = start, i
+		case hdrIs(name, "CSeq", 0):
+			sp := bytes.LastIndexAny(val, " \t")
+			if sp < 0 {
+				return v, "", false
+			}
+			haveCSeq = true
+			v.cancel = string(val[sp+1:]) == "CANCEL"
+		case hdrIs(name, "Call-ID", 'i'):
+			haveCallID = len(val) > 0
+		case hdrIs(name, "To", 't'):
+			v.to = line
+		case hdrIs(name, "Content-Length", 'l'):
+			n, err := strconv.Atoi(string(val))
+			if err != nil || n < 0 {
+				return v, "", false
+			}
+			cl = n
+		case hdrIs(name, "Session-Expires", 'x'):
+			s, _, _ := strings.Cut(string(val), ";")
+			if n, err := strconv.Atoi(strings.TrimSpace(s)); err == nil && n > 0 {
+				v.se = time.Duration(n) * time.Second
+			}
+		}
+	}
+	return v, "", false
+}
+
+// paramValue returns the value of ;name=value in a header value (outside
+// quotes and <>), nil when absent.
+func paramValue(v []byte, name string) []byte {
+	depth, quoted := 0, false
+	for i := 0; i < len(v); i++ {
+		switch c := v[i]; {
+		case c == '"':
+			quoted = !quoted
+		case quoted:
+		case c == '<':
+			depth++
+		case c == '>':
+			depth--
+		case c == ';' && depth == 0:
+			rest := bytes.TrimLeft(v[i+1:], " \t")
+			if len(rest) > len(name) && bytes.EqualFold(rest[:len(name)], []byte(name)) && rest[len(name)] == '=' {
+				val := rest[len(name)+1:]
+				if e := bytes.IndexAny(val, "; \t,"); e >= 0 {
+					val = val[:e]
+				}
+				return val
+			}
+		}
+	}
+	return nil
+}
+
+// fastResponse handles a response on one of our client transactions
+// from a raw scan, without sipgo's parser; false when it is not one (a
+// probe reply, a stray or late response, an unusual form): the caller
+// then takes the full path.
+func (b *Balancer) fastResponse(in inbound) bool {
+	v, branch, ok := scanResponse(in.data)
+	if !ok || strings.HasPrefix(branch, b.probePrefix) || !strings.HasPrefix(branch, b.branchPrefix) {
+		return false
+	}
+	ct, found := b.ctx.get(branch)
+	if !found {
+		return false
+	}
+	b.proxyResponse(ct, &v)
+	return true
+}
