@@ -62,9 +62,9 @@ func (v *respView) sessionExpires() time.Duration {
 
 // scanResponse reads a response for the fast path: status code, the top
 // Via's branch and byte range, CSeq method, To line and Session-Expires.
-// It declines (ok false) anything unusual — folded lines, several Vias
-// on the top Via line, a missing mandatory header, a Content-Length that
-// does not match the body — and the full parser handles those.
+// It declines (ok false) anything unusual — folded lines, a quoted
+// string in the top Via, a missing mandatory header, a Content-Length
+// that does not match the body — and the full parser handles those.
 func scanResponse(p []byte) (v respView, branch string, ok bool) {
 	if len(p) < 12 || !bytes.HasPrefix(p, []byte("SIP/2.0 ")) || p[11] != ' ' && p[11] != '\r' {
 		return v, "", false
@@ -109,15 +109,31 @@ func scanResponse(p []byte) (v respView, branch string, ok bool) {
 				continue
 			}
 			haveVia = true
-			if bytes.IndexByte(val, ',') >= 0 {
-				return v, "", false
+			first := val
+			c := bytes.IndexByte(val, ',')
+			if c >= 0 {
+				first = val[:c]
 			}
-			b := paramValue(val, "branch")
-			if len(b) == 0 {
+			b := paramValue(first, "branch")
+			if len(b) == 0 || bytes.IndexByte(first, '"') >= 0 {
 				return v, "", false
 			}
 			branch = string(b)
-			v.viaFrom, v.viaTo = start, i
+			if c < 0 {
+				v.viaFrom, v.viaTo = start, i // the whole line
+				break
+			}
+			// Several values on the line (SIPp's [last_Via:] joins them):
+			// cut the first value and its comma, keep "Via: " and the rest.
+			vs := start + k + 1
+			for p[vs] == ' ' || p[vs] == '\t' {
+				vs++
+			}
+			ve := vs + c + 1
+			for ve < len(p) && (p[ve] == ' ' || p[ve] == '\t') {
+				ve++
+			}
+			v.viaFrom, v.viaTo = vs, ve
 		case hdrIs(name, "CSeq", 0):
 			sp := bytes.LastIndexAny(val, " \t")
 			if sp < 0 {

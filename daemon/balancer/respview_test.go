@@ -33,7 +33,8 @@ func TestScanResponse(t *testing.T) {
 		{"200 with body", rawOK, true, 200, "z9hG4bKsbX.1", false, 1800 * time.Second},
 		{"180 compact forms", "SIP/2.0 180 Ringing\r\nv: SIP/2.0/UDP 127.0.0.1;branch=z9hG4bKsbX.2\r\nt: <sip:b@h>;tag=1\r\ni: c2\r\nCSeq: 1 INVITE\r\nl: 0\r\n\r\n", true, 180, "z9hG4bKsbX.2", false, 0},
 		{"200 to CANCEL", strings.Replace(rawOK, "CSeq: 1 INVITE", "CSeq: 1 CANCEL", 1), true, 200, "z9hG4bKsbX.1", true, 1800 * time.Second},
-		{"two Vias on the top line", strings.Replace(rawOK, "rport=5060\r\nVia:", "rport=5060,", 1), false, 0, "", false, 0},
+		{"two Vias on the top line", strings.Replace(rawOK, "rport=5060\r\nVia:", "rport=5060,", 1), true, 200, "z9hG4bKsbX.1", false, 1800 * time.Second},
+		{"quoted string in the top Via", strings.Replace(rawOK, "rport=5060", "rport=5060;x=\"a,b\"", 1), false, 0, "", false, 0},
 		{"folded header", strings.Replace(rawOK, "Call-ID: c1@x\r\n", "Call-ID:\r\n c1@x\r\n", 1), false, 0, "", false, 0},
 		{"Content-Length does not match", strings.Replace(rawOK, "Content-Length: 4", "Content-Length: 9", 1), false, 0, "", false, 0},
 		{"no Content-Length", strings.Replace(rawOK, "Content-Length: 4\r\n", "", 1), false, 0, "", false, 0},
@@ -59,9 +60,16 @@ func TestScanResponse(t *testing.T) {
 }
 
 // TestRawForwardMatchesParsed: the raw path forwards the same message the
-// parsed path would (our Via removed, the rest intact), and toLine gives
-// the To header for our ACK.
+// parsed path would (our Via removed, the rest intact), with the Vias on
+// separate lines or joined on one, and toLine gives the To header for our
+// ACK.
 func TestRawForwardMatchesParsed(t *testing.T) {
+	for _, msg := range []string{rawOK, strings.Replace(rawOK, "rport=5060\r\nVia:", "rport=5060 ,  ", 1)} {
+		t.Run("", func(t *testing.T) { testRawForward(t, msg) })
+	}
+}
+
+func testRawForward(t *testing.T, rawOK string) {
 	v, _, ok := scanResponse([]byte(rawOK))
 	if !ok {
 		t.Fatal("scan declined")
