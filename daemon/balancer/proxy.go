@@ -212,7 +212,11 @@ func (b *Balancer) handle(in inbound) {
 		return
 	}
 	parser := b.parser
-	if !rawRequestStart(in.data) {
+	if rawRequestStart(in.data) {
+		if b.fastAck(in) {
+			return
+		}
+	} else {
 		if b.fastResponse(in) {
 			return
 		}
@@ -585,6 +589,9 @@ func (b *Balancer) finish(st *serverTx, code int, reason, extra string) {
 // retransmissions; st.mu held.
 func (b *Balancer) completed(st *serverTx) {
 	st.req, st.via = nil, nil
+	if c := st.client; c != nil && (c.done || c.provisional) {
+		c.data = nil // no more retransmissions of the request: free it now
+	}
 	b.wheel.after(b.opt.TxLinger, func() {
 		b.stx.del(st.key)
 		st.mu.Lock()

@@ -27,14 +27,18 @@ type wheel struct {
 // timer is one scheduled callback. Stop is safe from any goroutine.
 type timer struct {
 	due  uint64
-	fn   func()
+	fn   atomic.Pointer[func()]
 	dead atomic.Bool
 }
 
-// Stop cancels the timer; a nil timer is fine.
+// Stop cancels the timer; a nil timer is fine. It lets go of the
+// callback at once, so a stopped timer waiting for its slot to come round
+// (up to one turn of the wheel) does not keep a finished transaction
+// alive.
 func (t *timer) Stop() {
 	if t != nil {
 		t.dead.Store(true)
+		t.fn.Store(nil)
 	}
 }
 
@@ -54,7 +58,8 @@ func (w *wheel) after(d time.Duration, fn func()) *timer {
 	if ticks == 0 {
 		ticks = 1
 	}
-	t := &timer{fn: fn}
+	t := &timer{}
+	t.fn.Store(&fn)
 	w.mu.Lock()
 	t.due = w.cur + ticks
 	i := t.due % uint64(len(w.slots))
@@ -114,7 +119,9 @@ func (w *wheel) fire(t *timer) {
 			w.log.Error("timer callback panicked", "panic", r)
 		}
 	}()
-	t.fn()
+	if fn := t.fn.Load(); fn != nil {
+		(*fn)()
+	}
 }
 
 func (w *wheel) close() {
