@@ -13,6 +13,7 @@ import (
 	"os"
 	"os/exec"
 	"strings"
+	"sync"
 	"testing"
 )
 
@@ -95,11 +96,18 @@ func Short(t testing.TB, why string) {
 	}
 }
 
+// handed remembers the ports FreePort gave out in this process, so two
+// peers of one test never get the same one.
+var handed struct {
+	sync.Mutex
+	ports map[int]bool
+}
+
 // FreePort returns a loopback port that is free for both UDP and TCP at
-// the time of the call.
+// the time of the call and was not handed out before in this process.
 func FreePort(t testing.TB) int {
 	t.Helper()
-	for i := 0; i < 50; i++ {
+	for i := 0; i < 100; i++ {
 		l, err := net.Listen("tcp", "127.0.0.1:0")
 		if err != nil {
 			t.Fatal(err)
@@ -107,8 +115,18 @@ func FreePort(t testing.TB) int {
 		port := l.Addr().(*net.TCPAddr).Port
 		u, err := net.ListenPacket("udp", fmt.Sprintf("127.0.0.1:%d", port))
 		l.Close()
-		if err == nil {
-			u.Close()
+		if err != nil {
+			continue
+		}
+		u.Close()
+		handed.Lock()
+		if handed.ports == nil {
+			handed.ports = map[int]bool{}
+		}
+		dup := handed.ports[port]
+		handed.ports[port] = true
+		handed.Unlock()
+		if !dup {
 			return port
 		}
 	}
