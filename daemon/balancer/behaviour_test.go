@@ -36,7 +36,7 @@ func TestCallsSpreadPerAlgorithm(t *testing.T) {
 			time.Sleep(200 * time.Millisecond)
 			var inv [2]int
 			for i, name := range []string{"core1", "core2"} {
-				l.cores[name].stop()
+				l.cores[name].Stop()
 				n, bye := coreCounts(l.cores[name])
 				if n != bye {
 					t.Errorf("%s: %d INVITE but %d BYE: in-dialog requests went astray", name, n, bye)
@@ -59,13 +59,13 @@ func TestCoreKilledMidRun(t *testing.T) {
 	l := newLab(t, 3, "core_uas.xml", nil)
 	caller := l.caller("caller_uac.xml", 300, 50, 0)
 	time.Sleep(2 * time.Second)
-	l.cores["core2"].kill()
+	l.cores["core2"].Kill()
 	// Calls already up on core2 lose their BYE: nobody holds them any more.
 	upOnDead := l.core("core2").Calls
-	if err := caller.wait(60 * time.Second); err != nil {
+	if err := caller.Wait(60 * time.Second); err != nil {
 		t.Logf("caller: %v", err)
 	}
-	ok, failed := caller.stat("SuccessfulCall(C)"), caller.stat("FailedCall(C)")
+	ok, failed := caller.Stat("SuccessfulCall(C)"), caller.Stat("FailedCall(C)")
 	t.Logf("killed core2 with %d calls up on it; caller: %d ok, %d failed; stats: failovers %d, timeouts %d",
 		upOnDead, ok, failed, l.tgt.stats()["failovers"], l.tgt.stats()["attempt_timeouts"])
 	if int64(failed) > upOnDead || ok+failed != 300 {
@@ -81,7 +81,7 @@ func TestCoreKilledMidRun(t *testing.T) {
 // up_after successful probes.
 func TestCoreComesBack(t *testing.T) {
 	l := newLab(t, 2, "core_uas.xml", func(o *Options) { o.Probe.UpAfter = 3 })
-	l.cores["core1"].kill()
+	l.cores["core1"].Kill()
 	l.waitState(3*time.Second, StateInactive, "core1")
 	ok, failed := l.runCalls("caller_uac.xml", 10, 20, 0)
 	if ok != 10 || failed != 0 {
@@ -103,7 +103,7 @@ func TestCoreComesBack(t *testing.T) {
 	if ok != 20 || failed != 0 {
 		t.Fatalf("after return: %d ok, %d failed", ok, failed)
 	}
-	l.cores["core1"].stop()
+	l.cores["core1"].Stop()
 	if inv, bye := coreCounts(l.cores["core1"]); inv != 10 || bye != 10 {
 		t.Errorf("restarted core1 got %d INVITE %d BYE, want 10/10", inv, bye)
 	}
@@ -129,8 +129,8 @@ func TestDrainedCore(t *testing.T) {
 	if ok != 10 || failed != 0 {
 		t.Fatalf("new calls while draining: %d ok, %d failed", ok, failed)
 	}
-	long.wait(30 * time.Second)
-	if ok, failed := long.stat("SuccessfulCall(C)"), long.stat("FailedCall(C)"); ok != 10 || failed != 0 {
+	long.Wait(30 * time.Second)
+	if ok, failed := long.Stat("SuccessfulCall(C)"), long.Stat("FailedCall(C)"); ok != 10 || failed != 0 {
 		t.Fatalf("calls up during the drain: %d ok, %d failed", ok, failed)
 	}
 	if st := l.core("core1"); st.State != StateDraining || st.Calls != 0 {
@@ -139,7 +139,7 @@ func TestDrainedCore(t *testing.T) {
 	if !l.tgt.hasEvent(EventCoreDrained, "core1") {
 		t.Errorf("no core-drained event for core1")
 	}
-	l.cores["core1"].stop()
+	l.cores["core1"].Stop()
 	inv, bye := coreCounts(l.cores["core1"])
 	if inv != 5 || bye != 5 {
 		t.Errorf("drained core1 got %d INVITE, %d BYE; want the 5 from before the drain", inv, bye)
@@ -153,8 +153,8 @@ func TestMaxCalls503(t *testing.T) {
 		o.Cores[0].MaxCalls, o.Cores[1].MaxCalls = 2, 2
 	})
 	p := l.caller("caller_uac.xml", 6, 100, 3000)
-	p.wait(30 * time.Second)
-	ok, failed := p.stat("SuccessfulCall(C)"), p.stat("FailedCall(C)")
+	p.Wait(30 * time.Second)
+	ok, failed := p.Stat("SuccessfulCall(C)"), p.Stat("FailedCall(C)")
 	if ok != 4 || failed != 2 {
 		t.Errorf("%d ok, %d failed; want 4 ok and 2 refused", ok, failed)
 	}
@@ -172,8 +172,8 @@ func TestCancel(t *testing.T) {
 		t.Fatalf("%d ok, %d failed; want 10 cancelled calls completing", ok, failed)
 	}
 	for name, p := range l.cores {
-		p.stop()
-		c := p.counts()
+		p.Stop()
+		c := p.Counts()
 		if c["CANCEL_Recv"] != c["INVITE_Recv"] || c["INVITE_Recv"] != 5 {
 			t.Errorf("%s: %v", name, c)
 		}
@@ -287,13 +287,13 @@ func firstLine(s string) string {
 func TestTCPCaller(t *testing.T) {
 	l := newLab(t, 2, "core_uas.xml", nil)
 	p := l.caller("caller_uac.xml", 10, 10, 0, "-t", "t1")
-	p.wait(30 * time.Second)
-	ok, failed := p.stat("SuccessfulCall(C)"), p.stat("FailedCall(C)")
+	p.Wait(30 * time.Second)
+	ok, failed := p.Stat("SuccessfulCall(C)"), p.Stat("FailedCall(C)")
 	if ok != 10 || failed != 0 {
-		t.Fatalf("%d ok, %d failed over TCP\n%s", ok, failed, p.output())
+		t.Fatalf("%d ok, %d failed over TCP\n%s", ok, failed, p.Output())
 	}
 	for name, c := range l.cores {
-		c.stop()
+		c.Stop()
 		if inv, bye := coreCounts(c); inv != 5 || bye != 5 {
 			t.Errorf("%s: %d INVITE, %d BYE; want 5/5", name, inv, bye)
 		}
@@ -313,12 +313,12 @@ func TestRingingCallMovesWhenCoreDies(t *testing.T) {
 	if l.core("core1").Pending != 1 {
 		t.Fatalf("no call ringing on core1: %+v", l.tgt.cores())
 	}
-	l.cores["core1"].kill()
-	p.wait(20 * time.Second)
-	if ok, failed := p.stat("SuccessfulCall(C)"), p.stat("FailedCall(C)"); ok != 2 || failed != 0 {
+	l.cores["core1"].Kill()
+	p.Wait(20 * time.Second)
+	if ok, failed := p.Stat("SuccessfulCall(C)"), p.Stat("FailedCall(C)"); ok != 2 || failed != 0 {
 		t.Fatalf("%d ok, %d failed; want the ringing call moved to core2", ok, failed)
 	}
-	l.cores["core2"].stop()
+	l.cores["core2"].Stop()
 	if inv, bye := coreCounts(l.cores["core2"]); inv != 2 || bye != 2 {
 		t.Errorf("core2: %d INVITE, %d BYE; want 2/2", inv, bye)
 	}

@@ -199,19 +199,19 @@ func (d *binary) hasEvent(kind, core string) bool {
 // cores` and checks that a restarted daemon comes back with the changes.
 func TestCoresRuntimeChangesPersist(t *testing.T) {
 	dir := t.TempDir()
-	port := freeUDPPort(t)
+	port := testenv.FreePort(t)
 	opt := Options{
 		Listen:    []string{fmt.Sprintf("udp:127.0.0.1:%d", port)},
 		Algorithm: LeastLoad,
 		Probe:     ProbeOptions{Interval: time.Second, Timeout: 500 * time.Millisecond, DownAfter: 3, UpAfter: 2},
 		Retry:     RetryOptions{AttemptTimeout: time.Second, MaxTries: 3},
 		Cores: []CoreConfig{
-			{Name: "core1", Address: "127.0.0.1:" + fmt.Sprint(freeUDPPort(t)), Weight: 1},
-			{Name: "core2", Address: "127.0.0.1:" + fmt.Sprint(freeUDPPort(t)), Weight: 1},
+			{Name: "core1", Address: "127.0.0.1:" + fmt.Sprint(testenv.FreePort(t)), Weight: 1},
+			{Name: "core2", Address: "127.0.0.1:" + fmt.Sprint(testenv.FreePort(t)), Weight: 1},
 		},
 	}
 	d := startBinaryIn(t, opt, dir)
-	core3 := fmt.Sprintf("127.0.0.1:%d", freeUDPPort(t))
+	core3 := fmt.Sprintf("127.0.0.1:%d", testenv.FreePort(t))
 	for _, args := range [][]string{
 		{"cores", "add", "core3", core3, "2", "10"},
 		{"cores", "drain", "core1"},

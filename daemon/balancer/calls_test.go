@@ -88,12 +88,12 @@ func newLabScenarios(t *testing.T, scenarios []string, mod func(*Options)) *lab 
 	var cores []CoreConfig
 	for i := 1; i <= n; i++ {
 		name := fmt.Sprintf("core%d", i)
-		port := freeUDPPort(t)
+		port := testenv.FreePort(t)
 		l.ports[name] = port
 		l.cores[name] = startCore(t, name, scenarios[i-1], port)
 		cores = append(cores, CoreConfig{Name: name, Address: fmt.Sprintf("127.0.0.1:%d", port), Weight: 1})
 	}
-	l.port = freeUDPPort(t)
+	l.port = testenv.FreePort(t)
 	opt := Options{
 		Listen:    []string{fmt.Sprintf("udp:127.0.0.1:%d", l.port), fmt.Sprintf("tcp:127.0.0.1:%d", l.port)},
 		Algorithm: RoundRobin,
@@ -184,7 +184,7 @@ func (l *lab) waitState(d time.Duration, s State, names ...string) {
 // each held holdMS.
 func (l *lab) caller(scenario string, calls, cps, holdMS int, extra ...string) *sippProc {
 	args := []string{fmt.Sprintf("127.0.0.1:%d", l.port), "-sf", "testdata/" + scenario,
-		"-p", strconv.Itoa(freeUDPPort(l.t)), "-m", strconv.Itoa(calls), "-r", strconv.Itoa(cps),
+		"-p", strconv.Itoa(testenv.FreePort(l.t)), "-m", strconv.Itoa(calls), "-r", strconv.Itoa(cps),
 		"-d", strconv.Itoa(holdMS), "-recv_timeout", "5000", "-s", "1000"}
 	return startSIPp(l.t, "caller", 90*time.Second, append(args, extra...)...)
 }
@@ -194,16 +194,16 @@ func (l *lab) caller(scenario string, calls, cps, holdMS int, extra ...string) *
 func (l *lab) runCalls(scenario string, calls, cps, holdMS int) (ok, failed int) {
 	l.t.Helper()
 	p := l.caller(scenario, calls, cps, holdMS)
-	p.wait(60 * time.Second)
-	ok, failed = p.stat("SuccessfulCall(C)"), p.stat("FailedCall(C)")
+	p.Wait(60 * time.Second)
+	ok, failed = p.Stat("SuccessfulCall(C)"), p.Stat("FailedCall(C)")
 	if ok+failed != calls {
-		l.t.Logf("caller output:\n%s", p.output())
+		l.t.Logf("caller output:\n%s", p.Output())
 	}
 	return ok, failed
 }
 
 // coreInvites returns how many INVITEs and BYEs a SIPp Core received.
 func coreCounts(p *sippProc) (invites, byes int) {
-	c := p.counts()
+	c := p.Counts()
 	return c["INVITE_Recv"], c["BYE_Recv"]
 }

@@ -27,7 +27,7 @@ func TestSustainedLoad(t *testing.T) {
 		defer close(done)
 		for {
 			select {
-			case <-p.done:
+			case <-p.Done():
 				return
 			case <-time.After(500 * time.Millisecond):
 				if g := runtime.NumGoroutine(); g > gMax {
@@ -36,16 +36,16 @@ func TestSustainedLoad(t *testing.T) {
 			}
 		}
 	}()
-	p.wait(time.Duration(secs+60) * time.Second)
+	p.Wait(time.Duration(secs+60) * time.Second)
 	<-done
-	ok, failed := p.stat("SuccessfulCall(C)"), p.stat("FailedCall(C)")
+	ok, failed := p.Stat("SuccessfulCall(C)"), p.Stat("FailedCall(C)")
 	t.Logf("%d CPS x %ds: %d ok, %d failed; goroutines %d -> max %d; stats %v", cps, secs, ok, failed, g0, gMax, l.tgt.stats())
 	if ok != cps*secs || failed != 0 {
 		t.Errorf("%d ok, %d failed of %d", ok, failed, cps*secs)
 	}
 	byes := 0
 	for _, c := range l.cores {
-		c.stop()
+		c.Stop()
 		_, b := coreCounts(c)
 		byes += b
 	}
