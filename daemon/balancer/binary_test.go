@@ -1,47 +1,22 @@
 package balancer
 
 import (
-	"bytes"
 	"encoding/json"
 	"fmt"
-	"os"
-	"os/exec"
-	"path/filepath"
 	"strings"
-	"sync"
 	"syscall"
 	"testing"
 	"time"
 
+	"github.com/sipedge/sipedge/daemon/internal/daemontest"
 	"github.com/sipedge/sipedge/hal/testenv"
 )
 
 // binary is the real daemon (`sipedge run -config FILE`) as the balancer
 // under test, driven and inspected with `sipedge ctl -json`.
 type binary struct {
-	t    *testing.T
-	bin  string
-	cfg  string
-	cmd  *exec.Cmd
-	out  *lockedBuffer
-	done chan struct{}
-}
-
-type lockedBuffer struct {
-	mu sync.Mutex
-	b  bytes.Buffer
-}
-
-func (l *lockedBuffer) Write(p []byte) (int, error) {
-	l.mu.Lock()
-	defer l.mu.Unlock()
-	return l.b.Write(p)
-}
-
-func (l *lockedBuffer) String() string {
-	l.mu.Lock()
-	defer l.mu.Unlock()
-	return l.b.String()
+	*daemontest.Daemon
+	t *testing.T
 }
 
 // configYAML renders the options the tests use as a sipedge config file.
@@ -79,68 +54,21 @@ func startBinary(t *testing.T, opt Options) *binary {
 // second daemon in the same dir sees the first one's store).
 func startBinaryIn(t *testing.T, opt Options, dir string) *binary {
 	t.Helper()
-	cfg := filepath.Join(dir, "sipedge.yaml")
-	if err := os.WriteFile(cfg, []byte(configYAML(opt, filepath.Join(dir, "data"))), 0o644); err != nil {
-		t.Fatal(err)
-	}
-	d := &binary{t: t, bin: testenv.SipedgeBinary(t), cfg: cfg, out: &lockedBuffer{}, done: make(chan struct{})}
-	d.cmd = exec.Command(d.bin, "run", "-config", cfg)
-	d.cmd.Stdout, d.cmd.Stderr = d.out, d.out
-	if err := d.cmd.Start(); err != nil {
-		t.Fatal(err)
-	}
-	go func() { d.cmd.Wait(); close(d.done) }()
-	t.Cleanup(func() {
-		d.stop()
-		if t.Failed() {
-			out := d.out.String()
-			if len(out) > 20000 {
-				out = out[len(out)-20000:]
-			}
-			t.Logf("sipedge output (tail):\n%s", out)
-		}
-	})
-	deadline := time.Now().Add(15 * time.Second)
-	for {
-		if _, err := d.ctl("cores"); err == nil {
-			return d
-		}
-		select {
-		case <-d.done:
-			t.Fatalf("sipedge exited at start:\n%s", d.out.String())
-		case <-time.After(50 * time.Millisecond):
-		}
-		if time.Now().After(deadline) {
-			t.Fatalf("sipedge did not answer within 15s:\n%s", d.out.String())
-		}
-	}
+	d := daemontest.New(t, dir)
+	d.WriteConfig(configYAML(opt, d.DataDir()))
+	return &binary{Daemon: d.Start(), t: t}
 }
 
 // stop ends the daemon with SIGTERM (killing it if it lingers).
-func (d *binary) stop() {
-	select {
-	case <-d.done:
-		return
-	default:
-	}
-	d.cmd.Process.Signal(syscall.SIGTERM)
-	select {
-	case <-d.done:
-	case <-time.After(15 * time.Second):
-		d.cmd.Process.Kill()
-		<-d.done
-	}
-}
+func (d *binary) stop() { d.Stop(syscall.SIGTERM, 15*time.Second) }
 
 // ctl runs `sipedge ctl -json ARGS` and returns its JSON answer.
 func (d *binary) ctl(args ...string) ([]byte, error) {
-	var o, e bytes.Buffer
-	cmd := exec.Command(d.bin, append([]string{"ctl", "-config", d.cfg, "-json"}, args...)...)
-	cmd.Stdout, cmd.Stderr = &o, &e
-	if err := cmd.Run(); err != nil {
-		return nil, fmt.Errorf("ctl %v: %v: %s %s", args, err, e.String(), o.String())
+	out, errOut, code := d.Ctl(append([]string{"-json"}, args...)...)
+	if code != 0 {
+		return nil, fmt.Errorf("ctl %v: exit %d: %s %s", args, code, errOut, out)
 	}
-	return o.Bytes(), nil
+	return []byte(out), nil
 }
 
 type ctlCores struct {
