@@ -78,7 +78,11 @@ func (d *Daemon) Start(wrap ...string) *Daemon {
 			d.Stop(syscall.SIGTERM, 15*time.Second)
 		}
 		if d.t.Failed() {
-			d.t.Logf("daemon log (%s):\n%s", d.Dir, d.Log)
+			log := d.Log.String()
+			if len(log) > 20000 {
+				log = "...\n" + log[len(log)-20000:]
+			}
+			d.t.Logf("daemon log (%s, tail):\n%s", d.Dir, log)
 		}
 	})
 	deadline := time.Now().Add(20 * time.Second)
