@@ -59,7 +59,7 @@ func TestDiskFullKeepsRouting(t *testing.T) {
 	start := time.Now()
 	for end := start.Add(15 * time.Second); time.Now().Before(end); time.Sleep(200 * time.Millisecond) {
 		st = statusAnswer{}
-		d.ctlJSON(&st, "status")
+		d.CtlJSON(&st, "status")
 		if !st.Store.OK {
 			faultSeen = time.Since(start)
 			break
@@ -72,7 +72,7 @@ func TestDiskFullKeepsRouting(t *testing.T) {
 	var b bansAnswer
 	for end := time.Now().Add(10 * time.Second); time.Now().Before(end); time.Sleep(200 * time.Millisecond) {
 		b = bansAnswer{}
-		d.ctlJSON(&b, "bans")
+		d.CtlJSON(&b, "bans")
 		if b.SaveError != "" {
 			break
 		}
@@ -82,8 +82,8 @@ func TestDiskFullKeepsRouting(t *testing.T) {
 		t.Errorf("bans in force %d (want ~%d), save error %q", len(b.Bans), sources, b.SaveError)
 	}
 
-	caller.wait(60 * time.Second)
-	ok, failed := caller.stat("SuccessfulCall(C)"), caller.stat("FailedCall(C)")
+	caller.Wait(60 * time.Second)
+	ok, failed := caller.Stat("SuccessfulCall(C)"), caller.Stat("FailedCall(C)")
 	t.Logf("calls during the full disk: %d ok, %d failed of %d", ok, failed, calls)
 	if ok != calls || failed != 0 {
 		t.Errorf("calls on a full disk: %d ok, %d failed of %d", ok, failed, calls)
@@ -97,8 +97,8 @@ func TestDiskFullKeepsRouting(t *testing.T) {
 	recovered := time.Duration(0)
 	for end := start.Add(15 * time.Second); time.Now().Before(end); time.Sleep(200 * time.Millisecond) {
 		st, b = statusAnswer{}, bansAnswer{}
-		d.ctlJSON(&st, "status")
-		d.ctlJSON(&b, "bans")
+		d.CtlJSON(&st, "status")
+		d.CtlJSON(&b, "bans")
 		if st.Store.OK && b.SaveError == "" {
 			recovered = time.Since(start)
 			break
@@ -109,8 +109,8 @@ func TestDiskFullKeepsRouting(t *testing.T) {
 	}
 	t.Logf("recovered %v after space returned; %d bans saved", recovered.Round(time.Millisecond), len(b.Bans))
 	after := l.caller(t, 50, 25, 200)
-	after.wait(30 * time.Second)
-	if n := after.stat("SuccessfulCall(C)"); n != 50 {
+	after.Wait(30 * time.Second)
+	if n := after.Stat("SuccessfulCall(C)"); n != 50 {
 		t.Errorf("calls after recovery: %d of 50", n)
 	}
 
@@ -119,7 +119,7 @@ func TestDiskFullKeepsRouting(t *testing.T) {
 	d.stop()
 	d2 := startDaemon(t, cfg, runDir)
 	b = bansAnswer{}
-	d2.ctlJSON(&b, "bans")
+	d2.CtlJSON(&b, "bans")
 	if len(b.Bans) != want && len(b.Bans) < 4096 {
 		t.Errorf("bans after restart: %d, want %d", len(b.Bans), want)
 	}

@@ -46,7 +46,7 @@ func TestFloodWhileTrustedCalls(t *testing.T) {
 		}
 		if banAfter == 0 {
 			var b bansAnswer
-			d.ctlJSON(&b, "bans")
+			d.CtlJSON(&b, "bans")
 			for _, x := range b.Bans {
 				if x.Source == "127.0.0.2" {
 					banAfter = time.Since(floodStart)
@@ -54,18 +54,18 @@ func TestFloodWhileTrustedCalls(t *testing.T) {
 			}
 		}
 		select {
-		case <-caller.done:
+		case <-caller.Done():
 			end = time.Now()
 		default:
 		}
 	}
-	caller.wait(30 * time.Second)
-	flood.stop()
+	caller.Wait(30 * time.Second)
+	flood.Stop()
 
-	ok, failed := caller.stat("SuccessfulCall(C)"), caller.stat("FailedCall(C)")
-	sent := flood.stat("OutgoingCall(C)")
+	ok, failed := caller.Stat("SuccessfulCall(C)"), caller.Stat("FailedCall(C)")
+	sent := flood.Stat("OutgoingCall(C)")
 	var b bansAnswer
-	d.ctlJSON(&b, "bans")
+	d.CtlJSON(&b, "bans")
 	pct := 100 * float64(ok) / float64(trustedCPS*seconds)
 	t.Logf("trusted caller: %d ok, %d failed of %d (%.2f %%); flooder sent %d INVITEs at %d/s, banned %v after it started, %d of its messages dropped; RSS %d kB before, %d kB max",
 		ok, failed, trustedCPS*seconds, pct, sent, floodCPS, banAfter.Round(time.Millisecond), b.Counts["dropped_banned"], rss0, maxRSS)
@@ -91,7 +91,7 @@ func TestFloodWhileTrustedCalls(t *testing.T) {
 	if _, err := d.ctl("bans", "clear", "127.0.0.2"); err != nil {
 		t.Fatal(err)
 	}
-	d.ctlJSON(&b, "bans")
+	d.CtlJSON(&b, "bans")
 	if len(b.Bans) != 0 {
 		t.Errorf("bans after clear: %+v", b.Bans)
 	}
