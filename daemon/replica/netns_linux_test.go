@@ -1,7 +1,6 @@
 package replica_test
 
 import (
-	"bufio"
 	"encoding/json"
 	"fmt"
 	"os"
@@ -14,6 +13,7 @@ import (
 	"time"
 
 	"github.com/sipedge/sipedge/daemon/app"
+	"github.com/sipedge/sipedge/daemon/internal/sipptest"
 	"github.com/sipedge/sipedge/daemon/replica"
 	"github.com/sipedge/sipedge/hal/testenv"
 )
@@ -39,7 +39,6 @@ type hsLab struct {
 	bin string
 	key string
 	ns  map[string]string // role -> namespace
-	aux int               // next SIPp control/media port
 }
 
 func hsRun(t *testing.T, args ...string) string {
@@ -207,92 +206,10 @@ func (l *hsLab) wait(what string, d time.Duration, fn func() bool, boxes ...*hsB
 	}
 }
 
-// sipp is one SIPp process in a namespace, stopped by its PID.
-type sipp struct {
-	name string
-	cmd  *exec.Cmd
-	stf  string
-	out  strings.Builder
-	done chan struct{}
-}
-
-func (l *hsLab) sipp(name, ns, ip string, port int, timeout time.Duration, args ...string) *sipp {
-	dir := filepath.Join(l.dir, name)
-	os.MkdirAll(dir, 0o755)
-	p := &sipp{name: name, stf: filepath.Join(dir, "stats.csv"), done: make(chan struct{})}
-	l.aux += 2
-	std := []string{"-i", ip, "-p", strconv.Itoa(port), "-cp", strconv.Itoa(20000 + l.aux), "-mp", strconv.Itoa(30000 + 10*l.aux),
-		"-nostdin", "-timeout", fmt.Sprintf("%ds", int(timeout.Seconds())), "-buff_size", "1048576",
-		"-trace_stat", "-stf", p.stf, "-fd", "1", "-trace_err", "-error_file", filepath.Join(dir, "errors.log")}
-	for i, a := range args {
-		if a == "-sf" {
-			args[i+1], _ = filepath.Abs(args[i+1])
-		}
-	}
-	p.cmd = exec.Command("ip", append([]string{"netns", "exec", ns, "sipp"}, append(args, std...)...)...)
-	p.cmd.Dir = dir
-	p.cmd.Stdout, p.cmd.Stderr = &p.out, &p.out
-	if err := p.cmd.Start(); err != nil {
-		l.t.Fatal(err)
-	}
-	go func() { p.cmd.Wait(); close(p.done) }()
-	l.t.Cleanup(p.stop)
-	return p
-}
-
-func (p *sipp) stop() {
-	select {
-	case <-p.done:
-		return
-	default:
-	}
-	p.cmd.Process.Signal(syscall.SIGUSR1)
-	select {
-	case <-p.done:
-	case <-time.After(5 * time.Second):
-		p.cmd.Process.Kill()
-		<-p.done
-	}
-}
-
-func (p *sipp) wait(t *testing.T, d time.Duration) {
-	select {
-	case <-p.done:
-	case <-time.After(d):
-		t.Errorf("sipp %s still running after %v", p.name, d)
-		p.stop()
-	}
-}
-
-func (p *sipp) stats() map[string]string {
-	f, err := os.Open(p.stf)
-	if err != nil {
-		return nil
-	}
-	defer f.Close()
-	var header, last string
-	sc := bufio.NewScanner(f)
-	sc.Buffer(make([]byte, 1<<20), 1<<20)
-	for sc.Scan() {
-		if header == "" {
-			header = sc.Text()
-		} else if strings.TrimSpace(sc.Text()) != "" {
-			last = sc.Text()
-		}
-	}
-	m := map[string]string{}
-	h, v := strings.Split(header, ";"), strings.Split(last, ";")
-	for i := range h {
-		if i < len(v) {
-			m[h[i]] = v[i]
-		}
-	}
-	return m
-}
-
-func (p *sipp) stat(name string) int {
-	n, _ := strconv.Atoi(p.stats()[name])
-	return n
+// sipp runs one SIPp process in namespace ns, bound to ip:port.
+func (l *hsLab) sipp(name, ns, ip string, port int, timeout time.Duration, args ...string) *sipptest.Proc {
+	return sipptest.Start(l.t, sipptest.Options{Name: name, IP: ip, Netns: ns, Timeout: timeout, Dir: filepath.Join(l.dir, name)},
+		append(args, "-p", strconv.Itoa(port))...)
 }
 
 // cpu returns the CPU seconds the process has used (user + system).
@@ -315,16 +232,16 @@ func (l *hsLab) step(name string, a *hsBox, n, rate int) (cps, cpuPer1000 float6
 	start := time.Now()
 	p := l.sipp(name, l.ns["cli"], hsCli, 5080, 60*time.Second, hsVIP+":5060", "-recv_timeout", "5000", "-sf", "testdata/caller_uac.xml",
 		"-m", strconv.Itoa(n), "-r", strconv.Itoa(rate), "-d", "50", "-l", strconv.Itoa(rate))
-	p.wait(l.t, 40*time.Second)
+	p.Wait(40 * time.Second)
 	el := time.Since(start).Seconds()
-	ok := p.stat("SuccessfulCall(C)")
-	failed = p.stat("FailedCall(C)")
+	ok := p.Stat("SuccessfulCall(C)")
+	failed = p.Stat("FailedCall(C)")
 	if failed > 0 {
 		e, _ := os.ReadFile(filepath.Join(l.dir, name, "errors.log"))
 		if len(e) > 2000 {
 			e = e[:2000]
 		}
-		l.t.Logf("%s: %d failed calls; sipp:\n%s\nerrors:\n%s\nA:\n%s", name, failed, p.out.String(), e, l.tail(a))
+		l.t.Logf("%s: %d failed calls; sipp:\n%s\nerrors:\n%s\nA:\n%s", name, failed, p.Output(), e, l.tail(a))
 	}
 	return float64(ok) / el, (cpu(a.cmd.Process.Pid) - c0) * 1000 / float64(max(ok, 1)), failed
 }
@@ -397,27 +314,27 @@ func TestNetnsHotStandby(t *testing.T) {
 
 	// The 8 s calls end through B; then the Cores' own view of the calls
 	// still up must be B's.
-	short.wait(t, 20*time.Second)
+	short.Wait(20 * time.Second)
 	time.Sleep(1500 * time.Millisecond) // the Cores write their stats every second
 	mid, dm := l.counts(B)
-	c1, c2 := core1.stat("CurrentCall"), core2.stat("CurrentCall")
+	c1, c2 := core1.Stat("CurrentCall"), core2.Stat("CurrentCall")
 	t.Logf("after the 8 s calls: B %v (%d dialogs), Cores' current calls core1 %d core2 %d", mid, dm, c1, c2)
 	if int(mid["core1"]) != c1 || int(mid["core2"]) != c2 || dm != n {
 		t.Errorf("B counts %v (%d dialogs), Cores have core1 %d core2 %d (%d calls)", mid, dm, c1, c2, n)
 	}
-	long.wait(t, 30*time.Second)
+	long.Wait(30 * time.Second)
 	time.Sleep(1500 * time.Millisecond)
 	end, de := l.counts(B)
-	for _, p := range []*sipp{short, long} {
-		ok, failed := p.stat("SuccessfulCall(C)"), p.stat("FailedCall(C)")
-		t.Logf("%s: %d successful, %d failed", p.name, ok, failed)
+	for _, p := range []*sipptest.Proc{short, long} {
+		ok, failed := p.Stat("SuccessfulCall(C)"), p.Stat("FailedCall(C)")
+		t.Logf("%s: %d successful, %d failed", p.Name, ok, failed)
 		if ok != n || failed != 0 {
-			t.Errorf("%s: %d successful, %d failed; want %d and 0\n%s", p.name, ok, failed, n, p.out.String())
+			t.Errorf("%s: %d successful, %d failed; want %d and 0\n%s", p.Name, ok, failed, n, p.Output())
 		}
 	}
-	for _, c := range []*sipp{core1, core2} {
-		if f, cur := c.stat("FailedCall(C)"), c.stat("CurrentCall"); f != 0 || cur != 0 {
-			t.Errorf("%s: %d failed, %d still up", c.name, f, cur)
+	for _, c := range []*sipptest.Proc{core1, core2} {
+		if f, cur := c.Stat("FailedCall(C)"), c.Stat("CurrentCall"); f != 0 || cur != 0 {
+			t.Errorf("%s: %d failed, %d still up", c.Name, f, cur)
 		}
 	}
 	if end["core1"] != 0 || end["core2"] != 0 || de != 0 {
