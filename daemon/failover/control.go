@@ -131,10 +131,10 @@ func (m *Manager) Status() Status {
 // ErrNoGroup is returned for an unknown group name.
 var ErrNoGroup = errors.New("no such VIP group")
 
-// Release gives the group's VIP to a peer for maintenance: this box is
-// held (it does not want the VIP while another box can hold it) until
-// Takeover. It fails when no live, healthy peer could take the VIP.
-func (m *Manager) Release(name string) error {
+// operate applies an operator's command to the group name under the
+// manager's lock, then sends heartbeats at once (send copies, at least)
+// and re-evaluates the group.
+func (m *Manager) operate(name string, send int, do func(g *group, now time.Time) error) error {
 	now := m.opt.Clock.Now()
 	m.mu.Lock()
 	defer m.mu.Unlock()
@@ -142,52 +142,55 @@ func (m *Manager) Release(name string) error {
 	if g == nil {
 		return fmt.Errorf("%w: %q", ErrNoGroup, name)
 	}
-	ok := false
-	for _, p := range g.alive(now) {
-		if peerCandidate(p).eligible() {
-			ok = true
-		}
+	if err := do(g, now); err != nil {
+		return err
 	}
-	if !ok {
-		return fmt.Errorf("release %s: no live, healthy peer could take the VIP", name)
-	}
-	if err := m.setPin(g, true, false, now); err != nil {
-		return fmt.Errorf("release %s: %w", name, err)
-	}
-	m.log.Warn("VIP released by operator", "group", name)
-	m.sendNow = max(m.sendNow, 1)
+	m.sendNow = max(m.sendNow, send)
 	m.evaluate(g, now)
 	m.flush(now)
 	m.poke()
 	return nil
 }
 
+// Release gives the group's VIP to a peer for maintenance: this box is
+// held (it does not want the VIP while another box can hold it) until
+// Takeover. It fails when no live, healthy peer could take the VIP.
+func (m *Manager) Release(name string) error {
+	return m.operate(name, 1, func(g *group, now time.Time) error {
+		ok := false
+		for _, p := range g.alive(now) {
+			if peerCandidate(p).eligible() {
+				ok = true
+			}
+		}
+		if !ok {
+			return fmt.Errorf("release %s: no live, healthy peer could take the VIP", name)
+		}
+		if err := m.setPin(g, true, false, now); err != nil {
+			return fmt.Errorf("release %s: %w", name, err)
+		}
+		m.log.Warn("VIP released by operator", "group", name)
+		return nil
+	})
+}
+
 // Takeover makes this box the preferred holder of the group (pinned)
 // until Release: a peer holding the VIP is asked to release it and this
 // box takes it at once.
 func (m *Manager) Takeover(name string) error {
-	now := m.opt.Clock.Now()
-	m.mu.Lock()
-	defer m.mu.Unlock()
-	g := m.byName[name]
-	if g == nil {
-		return fmt.Errorf("%w: %q", ErrNoGroup, name)
-	}
-	if f := g.faulted(); f != "" {
-		return fmt.Errorf("takeover %s: group in fault (%s)", name, f)
-	}
-	if err := m.setPin(g, false, true, now); err != nil {
-		return fmt.Errorf("takeover %s: %w", name, err)
-	}
-	m.log.Warn("VIP takeover by operator", "group", name)
-	if g.state == StateInit {
-		m.become(g, StateBackup, "takeover by operator", now)
-	}
-	m.sendNow = max(m.sendNow, 2)
-	m.evaluate(g, now)
-	m.flush(now)
-	m.poke()
-	return nil
+	return m.operate(name, 2, func(g *group, now time.Time) error {
+		if f := g.faulted(); f != "" {
+			return fmt.Errorf("takeover %s: group in fault (%s)", name, f)
+		}
+		if err := m.setPin(g, false, true, now); err != nil {
+			return fmt.Errorf("takeover %s: %w", name, err)
+		}
+		m.log.Warn("VIP takeover by operator", "group", name)
+		if g.state == StateInit {
+			m.become(g, StateBackup, "takeover by operator", now)
+		}
+		return nil
+	})
 }
 
 func (m *Manager) poke() {
@@ -215,20 +218,11 @@ func (m *Manager) setPin(g *group, held, pinned bool, now time.Time) error {
 // Auto clears the operator's release or takeover of the group: the box
 // goes back to the automatic rules (priority, role, failback).
 func (m *Manager) Auto(name string) error {
-	now := m.opt.Clock.Now()
-	m.mu.Lock()
-	defer m.mu.Unlock()
-	g := m.byName[name]
-	if g == nil {
-		return fmt.Errorf("%w: %q", ErrNoGroup, name)
-	}
-	if err := m.setPin(g, false, false, now); err != nil {
-		return fmt.Errorf("auto %s: %w", name, err)
-	}
-	m.log.Warn("VIP group back to automatic by operator", "group", name)
-	m.sendNow = max(m.sendNow, 1)
-	m.evaluate(g, now)
-	m.flush(now)
-	m.poke()
-	return nil
+	return m.operate(name, 1, func(g *group, now time.Time) error {
+		if err := m.setPin(g, false, false, now); err != nil {
+			return fmt.Errorf("auto %s: %w", name, err)
+		}
+		m.log.Warn("VIP group back to automatic by operator", "group", name)
+		return nil
+	})
 }
