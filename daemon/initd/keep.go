@@ -43,12 +43,7 @@ func KeepRunning(ctx context.Context, o KeepOptions) {
 		o.Now = time.Now
 	}
 	if o.Sleep == nil {
-		o.Sleep = func(ctx context.Context, d time.Duration) {
-			select {
-			case <-ctx.Done():
-			case <-time.After(d):
-			}
-		}
+		o.Sleep = sleepCtx
 	}
 	delay := o.MinDelay
 	for ctx.Err() == nil {

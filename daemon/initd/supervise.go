@@ -54,12 +54,7 @@ func NewSupervisor(o SuperviseOptions) *Supervisor {
 		o.Now = time.Now
 	}
 	if o.Sleep == nil {
-		o.Sleep = func(ctx context.Context, d time.Duration) {
-			select {
-			case <-ctx.Done():
-			case <-time.After(d):
-			}
-		}
+		o.Sleep = sleepCtx
 	}
 	return &Supervisor{opts: o}
 }
@@ -120,4 +115,12 @@ func (s *Supervisor) Run(ctx context.Context) error {
 		s.opts.Sleep(ctx, s.opts.RestartDelay)
 	}
 	return ctx.Err()
+}
+
+// sleepCtx sleeps for d or until ctx ends.
+func sleepCtx(ctx context.Context, d time.Duration) {
+	select {
+	case <-ctx.Done():
+	case <-time.After(d):
+	}
 }
