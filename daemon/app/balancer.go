@@ -271,7 +271,7 @@ func (e balancerEvents) Event(kind, core, reason string) {
 // GOGC and GOMEMLIMIT in the environment take precedence.
 const (
 	balancerGCPercent   = 400
-	balancerMemoryLimit = 200 << 20
+	balancerMemoryLimit = 256 << 20
 )
 
 func tuneGC(a *App) {

@@ -4,10 +4,11 @@ import (
 	"bytes"
 	"net/netip"
 	"strconv"
+	"time"
 )
 
 // Admission control: when the worker that would handle a new call is
-// already behind (its queue deeper than Options.ShedQueue), the reader
+// already behind (Options.ShedDelay, Options.ShedQueue), the reader
 // answers the INVITE 503 with Retry-After at once, from a raw header
 // scan, without parsing it or queueing it. Messages of calls already in
 // progress (responses, ACK, BYE, CANCEL, retransmissions) still go to the
@@ -15,9 +16,11 @@ import (
 // Core is never judged by how far behind the balancer itself is.
 
 // shedNew answers in with 503 and reports true when in is an initial
-// INVITE and the queue q is too deep to take another call.
-func (b *Balancer) shedNew(in inbound, q int) bool {
-	if b.opt.ShedQueue <= 0 || q < b.opt.ShedQueue || !bytes.HasPrefix(in.data, []byte("INVITE ")) {
+// INVITE and its worker, with q messages queued and the last one taken
+// after lag, is too far behind to take another call.
+func (b *Balancer) shedNew(in inbound, q int, lag time.Duration) bool {
+	behind := (b.opt.ShedQueue > 0 && q >= b.opt.ShedQueue) || (b.opt.ShedDelay > 0 && q > 0 && lag >= b.opt.ShedDelay)
+	if !behind || !bytes.HasPrefix(in.data, []byte("INVITE ")) {
 		return false
 	}
 	h := scanHeaders(in.data)

@@ -47,11 +47,11 @@ func TestScanHeaders(t *testing.T) {
 	}
 }
 
-// TestShedNew: with the worker queue past ShedQueue, a new INVITE is
+// TestShedNew: with the worker behind (ShedDelay, ShedQueue), a new INVITE is
 // answered 503 + Retry-After at once (a well-formed response the parser
 // accepts), while in-dialog requests and shallow queues pass through.
 func TestShedNew(t *testing.T) {
-	b, err := New(Options{Listen: []string{"udp:127.0.0.1:0"}, ShedQueue: 10, RetryAfter: 7})
+	b, err := New(Options{Listen: []string{"udp:127.0.0.1:0"}, ShedQueue: 10, ShedDelay: 100 * time.Millisecond, RetryAfter: 7})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -68,21 +68,31 @@ func TestShedNew(t *testing.T) {
 	src = netip.AddrPortFrom(src.Addr().Unmap(), src.Port())
 	in := inbound{data: []byte(shedInvite), src: src, lis: b.listeners[0]}
 
-	if b.shedNew(in, 9) {
-		t.Fatal("shed below the threshold")
+	if b.shedNew(in, 9, 99*time.Millisecond) {
+		t.Fatal("shed below the thresholds")
+	}
+	if b.shedNew(in, 0, time.Second) {
+		t.Fatal("shed with nothing queued (a stale lag)")
 	}
 	dialog := in
 	dialog.data = []byte(strings.Replace(shedInvite, "To: <sip:svc@127.0.0.1;tag=inuri>", "To: <sip:svc@127.0.0.1>;tag=abc", 1))
-	if b.shedNew(dialog, 100) {
+	if b.shedNew(dialog, 100, time.Second) {
 		t.Fatal("shed an in-dialog INVITE")
 	}
 	bye := in
 	bye.data = []byte(strings.Replace(shedInvite, "INVITE sip:", "BYE sip:", 1))
-	if b.shedNew(bye, 100) {
+	if b.shedNew(bye, 100, time.Second) {
 		t.Fatal("shed a BYE")
 	}
-	if !b.shedNew(in, 10) {
-		t.Fatal("not shed at the threshold")
+	if !b.shedNew(in, 1, 100*time.Millisecond) {
+		t.Fatal("not shed at the delay threshold")
+	}
+	peer.SetReadDeadline(time.Now().Add(2 * time.Second))
+	if _, err := peer.Read(make([]byte, 4096)); err != nil {
+		t.Fatalf("no 503 at the source address: %v", err)
+	}
+	if !b.shedNew(in, 10, 0) {
+		t.Fatal("not shed at the depth threshold")
 	}
 	peer.SetReadDeadline(time.Now().Add(2 * time.Second))
 	buf := make([]byte, 4096)
@@ -104,7 +114,7 @@ func TestShedNew(t *testing.T) {
 	if to := msg.(interface{ String() string }); !strings.Contains(to.String(), "tag=inuri>;tag=sh") {
 		t.Errorf("To has no tag of ours:\n%s", got)
 	}
-	if b.stats.Shed.Load() != 1 {
-		t.Errorf("Shed = %d, want 1", b.stats.Shed.Load())
+	if b.stats.Shed.Load() != 2 {
+		t.Errorf("Shed = %d, want 2", b.stats.Shed.Load())
 	}
 }

@@ -32,6 +32,7 @@ type Balancer struct {
 	tcpOut     *listener
 	workers    []chan inbound
 	workerBeat []atomic.Int64
+	workerSync []workerSync
 
 	stx     *shardMap[*serverTx]
 	ctx     *shardMap[*clientTx]
@@ -47,6 +48,7 @@ type Balancer struct {
 	seq          atomic.Uint64
 
 	stats Stats
+	epoch time.Time // monotonic base of inbound.at
 
 	standby atomic.Bool // hot standby: no probes, no expiry (standby.go)
 	started bool
@@ -76,6 +78,7 @@ func New(opt Options) (*Balancer, error) {
 		branchPrefix: sip.RFC3261BranchMagicCookie + "sb" + id + ".",
 		probePrefix:  sip.RFC3261BranchMagicCookie + "sp" + id + ".",
 		stop:         make(chan struct{}),
+		epoch:        time.Now(),
 	}
 	b.parser.MaxMessageLength = 65535
 	b.respParser = sip.NewParser(sip.WithHeadersParsers(leanResponseParsers()))
@@ -132,6 +135,7 @@ func (b *Balancer) Start(ctx context.Context) error {
 	b.started = true
 	b.workers = make([]chan inbound, b.opt.Workers)
 	b.workerBeat = make([]atomic.Int64, b.opt.Workers)
+	b.workerSync = make([]workerSync, b.opt.Workers)
 	for i := range b.workers {
 		ch := make(chan inbound, b.opt.QueueLength)
 		b.workers[i] = ch
@@ -150,7 +154,12 @@ func (b *Balancer) Start(ctx context.Context) error {
 					b.workerBeat[i].Store(time.Now().UnixNano())
 					continue
 				}
+				ws := &b.workerSync[i]
+				ws.lag.Store(int64(time.Since(b.epoch) - in.at))
+				ws.mu.Lock()
 				b.handle(in)
+				ws.mu.Unlock()
+				ws.pending.Add(-1)
 			}
 		}()
 	}

@@ -74,10 +74,14 @@ type Options struct {
 	// QueueLength bounds each worker's queue; a message that finds its
 	// queue full is dropped (a UDP peer retransmits). Default 4096.
 	QueueLength int
-	// ShedQueue is the admission threshold: a new INVITE whose worker has
-	// this many messages queued is answered 503 with Retry-After at once,
-	// unparsed, so that the calls already taken keep completing. Default
-	// QueueLength/4; negative turns shedding off.
+	// ShedDelay and ShedQueue are the admission thresholds: a new INVITE
+	// whose worker is behind — the last message it took had waited
+	// ShedDelay in its queue and more are queued, or ShedQueue messages
+	// are queued — is answered 503 with Retry-After at once, unparsed, so
+	// that the calls already taken keep completing. Defaults 300ms (under
+	// T1: the caller has not retransmitted yet) and 3/4 of QueueLength;
+	// negative turns either off.
+	ShedDelay time.Duration
 	ShedQueue int
 
 	Logger *slog.Logger
@@ -188,7 +192,10 @@ func (o Options) withDefaults() Options {
 		o.QueueLength = 4096
 	}
 	if o.ShedQueue == 0 {
-		o.ShedQueue = o.QueueLength / 4
+		o.ShedQueue = o.QueueLength * 3 / 4
+	}
+	if o.ShedDelay == 0 {
+		o.ShedDelay = 300 * time.Millisecond
 	}
 	if o.Logger == nil {
 		o.Logger = slog.New(slog.DiscardHandler)

@@ -592,6 +592,18 @@ func (b *Balancer) completed(st *serverTx) {
 	if c := st.client; c != nil && (c.done || c.provisional) {
 		c.data = nil // no more retransmissions of the request: free it now
 	}
+	// What only our own responses and our ACK/CANCEL need goes too, so
+	// that a lingering transaction holds little more than its last
+	// response. A non-2xx INVITE final keeps the ACK pieces (the Core
+	// retransmits it until our ACK gets there), so does a transaction
+	// that tried several Cores (a late final on an earlier attempt).
+	st.hdr, st.toLine = nil, ""
+	if st.finalCode < 300 && len(st.branches) <= 1 {
+		st.ruri, st.fwdHdr = "", ""
+		if c := st.client; c != nil {
+			c.viaLine = ""
+		}
+	}
 	b.wheel.after(b.opt.TxLinger, func() {
 		b.stx.del(st.key)
 		st.mu.Lock()

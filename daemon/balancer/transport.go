@@ -11,6 +11,7 @@ import (
 	"net/netip"
 	"strconv"
 	"sync"
+	"sync/atomic"
 	"syscall"
 	"time"
 
@@ -32,7 +33,8 @@ type inbound struct {
 	data []byte
 	src  netip.AddrPort
 	lis  *listener
-	conn *tcpConn // nil for UDP
+	conn *tcpConn      // nil for UDP
+	at   time.Duration // when it was queued (since Balancer.epoch)
 }
 
 // tcpConn is one TCP connection, accepted or dialled.
@@ -120,7 +122,8 @@ func (b *Balancer) readUDP(l *listener) {
 			}
 			data := make([]byte, len(p))
 			copy(data, p)
-			b.dispatch(inbound{data: data, src: src, lis: l})
+			// A lone datagram (no backlog) may be handled right here.
+			b.dispatch(inbound{data: data, src: src, lis: l}, n == 1)
 		}
 	}
 }
@@ -186,7 +189,7 @@ func (b *Balancer) readTCP(l *listener, tc *tcpConn) {
 			}
 			return
 		}
-		b.dispatch(inbound{data: data, src: tc.key, lis: l, conn: tc})
+		b.dispatch(inbound{data: data, src: tc.key, lis: l, conn: tc}, false)
 	}
 }
 
@@ -243,7 +246,7 @@ func readStreamMessage(r *bufio.Reader, limit int) ([]byte, error) {
 
 // dispatch hands a message to the worker owning its Call-ID, or drops it
 // when that worker's queue is full (a UDP sender retransmits).
-func (b *Balancer) dispatch(in inbound) {
+func (b *Balancer) dispatch(in inbound, inline bool) {
 	if b.opt.Screen != nil {
 		if v := b.opt.Screen(in.src, in.lis.transport, in.data); v.Drop || v.Code != 0 {
 			b.screened(in, v)
@@ -256,15 +259,42 @@ func (b *Balancer) dispatch(in inbound) {
 		b.handle(in)
 		return
 	}
-	w := b.workers[callIDHash(in.data)%uint32(len(b.workers))]
-	if b.shedNew(in, len(w)) {
+	i := callIDHash(in.data) % uint32(len(b.workers))
+	w, ws := b.workers[i], &b.workerSync[i]
+	if b.shedNew(in, len(w), time.Duration(ws.lag.Load())) {
 		return
 	}
+	if inline && ws.pending.Load() == 0 && ws.mu.TryLock() {
+		// The worker has nothing queued or in hand, and cannot start
+		// anything while we hold its lock: handling the message here
+		// keeps the call's order and saves the hand-off (a wake-up of
+		// the worker per message when the balancer is not busy).
+		if ws.pending.Load() == 0 {
+			b.handle(in)
+			ws.mu.Unlock()
+			return
+		}
+		ws.mu.Unlock()
+	}
+	ws.pending.Add(1)
+	in.at = time.Since(b.epoch)
 	select {
 	case w <- in:
 	default:
+		ws.pending.Add(-1)
 		b.stats.QueueDrops.Add(1)
 	}
+}
+
+// workerSync lets a reader handle a message itself, in order, when the
+// message's worker is idle: mu is held while a message is handled,
+// pending counts the messages queued to the worker or in its hands. lag
+// tells admission control how far behind the worker is.
+type workerSync struct {
+	mu      sync.Mutex
+	pending atomic.Int64
+	lag     atomic.Int64 // ns the last message dequeued had waited
+	_       [40]byte     // own cache line
 }
 
 // callIDHash finds the Call-ID header in raw bytes (long or compact form)
