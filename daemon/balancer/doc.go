@@ -7,7 +7,11 @@
 // workers chosen by a hash of the Call-ID (so messages of one call are
 // handled in order), transactions and dialogs live in sharded maps, and
 // every timer runs on a single timer wheel. Goroutines therefore do not
-// grow with the call rate.
+// grow with the call rate. The commonest messages of a call — a Core's
+// responses and the caller's 2xx ACK — are forwarded from a raw scan of
+// the datagram without sipgo's parser; new calls are refused 503 at the
+// door (admission control) when the workers fall behind, so the calls
+// already taken keep completing.
 //
 // Proxy behaviour follows RFC 3261 section 16: 100 Trying for INVITE,
 // retransmission absorption, CANCEL forwarded to the pending branch, 408 on
