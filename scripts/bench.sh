@@ -3,7 +3,7 @@
 # the same way in the same run, on loopback. Bounded in calls and time
 # (under 15 minutes). Figures, logs, profiles and plot.png go to one
 # results folder. Extra arguments go to the bench program
-# (e.g. scripts/bench.sh -steps 1000,2000 -sustain 30s).
+# (e.g. scripts/bench.sh -steps 1000,2000 -sustain 30s -dialogs 0).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 bash scripts/test-deps.sh

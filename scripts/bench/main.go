@@ -119,7 +119,7 @@ func main() {
 	flag.StringVar(&o.out, "out", "results/bench", "results folder")
 	flag.StringVar(&o.bin, "bin", "bin/sipedge", "sipedge binary")
 	flag.StringVar(&targets, "targets", "kamailio,sipedge", "balancers to measure, in order")
-	flag.StringVar(&steps, "steps", "1000,2000,3000,4000,5000,6000", "call rates (CPS) to step through")
+	flag.StringVar(&steps, "steps", "2000,3000,4000,5000,6000,7000", "call rates (CPS) to step through")
 	flag.DurationVar(&o.stepDur, "step", 10*time.Second, "length of each step")
 	flag.DurationVar(&o.sustain, "sustain", 60*time.Second, "length of the sustained run at the highest clean rate")
 	flag.DurationVar(&o.overload, "overload", 60*time.Second, "length of the overload run at twice the sustained rate (0: skip)")
@@ -322,14 +322,17 @@ func measure(o options, name string, base int, t0 time.Time) (*result, error) {
 	if _, err := run("warm-up", caller, 50, 3*time.Second, o.callMS, nil); err != nil { // Cores probed up
 		return nil, err
 	}
+	retried := false
 	for _, rate := range o.steps {
 		p, err := run("step", caller, rate, o.stepDur, o.callMS, nil)
 		if err != nil {
 			return nil, err
 		}
-		if !p.Clean {
-			// On a shared box one stall fails a 10 s step: repeat it once,
-			// after the Cores have failed the last run's leftovers (32 s).
+		if !p.Clean && !retried {
+			// On a shared box one stall fails a 10 s step: repeat it once
+			// per balancer, after the Cores have failed the last run's
+			// leftovers (32 s).
+			retried = true
 			time.Sleep(32 * time.Second)
 			if p, err = run("step-again", caller, rate, o.stepDur, o.callMS, nil); err != nil {
 				return nil, err
@@ -345,12 +348,12 @@ func measure(o options, name string, base int, t0 time.Time) (*result, error) {
 	}
 
 	// Hold the highest clean rate for the sustain period; back off 20 %
-	// while it does not hold (at most three tries).
+	// once if it does not hold.
 	rate := r.CleanCPS
 	if rate == 0 && len(o.steps) > 0 {
 		rate = o.steps[0] / 2
 	}
-	for try := 0; try < 3 && rate > 0; try++ {
+	for try := 0; try < 2 && rate > 0; try++ {
 		// After a failed run the Cores go on failing its unanswered calls
 		// for up to 32 s (200 retransmissions without ACK): let them, so
 		// that the next run's Core counts are its own.
