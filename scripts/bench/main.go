@@ -331,9 +331,10 @@ func measure(o options, name string, base int, t0 time.Time) (*result, error) {
 		if !p.Clean && !retried {
 			// On a shared box one stall fails a 10 s step: repeat it once
 			// per balancer, after the Cores have failed the last run's
-			// leftovers (32 s).
+			// leftovers (a SIPp Core gives up on an unACKed 200 after its
+			// 5 retransmissions, ~16 s).
 			retried = true
-			time.Sleep(32 * time.Second)
+			time.Sleep(20 * time.Second)
 			if p, err = run("step-again", caller, rate, o.stepDur, o.callMS, nil); err != nil {
 				return nil, err
 			}
@@ -355,10 +356,10 @@ func measure(o options, name string, base int, t0 time.Time) (*result, error) {
 	}
 	for try := 0; try < 2 && rate > 0; try++ {
 		// After a failed run the Cores go on failing its unanswered calls
-		// for up to 32 s (200 retransmissions without ACK): let them, so
-		// that the next run's Core counts are its own.
+		// for ~16 s (5 retransmissions of a 200 without ACK): let them,
+		// so that the next run's Core counts are its own.
 		if n := len(r.Steps); try > 0 || (n > 0 && !clean(r.Steps[n-1])) {
-			time.Sleep(32 * time.Second)
+			time.Sleep(20 * time.Second)
 		}
 		time.Sleep(3 * time.Second)
 		var m0, m1 int64
