@@ -126,7 +126,7 @@ func main() {
 	flag.DurationVar(&o.recover, "recover", 10*time.Second, "length of the normal-load run right after the overload")
 	flag.IntVar(&o.callMS, "call-ms", 100, "call length in milliseconds")
 	flag.IntVar(&o.dialogs, "dialogs", 100000, "concurrent dialogs to hold with long calls (0: skip)")
-	flag.IntVar(&o.dialogRate, "dialog-rate", 2000, "call rate of the dialog test")
+	flag.IntVar(&o.dialogRate, "dialog-rate", 3000, "call rate of the dialog test")
 	flag.StringVar(&dialogTargets, "dialog-targets", "sipedge", "balancers that run the dialog test")
 	flag.StringVar(&o.scenarios, "scenarios", "scripts/bench/scenarios", "SIPp scenario folder")
 	flag.BoolVar(&o.strict, "strict-order", false, "fail calls whose 180 arrives after their 200")
