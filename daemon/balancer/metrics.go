@@ -24,6 +24,8 @@ type Collector struct {
 	tx       *prometheus.Desc
 	dialogs  *prometheus.Desc
 	drops    *prometheus.Desc
+	reqs     *prometheus.Desc
+	resps    *prometheus.Desc
 }
 
 type counterDesc struct {
@@ -65,6 +67,8 @@ func NewCollector(b *Balancer) *Collector {
 	c.fail = prometheus.NewDesc("sipedge_sip_core_failovers_total", "Attempts moved away from the Core.", core, nil)
 	c.tx = prometheus.NewDesc("sipedge_sip_transactions", "Live transactions.", []string{"side"}, nil)
 	c.dialogs = prometheus.NewDesc("sipedge_sip_dialogs", "Dialogs in the table (early and confirmed).", nil, nil)
+	c.reqs = prometheus.NewDesc("sipedge_sip_requests_total", "SIP requests read (in) and sent (out), by method.", []string{"direction", "method"}, nil)
+	c.resps = prometheus.NewDesc("sipedge_sip_responses_total", "SIP responses read (in) and sent (out), by class.", []string{"direction", "class"}, nil)
 	c.drops = prometheus.NewDesc("sipedge_sip_udp_kernel_drops", "Datagrams the kernel dropped on the balancer's UDP sockets (receive buffer full).", []string{"listen"}, nil)
 	return c
 }
@@ -74,7 +78,7 @@ func (c *Collector) Describe(ch chan<- *prometheus.Desc) {
 	for _, d := range c.counters {
 		ch <- d.d
 	}
-	for _, d := range []*prometheus.Desc{c.calls, c.pending, c.state, c.latency, c.routed, c.answered, c.fail, c.tx, c.dialogs, c.drops} {
+	for _, d := range []*prometheus.Desc{c.calls, c.pending, c.state, c.latency, c.routed, c.answered, c.fail, c.tx, c.dialogs, c.drops, c.reqs, c.resps} {
 		ch <- d
 	}
 }
@@ -97,6 +101,16 @@ func (c *Collector) Collect(ch chan<- prometheus.Metric) {
 				v = 1
 			}
 			ch <- prometheus.MustNewConstMetric(c.state, prometheus.GaugeValue, v, s.Name, string(st))
+		}
+	}
+	for dir, counts := range map[string]*msgCounts{"in": &c.b.stats.In, "out": &c.b.stats.Out} {
+		for k := range counts {
+			label, response := kindLabel(k)
+			d := c.reqs
+			if response {
+				d = c.resps
+			}
+			ch <- prometheus.MustNewConstMetric(d, prometheus.CounterValue, float64(counts[k].Load()), dir, label)
 		}
 	}
 	srv, cli := c.b.Transactions()

@@ -6,6 +6,7 @@ import "sync/atomic"
 // plain atomics so the hot path pays no more than an add; metrics.go
 // exports them to Prometheus.
 type Stats struct {
+	In, Out         msgCounts     // messages read / sent, by method or response class
 	Received        atomic.Uint64 // messages read
 	QueueDrops      atomic.Uint64 // messages dropped: worker queue full
 	Shed            atomic.Uint64 // new INVITEs refused 503 by admission control (workers behind)

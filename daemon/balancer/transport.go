@@ -247,6 +247,7 @@ func readStreamMessage(r *bufio.Reader, limit int) ([]byte, error) {
 // dispatch hands a message to the worker owning its Call-ID, or drops it
 // when that worker's queue is full (a UDP sender retransmits).
 func (b *Balancer) dispatch(in inbound, inline bool) {
+	b.stats.In.count(in.data)
 	if b.opt.Screen != nil {
 		if v := b.opt.Screen(in.src, in.lis.transport, in.data); v.Drop || v.Code != 0 {
 			b.screened(in, v)
@@ -343,6 +344,7 @@ func (b *Balancer) send(transport string, dst netip.AddrPort, data []byte, conn 
 			b.dropConn(conn)
 			return fmt.Errorf("tcp write %s: %w", dst, err)
 		}
+		b.stats.Out.count(data)
 		return nil
 	}
 	l := b.udpOut
@@ -353,6 +355,7 @@ func (b *Balancer) send(transport string, dst netip.AddrPort, data []byte, conn 
 		b.stats.SendErrors.Add(1)
 		return fmt.Errorf("udp write %s: %w", dst, err)
 	}
+	b.stats.Out.count(data)
 	return nil
 }
 

@@ -6,6 +6,7 @@ import (
 	"net/http/cookiejar"
 	"strings"
 	"testing"
+	"time"
 
 	dto "github.com/prometheus/client_model/go"
 	"github.com/prometheus/common/expfmt"
@@ -41,18 +42,33 @@ func TestMetrics(t *testing.T) {
 		t.Fatalf("bad login: %s, want 401", resp.Status)
 	}
 
-	resp, err = http.Get(d.web + "/metrics")
-	if err != nil {
-		t.Fatal(err)
+	scrape := func() map[string]*dto.MetricFamily {
+		t.Helper()
+		resp, err := http.Get(d.web + "/metrics")
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer resp.Body.Close()
+		if resp.StatusCode != 200 {
+			t.Fatalf("/metrics: %s", resp.Status)
+		}
+		p := expfmt.NewTextParser(model.UTF8Validation)
+		fams, err := p.TextToMetricFamilies(resp.Body)
+		if err != nil {
+			t.Fatalf("/metrics does not parse: %v", err)
+		}
+		return fams
 	}
-	defer resp.Body.Close()
-	if resp.StatusCode != 200 {
-		t.Fatalf("/metrics: %s", resp.Status)
-	}
-	p := expfmt.NewTextParser(model.UTF8Validation)
-	fams, err := p.TextToMetricFamilies(resp.Body)
-	if err != nil {
-		t.Fatalf("/metrics does not parse: %v", err)
+	// The balancer's OPTIONS probes go out and the Core's 200s come in:
+	// SIP messages by method and by response class.
+	var fams map[string]*dto.MetricFamily
+	waitFor(t, "probe messages counted by method and class", 5*time.Second, func() bool {
+		fams = scrape()
+		return counter2(fams, "sipedge_sip_requests_total", "direction", "out", "method", "OPTIONS") > 0 &&
+			counter2(fams, "sipedge_sip_responses_total", "direction", "in", "class", "2xx") > 0
+	})
+	if n := counter2(fams, "sipedge_sip_requests_total", "direction", "in", "method", "INVITE"); n != 0 {
+		t.Errorf("INVITEs in = %v with no caller", n)
 	}
 	bi := fams["sipedge_build_info"]
 	if bi == nil || len(bi.Metric) != 1 || bi.Metric[0].GetGauge().GetValue() != 1 {
@@ -86,6 +102,24 @@ func TestMetrics(t *testing.T) {
 			t.Errorf("sipedge_sip_core_state has no series for core1")
 		}
 	}
+}
+
+// counter2 is the counter of family name whose labels l1=v1 and l2=v2.
+func counter2(fams map[string]*dto.MetricFamily, name, l1, v1, l2, v2 string) float64 {
+	f := fams[name]
+	if f == nil {
+		return -1
+	}
+	for _, m := range f.Metric {
+		got := map[string]string{}
+		for _, l := range m.Label {
+			got[l.GetName()] = l.GetValue()
+		}
+		if got[l1] == v1 && got[l2] == v2 {
+			return m.GetCounter().GetValue()
+		}
+	}
+	return -1
 }
 
 func counter(fams map[string]*dto.MetricFamily, name, label, value string) float64 {
