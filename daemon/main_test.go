@@ -188,4 +188,3 @@ func TestRuntimeChangesSurviveRestart(t *testing.T) {
 		t.Errorf("event log after restart has %d daemon.stop, want 1:\n%s", n, out)
 	}
 }
-
