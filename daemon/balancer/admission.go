@@ -104,6 +104,13 @@ func hdrIs(name []byte, long string, short byte) bool {
 // hasParam tells whether a header value has the parameter ;name (outside
 // a quoted display name or an <addr-spec>).
 func hasParam(v []byte, name string) bool {
+	_, ok := findParam(v, name)
+	return ok
+}
+
+// findParam finds ;name or ;name=value in a header value, outside quotes
+// and <>; value is nil for a parameter without one.
+func findParam(v []byte, name string) (value []byte, found bool) {
 	depth, quoted := 0, false
 	for i := 0; i < len(v); i++ {
 		switch c := v[i]; {
@@ -116,13 +123,22 @@ func hasParam(v []byte, name string) bool {
 			depth--
 		case c == ';' && depth == 0:
 			rest := bytes.TrimLeft(v[i+1:], " \t")
-			if len(rest) >= len(name) && bytes.EqualFold(rest[:len(name)], []byte(name)) &&
-				(len(rest) == len(name) || rest[len(name)] == '=' || rest[len(name)] == ' ' || rest[len(name)] == ';') {
-				return true
+			if len(rest) < len(name) || !bytes.EqualFold(rest[:len(name)], []byte(name)) {
+				continue
+			}
+			switch {
+			case len(rest) == len(name) || rest[len(name)] == ' ' || rest[len(name)] == ';':
+				return nil, true
+			case rest[len(name)] == '=':
+				val := rest[len(name)+1:]
+				if e := bytes.IndexAny(val, "; \t,"); e >= 0 {
+					val = val[:e]
+				}
+				return val, true
 			}
 		}
 	}
-	return false
+	return nil, false
 }
 
 // viaSentBy returns the port of a Via value's first sent-by and whether

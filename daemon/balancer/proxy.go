@@ -931,24 +931,17 @@ func (b *Balancer) stripOwnRoutes(req *sip.Request) {
 	}
 }
 
-func (b *Balancer) isLocalURI(u *sip.Uri) bool {
-	ip, err := netip.ParseAddr(u.Host)
-	if err != nil {
-		return false
-	}
-	port := u.Port
-	if port == 0 {
-		port = 5060
-	}
-	return b.isLocal(netip.AddrPortFrom(ip.Unmap(), uint16(port)))
-}
+func (b *Balancer) isLocalURI(u *sip.Uri) bool { return b.isLocalHostPort(u.Host, u.Port) }
 
-func (b *Balancer) isLocalVia(v *sip.ViaHeader) bool {
-	ip, err := netip.ParseAddr(v.Host)
+func (b *Balancer) isLocalVia(v *sip.ViaHeader) bool { return b.isLocalHostPort(v.Host, v.Port) }
+
+// isLocalHostPort tells whether host:port (port 0: 5060) is one of our
+// listeners; host names are never ours.
+func (b *Balancer) isLocalHostPort(host string, port int) bool {
+	ip, err := netip.ParseAddr(host)
 	if err != nil {
 		return false
 	}
-	port := v.Port
 	if port == 0 {
 		port = 5060
 	}

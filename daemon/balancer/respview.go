@@ -162,30 +162,10 @@ func scanResponse(p []byte) (v respView, branch string, ok bool) {
 }
 
 // paramValue returns the value of ;name=value in a header value (outside
-// quotes and <>), nil when absent.
+// quotes and <>), nil when absent or without a value.
 func paramValue(v []byte, name string) []byte {
-	depth, quoted := 0, false
-	for i := 0; i < len(v); i++ {
-		switch c := v[i]; {
-		case c == '"':
-			quoted = !quoted
-		case quoted:
-		case c == '<':
-			depth++
-		case c == '>':
-			depth--
-		case c == ';' && depth == 0:
-			rest := bytes.TrimLeft(v[i+1:], " \t")
-			if len(rest) > len(name) && bytes.EqualFold(rest[:len(name)], []byte(name)) && rest[len(name)] == '=' {
-				val := rest[len(name)+1:]
-				if e := bytes.IndexAny(val, "; \t,"); e >= 0 {
-					val = val[:e]
-				}
-				return val
-			}
-		}
-	}
-	return nil
+	val, _ := findParam(v, name)
+	return val
 }
 
 // fastResponse handles a response on one of our client transactions
