@@ -33,19 +33,28 @@ func run(t *testing.T, args ...string) {
 }
 
 func TestLinuxNetworkInNetns(t *testing.T) {
+	runChildInNetns(t, "sehal", "va", "vb", "TestNetnsChild", childEnv)
+}
+
+// runChildInNetns creates a namespace (prefix + pid) holding one veth
+// pair a-b and runs the test child of this binary inside it, with env=1
+// so that the child knows it is in place; it fails t if the child fails
+// or did not run.
+func runChildInNetns(t *testing.T, prefix, a, b, child, env string) {
+	t.Helper()
 	testenv.MustHaveNetns(t)
-	ns := fmt.Sprintf("sehal%d", os.Getpid())
+	ns := fmt.Sprintf("%s%d", prefix, os.Getpid())
 	run(t, "ip", "netns", "add", ns)
 	t.Cleanup(func() { exec.Command("ip", "netns", "del", ns).Run() })
-	run(t, "ip", "-n", ns, "link", "add", "va", "type", "veth", "peer", "name", "vb")
-	cmd := exec.Command("ip", "netns", "exec", ns, os.Args[0], "-test.run=^TestNetnsChild$", "-test.v", "-test.count=1")
-	cmd.Env = append(os.Environ(), childEnv+"=1")
+	run(t, "ip", "-n", ns, "link", "add", a, "type", "veth", "peer", "name", b)
+	cmd := exec.Command("ip", "netns", "exec", ns, os.Args[0], "-test.run=^"+child+"$", "-test.v", "-test.count=1")
+	cmd.Env = append(os.Environ(), env+"=1")
 	out, err := cmd.CombinedOutput()
 	t.Logf("child:\n%s", out)
 	if err != nil {
 		t.Fatalf("child test in netns failed: %v", err)
 	}
-	if !strings.Contains(string(out), "--- PASS: TestNetnsChild") {
+	if !strings.Contains(string(out), "--- PASS: "+child) {
 		t.Fatal("child test did not run")
 	}
 }

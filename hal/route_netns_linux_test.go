@@ -2,7 +2,6 @@ package hal
 
 import (
 	"errors"
-	"fmt"
 	"net/netip"
 	"os"
 	"os/exec"
@@ -11,8 +10,6 @@ import (
 	"testing"
 
 	"golang.org/x/sys/unix"
-
-	"github.com/sipedge/sipedge/hal/testenv"
 )
 
 const routeChildEnv = "SIPEDGE_HAL_ROUTE_NETNS_CHILD"
@@ -21,21 +18,7 @@ const routeChildEnv = "SIPEDGE_HAL_ROUTE_NETNS_CHILD"
 // Linux implementation inside a namespace holding one veth pair, reading
 // the routes back both through the HAL and with iproute2.
 func TestRoutesInNetns(t *testing.T) {
-	testenv.MustHaveNetns(t)
-	ns := fmt.Sprintf("sert%d", os.Getpid())
-	run(t, "ip", "netns", "add", ns)
-	t.Cleanup(func() { exec.Command("ip", "netns", "del", ns).Run() })
-	run(t, "ip", "-n", ns, "link", "add", "ra", "type", "veth", "peer", "name", "rb")
-	cmd := exec.Command("ip", "netns", "exec", ns, os.Args[0], "-test.run=^TestRoutesNetnsChild$", "-test.v", "-test.count=1")
-	cmd.Env = append(os.Environ(), routeChildEnv+"=1")
-	out, err := cmd.CombinedOutput()
-	t.Logf("child:\n%s", out)
-	if err != nil {
-		t.Fatalf("child test in netns failed: %v", err)
-	}
-	if !strings.Contains(string(out), "--- PASS: TestRoutesNetnsChild") {
-		t.Fatal("child test did not run")
-	}
+	runChildInNetns(t, "sert", "ra", "rb", "TestRoutesNetnsChild", routeChildEnv)
 }
 
 // ipDefault is `ip -4 route show default` in the current namespace.
