@@ -19,6 +19,7 @@
 package platform
 
 import (
+	"bytes"
 	"embed"
 	"fmt"
 	"path"
@@ -26,7 +27,7 @@ import (
 	"strings"
 	"time"
 
-	"github.com/goccy/go-yaml"
+	"go.yaml.in/yaml/v3"
 )
 
 //go:embed profiles/*.yaml
@@ -149,7 +150,9 @@ func Lookup(name string) (*Profile, error) {
 // Parse decodes and validates a profile.
 func Parse(file string, b []byte) (*Profile, error) {
 	var p Profile
-	if err := yaml.UnmarshalWithOptions(b, &p, yaml.DisallowUnknownField()); err != nil {
+	dec := yaml.NewDecoder(bytes.NewReader(b))
+	dec.KnownFields(true)
+	if err := dec.Decode(&p); err != nil {
 		return nil, fmt.Errorf("platform: %s: %w", file, err)
 	}
 	if err := p.Validate(); err != nil {
