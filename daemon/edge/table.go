@@ -254,23 +254,17 @@ func (t *table) sweep(now int64, p *policy) int {
 	return n
 }
 
-func (t *table) tracked() int {
-	n := 0
-	for i := range t.sh {
-		s := &t.sh[i]
-		s.mu.Lock()
-		n += len(s.src)
-		s.mu.Unlock()
-	}
-	return n
-}
+func (t *table) tracked() int { return t.sum(func(s *shard) int { return len(s.src) }) }
 
-func (t *table) banCount() int {
+func (t *table) banCount() int { return t.sum(func(s *shard) int { return len(s.ban) }) }
+
+// sum adds f over every shard, each under its lock.
+func (t *table) sum(f func(*shard) int) int {
 	n := 0
 	for i := range t.sh {
 		s := &t.sh[i]
 		s.mu.Lock()
-		n += len(s.ban)
+		n += f(s)
 		s.mu.Unlock()
 	}
 	return n
