@@ -73,7 +73,7 @@ func (a *App) registerCore() {
 	a.ctl.Handle("status", "the node's state", func(context.Context, json.RawMessage) (any, error) {
 		return a.NodeStatus(), nil
 	})
-	a.ctl.Handle("events", "recent events: {limit, after}", func(_ context.Context, p json.RawMessage) (any, error) {
+	a.ctl.Handle("events", "recent events: {limit, after}", func(ctx context.Context, p json.RawMessage) (any, error) {
 		q := struct {
 			Limit int    `json:"limit"`
 			After uint64 `json:"after"`
@@ -84,6 +84,13 @@ func (a *App) registerCore() {
 		if q.Limit <= 0 || q.Limit > 10000 {
 			return nil, ctl.Errorf(ctl.CodeBadRequest, "limit %d outside 1..10000", q.Limit)
 		}
+		// List what has been logged: wait (briefly) for the recorder to
+		// write events still queued, then read what the store holds.
+		fctx, cancel := context.WithTimeout(ctx, 2*time.Second)
+		if err := a.events.Flush(fctx); err != nil {
+			a.log.Warn("events listed before all were stored", "err", err)
+		}
+		cancel()
 		ev, err := a.store.Events(q.Limit, q.After)
 		if err != nil {
 			return nil, err

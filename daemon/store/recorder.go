@@ -2,6 +2,7 @@ package store
 
 import (
 	"context"
+	"fmt"
 	"log/slog"
 	"sync/atomic"
 	"time"
@@ -17,6 +18,8 @@ type Recorder struct {
 	q       chan Event
 	dropped atomic.Uint64
 	failed  atomic.Uint64
+	queued  atomic.Uint64 // events put on q
+	written atomic.Uint64 // events taken off q and written (or failed)
 }
 
 // NewRecorder returns a recorder writing to st (which may be nil: then
@@ -33,6 +36,7 @@ func (r *Recorder) Event(kind, subject, message string) {
 	}
 	select {
 	case r.q <- Event{Time: time.Now(), Kind: kind, Subject: subject, Message: message}:
+		r.queued.Add(1)
 	default:
 		r.dropped.Add(1)
 	}
@@ -63,8 +67,24 @@ func (r *Recorder) Run(ctx context.Context) error {
 }
 
 func (r *Recorder) write(e Event) {
+	defer r.written.Add(1)
 	if _, err := r.st.Append(e); err != nil {
 		r.failed.Add(1)
 		r.log.Warn("event not stored", "event", e.Kind, "err", err)
 	}
+}
+
+// Flush waits until every event recorded before the call has been
+// written (or has failed to be), so a reader of the store sees what was
+// already logged. It gives up when ctx ends and says so.
+func (r *Recorder) Flush(ctx context.Context) error {
+	target := r.queued.Load()
+	for r.written.Load() < target {
+		select {
+		case <-ctx.Done():
+			return fmt.Errorf("events: %d still queued for the store: %w", target-r.written.Load(), ctx.Err())
+		case <-time.After(2 * time.Millisecond):
+		}
+	}
+	return nil
 }

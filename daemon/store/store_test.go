@@ -166,3 +166,42 @@ func TestRecorderFlushesOnStop(t *testing.T) {
 		t.Fatalf("stored %d, dropped %d, want 100 in all", len(ev), r.Dropped())
 	}
 }
+
+// TestRecorderFlush: after Flush returns, every event recorded before it
+// is in the store, while the recorder keeps running (as `ctl events`
+// relies on); with nobody writing, Flush gives up when its context ends.
+func TestRecorderFlush(t *testing.T) {
+	s, err := Open(t.TempDir(), Options{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer s.Close()
+	r := NewRecorder(s, slog.New(slog.DiscardHandler))
+
+	r.Event("core.up", "core1", "before the writer runs")
+	short, cancelShort := context.WithTimeout(context.Background(), 50*time.Millisecond)
+	defer cancelShort()
+	if err := r.Flush(short); err == nil {
+		t.Fatal("Flush returned nil with an event queued and no writer")
+	}
+
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan struct{})
+	go func() { r.Run(ctx); close(done) }()
+	defer func() { cancel(); <-done }()
+	for i := 0; i < 200; i++ {
+		r.Event("core.down", "core2", fmt.Sprint(i))
+	}
+	fctx, cancelF := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancelF()
+	if err := r.Flush(fctx); err != nil {
+		t.Fatal(err)
+	}
+	ev, err := s.Events(1000, 0)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if want := 201 - int(r.Dropped()); len(ev) != want {
+		t.Fatalf("after Flush: %d events stored, want %d (dropped %d)", len(ev), want, r.Dropped())
+	}
+}
