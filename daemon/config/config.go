@@ -105,6 +105,24 @@ type SIP struct {
 	DialogTTL Duration `yaml:"dialog_ttl"`
 	// UDPBufferBytes sizes each UDP socket's kernel receive and send buffers.
 	UDPBufferBytes int `yaml:"udp_buffer_bytes"`
+	// Overload is admission control under overload.
+	Overload Overload `yaml:"overload"`
+}
+
+// Overload is admission control: when the worker that would take a new
+// call is behind, the INVITE is refused at once with 503 and Retry-After
+// so that the calls already taken keep completing (and no Core is judged
+// by the balancer's own backlog).
+type Overload struct {
+	// QueueDelay: refuse new calls while messages wait this long in a
+	// worker's queue (keep it well under T1 = 500 ms, when callers and
+	// Cores start retransmitting).
+	QueueDelay Duration `yaml:"queue_delay"`
+	// QueueLength bounds each worker's queue (messages); new calls are
+	// refused from 3/4 of it, and a message finding it full is dropped.
+	QueueLength int `yaml:"queue_length"`
+	// RetryAfter is the Retry-After (seconds) of the 503.
+	RetryAfter int `yaml:"retry_after"`
 }
 
 // Probe is the OPTIONS health check of every Core.

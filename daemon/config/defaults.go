@@ -11,6 +11,8 @@ const (
 	DefaultDeadtime       = 10 * time.Second // the platform's promise
 	DefaultInterval       = 1 * time.Second
 	DefaultUDPBufferBytes = 8 << 20
+	// DefaultShedDelay is sip.overload.queue_delay.
+	DefaultShedDelay = 300 * time.Millisecond
 )
 
 // DefaultScanners are user agents of known SIP scanners.
@@ -65,6 +67,9 @@ func (c *Config) applyDefaults() {
 		orInt(&s.Retry.MaxTries, 3)
 		orDur(&s.DialogTTL, 12*time.Hour)
 		orInt(&s.UDPBufferBytes, DefaultUDPBufferBytes)
+		orDur(&s.Overload.QueueDelay, DefaultShedDelay)
+		orInt(&s.Overload.QueueLength, 4096)
+		orInt(&s.Overload.RetryAfter, 5)
 		for i := range s.Cores {
 			orInt(&s.Cores[i].Weight, 1)
 		}

@@ -215,6 +215,15 @@ func (c *Config) validateSIP(s *SIP, add func(string, string, ...any), oneOf fun
 	if s.UDPBufferBytes < 65536 {
 		add("sip.udp_buffer_bytes", "%d is below 65536", s.UDPBufferBytes)
 	}
+	if d := s.Overload.QueueDelay.D(); d <= 0 || d >= 500*time.Millisecond {
+		add("sip.overload.queue_delay", "%v is outside (0, 500ms): past T1 callers and Cores retransmit and the backlog feeds itself", d)
+	}
+	if n := s.Overload.QueueLength; n < 64 || n > 1<<20 {
+		add("sip.overload.queue_length", "%d is outside 64..1048576", n)
+	}
+	if n := s.Overload.RetryAfter; n < 1 || n > 3600 {
+		add("sip.overload.retry_after", "%d is outside 1..3600 seconds", n)
+	}
 	names, addrs := map[string]int{}, map[string]int{}
 	for i, co := range s.Cores {
 		p := fmt.Sprintf("sip.cores[%d]", i)

@@ -58,6 +58,7 @@ type options struct {
 	scenarios     string
 	strict        bool
 	env           []string
+	sipYAML       string
 }
 
 // result is one balancer's figures.
@@ -131,6 +132,7 @@ func main() {
 	flag.StringVar(&o.scenarios, "scenarios", "scripts/bench/scenarios", "SIPp scenario folder")
 	flag.BoolVar(&o.strict, "strict-order", false, "fail calls whose 180 arrives after their 200")
 	flag.StringVar(&env, "env", "", "extra environment for sipedge, comma-separated (e.g. GOGC=200)")
+	flag.StringVar(&o.sipYAML, "sip", "", "an extra line for sipedge's sip: section, e.g. 'overload: {queue_delay: 100ms}'")
 	flag.Parse()
 	o.targets = strings.Split(targets, ",")
 	o.dialogTargets = strings.Split(dialogTargets, ",")
@@ -229,7 +231,7 @@ func measure(o options, name string, base int, t0 time.Time) (*result, error) {
 	case "kamailio":
 		t, err = startKamailio(dir, base, corePorts)
 	case "sipedge":
-		t, err = startSipedge(dir, o.bin, base, corePorts, o.env)
+		t, err = startSipedge(dir, o.bin, base, corePorts, o.env, o.sipYAML)
 	default:
 		err = fmt.Errorf("unknown target %q", name)
 	}

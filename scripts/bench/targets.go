@@ -131,13 +131,16 @@ func (t *target) start(dir string) error {
 	return nil
 }
 
-func startSipedge(dir, bin string, port int, cores []int, extraEnv []string) (*target, error) {
+func startSipedge(dir, bin string, port int, cores []int, extraEnv []string, extraSIP string) (*target, error) {
 	var b strings.Builder
 	fmt.Fprintf(&b, "node: {name: bench, profile: single, data_dir: %s}\n", filepath.Join(dir, "data"))
 	fmt.Fprintf(&b, "log: {level: warn, format: json}\n")
 	fmt.Fprintf(&b, "sip:\n  listen: [\"udp:127.0.0.1:%d\"]\n  algorithm: round-robin\n  cores:\n", port)
 	for i, c := range cores {
 		fmt.Fprintf(&b, "    - {name: core%d, address: \"127.0.0.1:%d\"}\n", i+1, c)
+	}
+	if extraSIP != "" {
+		fmt.Fprintf(&b, "  %s\n", extraSIP)
 	}
 	cfg := filepath.Join(dir, "sipedge.yaml")
 	if err := os.WriteFile(cfg, []byte(b.String()), 0o644); err != nil {
