@@ -78,8 +78,9 @@ type Options struct {
 	// whose worker is behind — the last message it took had waited
 	// ShedDelay in its queue and more are queued, or ShedQueue messages
 	// are queued — is answered 503 with Retry-After at once, unparsed, so
-	// that the calls already taken keep completing. Defaults 300ms (under
-	// T1: the caller has not retransmitted yet) and 3/4 of QueueLength;
+	// that the calls already taken keep completing. Defaults 100ms (under
+	// T1/4: a message passes a queue several times per transaction, and
+	// past T1 callers and Cores retransmit) and 3/4 of QueueLength;
 	// negative turns either off.
 	ShedDelay time.Duration
 	ShedQueue int
@@ -195,7 +196,7 @@ func (o Options) withDefaults() Options {
 		o.ShedQueue = o.QueueLength * 3 / 4
 	}
 	if o.ShedDelay == 0 {
-		o.ShedDelay = 300 * time.Millisecond
+		o.ShedDelay = 100 * time.Millisecond
 	}
 	if o.Logger == nil {
 		o.Logger = slog.New(slog.DiscardHandler)

@@ -12,7 +12,7 @@ const (
 	DefaultInterval       = 1 * time.Second
 	DefaultUDPBufferBytes = 8 << 20
 	// DefaultShedDelay is sip.overload.queue_delay.
-	DefaultShedDelay = 300 * time.Millisecond
+	DefaultShedDelay = 100 * time.Millisecond
 )
 
 // DefaultScanners are user agents of known SIP scanners.
