@@ -200,8 +200,8 @@ func (h rawHeaders) response(code int, reason, extra string, src netip.AddrPort)
 	buf.Write(h.from)
 	buf.WriteString("\r\n")
 	buf.Write(h.to)
-	buf.WriteString(";tag=sh")
-	buf.WriteString(strconv.FormatUint(uint64(hash64(string(h.callID))), 36))
+	buf.WriteString(";tag=")
+	buf.WriteString(statelessTag(headerValue(h.callID)))
 	buf.WriteString("\r\n")
 	buf.Write(h.callID)
 	buf.WriteString("\r\n")
@@ -210,4 +210,40 @@ func (h rawHeaders) response(code int, reason, extra string, src netip.AddrPort)
 	buf.WriteString(extra)
 	buf.WriteString("Server: sipedge\r\nContent-Length: 0\r\n\r\n")
 	return buf.Bytes()
+}
+
+// statelessTag is the To tag of the balancer's stateless replies (shed
+// 503s, intake and edge refusals): derived from the Call-ID alone, so the
+// ACK of such a reply is known from its raw bytes and absorbed at the
+// reader (RFC 3261 17.2.1: that ACK is hop-by-hop and goes no further).
+func statelessTag(callID []byte) string {
+	return "sh" + strconv.FormatUint(hash64(string(callID)), 36)
+}
+
+// headerValue is a whole header line's value, trimmed.
+func headerValue(line []byte) []byte {
+	if k := bytes.IndexByte(line, ':'); k >= 0 {
+		return bytes.TrimSpace(line[k+1:])
+	}
+	return nil
+}
+
+// absorbStatelessAck reports whether p is the ACK of one of our stateless
+// replies (its To tag is statelessTag of its Call-ID), counting it: such
+// an ACK has no transaction to find, and forwarding it would send a
+// hop-by-hop ACK on along the Request-URI.
+func (b *Balancer) absorbStatelessAck(p []byte) bool {
+	if !bytes.HasPrefix(p, []byte("ACK ")) {
+		return false
+	}
+	h := scanHeaders(p)
+	if h.to == nil || h.callID == nil {
+		return false
+	}
+	tag := paramValue(headerValue(h.to), "tag")
+	if !bytes.HasPrefix(tag, []byte("sh")) || string(tag) != statelessTag(headerValue(h.callID)) {
+		return false
+	}
+	b.stats.StatelessAcks.Add(1)
+	return true
 }

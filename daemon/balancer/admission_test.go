@@ -118,3 +118,49 @@ func TestShedNew(t *testing.T) {
 		t.Errorf("Shed = %d, want 2", b.stats.Shed.Load())
 	}
 }
+
+// TestStatelessAckAbsorbed: the ACK a caller sends for a shed 503 (its To
+// carries the 503's tag) is recognised from its raw bytes and absorbed;
+// 2xx ACKs, ACKs with another tag or a forged "sh" tag go on.
+func TestStatelessAckAbsorbed(t *testing.T) {
+	b, err := New(Options{Listen: []string{"udp:127.0.0.1:0"}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	h := scanHeaders([]byte(shedInvite))
+	resp := string(h.response(503, "Service Unavailable", "", netip.MustParseAddrPort("10.0.0.1:5071")))
+	to := ""
+	for _, l := range strings.Split(resp, "\r\n") {
+		if strings.HasPrefix(l, "To:") {
+			to = l
+		}
+	}
+	ack := func(toLine string) []byte {
+		m := strings.Replace(shedInvite, "INVITE sip:", "ACK sip:", 1)
+		m = strings.Replace(m, "CSeq: 1 INVITE", "CSeq: 1 ACK", 1)
+		return []byte(strings.Replace(m, "To: <sip:svc@127.0.0.1;tag=inuri>", toLine, 1))
+	}
+	tests := []struct {
+		name   string
+		msg    []byte
+		absorb bool
+	}{
+		{"ACK of our 503", ack(to), true},
+		{"compact To", ack("t:" + strings.TrimPrefix(to, "To:")), true},
+		{"a Core's 2xx", ack("To: <sip:svc@127.0.0.1>;tag=core-1234"), false},
+		{"forged sh tag", ack("To: <sip:svc@127.0.0.1>;tag=sh123"), false},
+		{"no tag", ack("To: <sip:svc@127.0.0.1>"), false},
+		{"the INVITE itself", []byte(shedInvite), false},
+	}
+	for _, tc := range tests {
+		t.Run(tc.name, func(t *testing.T) {
+			before := b.stats.StatelessAcks.Load()
+			if got := b.absorbStatelessAck(tc.msg); got != tc.absorb {
+				t.Errorf("absorbed = %v, want %v", got, tc.absorb)
+			}
+			if n := b.stats.StatelessAcks.Load() - before; (n == 1) != tc.absorb {
+				t.Errorf("counted %d", n)
+			}
+		})
+	}
+}

@@ -47,6 +47,7 @@ func NewCollector(b *Balancer) *Collector {
 	add("panics", "Panics recovered while handling a message.", func(s *Stats) uint64 { return s.Panics.Load() })
 	add("requests_forwarded", "Requests forwarded.", func(s *Stats) uint64 { return s.Forwarded.Load() })
 	add("retransmissions_absorbed", "Request retransmissions absorbed.", func(s *Stats) uint64 { return s.Retransmissions.Load() })
+	add("stateless_acks_absorbed", "ACKs of the balancer's own stateless replies (shed 503s, refusals) absorbed at the reader.", func(s *Stats) uint64 { return s.StatelessAcks.Load() })
 	add("retransmitted", "Requests retransmitted by the balancer's UDP timers.", func(s *Stats) uint64 { return s.Retransmitted.Load() })
 	add("calls", "Initial INVITEs routed to a Core.", func(s *Stats) uint64 { return s.Calls.Load() })
 	add("calls_answered", "Initial INVITEs answered 2xx.", func(s *Stats) uint64 { return s.Answered.Load() })

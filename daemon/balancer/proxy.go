@@ -273,6 +273,9 @@ func (b *Balancer) replyStateless(in inbound, req *sip.Request, code int, reason
 	via := req.Via()
 	fillReceived(via, in.src)
 	r := newResponder(req)
+	if c := req.CallID(); c != nil && r.toTag != "" {
+		r.toTag = statelessTag([]byte(*c))
+	}
 	dst := replyAddr(via, in.src, in.conn != nil)
 	if err := b.send(in.lis.transport, dst, r.response(code, reason, extra), in.conn); err != nil {
 		b.log.Debug("reply", "err", err)

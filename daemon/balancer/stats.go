@@ -15,6 +15,7 @@ type Stats struct {
 	Panics          atomic.Uint64 // recovered panics in message handling
 	Forwarded       atomic.Uint64 // requests forwarded
 	Retransmissions atomic.Uint64 // request retransmissions absorbed
+	StatelessAcks   atomic.Uint64 // ACKs of our stateless replies (shed 503s, refusals) absorbed
 	Retransmitted   atomic.Uint64 // requests we retransmitted (UDP timers)
 	Calls           atomic.Uint64 // initial INVITEs routed to a Core
 	Answered        atomic.Uint64 // initial INVITEs answered 2xx
@@ -45,7 +46,7 @@ func (s *Stats) Snapshot() map[string]uint64 {
 	return map[string]uint64{
 		"received": s.Received.Load(), "queue_drops": s.QueueDrops.Load(), "shed": s.Shed.Load(), "malformed": s.Malformed.Load(),
 		"too_large": s.TooLarge.Load(), "panics": s.Panics.Load(), "forwarded": s.Forwarded.Load(),
-		"retransmissions_absorbed": s.Retransmissions.Load(), "retransmitted": s.Retransmitted.Load(),
+		"retransmissions_absorbed": s.Retransmissions.Load(), "stateless_acks_absorbed": s.StatelessAcks.Load(), "retransmitted": s.Retransmitted.Load(),
 		"calls": s.Calls.Load(), "answered": s.Answered.Load(), "failovers": s.Failovers.Load(),
 		"attempt_timeouts": s.AttemptTimeouts.Load(), "no_core": s.NoCore.Load(), "cancels_sent": s.CancelsSent.Load(),
 		"dialogs_expired": s.DialogsExpired.Load(), "send_errors": s.SendErrors.Load(),

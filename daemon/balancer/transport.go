@@ -260,6 +260,11 @@ func (b *Balancer) dispatch(in inbound, inline bool) {
 			return
 		}
 	}
+	// The ACK of a 503 we shed (or of another stateless reply) ends here,
+	// unparsed: under overload there is one for every call refused.
+	if b.absorbStatelessAck(in.data) {
+		return
+	}
 	// Replies to our OPTIONS probes skip the queues: a Core's health must
 	// not be judged by how long our own queue is under overload.
 	if bytes.HasPrefix(in.data, []byte("SIP/2.0 ")) && bytes.Contains(in.data, b.probePrefixB) {

@@ -203,6 +203,24 @@ func coresWhy(r callerRun, c coreSnap) string {
 	return ""
 }
 
+// settle waits, after a failed run, until the Cores have given up on
+// its leftovers (a SIPp Core fails an unACKed 200 after its
+// retransmissions, 16-32 s later): until their failed and unexpected
+// counts have not moved for 5 s, at least 20 s and at most 60 s, so that
+// the next run's Core counts are its own.
+func settle(cores []*sippCore) {
+	start, last, since := time.Now(), snapCores(cores), time.Now()
+	for time.Since(start) < 60*time.Second {
+		time.Sleep(time.Second)
+		if c := snapCores(cores); c.Failed != last.Failed || c.Unexpected != last.Unexpected {
+			last, since = c, time.Now()
+		}
+		if time.Since(start) >= 20*time.Second && time.Since(since) >= 5*time.Second {
+			return
+		}
+	}
+}
+
 func measure(o options, name string, base int, t0 time.Time) (*result, error) {
 	dir := filepath.Join(o.out, name)
 	os.RemoveAll(dir)
@@ -336,7 +354,7 @@ func measure(o options, name string, base int, t0 time.Time) (*result, error) {
 			// leftovers (a SIPp Core gives up on an unACKed 200 after its
 			// 5 retransmissions, ~16 s).
 			retried = true
-			time.Sleep(20 * time.Second)
+			settle(cores)
 			if p, err = run("step-again", caller, rate, o.stepDur, o.callMS, nil); err != nil {
 				return nil, err
 			}
@@ -361,7 +379,7 @@ func measure(o options, name string, base int, t0 time.Time) (*result, error) {
 		// for ~16 s (5 retransmissions of a 200 without ACK): let them,
 		// so that the next run's Core counts are its own.
 		if n := len(r.Steps); try > 0 || (n > 0 && !clean(r.Steps[n-1])) {
-			time.Sleep(20 * time.Second)
+			settle(cores)
 		}
 		time.Sleep(3 * time.Second)
 		var m0, m1 int64
