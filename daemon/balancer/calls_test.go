@@ -110,8 +110,29 @@ func newLabScenarios(t *testing.T, scenarios []string, mod func(*Options)) *lab 
 	} else {
 		l.tgt = startBinary(t, opt)
 	}
-	l.waitState(10*time.Second, StateActive, names(cores)...)
+	l.waitProbed(10*time.Second, names(cores)...)
 	return l
+}
+
+// waitProbed waits until every named Core is active and has answered a
+// probe (a Core starts active before its first probe).
+func (l *lab) waitProbed(d time.Duration, names ...string) {
+	l.t.Helper()
+	deadline := time.Now().Add(d)
+	for {
+		ok := true
+		for _, n := range names {
+			c := l.core(n)
+			ok = ok && c.State == StateActive && c.LastCode == 200
+		}
+		if ok {
+			return
+		}
+		if time.Now().After(deadline) {
+			l.t.Fatalf("cores %v not active with a probe answered within %v: %+v", names, d, l.tgt.cores())
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
 }
 
 type inProcess struct {

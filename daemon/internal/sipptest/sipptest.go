@@ -63,15 +63,23 @@ func Start(t testing.TB, o Options, args ...string) *Proc {
 	}
 	p := &Proc{t: t, Name: o.Name, Dir: o.Dir, stf: filepath.Join(o.Dir, "stats.csv"), done: make(chan struct{})}
 	args = append([]string(nil), args...)
-	hasPort := false
+	port, tcp := 0, false
 	for i, a := range args {
-		if a == "-sf" && i+1 < len(args) {
-			args[i+1], _ = filepath.Abs(args[i+1])
+		if i+1 >= len(args) {
+			break
 		}
-		hasPort = hasPort || a == "-p"
+		switch a {
+		case "-sf":
+			args[i+1], _ = filepath.Abs(args[i+1])
+		case "-p":
+			port, _ = strconv.Atoi(args[i+1])
+		case "-t":
+			tcp = strings.HasPrefix(args[i+1], "t")
+		}
 	}
-	if !hasPort {
-		args = append(args, "-p", strconv.Itoa(testenv.FreePort(t)))
+	if port == 0 {
+		port = testenv.FreePort(t)
+		args = append(args, "-p", strconv.Itoa(port))
 	}
 	std := []string{"-i", o.IP, "-cp", strconv.Itoa(testenv.FreePort(t)), "-mp", strconv.Itoa(testenv.FreePort(t)),
 		"-nostdin", "-timeout", fmt.Sprintf("%ds", int(o.Timeout.Seconds())), "-buff_size", "1048576",
@@ -89,7 +97,57 @@ func Start(t testing.TB, o Options, args ...string) *Proc {
 	}
 	go func() { p.err = p.cmd.Wait(); close(p.done) }()
 	t.Cleanup(p.Stop)
+	p.waitBound(port, tcp, 10*time.Second)
 	return p
+}
+
+// waitBound waits until sipp's own port is open in its network namespace
+// (read from /proc/PID/net), so that a peer's first message is not lost
+// to a process still loading its scenario. It returns early if sipp
+// exits; past d it fails the test.
+func (p *Proc) waitBound(port int, tcp bool, d time.Duration) {
+	p.t.Helper()
+	files := []string{"udp", "udp6"}
+	if tcp {
+		files = []string{"tcp", "tcp6"}
+	}
+	deadline := time.Now().Add(d)
+	for {
+		for _, f := range files {
+			if portOpen(fmt.Sprintf("/proc/%d/net/%s", p.PID(), f), port, tcp) {
+				return
+			}
+		}
+		select {
+		case <-p.done:
+			return
+		case <-time.After(10 * time.Millisecond):
+		}
+		if time.Now().After(deadline) {
+			p.Stop()
+			p.t.Fatalf("sipp %s: port %d not open within %v; output:\n%s", p.Name, port, d, p.Output())
+		}
+	}
+}
+
+// portOpen reports whether a /proc/net/{udp,tcp}[6] table has a socket
+// bound to port (for TCP, listening).
+func portOpen(table string, port int, listen bool) bool {
+	data, err := os.ReadFile(table)
+	if err != nil {
+		return false
+	}
+	want := fmt.Sprintf(":%04X", port)
+	for _, line := range strings.Split(string(data), "\n")[1:] {
+		f := strings.Fields(line)
+		if len(f) < 4 || !strings.HasSuffix(f[1], want) {
+			continue
+		}
+		if !listen || f[3] == "0A" {
+			return true
+		}
+	}
+	return false
 }
 
 // PID is the process id.
@@ -174,6 +232,32 @@ func (p *Proc) Stat(name string) int {
 // scenario message "<method or code>_<direction>" (e.g. "BYE_Recv"),
 // the number of messages (the first occurrence of a name wins).
 func (p *Proc) Counts() map[string]int {
+	m := map[string]int{}
+	for _, c := range p.StepCounts() {
+		key := c.Name
+		if j := strings.IndexByte(key, '_'); j > 0 {
+			if _, err := strconv.Atoi(key[:j]); err == nil {
+				key = key[j+1:]
+			}
+		}
+		if _, seen := m[key]; !seen {
+			m[key] = c.N
+		}
+	}
+	return m
+}
+
+// StepCount is one column of -trace_counts: "<index>_<message>_<what>"
+// (e.g. "7_200_Timeout": the scenario's 8th message, a 200 that did not
+// come) and its count.
+type StepCount struct {
+	Name string
+	N    int
+}
+
+// StepCounts returns every numeric column of the last -trace_counts
+// line, in the scenario's order.
+func (p *Proc) StepCounts() []StepCount {
 	files, _ := filepath.Glob(filepath.Join(p.Dir, "*_counts.csv"))
 	if len(files) == 0 {
 		return nil
@@ -186,24 +270,15 @@ func (p *Proc) Counts() map[string]int {
 	if len(lines) < 2 {
 		return nil
 	}
+	var out []StepCount
 	h, v := strings.Split(lines[0], ";"), strings.Split(lines[len(lines)-1], ";")
-	m := map[string]int{}
 	for i := range h {
 		if i >= len(v) {
 			break
 		}
-		n, err := strconv.Atoi(strings.TrimSpace(v[i]))
-		key := h[i]
-		if j := strings.IndexByte(key, '_'); j > 0 {
-			if _, err := strconv.Atoi(key[:j]); err == nil {
-				key = key[j+1:]
-			}
-		}
-		if err == nil {
-			if _, seen := m[key]; !seen {
-				m[key] = n
-			}
+		if n, err := strconv.Atoi(strings.TrimSpace(v[i])); err == nil {
+			out = append(out, StepCount{Name: h[i], N: n})
 		}
 	}
-	return m
+	return out
 }
