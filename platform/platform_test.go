@@ -62,6 +62,11 @@ func TestQEMUProfile(t *testing.T) {
 	if p.LogDevice() != "ttyS1" || KernelConsole(p.KernelCmdline) != "ttyS1" {
 		t.Errorf("log = %q, kernel console %q", p.LogDevice(), KernelConsole(p.KernelCmdline))
 	}
+	// eth2 and eth3 are not in the default bond: the image's config bonds
+	// them as bond1 (802.3ad).
+	if !slices.Equal(p.NICs, []string{"eth0", "eth1", "eth2", "eth3"}) {
+		t.Errorf("nics = %v", p.NICs)
+	}
 	if len(p.Bonds) != 1 || p.Bonds[0].Name != "bond0" || !slices.Equal(p.Bonds[0].Slaves, []string{"eth0", "eth1"}) || p.Bonds[0].MIIMon.D() != 100*time.Millisecond {
 		t.Errorf("bonds = %+v", p.Bonds)
 	}

@@ -9,7 +9,9 @@
 #          `socat - UNIX:out/ttyS1.sock` (e.g. sipedge-freeze, sipedge-poweroff).
 # HMP monitor on out/qemu-monitor.sock
 # (e.g. `echo "set_link nic0 off" | socat - UNIX:out/qemu-monitor.sock`).
-# Two e1000 NICs, each alone on its own hub: nothing leaves QEMU.
+# Four e1000 NICs, each alone on its own hub: nothing leaves QEMU. eth0 and
+# eth1 are bond0 (active-backup), eth2 and eth3 bond1 (802.3ad, which has
+# no LACP partner here).
 set -eu
 cd "$(dirname "$0")/.."
 profile=${1:-qemu-x86_64}
@@ -23,4 +25,6 @@ exec qemu-system-x86_64 -machine q35 -m 512 -nodefaults -display none -no-user-c
   -monitor "unix:out/qemu-monitor.sock,server=on,wait=off" \
   -device i6300esb -action watchdog=reset \
   -netdev hubport,id=n0,hubid=0 -device e1000,netdev=n0,id=nic0,mac=52:54:00:5e:00:01 \
-  -netdev hubport,id=n1,hubid=1 -device e1000,netdev=n1,id=nic1,mac=52:54:00:5e:00:02
+  -netdev hubport,id=n1,hubid=1 -device e1000,netdev=n1,id=nic1,mac=52:54:00:5e:00:02 \
+  -netdev hubport,id=n2,hubid=2 -device e1000,netdev=n2,id=nic2,mac=52:54:00:5e:00:03 \
+  -netdev hubport,id=n3,hubid=3 -device e1000,netdev=n3,id=nic3,mac=52:54:00:5e:00:04

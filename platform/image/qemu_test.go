@@ -14,12 +14,14 @@ import (
 // TestApplianceInQEMU boots the real image on the qemu-x86_64 profile:
 // PID 1 loads the modules, supervises the daemon and keeps the console
 // menu running on ttyS0, while the kernel and daemon log on ttyS1. The
-// daemon bonds both NICs and arms the i6300esb watchdog. The operator's
-// menu is driven over ttyS0: banner, status, Cores, a Core added and a
-// web password set, both seen afterwards. Taking the active NIC's link
-// down moves the bond to the other. Freezing the daemon gets the VM reset
-// by the watchdog after one timeout (measured from the freeze to QEMU's
-// WATCHDOG event), and the next boot says so, in the log and in the menu.
+// daemon bonds the four NICs, eth0 and eth1 as bond0 (active-backup),
+// eth2 and eth3 as bond1 (802.3ad, with no LACP partner), and arms the
+// i6300esb watchdog. The operator's menu is driven over ttyS0: banner,
+// status, Cores, a Core added and a web password set, both seen
+// afterwards. Taking bond0's active NIC's link down moves the bond to the
+// other. Freezing the daemon gets the VM reset by the watchdog after one
+// timeout (measured from the freeze to QEMU's WATCHDOG event), and the
+// next boot says so, in the log and in the menu.
 func TestApplianceInQEMU(t *testing.T) {
 	qemu := testenv.MustHaveQEMU(t)
 	testenv.Short(t, "boots a VM twice (about a minute and a half under TCG)")
@@ -37,13 +39,17 @@ func TestApplianceInQEMU(t *testing.T) {
 	v := bootVM(t, qemu, res)
 	since := func(at time.Time) string { return at.Sub(v.started).Round(100 * time.Millisecond).String() }
 
-	// Boot 1 (cold): modules, daemon, bond with both slaves up. Every
-	// line below comes from the log port, ttyS1.
+	// Boot 1 (cold): modules, daemon, both bonds with both slaves up.
+	// Every line below comes from the log port, ttyS1.
 	_, modsAt := v.expectAt(`initd: modules" .*loaded=watchdog,i6300esb,softdog,tls,bonding,e1000`, 90*time.Second)
 	v.expect(`initd: console menu" .*device=ttyS0 baud=115200 log=ttyS1`, 10*time.Second)
 	_, daemonAt := v.expectAt(`initd: daemon started`, 20*time.Second)
 	_, armedAt := v.expectAt(`watchdog armed" timeout=10s last_reset_by_watchdog=false`, 20*time.Second)
 	_, bondAt := v.expectAt(`bond status" bond=bond0 summary="mode=active-backup up=true active=eth0 slaves=eth0:up,eth1:up"`, 30*time.Second)
+	// 802.3ad: the kernel reports no active slave (only the modes with a
+	// primary have one); the bond is up once its aggregator is.
+	v.expect(`bond created" bond=bond1 mode=802\.3ad miimon=100ms .*slaves=eth2,eth3`, 10*time.Second)
+	_, bond1At := v.expectAt(`bond status" bond=bond1 summary="mode=802\.3ad up=true active=none slaves=eth2:up,eth3:up"`, 30*time.Second)
 
 	// The operator's port, ttyS0: the banner once the daemon answers.
 	m := v.openMenu()
@@ -72,11 +78,11 @@ func TestApplianceInQEMU(t *testing.T) {
 		}
 		time.Sleep(time.Second)
 	}
-	t.Logf("boot 1 (QEMU start ->): PID 1 modules loaded %s, daemon started %s, watchdog armed %s, bond0 up with both slaves %s, menu banner from the daemon %s (ready)",
-		since(modsAt), since(daemonAt), since(armedAt), since(bondAt), since(menuAt))
+	t.Logf("boot 1 (QEMU start ->): PID 1 modules loaded %s, daemon started %s, watchdog armed %s, bond0 up with both slaves %s, bond1 (802.3ad) up with both slaves %s, menu banner from the daemon %s (ready)",
+		since(modsAt), since(daemonAt), since(armedAt), since(bondAt), since(bond1At), since(menuAt))
 
-	// 1) Status: every subsystem alive, the watchdog armed, the bond read
-	// back through the HAL.
+	// 1) Status: every subsystem alive, the watchdog armed, both bonds
+	// read back through the HAL (bond1's mode as the kernel reports it).
 	m.line("1")
 	status := plain(m.paged(20 * time.Second))
 	for _, re := range []string{
@@ -84,12 +90,22 @@ func TestApplianceInQEMU(t *testing.T) {
 		`subsystems: .*balancer alive`,
 		`\[watchdog\]`, `armed: true`, `last_reset_by_watchdog: false`,
 		`\[network\]`, `bonds\.0\.active_slave: eth0`, `bonds\.0\.slaves\.1\.mii_up: true`,
+		`bonds\.1\.name: bond1\n`, `bonds\.1\.mode: 802\.3ad\n`, `bonds\.1\.miimon: 100ms\n`, `bonds\.1\.up: true\n`, `bonds\.1\.active_slave: \n`,
+		`bonds\.1\.slaves\.0\.name: eth2\n`, `bonds\.1\.slaves\.0\.mii_up: true\n`,
+		`bonds\.1\.slaves\.1\.name: eth3\n`, `bonds\.1\.slaves\.1\.mii_up: true\n`,
 		`management\.gateway: 192\.0\.2\.1\n`, `management\.source: configuration`,
 		`default_routes\.0\.gateway: 192\.0\.2\.1\n`, `default_routes\.0\.interface: bond0`,
 	} {
 		if !regexp.MustCompile(re).MatchString(status) {
 			t.Errorf("status lacks %q:\n%s", re, status)
 		}
+	}
+	// With no LACP partner each of bond1's ports is its own aggregator
+	// (the kernel aggregates ports only behind a partner): the selected
+	// one carries the traffic, the other stands by.
+	if on, off := len(regexp.MustCompile(`bonds\.1\.slaves\.[01]\.active: true\n`).FindAllString(status, -1)),
+		len(regexp.MustCompile(`bonds\.1\.slaves\.[01]\.active: false\n`).FindAllString(status, -1)); on != 1 || off != 1 {
+		t.Errorf("bond1 (802.3ad, no partner) has %d active and %d standing-by slaves, want 1 and 1:\n%s", on, off, status)
 	}
 	m.expect(`Enter an option: `, 10*time.Second)
 

@@ -16,10 +16,11 @@ import (
 	"time"
 )
 
-// vm is a running QEMU booted on the qemu-x86_64 profile's two UARTs:
-// ttyS0, the operator's console menu, on a unix socket (menu); ttyS1, the
-// kernel console with the PID 1 and daemon log and the debug hooks, on
-// QEMU's stdin/stdout (lines). The HMP monitor and QMP are unix sockets;
+// vm is a running QEMU booted on the qemu-x86_64 profile's hardware:
+// four e1000 NICs (eth0..eth3, each alone on its own QEMU hub) and two
+// UARTs: ttyS0, the operator's console menu, on a unix socket (menu);
+// ttyS1, the kernel console with the PID 1 and daemon log and the debug
+// hooks, on QEMU's stdin/stdout (lines). The HMP monitor and QMP are unix sockets;
 // QMP events (WATCHDOG, RESET) are kept with QEMU's own timestamps.
 type vm struct {
 	t       *testing.T
@@ -68,7 +69,11 @@ func bootVM(t *testing.T, qemu string, res *Result) *vm {
 		"-qmp", "unix:"+filepath.Join(dir, "qmp.sock")+",server=on,wait=off",
 		"-device", "i6300esb", "-action", "watchdog=reset",
 		"-netdev", "hubport,id=n0,hubid=0", "-device", "e1000,netdev=n0,id=nic0,mac=52:54:00:5e:00:01",
-		"-netdev", "hubport,id=n1,hubid=1", "-device", "e1000,netdev=n1,id=nic1,mac=52:54:00:5e:00:02")
+		"-netdev", "hubport,id=n1,hubid=1", "-device", "e1000,netdev=n1,id=nic1,mac=52:54:00:5e:00:02",
+		// eth2 and eth3: bond1, 802.3ad, with no LACP partner (each alone
+		// on its hub, as eth0 and eth1 are).
+		"-netdev", "hubport,id=n2,hubid=2", "-device", "e1000,netdev=n2,id=nic2,mac=52:54:00:5e:00:03",
+		"-netdev", "hubport,id=n3,hubid=3", "-device", "e1000,netdev=n3,id=nic3,mac=52:54:00:5e:00:04")
 	var err error
 	if v.stdin, err = v.cmd.StdinPipe(); err != nil {
 		t.Fatal(err)
