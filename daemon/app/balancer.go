@@ -73,6 +73,9 @@ func BalancerOptions(cfg *config.Config) balancer.Options {
 		MaxHeaders:      cfg.Security.Limits.Headers,
 		MaxURIBytes:     cfg.Security.Limits.URIBytes,
 	}
+	if h := healthListener(cfg); h != "" {
+		opt.Listen = append(slices.Clip(s.Listen), h)
+	}
 	for _, c := range s.Cores {
 		opt.Cores = append(opt.Cores, balancer.CoreConfig{Name: c.Name, Address: c.Address, Weight: c.Weight, MaxCalls: c.MaxCalls})
 	}

@@ -7,6 +7,7 @@ import (
 	"errors"
 	"fmt"
 	"net"
+	"net/netip"
 	"os"
 	"reflect"
 	"strings"
@@ -189,9 +190,11 @@ func FailoverOptions(cfg *config.Config) (failover.Options, error) {
 	return opt, nil
 }
 
-// localSIP is where this box's own balancer answers OPTIONS: loopback at
-// the port of the first UDP listener (the listeners are on the VIP, which
-// only the holder has).
+// localSIP is where this box's own balancer answers OPTIONS for a
+// `sip_options: local` check: loopback at the port of the first UDP
+// listener. The listeners are usually on the VIP, which only the holder
+// has (probing the VIP from the backup would reach the peer's balancer),
+// so the balancer also listens there when needed (healthListener).
 func localSIP(cfg *config.Config) (string, error) {
 	if cfg.SIP == nil {
 		return "", errors.New("no sip: section")
@@ -208,4 +211,40 @@ func localSIP(cfg *config.Config) (string, error) {
 		return net.JoinHostPort("127.0.0.1", port), nil
 	}
 	return "", errors.New("no udp listener in sip.listen")
+}
+
+// healthListener is the loopback listener ("udp:127.0.0.1:PORT") the
+// balancer must add so that a VIP group's `sip_options: local` check
+// reaches this box's own balancer, or "" when no group tracks it or a
+// configured listener (127.0.0.1 or the wildcard, same port) already
+// answers there.
+func healthListener(cfg *config.Config) string {
+	tracked := false
+	for _, v := range cfg.VIPs {
+		for _, t := range v.Track {
+			tracked = tracked || t.SIPOptions == "local"
+		}
+	}
+	if !tracked {
+		return ""
+	}
+	target, err := localSIP(cfg)
+	if err != nil {
+		return ""
+	}
+	_, port, _ := net.SplitHostPort(target)
+	for _, l := range cfg.SIP.Listen {
+		rest, ok := strings.CutPrefix(l, "udp:")
+		if !ok {
+			continue
+		}
+		host, p, err := net.SplitHostPort(rest)
+		if err != nil || p != port {
+			continue
+		}
+		if ip, err := netip.ParseAddr(host); err == nil && (ip.IsUnspecified() || ip == netip.MustParseAddr("127.0.0.1")) {
+			return ""
+		}
+	}
+	return "udp:" + target
 }

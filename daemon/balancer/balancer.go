@@ -29,6 +29,7 @@ type Balancer struct {
 
 	listeners  []*listener
 	udpOut     *listener
+	udpLoop    *listener // the first UDP listener on loopback: sends to loopback (a VIP check's OPTIONS)
 	tcpOut     *listener
 	workers    []chan inbound
 	workerBeat []atomic.Int64
@@ -91,6 +92,9 @@ func New(opt Options) (*Balancer, error) {
 		la, _ := parseListen(l)
 		li := newListener(la)
 		b.listeners = append(b.listeners, li)
+		if li.transport == "udp" && li.addr.Addr().IsLoopback() && b.udpLoop == nil {
+			b.udpLoop = li
+		}
 		if li.transport == "udp" && b.udpOut == nil {
 			b.udpOut = li
 		}

@@ -340,9 +340,9 @@ func callIDHash(p []byte) uint32 {
 	return 0
 }
 
-// send writes data to dst over transport, from the listener lis when it
-// fits (so that the peer sees our Via address), else from the first
-// listener of that transport.
+// send writes data to dst over transport: over UDP from the first UDP
+// listener (the VIP, which our Via and Record-Route name), or to a
+// loopback destination from a loopback listener if there is one.
 func (b *Balancer) send(transport string, dst netip.AddrPort, data []byte, conn *tcpConn) error {
 	if transport == "tcp" {
 		if conn == nil {
@@ -359,6 +359,11 @@ func (b *Balancer) send(transport string, dst netip.AddrPort, data []byte, conn 
 		return nil
 	}
 	l := b.udpOut
+	if b.udpLoop != nil && dst.Addr().IsLoopback() {
+		// From the VIP, the source would be an address the box may not
+		// hold, and a connected peer on loopback would not take it.
+		l = b.udpLoop
+	}
 	if l == nil {
 		return fmt.Errorf("no udp listener to send to %s", dst)
 	}

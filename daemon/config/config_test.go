@@ -182,3 +182,33 @@ func TestSecurityDefaults(t *testing.T) {
 		t.Errorf("round trip: %v", c3.Security.Trusted)
 	}
 }
+
+// TestFloodOff: `flood.requests: 0` turns flood detection off (it is not
+// taken for "unset"), and survives `ctl config show`'s round trip; left
+// out, it is 16.
+func TestFloodOff(t *testing.T) {
+	for _, tt := range []struct {
+		flood string
+		want  int
+	}{
+		{"{requests: 0}", 0},
+		{"{requests: 40, per: 1s}", 40},
+		{"{per: 1s}", 16},
+	} {
+		src := "sip: {listen: [\"udp:127.0.0.1:5060\"]}\nsecurity: {flood: " + tt.flood + "}\n"
+		c, err := Parse("flood.yaml", []byte(src))
+		if err != nil {
+			t.Fatalf("%s: %v", tt.flood, err)
+		}
+		if c.Security.Flood.Requests != tt.want {
+			t.Errorf("flood %s: requests = %d, want %d", tt.flood, c.Security.Flood.Requests, tt.want)
+		}
+		b, err := Marshal(c)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if c2, err := Parse("shown", b); err != nil || c2.Security.Flood.Requests != tt.want {
+			t.Errorf("flood %s: round trip gives %+v (%v)", tt.flood, c2, err)
+		}
+	}
+}

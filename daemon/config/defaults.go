@@ -36,7 +36,10 @@ func orStr(s *string, v string) {
 	}
 }
 
-func (c *Config) applyDefaults() {
+// applyDefaults fills what the file left out; set holds the paths the
+// file gave (a field whose zero value means something, such as
+// security.flood.requests: 0, keeps it when given).
+func (c *Config) applyDefaults(set map[string]int) {
 	orStr(&c.Node.Name, "sipedge")
 	orStr(&c.Node.Profile, "single")
 	orStr(&c.Node.Platform, "generic-x86_64")
@@ -95,7 +98,9 @@ func (c *Config) applyDefaults() {
 		orDur(&v.GARP.RepeatAfter, 5*time.Second)
 	}
 	orStr(&c.Security.Untrusted, "allow")
-	orInt(&c.Security.Flood.Requests, 16)
+	if _, given := set["security.flood.requests"]; !given {
+		orInt(&c.Security.Flood.Requests, 16) // 0 given: flood detection off
+	}
 	orDur(&c.Security.Flood.Per, 2*time.Second)
 	orDur(&c.Security.Flood.Ban, 5*time.Minute)
 	orInt(&c.Security.Flood.Sources, 65536)

@@ -44,7 +44,7 @@ func Parse(name string, data []byte) (*Config, error) {
 	}
 	// Validate even after decode problems, so the operator sees every
 	// problem at once; a field that failed to decode is reported once.
-	c.applyDefaults()
+	c.applyDefaults(d.lines)
 	reported := map[string]bool{}
 	for _, p := range d.problems {
 		reported[p.Path] = true

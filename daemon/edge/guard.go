@@ -127,7 +127,9 @@ func (g *Guard) SetExempt(addrs []netip.Addr) {
 func (g *Guard) Screen(src netip.AddrPort, transport string, data []byte) Verdict {
 	p := g.pol.Load()
 	a := src.Addr().Unmap()
-	if p.isTrusted(a, transport) {
+	// Loopback can only be this box itself (the kernel drops it from the
+	// wire): its own health checks, never a flood to ban.
+	if a.IsLoopback() || p.isTrusted(a, transport) {
 		return accept
 	}
 	if ex := g.exempt.Load(); ex != nil {

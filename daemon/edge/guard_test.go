@@ -189,6 +189,28 @@ func TestFloodOffAndExempt(t *testing.T) {
 	}
 }
 
+// TestLoopbackAlwaysAccepted: the box's own traffic on loopback (a VIP
+// group's sip_options check probes the balancer every heartbeat) is never
+// banned, refused or taken for a scanner, even when the trusted list
+// leaves loopback out.
+func TestLoopbackAlwaysAccepted(t *testing.T) {
+	g, _ := newGuard(t, Options{Trusted: []Rule{rule("", "198.51.100.0/24")}, Untrusted: Refuse,
+		FloodRequests: 4, Scanners: []string{"sipedge-failover"}})
+	for _, src := range []string{"127.0.0.1:40000", "[::1]:40000", "[::ffff:127.0.0.1]:40000"} {
+		for i := 0; i < 100; i++ {
+			if v := g.Screen(ap(src), "udp", invite("sipedge-failover")); v != accept {
+				t.Fatalf("%s, request %d: %+v, want accept", src, i, v)
+			}
+		}
+	}
+	if v := g.Screen(ap("192.0.2.50:5060"), "udp", invite("")); v == accept {
+		t.Errorf("an untrusted source under refuse was accepted: the policy is not in force")
+	}
+	if b := g.Bans(); len(b) != 0 {
+		t.Errorf("bans = %+v", b)
+	}
+}
+
 func TestIPv6BannedByPrefix(t *testing.T) {
 	g, _ := newGuard(t, Options{FloodRequests: 4})
 	for i := 0; i < 5; i++ {
