@@ -43,11 +43,9 @@ func TestBinaryIsStatic(t *testing.T) {
 	if libs, _ := f.ImportedLibraries(); len(libs) > 0 {
 		t.Fatalf("binary needs shared libraries: %v", libs)
 	}
-	if path, err := exec.LookPath("file"); err == nil {
-		out, _ := exec.Command(path, testenv.SipedgeBinary(t)).Output()
-		if !strings.Contains(string(out), "statically linked") {
-			t.Errorf("file says: %s", out)
-		}
+	out, _ := exec.Command(testenv.MustHaveExec(t, "file"), testenv.SipedgeBinary(t)).Output()
+	if !strings.Contains(string(out), "statically linked") {
+		t.Errorf("file says: %s", out)
 	}
 }
 

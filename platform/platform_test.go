@@ -162,39 +162,3 @@ func TestCheckOrder(t *testing.T) {
 		})
 	}
 }
-
-// TestProfilesAgainstDebianKernel checks every profile's order against
-// the real .ko files when the image cache holds an extracted kernel
-// (scripts/image.sh fills it; the QEMU test does too).
-func TestProfilesAgainstDebianKernel(t *testing.T) {
-	roots, _ := filepath.Glob("../cache/kernel/lib/modules/*")
-	if len(roots) == 0 {
-		t.Skip("no extracted kernel in ../cache/kernel (run scripts/image.sh)")
-	}
-	found, err := FindModules(roots[0])
-	if err != nil {
-		t.Fatal(err)
-	}
-	dep := func(n string) ([]string, error) {
-		p, ok := found[NormModule(n)]
-		if !ok {
-			return nil, errors.New("not in the kernel package")
-		}
-		return ModDepends(p)
-	}
-	builtin := func(n string) bool { _, ok := found[NormModule(n)]; return !ok }
-	for _, n := range Names() {
-		p, _ := Lookup(n)
-		if err := p.CheckOrder(dep, builtin); err != nil {
-			t.Error(err)
-		}
-		for _, m := range p.Modules {
-			if _, ok := found[NormModule(m.Name)]; !ok && !m.Optional {
-				t.Errorf("%s: required module %s is not in the kernel package", n, m.Name)
-			}
-		}
-	}
-	if d, _ := ModDepends(found["i6300esb"]); !slices.Equal(d, []string{"watchdog"}) {
-		t.Errorf("i6300esb depends = %v, want [watchdog]", d)
-	}
-}

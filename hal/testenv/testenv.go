@@ -30,6 +30,13 @@ func missing(t testing.TB, format string, args ...any) {
 	t.Skipf("skipping: "+format, args...)
 }
 
+// Missing skips t for a requirement found missing (a pseudo-terminal, a
+// device), or fails it under SIPEDGE_TEST_STRICT=1.
+func Missing(t testing.TB, format string, args ...any) {
+	t.Helper()
+	missing(t, format, args...)
+}
+
 // MustHaveRoot requires uid 0.
 func MustHaveRoot(t testing.TB) {
 	t.Helper()
