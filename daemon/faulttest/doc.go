@@ -7,8 +7,12 @@
 //     calls.
 //   - TestDiskFullKeepsRouting: the data partition (a small tmpfs) fills
 //     up while calls go through and bans are written.
+//   - TestKill9WhileChangingCores: kill -9 of the daemon (x100) while
+//     clients change its Core pool through the control socket; it must
+//     start again on the same data dir and hold every acknowledged change.
 //
 // A Core killed during load is daemon/balancer's TestCoreKilledMidRun;
-// kill -9 of a store writer (x100) and the store-level disk-full are in
-// daemon/store/crash_test.go; the heartbeat link cut is daemon/failover's.
+// kill -9 of the store package alone (x100) and the store-level disk-full
+// are in daemon/store/crash_test.go; the heartbeat link cut is
+// daemon/failover's.
 package faulttest
