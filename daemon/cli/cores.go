@@ -14,7 +14,7 @@ import (
 func coreCommands() []ctlCommand {
 	named := exactly(1, func(a []string) any { return map[string]string{"name": a[0]} })
 	return []ctlCommand{
-		{words: "cores", help: "the Core pool: state, calls, latency per Core", method: "cores", print: printCores},
+		{words: "cores", also: "list", help: "the Core pool: state, calls, latency per Core", method: "cores", print: printCores},
 		{words: "cores add", args: "NAME [udp:|tcp:]IP:PORT [WEIGHT [MAX_CALLS]]", help: "add a Core (kept in the store)", method: "cores.add", params: addCoreParams, print: printCores},
 		{words: "cores remove", args: "NAME", help: "remove a Core; its calls in progress finish", method: "cores.remove", params: named, print: printCores},
 		{words: "cores drain", args: "NAME", help: "no new calls to the Core; its calls finish", method: "cores.drain", params: named, print: printCores},

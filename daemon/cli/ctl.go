@@ -17,7 +17,10 @@ import (
 
 // ctlCommand is one `sipedge ctl WORDS...` command.
 type ctlCommand struct {
-	words  string // e.g. "cores drain"
+	words string // e.g. "cores drain"
+	// also is a word that may follow words to the same effect (e.g.
+	// "list": `ctl cores list` is `ctl cores`); usage shows it as "[also]".
+	also   string
 	args   string // usage of the arguments after the words
 	help   string
 	method string
@@ -54,7 +57,7 @@ func runCtl(ctx context.Context, env Env) int {
 	if err := fs.Parse(env.Args); err != nil {
 		return 2
 	}
-	args := fs.Args()
+	args := jsonAfter(fs.Args(), asJSON)
 	if len(args) == 0 || args[0] == "help" {
 		ctlUsage(env.Stdout, fs)
 		return 0
@@ -130,26 +133,52 @@ func indentJSON(raw json.RawMessage) []byte {
 	return []byte(b.String())
 }
 
-// findCtl matches the longest command whose words prefix args.
+// jsonAfter removes -json and --json from the arguments after the
+// flags (`sipedge ctl status --json`), setting *asJSON when there was one.
+func jsonAfter(args []string, asJSON *bool) []string {
+	out := args[:0:0]
+	for _, a := range args {
+		if a == "-json" || a == "--json" {
+			*asJSON = true
+			continue
+		}
+		out = append(out, a)
+	}
+	return out
+}
+
+// findCtl matches the longest command whose words (or words and its
+// also word) prefix args.
 func findCtl(args []string) (ctlCommand, []string, bool) {
 	var best ctlCommand
 	n := 0
 	for _, c := range ctlCommands() {
-		w := strings.Fields(c.words)
-		if len(w) <= len(args) && len(w) > n && strings.Join(args[:len(w)], " ") == c.words {
-			best, n = c, len(w)
+		forms := []string{c.words}
+		if c.also != "" {
+			forms = append(forms, c.words+" "+c.also)
+		}
+		for _, f := range forms {
+			w := strings.Fields(f)
+			if len(w) <= len(args) && len(w) > n && strings.Join(args[:len(w)], " ") == f {
+				best, n = c, len(w)
+			}
 		}
 	}
 	return best, args[n:], n > 0
 }
 
 func ctlUsage(w io.Writer, fs *flag.FlagSet) {
-	fmt.Fprintln(w, "usage: sipedge ctl [-config FILE | -socket PATH] [-json] COMMAND [ARGS]\n\ncommands:")
+	fmt.Fprintln(w, "usage: sipedge ctl [-config FILE | -socket PATH] [-json] COMMAND [ARGS] [--json]\n\ncommands:")
 	tw := tabwriter.NewWriter(w, 2, 8, 2, ' ', 0)
 	for _, c := range ctlCommands() {
-		fmt.Fprintf(tw, "  %s %s\t%s\n", c.words, c.args, c.help)
+		words := c.words
+		if c.also != "" {
+			words += " [" + c.also + "]"
+		}
+		fmt.Fprintf(tw, "  %s %s\t%s\n", words, c.args, c.help)
 	}
 	tw.Flush()
+	fmt.Fprintln(w, "\n-json (or --json) may also follow the command: sipedge ctl status --json")
 	fmt.Fprintln(w, "\nexit codes: 0 ok, 1 failed, 2 usage or bad request, 3 no daemon, 4 not found, 5 refused in the current state\n\noptions:")
 	fs.SetOutput(w)
 	fs.PrintDefaults()

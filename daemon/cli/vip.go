@@ -16,8 +16,8 @@ import (
 func vipCommands() []ctlCommand {
 	group := exactly(1, func(a []string) any { return map[string]string{"group": a[0]} })
 	return []ctlCommand{
-		{words: "vip", help: "VIP groups: state, holder, peer last heard, time to takeover", method: "vip", print: printVIP},
-		{words: "vip release", args: "GROUP", help: "give the VIP group to the peer (maintenance) until vip takeover", method: "vip.release", params: group, print: printVIP},
+		{words: "vip", also: "show", help: "VIP groups: state, holder, peer last heard, time to takeover", method: "vip", print: printVIP},
+		{words: "vip release", args: "GROUP", help: "give the VIP group to the peer (maintenance) until vip auto or vip takeover", method: "vip.release", params: group, print: printVIP},
 		{words: "vip takeover", args: "GROUP", help: "take the VIP group from the peer at once and keep it", method: "vip.takeover", params: group, print: printVIP},
 		{words: "vip auto", args: "GROUP", help: "end a vip release or vip takeover: back to priority and failback", method: "vip.auto", params: group, print: printVIP},
 	}

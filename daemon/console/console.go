@@ -149,8 +149,7 @@ func (c *console) confirm(q string) bool {
 
 // call runs a control method with a bounded wait, printing failures.
 func (c *console) call(method string, params, result any) bool {
-	if !c.available(method) {
-		c.printf("%s: not available on this box.\n", method)
+	if c.lacks(method) {
 		return false
 	}
 	wait := 20 * time.Second
@@ -182,6 +181,15 @@ func (c *console) available(method string) bool {
 	}
 	_, ok := c.method[method]
 	return ok
+}
+
+// lacks says so when the daemon does not have method.
+func (c *console) lacks(method string) bool {
+	if c.available(method) {
+		return false
+	}
+	c.printf("%s: not available on this box.\n", method)
+	return true
 }
 
 func (c *console) first(methods ...string) string {
@@ -549,7 +557,8 @@ func (c *console) showVIPs() {
 
 func (c *console) failover() {
 	for {
-		c.printf("\nFailover:  1) show  2) release a VIP to the peer  3) take over a VIP  0) back\n")
+		c.printf("\nFailover:  1) show  2) release a VIP to the peer  3) take over a VIP\n" +
+			"           4) end a release or take-over (back to automatic)  0) back\n")
 		a, err := c.prompt("Failover> ")
 		if err != nil || a == "0" || a == "" {
 			return
@@ -557,13 +566,21 @@ func (c *console) failover() {
 		switch a {
 		case "1":
 			c.showVIPs()
-		case "2", "3":
-			verb := map[string]string{"2": "release", "3": "takeover"}[a]
+		case "2", "3", "4":
+			verb := map[string]string{"2": "release", "3": "takeover", "4": "auto"}[a]
+			if c.lacks("vip." + verb) {
+				continue
+			}
 			g, err := c.prompt("VIP group: ")
 			if err != nil || g == "" {
 				continue
 			}
-			if !c.confirm(map[string]string{"release": "Release", "takeover": "Take over"}[verb] + " VIP group " + g + "?") {
+			q := map[string]string{
+				"release":  "Release VIP group %s?",
+				"takeover": "Take over VIP group %s?",
+				"auto":     "End the operator's release or take-over of VIP group %s\n(back to priority and failback)?",
+			}[verb]
+			if !c.confirm(fmt.Sprintf(q, g)) {
 				c.printf("Nothing done.\n")
 				continue
 			}

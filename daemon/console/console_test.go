@@ -201,11 +201,21 @@ func TestConsoleOverPTY(t *testing.T) {
 	tm.line("0")
 	tm.expect(menuPrompt)
 
-	// 3) Failover on a box without VIPs.
+	// 3) Failover on a box without VIPs: every entry, back to automatic
+	// (vip.auto) among them, says so without asking for a group.
 	tm.line("3")
+	tm.expect(`4\) end a release or take-over \(back to automatic\)`)
 	tm.expect(`Failover> `)
 	tm.line("1")
 	tm.expect(`vip: not available on this box\.`)
+	for _, o := range []struct{ option, method string }{{"2", "vip.release"}, {"3", "vip.takeover"}, {"4", "vip.auto"}} {
+		tm.expect(`Failover> `)
+		tm.line(o.option)
+		if got := tm.expect(regexp.QuoteMeta(o.method) + `: not available on this box\.`); strings.Contains(got, "VIP group") {
+			t.Errorf("option %s asked for a group on a box without VIPs: %q", o.option, got)
+		}
+	}
+	tm.expect(`Failover> `)
 	tm.line("0")
 	tm.expect(menuPrompt)
 

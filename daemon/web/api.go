@@ -21,6 +21,9 @@ const (
 	MethodEvents = "events"
 	MethodVIPs   = "vip"
 	MethodBans   = "bans" // the edge's ban table (absent on a DB box)
+	// MethodReplica is the hot-standby channel (only on an edge box with
+	// cluster.replication): the page shows its section only then.
+	MethodReplica = "replica"
 )
 
 // CoreMethods are the names the Core pool listing may have; the first
@@ -30,7 +33,7 @@ var CoreMethods = []string{"cores", "cores.list"}
 // Actions are the control methods the web page may call after login.
 var Actions = []string{
 	"cores.add", "cores.remove", "cores.drain", "cores.enable", "cores.disable",
-	"vip.release", "vip.takeover", "reboot", "bans.clear",
+	"vip.release", "vip.takeover", "vip.auto", "reboot", "bans.clear",
 }
 
 const (
@@ -136,6 +139,7 @@ func (s *Server) apiIndex(w http.ResponseWriter, r *http.Request) {
 			"/api/vips":     "the VIP groups (" + MethodVIPs + ")",
 			"/api/events":   "recent events: ?limit=N&after=SEQ",
 			"/api/bans":     "sources banned at the edge (" + MethodBans + ")",
+			"/api/replica":  "hot standby: role, connected, peer, lag, dialogs mirrored (" + MethodReplica + ")",
 			"/api/session":  "whether this browser is logged in, and its CSRF token",
 			"/metrics":      "Prometheus text format",
 		},
@@ -195,6 +199,7 @@ func (s *Server) overview(w http.ResponseWriter, r *http.Request) {
 		"cores":   s.part(ctx, s.coreMethod(), nil),
 		"vips":    s.part(ctx, MethodVIPs, nil),
 		"bans":    s.part(ctx, MethodBans, nil),
+		"replica": s.part(ctx, MethodReplica, nil),
 		"events":  s.part(ctx, MethodEvents, json.RawMessage(`{"limit":20}`)),
 		"session": map[string]any{"logged_in": logged},
 		"actions": s.availableActions(),

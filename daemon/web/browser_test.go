@@ -3,14 +3,18 @@ package web_test
 import (
 	"context"
 	"encoding/json"
+	"net/http/httptest"
 	"os"
 	"path/filepath"
 	"strings"
+	"sync"
 	"testing"
 	"time"
 
 	"github.com/chromedp/chromedp"
 
+	"github.com/sipedge/sipedge/daemon/replica"
+	"github.com/sipedge/sipedge/daemon/web"
 	"github.com/sipedge/sipedge/hal/testenv"
 )
 
@@ -115,6 +119,11 @@ func TestBrowser(t *testing.T) {
 		t.Errorf("ctl cores after the web drain: %v, want core1 draining, core2 inactive", states)
 	}
 
+	// This box has no replication: no Hot standby section.
+	if hidden, err := chromedp.Run(ctx, chromedp.Evaluate[bool](`document.getElementById("replica-section").hidden`)); err != nil || !hidden {
+		t.Errorf("Hot standby section hidden = %v (%v) on a box without replication", hidden, err)
+	}
+
 	png, err := chromedp.Run(ctx, chromedp.FullScreenshot(100)) // quality 100: PNG
 	if err != nil {
 		t.Fatal(err)
@@ -131,5 +140,91 @@ func TestBrowser(t *testing.T) {
 		} else {
 			t.Logf("screenshot: %s (%d bytes)", p, len(png))
 		}
+	}
+
+	standbyPage(ctx, t)
+}
+
+// standbyCtl is a box in hot standby whose VIP group an operator took
+// over: the control methods the page reads, and vip.auto, which ends
+// the pin.
+type standbyCtl struct {
+	mu     sync.Mutex
+	pinned bool
+	calls  []string
+}
+
+func (f *standbyCtl) Methods() map[string]string {
+	return map[string]string{"status": "", "events": "", "vip": "", "vip.auto": "", "replica": ""}
+}
+
+func (f *standbyCtl) Call(_ context.Context, method string, params json.RawMessage) (any, error) {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	switch method {
+	case "status":
+		return map[string]any{"node": "edge-b", "version": "test"}, nil
+	case "events":
+		return []any{}, nil
+	case "replica":
+		return replica.Status{Role: "standby", Peer: "192.0.2.11:695", Connected: true, PeerNode: "edge-a", LagMS: 1.5, Dialogs: 42}, nil
+	case "vip.auto":
+		f.calls = append(f.calls, method+" "+string(params))
+		f.pinned = false
+	}
+	return map[string]any{"node": "edge-b", "groups": []map[string]any{{"name": "sip", "address": "192.0.2.10/24",
+		"role": "backup", "state": "master", "holder": "edge-b", "pinned": f.pinned}}}, nil
+}
+
+// standbyPage shows the page of a box with replication (in process,
+// over a fake control server): the Hot standby section with its
+// figures, and the VIP group's "automatic" button, which calls vip.auto.
+func standbyPage(ctx context.Context, t *testing.T) {
+	t.Helper()
+	const password = "standby password 1"
+	h, err := web.NewHash(password, 1000)
+	if err != nil {
+		t.Fatal(err)
+	}
+	f := &standbyCtl{pinned: true}
+	s, err := web.New(web.Options{Ctl: f, Password: func() (web.Hash, bool, error) { return h, true, nil }})
+	if err != nil {
+		t.Fatal(err)
+	}
+	ts := httptest.NewServer(s)
+	defer ts.Close()
+	auto := chromedp.CSS(`tr[data-vip="sip"] button[data-action="vip.auto"]`)
+	if err := chromedp.Do(ctx,
+		chromedp.Navigate(ts.URL+"/"),
+		chromedp.WaitVisible(chromedp.CSS("#replica-dialogs-mirrored")),
+		chromedp.WaitVisible(chromedp.CSS("#replica-role .state.standby")),
+		chromedp.WaitVisible(chromedp.CSS("#replica-connected .state.connected")),
+	); err != nil {
+		t.Fatalf("standby page: no Hot standby section: %v", err)
+	}
+	text, err := chromedp.Run(ctx, chromedp.Text(chromedp.CSS("#replica-section")))
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, want := range []string{"Hot standby", "mirrors the peer", "edge-a at 192.0.2.11:695", "1.5 ms", "42", "events pending"} {
+		if !strings.Contains(text, want) {
+			t.Errorf("Hot standby section lacks %q:\n%s", want, text)
+		}
+	}
+	if err := chromedp.Do(ctx,
+		chromedp.WaitVisible(chromedp.CSS(`tr[data-vip="sip"] .vip-pin`)),
+		chromedp.SendKeys(chromedp.CSS("#password"), password),
+		chromedp.Click(chromedp.CSS("#login")),
+		chromedp.WaitVisible(auto),
+		chromedp.Evaluate[chromedp.Void](`window.confirm = () => true; undefined`),
+		chromedp.Click(auto),
+		chromedp.WaitNotPresent(auto),
+	); err != nil {
+		t.Fatalf("standby page: login and back to automatic: %v", err)
+	}
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	if want := `vip.auto {"group":"sip","name":"sip"}`; len(f.calls) != 1 || f.calls[0] != want {
+		t.Errorf("calls from the page: %q, want [%s]", f.calls, want)
 	}
 }

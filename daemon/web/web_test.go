@@ -3,6 +3,7 @@ package web
 import (
 	"context"
 	"encoding/json"
+	"fmt"
 	"io"
 	"net/http"
 	"net/http/cookiejar"
@@ -69,6 +70,14 @@ func newFake() *fakeCtl {
 				return nil, ctl.Errorf(ctl.CodeNotFound, "no Core %q", q.Name)
 			}
 			return map[string]string{"state": "draining"}, nil
+		},
+		"vip.auto": func(_ context.Context, p json.RawMessage) (any, error) {
+			var q struct{ Group string }
+			json.Unmarshal(p, &q)
+			if q.Group != "sip" {
+				return nil, ctl.Errorf(ctl.CodeNotFound, "no VIP group %q", q.Group)
+			}
+			return map[string]any{"groups": []map[string]any{{"name": "sip", "state": "master"}}}, nil
 		},
 	}}
 }
@@ -148,14 +157,22 @@ func TestActionsNeedLoginAndCSRF(t *testing.T) {
 	f := newFake()
 	_, c := newServer(t, f, nil, DefaultLockout)
 	drain := `{"name":"core1"}`
+	// Each action, with params its method accepts.
+	acts := []struct{ method, params string }{{"cores.drain", drain}, {"vip.auto", `{"group":"sip"}`}}
 
 	// Reads are open (loopback is allowed when open_to is empty).
 	if code, v := c.do("GET", "/api/cores", "", nil); code != 200 || v["cores"] == nil {
 		t.Fatalf("GET /api/cores = %d %v", code, v)
 	}
+	// The page is told which actions this box has.
+	if _, v := c.do("GET", "/api/overview", "", nil); fmt.Sprint(v["actions"]) != "[cores.drain vip.auto]" {
+		t.Errorf("overview actions = %v, want [cores.drain vip.auto]", v["actions"])
+	}
 	// No session: refused, and the method never ran.
-	if code, v := c.do("POST", "/api/action/cores.drain", drain, map[string]string{headerCSRF: "x"}); code != 401 || errCode(v) != "login_required" {
-		t.Fatalf("action without login = %d %v", code, v)
+	for _, a := range acts {
+		if code, v := c.do("POST", "/api/action/"+a.method, a.params, map[string]string{headerCSRF: "x"}); code != 401 || errCode(v) != "login_required" {
+			t.Fatalf("%s without login = %d %v", a.method, code, v)
+		}
 	}
 	// Login without the CSRF token: refused.
 	c.session()
@@ -176,20 +193,25 @@ func TestActionsNeedLoginAndCSRF(t *testing.T) {
 		{"foreign origin", map[string]string{headerCSRF: "$csrf", "Origin": "http://evil.example"}, 403, 0},
 		{"good", map[string]string{headerCSRF: "$csrf"}, 200, 1},
 	}
-	for _, tc := range cases {
-		for k, v := range tc.hdr {
-			if v == "$csrf" {
-				tc.hdr[k] = c.csrf
+	for _, a := range acts {
+		for _, tc := range cases {
+			hdr := map[string]string{}
+			for k, v := range tc.hdr {
+				if v == "$csrf" {
+					v = c.csrf
+				}
+				hdr[k] = v
+			}
+			code, v := c.do("POST", "/api/action/"+a.method, a.params, hdr)
+			if code != tc.want {
+				t.Errorf("%s, %s: status %d, want %d (%v)", a.method, tc.name, code, tc.want, v)
+			}
+			if n := f.called(a.method); n != tc.called {
+				t.Errorf("%s, %s: ran %d times, want %d", a.method, tc.name, n, tc.called)
 			}
 		}
-		code, v := c.do("POST", "/api/action/cores.drain", drain, tc.hdr)
-		if code != tc.want {
-			t.Errorf("%s: status %d, want %d (%v)", tc.name, code, tc.want, v)
-		}
-		if n := f.called("cores.drain"); n != tc.called {
-			t.Errorf("%s: cores.drain ran %d times, want %d", tc.name, n, tc.called)
-		}
 	}
+	// (vip.auto answers 200 only for the group "sip": the params went through.)
 	// A ctl error keeps its meaning; a method the box lacks is 501.
 	if code, v := c.do("POST", "/api/action/cores.drain", `{"name":"nope"}`, map[string]string{headerCSRF: c.csrf}); code != 404 || errCode(v) != "not_found" {
 		t.Errorf("drain unknown core = %d %v", code, v)

@@ -33,6 +33,12 @@
       el("tbody", {}, ...rows));
   }
   function can(m) { return loggedIn && actions.includes(m); }
+  // defs fills the <dl> dl with [term, value] rows; each <dd> gets the id
+  // prefix + term (spaces as dashes).
+  function defs(dl, prefix, rows) {
+    dl.replaceChildren();
+    for (const [k, v] of rows) dl.append(el("dt", {}, k), el("dd", { id: prefix + k.replace(/ /g, "-") }, v === undefined ? "" : v));
+  }
   function button(label, method, params, confirmText) {
     return el("button", { type: "button", "data-action": method, onclick: () => {
       if (confirmText && !window.confirm(confirmText)) return;
@@ -96,12 +102,9 @@
     $("node").textContent = st.node;
     $("version").textContent = st.version;
     document.title = st.node + " · sipedge";
-    const dl = $("node-info");
-    dl.replaceChildren();
-    const rows = [["node", st.node], ["version", st.version], ["uptime", st.uptime], ["profile", st.profile],
+    defs($("node-info"), "node-", [["node", st.node], ["version", st.version], ["uptime", st.uptime], ["profile", st.profile],
       ["platform", st.platform], ["config", st.config],
-      ["store", st.store && (st.store.ok ? "ok" : "FAULT: " + st.store.error)]];
-    for (const [k, v] of rows) dl.append(el("dt", {}, k), el("dd", { id: "node-" + k }, v === undefined ? "" : v));
+      ["store", st.store && (st.store.ok ? "ok" : "FAULT: " + st.store.error)]]);
     const subs = st.subsystems || [];
     $("subsystems").replaceChildren(subs.length ? table(["subsystem", "state", "last beat"],
       subs.map((s) => el("tr", {}, el("td", {}, s.name), el("td", {}, state(s.ok ? "alive" : "stale")),
@@ -158,13 +161,39 @@
       let heard = "–";
       if (peers.length) heard = peers.map((p) => (p.node || "peer") + " " + fmtDur(p.last_heard_ago) + " ago").join(", ");
       const acts = el("td", { class: "acts" });
-      if (can("vip.release")) acts.append(button("release", "vip.release", { group: g.name, name: g.name }, "Release VIP " + g.name + " to the peer?"), " ");
-      if (can("vip.takeover")) acts.append(button("take over", "vip.takeover", { group: g.name, name: g.name }, "Take over VIP " + g.name + "?"));
+      const p = { group: g.name, name: g.name };
+      if (can("vip.release")) acts.append(button("release", "vip.release", p, "Release VIP " + g.name + " to the peer?"), " ");
+      if (can("vip.takeover")) acts.append(button("take over", "vip.takeover", p, "Take over VIP " + g.name + "?"), " ");
+      // An operator's release or takeover holds until vip.auto ends it.
+      const pin = g.held ? "released by operator" : g.pinned ? "taken over by operator" : "";
+      if (pin && can("vip.auto")) acts.append(button("automatic", "vip.auto", p, "End the operator's " + (g.held ? "release" : "takeover") + " of VIP " + g.name + " (back to priority and failback)?"));
       return el("tr", { "data-vip": g.name }, el("td", {}, g.name), el("td", {}, g.address || ""), el("td", {}, g.role || ""),
-        el("td", { class: "vip-state" }, state(g.state || "?")), el("td", {}, g.holder || "–"), el("td", {}, heard),
+        el("td", { class: "vip-state" }, state(g.state || "?"), pin ? el("small", { class: "vip-pin" }, " " + pin) : null),
+        el("td", {}, g.holder || "–"), el("td", {}, heard),
         el("td", {}, g.takeover_in === undefined || g.takeover_in === null ? "–" : fmtDur(g.takeover_in)), acts);
     });
     $("vips").replaceChildren(table(["group", "address", "role", "state", "holder", "peer last heard", "takeover in", ""], rows));
+  }
+
+  // renderReplica shows the hot-standby channel; the section stays hidden
+  // on a box without replication.
+  function renderReplica(part, st) {
+    let r = part && part.available ? part.result : null;
+    if (!r && st && st.sections) r = st.sections.replica || null;
+    $("replica-section").hidden = !r;
+    if (!r) return;
+    const active = r.role === "active";
+    const conn = el("span", {}, state(r.connected ? "connected" : "disconnected"), r.connected && r.since ? " since " + fmtTime(r.since) : "");
+    const rows = [
+      ["role", el("span", {}, state(r.role || "?"), active ? " streams to the peer (holds the SIP VIP)" : " mirrors the peer")],
+      ["connected", conn],
+      ["peer", (r.peer_node ? r.peer_node + " at " : "") + (r.peer || "–")],
+      ["lag", Number(r.lag_ms || 0).toFixed(1) + " ms" + (active ? " (send to ack)" : " (frame age at arrival)")],
+      [active ? "dialogs streamed" : "dialogs mirrored", r.dialogs === undefined ? "–" : r.dialogs],
+      ["events pending", (r.events_pending || 0) + (active && r.frames_unacked ? ", " + r.frames_unacked + " frames unacknowledged" : "")],
+    ];
+    if (r.last_frame_ago) rows.push(["last frame", r.last_frame_ago + " ago"]);
+    defs($("replica"), "replica-", rows);
   }
 
   function renderBans(part) {
@@ -208,6 +237,7 @@
         const st = o.status && o.status.available ? o.status.result : null;
         if (st) renderNode(st);
         renderVIPs(o.vips, st);
+        renderReplica(o.replica, st);
         renderCores(o.cores, st, t);
         lastTime = t;
         renderBans(o.bans);
