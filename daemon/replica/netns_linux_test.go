@@ -269,13 +269,24 @@ func TestNetnsHotStandby(t *testing.T) {
 	offCPS, offCPU, offFail := l.step("step-off", A, stepCalls, stepRate)
 	l.start(B)
 	l.wait("B mirrors A", 10*time.Second, func() bool { return l.replica(A).Connected && l.vipState(B) == "backup" }, A, B)
+	// A CPU profile of A during the step tells what share of A's CPU
+	// replication takes (logged: at 100 Hz over 3 s it holds 30-50
+	// samples, too few to judge by; the CPU counters of two steps differ
+	// by up to 25 % from run to run on a shared 2-core host).
+	prof := filepath.Join(l.dir, "edge-a-on.cpu.pprof")
+	profDone := make(chan error, 1)
+	go func() { var v any; profDone <- l.ctl(A, &v, "debug", "profile", "cpu", "3", prof) }()
 	onCPS, onCPU, onFail := l.step("step-on", A, stepCalls, stepRate)
+	if err := <-profDone; err != nil {
+		t.Fatalf("profile A: %v", err)
+	}
+	repl, total := profileShare(t, prof, "sipedge/daemon/replica.")
 	rs := l.replica(A)
-	t.Logf("replication cost (%d calls at %d/s, 50 ms calls): off %.0f CPS, %.3f CPU-s/1000 calls on A, %d failed; on %.0f CPS, %.3f CPU-s/1000 calls, %d failed; CPS %.1f%% lower, CPU %+.1f%%; %d events in %d frames, lag %.2f ms",
+	t.Logf("replication cost (%d calls at %d/s, 50 ms calls): off %.0f CPS, %.3f CPU-s/1000 calls on A, %d failed; on %.0f CPS, %.3f CPU-s/1000 calls, %d failed; CPS %.1f%% lower, CPU %+.1f%%; A's profile: replication %v of %v (%.1f%%); %d events in %d frames, lag %.2f ms",
 		stepCalls, stepRate, offCPS, offCPU, offFail, onCPS, onCPU, onFail, 100*(1-onCPS/offCPS), 100*(onCPU/offCPU-1),
-		rs.Counters["events_sent"], rs.Counters["frames_sent"], rs.LagMS)
-	if onCPS < 0.8*offCPS {
-		t.Errorf("with replication %.0f CPS, without %.0f: more than 20%% lower (target 10%%)", onCPS, offCPS)
+		repl, total, 100*float64(repl)/float64(total), rs.Counters["events_sent"], rs.Counters["frames_sent"], rs.LagMS)
+	if onCPS < 0.9*offCPS {
+		t.Errorf("with replication %.0f CPS, without %.0f: more than 10%% lower", onCPS, offCPS)
 	}
 	if rs.Counters["events_sent"] < 3*stepCalls {
 		t.Errorf("A streamed %d events for %d calls, want >= 3 per call", rs.Counters["events_sent"], stepCalls)
@@ -342,4 +353,31 @@ func TestNetnsHotStandby(t *testing.T) {
 		t.Errorf("B after every BYE: %v, %d dialogs; want none (hung dialogs)", end, de)
 	}
 	l.stop(B, syscall.SIGTERM)
+}
+
+// profileShare reads a CPU profile with `go tool pprof -traces` and
+// returns the CPU time of the samples with a frame whose function name
+// contains fn, and of all samples.
+func profileShare(t *testing.T, path, fn string) (in, total time.Duration) {
+	t.Helper()
+	out, err := exec.Command("go", "tool", "pprof", "-traces", path).Output()
+	if err != nil {
+		t.Fatalf("go tool pprof -traces %s: %v", path, err)
+	}
+	for _, block := range strings.Split(string(out), "-----------+-------------------------------------------------------") {
+		lines := strings.Split(strings.TrimSpace(block), "\n")
+		f := strings.Fields(lines[0])
+		if len(f) < 2 {
+			continue
+		}
+		d, err := time.ParseDuration(f[0])
+		if err != nil {
+			continue // the header
+		}
+		total += d
+		if strings.Contains(block, fn) {
+			in += d
+		}
+	}
+	return in, total
 }
