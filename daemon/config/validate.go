@@ -81,9 +81,11 @@ func (c *Config) validate(lines map[string]int) Problems {
 	}
 
 	if cl := c.Cluster; cl != nil {
-		checkHostPort(add, "cluster.listen", cl.Listen)
-		if cl.Peer != "" {
-			checkHostPort(add, "cluster.peer", cl.Peer)
+		if checkHostPort(add, "cluster.listen", cl.Listen) && netip.MustParseAddrPort(cl.Listen).Addr().IsUnspecified() {
+			add("cluster.listen", "%q: want this box's own address: heartbeats leave from it, and the peer accepts them only from its cluster.peer address", cl.Listen)
+		}
+		if cl.Peer != "" && checkHostPort(add, "cluster.peer", cl.Peer) && netip.MustParseAddrPort(cl.Peer).Addr().IsUnspecified() {
+			add("cluster.peer", "%q: want the peer box's address", cl.Peer)
 		}
 		positive("cluster.interval", cl.Interval)
 		c.validateReplication(cl, add)

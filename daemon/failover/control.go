@@ -67,10 +67,7 @@ func (m *Manager) Status() Status {
 	now := m.opt.Clock.Now()
 	m.mu.Lock()
 	defer m.mu.Unlock()
-	st := Status{Node: m.opt.Node, Rejected: map[string]uint64{}}
-	for k, v := range m.rejected {
-		st.Rejected[k] = v
-	}
+	st := Status{Node: m.opt.Node, Rejected: m.rejects.counts()}
 	for _, g := range m.groups {
 		gi := GroupInfo{
 			Name: g.opt.Name, Address: g.opt.Address.String(), Interface: g.opt.Interface,

@@ -7,6 +7,7 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"net/netip"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -22,7 +23,8 @@ type Network interface {
 
 // Manager runs the heartbeat protocol and the per-group VIP state
 // machines. All state is guarded by mu; the event loop (Run), the health
-// checkers and the control commands take it in turn.
+// checkers and the control commands take it in turn. A heartbeat takes it
+// only once its source, its MAC and its form have been checked.
 type Manager struct {
 	opt   Options
 	log   *slog.Logger
@@ -41,7 +43,11 @@ type Manager struct {
 	sendNow  int // immediate heartbeats owed (state changed)
 	started  bool
 	stopping bool
-	rejected map[string]uint64
+	// sources are the peers' IP addresses: datagrams from anywhere else
+	// are dropped unread. Set before start (Run, or tests), then only
+	// read.
+	sources  map[netip.Addr]bool
+	rejects  *rejects
 	annWG    sync.WaitGroup // announcement bursts in flight
 	wake     chan struct{}
 	notifier *notifier
@@ -112,7 +118,7 @@ func New(opt Options, net Network, links hal.Links) (*Manager, error) {
 		guard:    newReplayGuard(o.ReplayWindow),
 		boot:     binary.BigEndian.Uint64(bootb[:]),
 		seq:      uint64(o.Clock.Now().UnixNano()),
-		rejected: map[string]uint64{},
+		rejects:  newRejects(),
 		wake:     make(chan struct{}, 1),
 		notifier: newNotifier(o.Logger),
 	}
@@ -612,10 +618,33 @@ func (m *Manager) sendHeartbeat(now time.Time, flags uint8) {
 	m.met.sent()
 }
 
-// receive handles one datagram from the network.
+// setPeers records the peers' addresses: only datagrams from their IP
+// addresses (any port) are read. It must be called before start.
+func (m *Manager) setPeers(peers []netip.AddrPort) {
+	m.sources = make(map[netip.Addr]bool, len(peers))
+	for _, p := range peers {
+		m.sources[p.Addr().Unmap()] = true
+	}
+}
+
+// receiveFrom handles one datagram from the network. One whose source is
+// not a peer's address is counted and dropped before anything else: no
+// decoding, no MAC, no lock.
+func (m *Manager) receiveFrom(b []byte, src netip.AddrPort, now time.Time) {
+	if !m.sources[src.Addr().Unmap()] {
+		m.reject(RejectUnknownSource, src.String(), errUnknownSource, now)
+		return
+	}
+	m.receive(b, src.String(), now)
+}
+
+var errUnknownSource = errors.New("source address is not a configured peer")
+
+// receive handles one datagram from a peer's address. It verifies the
+// datagram before taking the lock, and logs rejections after releasing
+// it, so junk (forged, or spoofing the peer's address) cannot hold up the
+// event loop or the peer's real heartbeats.
 func (m *Manager) receive(b []byte, from string, now time.Time) {
-	m.mu.Lock()
-	defer m.mu.Unlock()
 	msg, err := Decode(b, m.opt.Key)
 	if err != nil {
 		reason := RejectMalformed
@@ -625,17 +654,20 @@ func (m *Manager) receive(b []byte, from string, now time.Time) {
 		case errors.Is(err, ErrVersion):
 			reason = RejectVersion
 		}
-		m.reject(reason, from, err)
+		m.reject(reason, from, err, now)
 		return
 	}
 	if msg.Node == m.opt.Node {
-		m.reject(RejectSelf, from, errors.New("heartbeat carries our own node id"))
+		m.reject(RejectSelf, from, errors.New("heartbeat carries our own node id"), now)
 		return
 	}
+	m.mu.Lock()
 	if r := m.guard.check(msg, now); r != "" {
-		m.reject(r, from, fmt.Errorf("node %s seq %d time %s (skew %v)", msg.Node, msg.Seq, msg.Time.Format(time.RFC3339Nano), now.Sub(msg.Time)))
+		m.mu.Unlock()
+		m.reject(r, from, fmt.Errorf("node %s seq %d time %s (skew %v)", msg.Node, msg.Seq, msg.Time.Format(time.RFC3339Nano), now.Sub(msg.Time)), now)
 		return
 	}
+	defer m.mu.Unlock()
 	m.met.received()
 	for _, st := range msg.Groups {
 		g := m.byName[st.Name]
@@ -665,10 +697,13 @@ func (m *Manager) receive(b []byte, from string, now time.Time) {
 	m.flush(now)
 }
 
-func (m *Manager) reject(reason, from string, err error) {
-	m.rejected[reason]++
+// reject counts a rejected heartbeat and logs it, rate-limited per
+// reason (RejectLogEvery). It must be called without m.mu held.
+func (m *Manager) reject(reason, from string, err error, now time.Time) {
 	m.met.rejected(reason)
-	m.log.Warn("heartbeat rejected", "reason", reason, "from", from, "err", err)
+	if logIt, suppressed := m.rejects.add(reason, now); logIt {
+		m.log.Warn("heartbeat rejected", "reason", reason, "from", from, "err", err, "suppressed", suppressed)
+	}
 }
 
 // shutdown releases every VIP this box holds and tells the peers, so they

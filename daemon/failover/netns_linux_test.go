@@ -623,37 +623,53 @@ func TestNetnsFailover(t *testing.T) {
 	p := l.probe()
 	time.Sleep(500 * time.Millisecond)
 
-	// Forged heartbeats from the client: wrong key, claiming A stopped
-	// (B would take at once) and B preferred (A would release), plus junk.
+	// Forged heartbeats, wrong key, claiming A stopped (B would take at
+	// once) and B preferred (A would release), plus junk: from the
+	// client, which is no peer (dropped unread: unknown_source), and from
+	// each box's own address to the other (decoded, bad MAC or
+	// malformed).
 	forgeStart := time.Now()
-	var fc *net.UDPConn
-	if err := inNetns(l.c, func() error {
-		var err error
-		fc, err = net.ListenUDP("udp4", nil)
-		return err
-	}); err != nil {
-		t.Fatal(err)
+	sock := func(ns string) *net.UDPConn {
+		var c *net.UDPConn
+		if err := inNetns(ns, func() error {
+			var err error
+			c, err = net.ListenUDP("udp4", nil)
+			return err
+		}); err != nil {
+			t.Fatal(err)
+		}
+		return c
 	}
+	fc, fa, fb := sock(l.c), sock(l.a), sock(l.b) // client; A's and B's addresses
+	toA := &net.UDPAddr{IP: net.ParseIP("192.0.2.11"), Port: 694}
+	toB := &net.UDPAddr{IP: net.ParseIP("192.0.2.12"), Port: 694}
 	wrong := []byte("this is not the cluster key!!!!!")
 	for i := 0; i < 50; i++ {
 		now := time.Now()
 		stopA, _ := Encode(&Message{Node: "edge-a", Seq: uint64(now.UnixNano()) + 1<<40, Time: now, Groups: []GroupStatus{{Name: "db", State: StateStopped}}}, wrong)
 		prefB, _ := Encode(&Message{Node: "edge-b", Seq: uint64(now.UnixNano()) + 1<<40, Time: now, Groups: []GroupStatus{{Name: "db", State: StateMaster, Priority: 254}}}, wrong)
-		fc.WriteToUDP(stopA, &net.UDPAddr{IP: net.ParseIP("192.0.2.12"), Port: 694})
-		fc.WriteToUDP(prefB, &net.UDPAddr{IP: net.ParseIP("192.0.2.11"), Port: 694})
-		fc.WriteToUDP([]byte("SEHB\x01garbage"), &net.UDPAddr{IP: net.ParseIP("192.0.2.11"), Port: 694})
+		garbage := []byte("SEHB\x01garbage")
+		for _, c := range []*net.UDPConn{fc, fa} {
+			c.WriteToUDP(stopA, toB)
+		}
+		for _, c := range []*net.UDPConn{fc, fb} {
+			c.WriteToUDP(prefB, toA)
+			c.WriteToUDP(garbage, toA)
+		}
 		time.Sleep(20 * time.Millisecond)
 	}
 	fc.Close()
+	fa.Close()
+	fb.Close()
 	time.Sleep(300 * time.Millisecond)
 	if sa, sb := l.state(A), l.state(B); sa != "master" || sb != "backup" {
 		t.Fatalf("after forged heartbeats: A %s, B %s", sa, sb)
 	}
-	if r := l.vip(B).Rejected[RejectBadMAC]; r < 50 {
-		t.Errorf("B rejected %d forged heartbeats (bad_mac), want >= 50", r)
+	if r := l.vip(B).Rejected; r[RejectUnknownSource] < 50 || r[RejectBadMAC] < 50 {
+		t.Errorf("B rejections %v, want >= 50 unknown_source (client) and bad_mac (from A's address)", r)
 	}
-	if r := l.vip(A).Rejected; r[RejectBadMAC] < 50 || r[RejectMalformed] < 50 {
-		t.Errorf("A rejections %v, want >= 50 bad_mac and malformed", r)
+	if r := l.vip(A).Rejected; r[RejectUnknownSource] < 100 || r[RejectBadMAC] < 50 || r[RejectMalformed] < 50 {
+		t.Errorf("A rejections %v, want >= 100 unknown_source (client), >= 50 bad_mac and malformed (from B's address)", r)
 	}
 	if _, lost, _, boxes := p.window(forgeStart, time.Now()); lost != 0 || len(boxes) != 1 || boxes[0] != "A" {
 		t.Errorf("during forged heartbeats: %d probes lost, answered by %v", lost, boxes)

@@ -35,6 +35,17 @@ func (m *Manager) Run(ctx context.Context) error {
 		return fmt.Errorf("failover: listen %s: %w", m.opt.Listen, err)
 	}
 	defer conn.Close()
+	// Room for the peer's heartbeats behind a burst of junk: the kernel's
+	// default (about 200 KiB, a few hundred datagrams) fills in
+	// milliseconds under a flood, and what does not fit is dropped.
+	rcvbuf, err := setReadBuffer(conn, HeartbeatReadBuffer)
+	if err != nil || (rcvbuf > 0 && rcvbuf < HeartbeatReadBuffer) {
+		m.log.Warn("heartbeat socket: receive buffer smaller than asked (unprivileged: capped by net.core.rmem_max)", "want", HeartbeatReadBuffer, "have", rcvbuf, "err", err)
+	}
+	m.setPeers(peers)
+	if laddr.IP == nil || laddr.IP.IsUnspecified() {
+		m.log.Warn("heartbeat socket on a wildcard address: heartbeats leave from whatever address the route picks, and the peer reads only those from the address it has for this box (cluster.peer)", "listen", m.opt.Listen)
+	}
 
 	m.mu.Lock()
 	m.send = func(b []byte) error {
@@ -50,7 +61,7 @@ func (m *Manager) Run(ctx context.Context) error {
 	if err := m.start(m.opt.Clock.Now()); err != nil {
 		return fmt.Errorf("failover: %w", err)
 	}
-	m.log.Info("failover running", "node", m.opt.Node, "listen", m.opt.Listen, "peers", m.opt.Peers, "interval", m.opt.Interval, "groups", len(m.groups))
+	m.log.Info("failover running", "node", m.opt.Node, "listen", m.opt.Listen, "peers", m.opt.Peers, "interval", m.opt.Interval, "groups", len(m.groups), "rcvbuf", rcvbuf)
 
 	cctx, cancel := context.WithCancel(ctx)
 	var wg sync.WaitGroup
@@ -68,7 +79,7 @@ func (m *Manager) Run(ctx context.Context) error {
 				time.Sleep(10 * time.Millisecond)
 				continue
 			}
-			m.receive(buf[:n], from.String(), m.opt.Clock.Now())
+			m.receiveFrom(buf[:n], from, m.opt.Clock.Now())
 			m.poke()
 		}
 	}()

@@ -35,6 +35,7 @@ func (r *recorder) Record(e Event) { r.events = append(r.events, e) }
 
 type simNode struct {
 	name   string
+	addr   netip.AddrPort // heartbeat address: 192.0.2.11:694, .12, ...
 	m      *Manager
 	hal    *hal.Fake
 	ev     *recorder
@@ -77,7 +78,8 @@ func groupOpts(role Role, prio int) GroupOptions {
 
 func (s *sim) add(name string, groups ...GroupOptions) *simNode {
 	s.t.Helper()
-	n := &simNode{name: name, hal: hal.NewFake("eth0"), ev: &recorder{}}
+	n := &simNode{name: name, hal: hal.NewFake("eth0"), ev: &recorder{},
+		addr: netip.AddrPortFrom(netip.AddrFrom4([4]byte{192, 0, 2, byte(11 + len(s.nodes))}), 694)}
 	n.opt = Options{Node: name, Key: testKey, Interval: 100 * time.Millisecond,
 		ReplayWindow: 5 * time.Second, Groups: groups, Logger: testLogger(s.t),
 		Clock: s.clock, Events: n.ev, Metrics: NewMetrics(nil)}
@@ -96,6 +98,13 @@ func (s *sim) boot(n *simNode) {
 	if err != nil {
 		s.t.Fatalf("New(%s): %v", n.name, err)
 	}
+	var peers []netip.AddrPort
+	for _, p := range s.nodes {
+		if p != n {
+			peers = append(peers, p.addr)
+		}
+	}
+	m.setPeers(peers)
 	m.send = func(b []byte) error {
 		n.outbox = append(n.outbox, append([]byte(nil), b...))
 		n.sent = append(n.sent, append([]byte(nil), b...))
@@ -137,7 +146,7 @@ func (s *sim) deliver() {
 				}
 				for _, peer := range s.nodes {
 					if peer != n && peer.up {
-						peer.m.receive(b, n.name, s.clock.now)
+						peer.m.receiveFrom(b, n.addr, s.clock.now)
 					}
 				}
 			}
@@ -230,12 +239,21 @@ func (s *sim) wantHolders(want ...string) {
 
 // pair boots a main A (150) and backup B (100) and lets A take the VIP.
 func pair(t *testing.T, mod func(a, b *GroupOptions)) (*sim, *simNode, *simNode) {
+	return pairOpts(t, mod, nil)
+}
+
+// pairOpts is pair with the boxes' Options (logger, metrics) changed by
+// opts before they boot.
+func pairOpts(t *testing.T, mod func(a, b *GroupOptions), opts func(a, b *Options)) (*sim, *simNode, *simNode) {
 	s := newSim(t)
 	ga, gb := groupOpts(RoleMain, 150), groupOpts(RoleBackup, 100)
 	if mod != nil {
 		mod(&ga, &gb)
 	}
 	a, b := s.add("edge-a", ga), s.add("edge-b", gb)
+	if opts != nil {
+		opts(&a.opt, &b.opt)
+	}
 	s.boot(a)
 	s.boot(b)
 	s.run(200 * time.Millisecond)

@@ -212,12 +212,15 @@ func (r *reader) name() string {
 
 // Rejection reasons, as counted in metrics and logged.
 const (
-	RejectMalformed = "malformed"
-	RejectVersion   = "version"
-	RejectBadMAC    = "bad_mac"
-	RejectReplayed  = "replayed"
-	RejectStale     = "stale" // timestamp outside the window
-	RejectSelf      = "self"  // our own node id
+	// RejectUnknownSource: the datagram came from an address that is not
+	// a configured peer's; it is dropped before it is decoded.
+	RejectUnknownSource = "unknown_source"
+	RejectMalformed     = "malformed"
+	RejectVersion       = "version"
+	RejectBadMAC        = "bad_mac"
+	RejectReplayed      = "replayed"
+	RejectStale         = "stale" // timestamp outside the window
+	RejectSelf          = "self"  // our own node id
 )
 
 // replayGuard remembers the highest sequence number accepted from each

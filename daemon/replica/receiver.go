@@ -32,8 +32,16 @@ func (r *Replica) acceptLoop(ctx context.Context, ln net.Listener) {
 
 // serve runs one inbound session: handshake, then apply every frame
 // and acknowledge it. A box that holds the VIP refuses the stream.
+//
+// The dialler's hello proves nothing by itself: a copy captured on the
+// wire passes the MAC and the clock check for helloSkew. What proves the
+// dialler holds the cluster key is its first frame after the handshake,
+// MAC'd under the session key derived from our fresh nonce. Until that
+// frame has arrived, the session in place (if any) is left alone.
 func (r *Replica) serve(ctx context.Context, conn net.Conn) {
 	defer conn.Close()
+	stop := context.AfterFunc(ctx, func() { conn.Close() })
+	defer stop()
 	from := conn.RemoteAddr().String()
 	f := newFramer(conn, r.opt.Key)
 	conn.SetDeadline(time.Now().Add(2 * time.Second))
@@ -72,27 +80,28 @@ func (r *Replica) serve(ctx context.Context, conn net.Conn) {
 	toStandby, toActive := sessionKeys(r.opt.Key, peer.nonce, mine.nonce)
 	f.session(toActive, toStandby)
 
-	r.inMu.Lock()
-	if r.active.Load() {
-		r.inMu.Unlock()
+	// The active box sends the Core pool at once: wait for it (any frame
+	// will do) before this connection replaces the current session.
+	conn.SetReadDeadline(time.Now().Add(3 * r.opt.KeepAlive))
+	if fr, err = f.read(); err != nil {
+		r.st.reject(err)
+		r.st.connectErrors.Add(1)
+		r.log.Warn("replication: connection dropped before it proved the session key", "from", from, "node", peer.node, "err", err)
 		return
 	}
-	old := r.inConn
-	r.inConn = conn
-	r.inMu.Unlock()
-	if old != nil {
-		old.Close()
+	done := make(chan struct{})
+	defer close(done)
+	if !r.adopt(conn, done) {
+		return
 	}
 	defer func() {
 		r.inMu.Lock()
 		if r.inConn == conn {
-			r.inConn = nil
+			r.inConn, r.inDone = nil, nil
 			r.st.connected.Store(false)
 		}
 		r.inMu.Unlock()
 	}()
-	stop := context.AfterFunc(ctx, func() { conn.Close() })
-	defer stop()
 	r.st.peerNode.Store(&peer.node)
 	r.st.since.Store(time.Now().UnixNano())
 	r.st.sessions.Add(1)
@@ -102,59 +111,10 @@ func (r *Replica) serve(ctx context.Context, conn net.Conn) {
 	var snap []balancer.DialogRecord
 	var ack [16]byte
 	for {
-		conn.SetReadDeadline(time.Now().Add(3 * r.opt.KeepAlive))
-		fr, err := f.read()
-		if err != nil {
-			r.st.reject(err)
-			if ctx.Err() == nil && !r.active.Load() {
-				r.log.Warn("replication: session from the peer ended", "from", from, "err", err)
-			}
-			return
-		}
 		now := time.Now()
 		r.st.lastFrame.Store(now.UnixNano())
 		r.st.arrivalLag.Store(int64(now.Sub(fr.sent)))
-		switch fr.typ {
-		case frameEvents:
-			n := 0
-			err = decodeRecords(fr.body, func(rec record) {
-				n++
-				if !r.bal.ApplyDialog(balancer.DialogEvent{Kind: rec.kind, CallID: rec.callID, Core: rec.core, At: rec.at, Expires: rec.expires}) {
-					r.st.unknownCore.Add(1)
-				}
-			})
-			r.st.eventsApplied.Add(uint64(n))
-		case frameSnapshot:
-			err = decodeRecords(fr.body, func(rec record) {
-				snap = append(snap, balancer.DialogRecord{CallID: rec.callID, Core: rec.core, Confirmed: rec.kind == balancer.DialogConfirm,
-					Created: rec.at, Expires: rec.expires, Session: rec.session})
-			})
-		case frameSnapEnd:
-			if len(fr.body) != 4 || int(binary.BigEndian.Uint32(fr.body)) != len(snap) {
-				err = fmt.Errorf("%w: snapshot of %d records ends with another count", errBadFrame, len(snap))
-				break
-			}
-			if n := r.bal.ReplaceDialogs(snap); n > 0 {
-				r.st.unknownCore.Add(uint64(n))
-			}
-			r.st.snapshotsApplied.Add(1)
-			r.log.Info("replication: snapshot applied", "dialogs", len(snap))
-			snap = nil
-		case frameCores:
-			var cores []balancer.CoreRecord
-			if err = json.Unmarshal(fr.body, &cores); err != nil {
-				err = fmt.Errorf("%w: cores: %v", errBadFrame, err)
-				break
-			}
-			if n, aerr := r.bal.ApplyCores(cores); aerr != nil {
-				r.log.Warn("replication: Core pool not applied", "err", aerr)
-			} else if n > 0 {
-				r.st.coreUpdates.Add(1)
-			}
-		default:
-			err = fmt.Errorf("%w: type %d from the active box", errBadFrame, fr.typ)
-		}
-		if err != nil {
+		if err := r.apply(fr, &snap); err != nil {
 			r.st.reject(err)
 			r.log.Warn("replication: bad frame; session dropped", "from", from, "err", err)
 			return
@@ -166,5 +126,79 @@ func (r *Replica) serve(ctx context.Context, conn net.Conn) {
 		if err := f.flush(); err != nil {
 			return
 		}
+		conn.SetReadDeadline(time.Now().Add(3 * r.opt.KeepAlive))
+		if fr, err = f.read(); err != nil {
+			r.st.reject(err)
+			if ctx.Err() == nil && !r.active.Load() {
+				r.log.Warn("replication: session from the peer ended", "from", from, "err", err)
+			}
+			return
+		}
 	}
+}
+
+// adopt makes conn, which has proven the session key, the inbound
+// session, unless this box has turned active. The session it replaces is
+// closed, and adopt waits until that session's handler has returned
+// (done closed), so no frame of the old session is applied after one of
+// the new.
+func (r *Replica) adopt(conn net.Conn, done chan struct{}) bool {
+	r.inMu.Lock()
+	if r.active.Load() {
+		r.inMu.Unlock()
+		return false
+	}
+	old, oldDone := r.inConn, r.inDone
+	r.inConn, r.inDone = conn, done
+	r.inMu.Unlock()
+	if old != nil {
+		old.Close()
+		<-oldDone
+	}
+	return true
+}
+
+// apply applies one frame of the inbound session to the balancer;
+// snapshot records are gathered in *snap until the snapshot ends.
+func (r *Replica) apply(fr frame, snap *[]balancer.DialogRecord) error {
+	var err error
+	switch fr.typ {
+	case frameEvents:
+		n := 0
+		err = decodeRecords(fr.body, func(rec record) {
+			n++
+			if !r.bal.ApplyDialog(balancer.DialogEvent{Kind: rec.kind, CallID: rec.callID, Core: rec.core, At: rec.at, Expires: rec.expires}) {
+				r.st.unknownCore.Add(1)
+			}
+		})
+		r.st.eventsApplied.Add(uint64(n))
+	case frameSnapshot:
+		err = decodeRecords(fr.body, func(rec record) {
+			*snap = append(*snap, balancer.DialogRecord{CallID: rec.callID, Core: rec.core, Confirmed: rec.kind == balancer.DialogConfirm,
+				Created: rec.at, Expires: rec.expires, Session: rec.session})
+		})
+	case frameSnapEnd:
+		if len(fr.body) != 4 || int(binary.BigEndian.Uint32(fr.body)) != len(*snap) {
+			return fmt.Errorf("%w: snapshot of %d records ends with another count", errBadFrame, len(*snap))
+		}
+		if n := r.bal.ReplaceDialogs(*snap); n > 0 {
+			r.st.unknownCore.Add(uint64(n))
+		}
+		r.st.snapshotsApplied.Add(1)
+		r.log.Info("replication: snapshot applied", "dialogs", len(*snap))
+		*snap = nil
+	case frameCores:
+		var cores []balancer.CoreRecord
+		if err := json.Unmarshal(fr.body, &cores); err != nil {
+			return fmt.Errorf("%w: cores: %v", errBadFrame, err)
+		}
+		if n, aerr := r.bal.ApplyCores(cores); aerr != nil {
+			r.log.Warn("replication: Core pool not applied", "err", aerr)
+		} else if n > 0 {
+			r.st.coreUpdates.Add(1)
+		}
+	default:
+		err = fmt.Errorf("%w: type %d from the active box", errBadFrame, fr.typ)
+	}
+	return err
 }

@@ -105,9 +105,11 @@ type Replica struct {
 	wake    chan struct{}
 
 	// The inbound session (standby side): closed when this box turns
-	// active, or replaced by a newer one.
+	// active, or replaced by a newer one that has proven the session key.
+	// inDone is closed when its handler has returned.
 	inMu   sync.Mutex
 	inConn net.Conn
+	inDone chan struct{}
 
 	st stats
 }
@@ -212,7 +214,7 @@ func (r *Replica) closeInbound() {
 	r.inMu.Lock()
 	if r.inConn != nil {
 		r.inConn.Close()
-		r.inConn = nil
+		r.inConn, r.inDone = nil, nil
 	}
 	r.inMu.Unlock()
 }

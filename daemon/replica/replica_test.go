@@ -2,8 +2,12 @@ package replica
 
 import (
 	"context"
+	"encoding/binary"
 	"fmt"
+	"io"
+	"net"
 	"sync"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -185,4 +189,209 @@ func TestWrongKeyAndBothActive(t *testing.T) {
 	if A2.r.Status().Counters["sessions"] != 0 || B.r.Status().Counters["sessions"] != 0 {
 		t.Errorf("sessions while both active: A %+v B %+v", A2.r.Status(), B.r.Status())
 	}
+}
+
+// tap relays a TCP connection from a dialler to the real listener,
+// keeping what the dialler sent (what anyone on the wire sees). Frozen,
+// it forwards nothing more and leaves the listener's side open when the
+// dialler goes, as a box that dies without a FIN does.
+type tap struct {
+	ln      net.Listener
+	mu      sync.Mutex
+	sent    []byte
+	frozen  atomic.Bool
+	bClosed chan struct{} // the listener closed its side
+}
+
+func newTap(t *testing.T, to string) *tap {
+	t.Helper()
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	tp := &tap{ln: ln, bClosed: make(chan struct{})}
+	t.Cleanup(func() { ln.Close() })
+	go func() {
+		// The first connection that reaches the listener is the one
+		// relayed (the dialler retries while the listener is not up).
+		var a, b net.Conn
+		for b == nil {
+			var err error
+			if a, err = ln.Accept(); err != nil {
+				return
+			}
+			if b, err = net.Dial("tcp", to); err != nil {
+				a.Close()
+				b = nil
+			}
+		}
+		t.Cleanup(func() { a.Close(); b.Close() })
+		pipe := func(dst, src net.Conn, record bool, eof func()) {
+			buf := make([]byte, 32<<10)
+			for {
+				n, err := src.Read(buf)
+				if n > 0 && record {
+					tp.mu.Lock()
+					if len(tp.sent) < 1<<20 {
+						tp.sent = append(tp.sent, buf[:n]...)
+					}
+					tp.mu.Unlock()
+				}
+				if n > 0 && !tp.frozen.Load() {
+					dst.Write(buf[:n])
+				}
+				if err != nil {
+					eof()
+					return
+				}
+			}
+		}
+		go pipe(b, a, true, func() {
+			if !tp.frozen.Load() {
+				b.Close()
+			}
+		})
+		go pipe(a, b, false, func() {
+			close(tp.bClosed)
+			a.Close()
+		})
+	}()
+	return tp
+}
+
+// captured returns the dialler's hello frame and the frames after it.
+func (tp *tap) captured(t *testing.T) (hello, rest []byte) {
+	t.Helper()
+	tp.mu.Lock()
+	defer tp.mu.Unlock()
+	if len(tp.sent) < headerLen {
+		t.Fatal("nothing captured")
+	}
+	n := headerLen + int(binary.BigEndian.Uint32(tp.sent[24:])) + macLen
+	if len(tp.sent) < n {
+		t.Fatal("hello not captured")
+	}
+	return append([]byte(nil), tp.sent[:n]...), append([]byte(nil), tp.sent[n:]...)
+}
+
+// TestReplayedHello: a hello captured on the wire and replayed (within
+// helloSkew) to the standby, alone and held open, followed by the rest of
+// the captured session, or by garbage, does not disturb the live session:
+// it is never adopted, events keep flowing, nobody resynchronises. A
+// genuine reconnect (the active box restarted while its old connection
+// still looks alive to the standby) still takes over at once, well before
+// the standby would time the old one out.
+func TestReplayedHello(t *testing.T) {
+	pa, pa2, pb := testenv.FreePort(t), testenv.FreePort(t), testenv.FreePort(t)
+	la, la2, lb := fmt.Sprintf("127.0.0.1:%d", pa), fmt.Sprintf("127.0.0.1:%d", pa2), fmt.Sprintf("127.0.0.1:%d", pb)
+	tp := newTap(t, lb)
+
+	// B's silence timeout (3 x KeepAlive) is 6 s: a takeover faster than
+	// that is not B giving up on a silent session.
+	rb, err := New(Options{Node: "b", Listen: lb, Peer: la, Key: []byte(key), RetryInterval: 20 * time.Millisecond, KeepAlive: 2 * time.Second})
+	if err != nil {
+		t.Fatal(err)
+	}
+	B := run(t, rb, false, nil)
+	ra, err := New(Options{Node: "a", Listen: la, Peer: tp.ln.Addr().String(), Key: []byte(key), RetryInterval: 20 * time.Millisecond, KeepAlive: 300 * time.Millisecond})
+	if err != nil {
+		t.Fatal(err)
+	}
+	ba := newBalancer(t, ra)
+	src := source{ba, ra}
+	calls := func(prefix string, n int) {
+		for i := 0; i < n; i++ {
+			id := fmt.Sprintf("%s-%d", prefix, i)
+			src.change(balancer.DialogEvent{Kind: balancer.DialogCreate, CallID: id, Core: cores[i%2].Name, At: time.Now()})
+			src.change(balancer.DialogEvent{Kind: balancer.DialogConfirm, CallID: id, Core: cores[i%2].Name, At: time.Now(), Expires: time.Now().Add(time.Hour)})
+		}
+	}
+	calls("before", 50)
+	A := run(t, ra, true, ba)
+	same := func() bool { return perCore(B.b) == perCore(ba) }
+	eventually(t, "B mirrors A", 3*time.Second, same)
+	calls("streamed", 50)
+	eventually(t, "events mirrored", 3*time.Second, same)
+
+	hello, rest := tp.captured(t)
+	garbage := append([]byte(nil), rest[:min(len(rest), headerLen+macLen)]...)
+	for i := range garbage {
+		garbage[i] ^= 0x5a
+	}
+	copy(garbage, magic)
+	garbage[4] = version
+	var replays []net.Conn
+	for _, after := range [][]byte{nil, rest, garbage} {
+		c, err := net.Dial("tcp", lb)
+		if err != nil {
+			t.Fatal(err)
+		}
+		replays = append(replays, c)
+		if _, err := c.Write(append(append([]byte(nil), hello...), after...)); err != nil {
+			t.Fatal(err)
+		}
+	}
+	// Each replay gets B's hello (it cannot know yet); the first stays
+	// open and silent, the other two are dropped on their first frame.
+	for i, c := range replays {
+		c.SetReadDeadline(time.Now().Add(3 * time.Second))
+		h := make([]byte, headerLen)
+		if _, err := io.ReadFull(c, h); err != nil || string(h[:4]) != magic || h[5] != frameHello {
+			t.Fatalf("replay %d: no hello from B: %v %q", i, err, h)
+		}
+	}
+	calls("during", 100)
+	for i := 0; i < 50; i++ {
+		src.change(balancer.DialogEvent{Kind: balancer.DialogEnd, CallID: fmt.Sprintf("before-%d", i), Core: cores[i%2].Name, At: time.Now()})
+	}
+	time.Sleep(300 * time.Millisecond)
+	for deadline := time.Now().Add(3 * time.Second); !same() && time.Now().Before(deadline); {
+		time.Sleep(10 * time.Millisecond)
+	}
+	if !same() {
+		t.Errorf("events stopped flowing after the replays: A %s, B %s", perCore(ba), perCore(B.b))
+	}
+	sa, sb := A.r.Status(), B.r.Status()
+	if !sa.Connected || !sb.Connected || sa.Counters["sessions"] != 1 || sb.Counters["sessions"] != 1 ||
+		sa.Counters["snapshots_sent"] != 1 || sb.Counters["snapshots_applied"] != 1 || sa.Counters["resyncs"] != 0 {
+		t.Errorf("the replays disturbed the session:\nA %+v\nB %+v", sa, sb)
+	}
+	if sb.Counters["rejected_bad_mac"] == 0 || sb.Counters["rejected_malformed"] == 0 || sb.Counters["connect_errors"] < 2 {
+		t.Errorf("B did not drop the replays followed by frames (bad MAC, malformed): %+v", sb.Counters)
+	}
+	select {
+	case <-tp.bClosed:
+		t.Fatal("B closed the live session")
+	default:
+	}
+	for _, c := range replays {
+		c.Close()
+	}
+
+	// A dies without closing its connection (frozen tap); A restarted
+	// (A2, other calls) reconnects directly: B takes the new session and
+	// closes the old one, long before its 6 s silence timeout.
+	tp.frozen.Store(true)
+	A.stop()
+	ra2, err := New(Options{Node: "a", Listen: la2, Peer: lb, Key: []byte(key), RetryInterval: 20 * time.Millisecond, KeepAlive: 300 * time.Millisecond})
+	if err != nil {
+		t.Fatal(err)
+	}
+	ba2 := newBalancer(t, ra2)
+	src = source{ba2, ra2}
+	calls("restarted", 30)
+	ba = ba2
+	reconnect := time.Now()
+	run(t, ra2, true, ba2)
+	eventually(t, "B mirrors the restarted A", 2*time.Second, same)
+	select {
+	case <-tp.bClosed:
+	case <-time.After(time.Second):
+		t.Fatal("B kept the old session open after adopting the new one")
+	}
+	took := time.Since(reconnect)
+	if sb := B.r.Status(); !sb.Connected || sb.Counters["sessions"] != 2 || sb.Counters["snapshots_applied"] != 2 || B.b.Dialogs() != 30 {
+		t.Errorf("after the reconnect: B %+v, %d dialogs", sb, B.b.Dialogs())
+	}
+	t.Logf("reconnect adopted in %v", took.Round(time.Millisecond))
 }
