@@ -89,15 +89,7 @@ func (b *Balancer) fastAck(in inbound) bool {
 				return false
 			}
 			var rport bool
-			viaPort, rport = viaSentBy(first)
-			f := bytes.Fields(first)
-			if len(f) < 2 {
-				return false
-			}
-			sentBy, _, _ = bytes.Cut(f[1], []byte{';'})
-			if h, _, ok := bytes.Cut(sentBy, []byte{':'}); ok {
-				sentBy = h
-			}
+			sentBy, viaPort, rport = viaSentBy(first)
 			// received/rport would have to be added (RFC 3261 18.2.1,
 			// RFC 3581): the full path does that.
 			if rport || string(sentBy) != in.src.Addr().String() {
@@ -157,8 +149,7 @@ func (b *Balancer) fastAck(in inbound) bool {
 		return false
 	}
 	// The hop-by-hop ACK of a non-2xx final matches our server transaction.
-	key := string(branch) + "|" + string(sentBy) + ":" + strconv.Itoa(int(viaPort)) + "|" + string(sip.INVITE)
-	if _, ok := b.stx.get(key); ok {
+	if _, ok := b.stx.get(rfc3261Key(branch, sentBy, int(viaPort), string(sip.INVITE))); ok {
 		return false
 	}
 	if mf == 0 {

@@ -5,6 +5,8 @@ import (
 	"net/netip"
 	"strconv"
 	"time"
+
+	"github.com/emiago/sipgo/sip"
 )
 
 // Admission control: when the worker that would handle a new call is
@@ -16,8 +18,9 @@ import (
 // Core is never judged by how far behind the balancer itself is.
 
 // shedNew answers in with 503 and reports true when in is an initial
-// INVITE and its worker, with q messages queued and the last one taken
-// after lag, is too far behind to take another call.
+// INVITE with no server transaction yet (not a retransmission) and its
+// worker, with q messages queued and the last one taken after lag, is
+// too far behind to take another call.
 func (b *Balancer) shedNew(in inbound, q int, lag time.Duration) bool {
 	behind := (b.opt.ShedQueue > 0 && q >= b.opt.ShedQueue) || (b.opt.ShedDelay > 0 && q > 0 && lag >= b.opt.ShedDelay)
 	if !behind || !bytes.HasPrefix(in.data, []byte("INVITE ")) {
@@ -26,6 +29,12 @@ func (b *Balancer) shedNew(in inbound, q int, lag time.Duration) bool {
 	h := scanHeaders(in.data)
 	if h.toTag || len(h.vias) == 0 || h.from == nil || h.to == nil || h.callID == nil || h.cseq == nil {
 		return false // in-dialog, or for the worker to refuse properly
+	}
+	if _, ok := b.stx.get(h.inviteTxKey()); ok {
+		// A retransmission of a call already taken (its Core may be
+		// setting it up): its transaction answers it with the last
+		// response. A 503 now would leave a ghost call on the Core.
+		return false
 	}
 	resp := h.response(503, "Service Unavailable", "Retry-After: "+strconv.Itoa(b.opt.RetryAfter)+"\r\n", in.src)
 	dst := in.src
@@ -47,6 +56,7 @@ type rawHeaders struct {
 	from, to, callID, cseq []byte   // whole lines
 	toTag                  bool
 	rport                  bool   // top Via asks for rport
+	viaHost                []byte // top Via's sent-by host
 	viaPort                uint16 // top Via's sent-by port, 0 when absent
 }
 
@@ -77,7 +87,7 @@ func scanHeaders(p []byte) rawHeaders {
 		switch {
 		case hdrIs(name, "Via", 'v'):
 			if len(h.vias) == 0 {
-				h.viaPort, h.rport = viaSentBy(line[k+1:])
+				h.viaHost, h.viaPort, h.rport = viaSentBy(line[k+1:])
 			}
 			h.vias = append(h.vias, line)
 		case hdrIs(name, "From", 'f'):
@@ -141,34 +151,70 @@ func findParam(v []byte, name string) (value []byte, found bool) {
 	return nil, false
 }
 
-// viaSentBy returns the port of a Via value's first sent-by and whether
-// it asks for rport.
-func viaSentBy(v []byte) (uint16, bool) {
+// viaSentBy reads the first sent-by of a Via value: its host (an IPv6
+// literal without its brackets, as sipgo's ViaHeader.Host), its port (0
+// when absent) and whether it asks for rport.
+func viaSentBy(v []byte) (host []byte, port uint16, rport bool) {
 	if c := bytes.IndexByte(v, ','); c >= 0 {
 		v = v[:c]
 	}
-	rport := hasParam(v, "rport")
+	rport = hasParam(v, "rport")
 	v = bytes.TrimSpace(v)
 	sp := bytes.IndexAny(v, " \t") // after SIP/2.0/UDP
 	if sp < 0 {
-		return 0, rport
+		return nil, 0, rport
 	}
-	host := bytes.TrimSpace(v[sp:])
-	if s := bytes.IndexByte(host, ';'); s >= 0 {
-		host = bytes.TrimSpace(host[:s])
+	hp := bytes.TrimSpace(v[sp:])
+	if s := bytes.IndexByte(hp, ';'); s >= 0 {
+		hp = bytes.TrimSpace(hp[:s])
 	}
-	if e := bytes.LastIndexByte(host, ']'); e >= 0 {
-		host = host[e+1:]
+	var rest []byte
+	if len(hp) > 0 && hp[0] == '[' {
+		e := bytes.IndexByte(hp, ']')
+		if e < 0 {
+			return nil, 0, rport
+		}
+		host, rest = hp[1:e], hp[e+1:]
+	} else if c := bytes.LastIndexByte(hp, ':'); c >= 0 {
+		host, rest = bytes.TrimSpace(hp[:c]), hp[c:]
+	} else {
+		host = hp
 	}
-	c := bytes.LastIndexByte(host, ':')
-	if c < 0 {
-		return 0, rport
+	if len(rest) < 2 || rest[0] != ':' {
+		return host, 0, rport
 	}
-	n, err := strconv.Atoi(string(host[c+1:]))
+	n, err := strconv.Atoi(string(rest[1:]))
 	if err != nil || n <= 0 || n > 65535 {
-		return 0, rport
+		return host, 0, rport
 	}
-	return uint16(n), rport
+	return host, uint16(n), rport
+}
+
+// inviteTxKey is the key (txKey) of the INVITE server transaction that a
+// raw INVITE belongs to; "" when it cannot be told.
+func (h rawHeaders) inviteTxKey() string {
+	if len(h.vias) == 0 {
+		return ""
+	}
+	top := headerValue(h.vias[0])
+	if c := bytes.IndexByte(top, ','); c >= 0 {
+		top = top[:c]
+	}
+	branch := paramValue(top, "branch")
+	if bytes.HasPrefix(branch, []byte(sip.RFC3261BranchMagicCookie)) {
+		return rfc3261Key(branch, h.viaHost, int(h.viaPort), string(sip.INVITE))
+	}
+	// RFC 2543 peer: the dialog identifiers, as txKey has them.
+	seq := headerValue(h.cseq)
+	if sp := bytes.IndexAny(seq, " \t"); sp >= 0 {
+		seq = seq[:sp]
+	}
+	n, err := strconv.ParseUint(string(seq), 10, 32)
+	if err != nil {
+		return ""
+	}
+	return "2543|" + string(headerValue(h.callID)) + "|" + string(paramValue(headerValue(h.from), "tag")) + "|" +
+		strconv.FormatUint(n, 10) + "|" + string(sip.INVITE)
 }
 
 // response builds a stateless response from the raw lines: the top Via

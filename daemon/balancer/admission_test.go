@@ -7,6 +7,8 @@ import (
 	"strings"
 	"testing"
 	"time"
+
+	"github.com/emiago/sipgo/sip"
 )
 
 const shedInvite = "INVITE sip:svc@127.0.0.1:5060 SIP/2.0\r\n" +
@@ -162,5 +164,60 @@ func TestStatelessAckAbsorbed(t *testing.T) {
 				t.Errorf("counted %d", n)
 			}
 		})
+	}
+}
+
+// TestShedSparesRetransmission: under overload, a retransmitted INVITE of
+// a call already taken (its server transaction exists, the Core is
+// setting the call up) is not refused 503; a new call still is. Both
+// kinds of transaction key: an RFC 3261 branch and an RFC 2543 peer's.
+func TestShedSparesRetransmission(t *testing.T) {
+	l := newTxLab(t, 1, nil)
+	for _, tc := range []struct{ name, edit string }{{"RFC 3261 branch", ""}, {"RFC 2543 peer", "old-"}} {
+		t.Run(tc.name, func(t *testing.T) {
+			id := strings.ReplaceAll(tc.name, " ", "")
+			msg := l.invite(id)
+			if tc.edit != "" {
+				msg = strings.Replace(msg, "branch=z9hG4bK-", "branch="+tc.edit, 1)
+			}
+			l.send(l.caller, msg)
+			l.recv(l.cores[0], 2*time.Second, "INVITE at the Core", isRequest(sip.INVITE))
+			shed := l.b.stats.Shed.Load()
+			in := inbound{data: []byte(msg), src: l.callerAddr(), lis: l.b.listeners[0]}
+			if l.b.shedNew(in, 100, time.Second) {
+				t.Fatal("a retransmission of an INVITE being set up on a Core was refused 503")
+			}
+			fresh := in
+			fresh.data = []byte(strings.ReplaceAll(msg, id, id+"-new"))
+			if !l.b.shedNew(fresh, 100, time.Second) {
+				t.Fatal("a new INVITE was not shed")
+			}
+			if n := l.b.stats.Shed.Load() - shed; n != 1 {
+				t.Errorf("shed %d, want 1", n)
+			}
+		})
+	}
+}
+
+// TestViaSentByMatchesParser: the raw sent-by is what sipgo's Via has
+// (transaction keys are built from either).
+func TestViaSentByMatchesParser(t *testing.T) {
+	for _, v := range []string{
+		"SIP/2.0/UDP 10.0.0.1:5071;branch=z9hG4bK-1;rport",
+		"SIP/2.0/UDP 10.0.0.1;branch=z9hG4bK-1",
+		"SIP/2.0/TCP [2001:db8::1]:5062;branch=z9hG4bK-1",
+		"SIP/2.0/UDP [2001:db8::1];branch=z9hG4bK-1",
+		"SIP/2.0/UDP edge.example.net:5080;branch=z9hG4bK-1, SIP/2.0/UDP 10.0.0.2:5072;branch=z9hG4bK-0",
+	} {
+		msg := strings.Replace(shedInvite, "Via: SIP/2.0/UDP 10.0.0.1:5071;branch=z9hG4bK-1;rport", "Via: "+v, 1)
+		m, err := sip.NewParser().ParseSIP([]byte(msg))
+		if err != nil {
+			t.Fatal(err)
+		}
+		via := m.(*sip.Request).Via()
+		host, port, rport := viaSentBy([]byte(v))
+		if string(host) != via.Host || int(port) != via.Port || rport != via.Params.Has("rport") {
+			t.Errorf("%s: raw %s %d %v, sipgo %s %d %v", v, host, port, rport, via.Host, via.Port, via.Params.Has("rport"))
+		}
 	}
 }

@@ -14,11 +14,13 @@
 // already taken keep completing.
 //
 // Proxy behaviour follows RFC 3261 section 16: 100 Trying for INVITE,
-// retransmission absorption, CANCEL forwarded to the pending branch, 408 on
-// Timer B/C expiry, Record-Route with ;lr on the listen address a request
-// arrived on, loose routing of in-dialog requests, a Via with a unique
-// branch, received/rport on the caller's Via (RFC 3581) and Max-Forwards
-// (483).
+// retransmission absorption, non-2xx finals to INVITE retransmitted over
+// UDP until their ACK (Timer G/H), a downstream 503 answered 500 upstream,
+// a late 2xx on an abandoned attempt ACKed and ended with BYE, CANCEL
+// forwarded to the pending branch, 408 on Timer B/C expiry, Record-Route
+// with ;lr on the listen address a request arrived on, loose routing of
+// in-dialog requests, a Via with a unique branch, received/rport on the
+// caller's Via (RFC 3581) and Max-Forwards (483).
 //
 // Around the proxy sit the Core pool (states active, trying, inactive,
 // disabled, draining), the selection algorithms (round-robin, weighted,

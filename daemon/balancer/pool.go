@@ -165,19 +165,27 @@ func (p *pool) pick(callID string, exclude []*Core) *Core {
 	return nil
 }
 
-func (p *pool) pickRoundRobin(tier int, exclude []*Core) *Core {
-	n := len(p.cores)
-	if n == 0 {
-		return nil
-	}
-	start := int(p.rr.Add(1) % uint64(n))
-	for i := 0; i < n; i++ {
-		c := p.cores[(start+i)%n]
+// usable appends to buf the Cores that may take a new call at tier, in
+// pool order.
+func (p *pool) usable(buf []*Core, tier int, exclude []*Core) []*Core {
+	for _, c := range p.cores {
 		if eligible(c, tier, exclude) {
-			return c
+			buf = append(buf, c)
 		}
 	}
-	return nil
+	return buf
+}
+
+// pickRoundRobin turns over the usable Cores only, so that a Core that is
+// down, disabled or full leaves its share to all the others evenly, not
+// to the Core after it in the pool.
+func (p *pool) pickRoundRobin(tier int, exclude []*Core) *Core {
+	var buf [16]*Core
+	u := p.usable(buf[:0], tier, exclude)
+	if len(u) == 0 {
+		return nil
+	}
+	return u[p.rr.Add(1)%uint64(len(u))]
 }
 
 // pickWeighted is nginx's smooth weighted round robin.
@@ -202,9 +210,11 @@ func (p *pool) pickWeighted(tier int, exclude []*Core) *Core {
 
 // pickLeastLoad takes the Core with the largest free slot (max_calls minus
 // its calls; unlimited Cores count as having 1<<20 slots per weight), ties
-// broken by fewest calls, then in turn.
+// broken by fewest calls, then in turn over the usable Cores.
 func (p *pool) pickLeastLoad(tier int, exclude []*Core) *Core {
-	n := len(p.cores)
+	var buf [16]*Core
+	u := p.usable(buf[:0], tier, exclude)
+	n := len(u)
 	if n == 0 {
 		return nil
 	}
@@ -212,10 +222,7 @@ func (p *pool) pickLeastLoad(tier int, exclude []*Core) *Core {
 	var best *Core
 	var bestFree, bestLoad int64
 	for i := 0; i < n; i++ {
-		c := p.cores[(start+i)%n]
-		if !eligible(c, tier, exclude) {
-			continue
-		}
+		c := u[(start+i)%n]
 		load := c.load()
 		m := c.maxCalls.Load()
 		if m == 0 {

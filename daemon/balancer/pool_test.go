@@ -137,3 +137,43 @@ func TestCallHashConsistent(t *testing.T) {
 		}
 	}
 }
+
+// TestPickSpreadsOverUsable: with one of three Cores down, disabled or
+// full, its share goes to the two others evenly, not to its successor
+// in the pool alone.
+func TestPickSpreadsOverUsable(t *testing.T) {
+	unusable := map[string]func(p *pool, c *Core){
+		"down": func(_ *pool, c *Core) {
+			c.mu.Lock()
+			c.up = false
+			c.recompute()
+			c.mu.Unlock()
+		},
+		"disabled": func(p *pool, c *Core) { p.setAdmin(c.name, adminDisabled) },
+		"full":     func(_ *pool, c *Core) { c.calls.Store(1) },
+	}
+	for _, alg := range []string{RoundRobin, Weighted, LeastLoad} {
+		for how, off := range unusable {
+			for _, dead := range []string{"a", "b", "c"} {
+				t.Run(alg+"/"+how+"/"+dead, func(t *testing.T) {
+					p := testPool(t, alg, cc("a", 1, 0), cc("b", 1, 0), cc("c", 1, 0))
+					p.get(dead).maxCalls.Store(1)
+					off(p, p.get(dead))
+					const n = 3000
+					got := map[string]int{}
+					for i := 0; i < n; i++ {
+						got[p.pick(fmt.Sprint("call", i), nil).name]++
+					}
+					if got[dead] != 0 {
+						t.Fatalf("%s core %s got %d calls", how, dead, got[dead])
+					}
+					for _, k := range []string{"a", "b", "c"} {
+						if k != dead && (got[k] < n/2*95/100 || got[k] > n/2*105/100) {
+							t.Fatalf("shares %v, want about %d each for the two usable Cores", got, n/2)
+						}
+					}
+				})
+			}
+		}
+	}
+}

@@ -51,10 +51,7 @@ func (b *Balancer) probeAll() {
 }
 
 func (b *Balancer) sendProbe(c *Core) {
-	out := b.udpOut
-	if c.transport == "tcp" {
-		out = b.tcpOut
-	}
+	out := b.outFor(c.transport)
 	if out == nil {
 		return
 	}
@@ -182,10 +179,7 @@ func (b *Balancer) abandonCore(c *Core) {
 		st := ct.st
 		st.mu.Lock()
 		if !ct.done && st.client == ct && !st.final && st.invite && ct.provisional {
-			ct.done = true
-			ct.timerC.Stop()
-			ct.attemptT.Stop()
-			ct.retransT.Stop()
+			ct.stop()
 			b.sendCancel(ct)
 			c.failovers.Add(1)
 			if st.cancelled {

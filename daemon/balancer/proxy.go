@@ -46,8 +46,13 @@ type serverTx struct {
 	branches    []string
 	cancelled   bool
 	final       bool
+	acked       bool // the caller ACKed our non-2xx final
+	ended       bool // out of the tables (endTx)
 	finalCode   int
 	lastResp    []byte
+	finalT      *timer        // Timer G: next retransmission of a non-2xx final (UDP)
+	finalIv     time.Duration // its interval
+	endT        *timer        // the end of the transaction: linger, Timer H or I
 
 	// pieces for requests the proxy builds toward the Core (ACK, CANCEL)
 	ruri   string
@@ -66,12 +71,24 @@ type clientTx struct {
 	data        []byte
 	provisional bool
 	done        bool // final received, or the attempt abandoned
+	answered    bool // a final came
 	cancelSent  bool
 	cancelAcked bool
+	late        *lateAnswer // a 2xx after the attempt was abandoned (lateanswer.go)
 	retransT    *timer
 	attemptT    *timer
 	timerC      *timer
 	interval    time.Duration
+}
+
+// stop ends an attempt: its final came, or it was given up; st.mu held.
+// The request is not sent again: its bytes go.
+func (ct *clientTx) stop() {
+	ct.done = true
+	ct.data = nil
+	ct.timerC.Stop()
+	ct.attemptT.Stop()
+	ct.retransT.Stop()
 }
 
 var bufPool = sync.Pool{New: func() any { return new(bytes.Buffer) }}
@@ -182,12 +199,19 @@ func replyAddr(via *sip.ViaHeader, src netip.AddrPort, stream bool) netip.AddrPo
 	return netip.AddrPortFrom(src.Addr(), uint16(port))
 }
 
+// rfc3261Key is a transaction's key from its top Via (RFC 3261 17.2.3):
+// the parsed path (txKey) and the raw ones (fastAck, admission control)
+// must build the same string.
+func rfc3261Key[S string | []byte](branch, host S, port int, method string) string {
+	return string(branch) + "|" + string(host) + ":" + strconv.Itoa(port) + "|" + method
+}
+
 func txKey(branch string, via *sip.ViaHeader, method sip.RequestMethod, req *sip.Request) string {
 	if method == sip.ACK {
 		method = sip.INVITE
 	}
 	if strings.HasPrefix(branch, sip.RFC3261BranchMagicCookie) {
-		return branch + "|" + via.Host + ":" + strconv.Itoa(via.Port) + "|" + string(method)
+		return rfc3261Key(branch, via.Host, via.Port, string(method))
 	}
 	// RFC 2543 peer: fall back on the dialog identifiers.
 	tag := ""
@@ -418,10 +442,7 @@ func (b *Balancer) attempt(st *serverTx, c *Core, tp string, dst netip.AddrPort)
 		st.tried = append(st.tried, c)
 		c.routed.Add(1)
 	}
-	out := b.udpOut
-	if tp == "tcp" {
-		out = b.tcpOut
-	}
+	out := b.outFor(tp)
 	if out == nil {
 		b.finish(st, 503, "Service Unavailable", "")
 		return
@@ -524,8 +545,7 @@ func (b *Balancer) attemptTimeout(ct *clientTx) {
 	if ct.done || st.client != ct || (ct.provisional && st.method == sip.INVITE) {
 		return
 	}
-	ct.done = true
-	ct.retransT.Stop()
+	ct.stop()
 	b.stats.AttemptTimeouts.Add(1)
 	if ct.core != nil {
 		ct.core.failovers.Add(1)
@@ -607,36 +627,120 @@ func (b *Balancer) completed(st *serverTx) {
 			c.viaLine = ""
 		}
 	}
-	b.wheel.after(b.opt.TxLinger, func() {
-		b.stx.del(st.key)
-		st.mu.Lock()
-		branches := st.branches
-		if c := st.client; c != nil {
-			c.timerC.Stop()
-			c.attemptT.Stop()
-			c.retransT.Stop()
-		}
+	linger := b.opt.TxLinger
+	if st.method == sip.INVITE && st.finalCode >= 300 && st.conn == nil {
+		// Timer G/H (RFC 3261 17.2.1): over UDP the caller, which
+		// stopped retransmitting at our 100, learns of a lost final
+		// only from us. Retransmitted until its ACK (onAck) or Timer H.
+		st.finalIv = t1
+		st.finalT = b.wheel.after(t1, func() { b.retransmitFinal(st) })
+		linger = max(linger, 64*t1)
+	}
+	st.endT = b.wheel.after(linger, func() { b.endTx(st) })
+}
+
+// retransmitFinal is Timer G: the non-2xx final again, at intervals
+// doubling from T1 up to T2.
+func (b *Balancer) retransmitFinal(st *serverTx) {
+	st.mu.Lock()
+	defer st.mu.Unlock()
+	if st.finalT == nil || st.acked || st.ended {
+		return
+	}
+	b.stats.FinalsRetransmitted.Add(1)
+	b.sendUp(st, st.lastResp)
+	st.finalIv = min(2*st.finalIv, t2)
+	st.finalT = b.wheel.after(st.finalIv, func() { b.retransmitFinal(st) })
+}
+
+// stopFinal ends Timer G (a 2xx went up after our own non-2xx final);
+// st.mu held.
+func (st *serverTx) stopFinal() {
+	st.finalT.Stop()
+	st.finalT = nil
+}
+
+// ackReceived is the caller's ACK of our non-2xx final: Timer G stops,
+// and the transaction stays TxLinger more (Timer I) to absorb the ACK's
+// retransmissions instead of waiting for Timer H; st.mu held.
+func (b *Balancer) ackReceived(st *serverTx) {
+	if st.acked {
+		return
+	}
+	st.acked = true
+	if st.finalT == nil || st.ended {
+		return
+	}
+	st.stopFinal()
+	st.endT.Stop()
+	st.endT = b.wheel.after(b.opt.TxLinger, func() { b.endTx(st) })
+}
+
+// endTx removes a completed transaction and its branches from the tables.
+func (b *Balancer) endTx(st *serverTx) {
+	st.mu.Lock()
+	if st.ended {
 		st.mu.Unlock()
-		for _, br := range branches {
-			b.ctx.del(br)
+		return
+	}
+	st.ended = true
+	if st.finalT != nil && !st.acked {
+		b.stats.FinalsUnacked.Add(1) // Timer H
+	}
+	st.finalT.Stop()
+	branches := st.branches
+	var late []string
+	if len(branches) > 1 && st.method == sip.INVITE {
+		// An attempt given up unanswered may still answer 2xx: its branch
+		// stays, bounded by Timer C, so that the call is ended there
+		// (endLateAnswer) and not passed on to the caller as a stray 2xx.
+		branches = nil
+		for _, br := range st.branches {
+			if ct, ok := b.ctx.get(br); ok && ct != st.client && !ct.answered {
+				late = append(late, br)
+			} else {
+				branches = append(branches, br)
+			}
 		}
-	})
+	}
+	if c := st.client; c != nil {
+		c.stop()
+	}
+	st.mu.Unlock()
+	b.stx.del(st.key)
+	for _, br := range branches {
+		b.ctx.del(br)
+	}
+	if len(late) > 0 {
+		b.wheel.after(b.opt.InviteTimeout, func() {
+			for _, br := range late {
+				b.ctx.del(br)
+			}
+		})
+	}
 }
 
 // buildToCore renders a request the proxy itself sends on ct's branch
 // (ACK for a non-2xx final, CANCEL).
 func (st *serverTx) buildToCore(method string, ct *clientTx, toLine string) []byte {
+	return buildRequest(method, st.ruri, ct.viaLine, st.fwdHdr, toLine, st.cseq)
+}
+
+// buildRequest renders a request of the proxy's own: hdr holds the
+// header lines between the Via line and the To line (Route, From,
+// Call-ID).
+func buildRequest(method, ruri, viaLine, hdr, toLine string, cseq uint32) []byte {
 	var buf bytes.Buffer
 	buf.WriteString(method)
 	buf.WriteByte(' ')
-	buf.WriteString(st.ruri)
+	buf.WriteString(ruri)
 	buf.WriteString(" SIP/2.0\r\n")
-	buf.WriteString(ct.viaLine)
+	buf.WriteString(viaLine)
 	buf.WriteString("\r\n")
-	buf.WriteString(st.fwdHdr)
+	buf.WriteString(hdr)
 	buf.WriteString(toLine)
 	buf.WriteString("\r\nCSeq: ")
-	buf.WriteString(strconv.FormatUint(uint64(st.cseq), 10))
+	buf.WriteString(strconv.FormatUint(uint64(cseq), 10))
 	buf.WriteByte(' ')
 	buf.WriteString(method)
 	buf.WriteString("\r\nMax-Forwards: 70\r\nContent-Length: 0\r\n\r\n")
@@ -653,18 +757,25 @@ func (b *Balancer) sendCancel(ct *clientTx) {
 	data := ct.st.buildToCore("CANCEL", ct, ct.st.toLine)
 	b.send(ct.transport, ct.dst, data, nil)
 	b.stats.CancelsSent.Add(1)
-	if ct.transport != "udp" {
+	b.resendUntil(ct.st, ct.transport, ct.dst, data, &ct.cancelAcked)
+}
+
+// resendUntil retransmits a request of the proxy's own over UDP at T1,
+// then doubling, four times at most, until *done (set under st.mu when
+// the answer comes).
+func (b *Balancer) resendUntil(st *serverTx, tp string, dst netip.AddrPort, data []byte, done *bool) {
+	if tp != "udp" {
 		return
 	}
 	var again func(d time.Duration, n int)
 	again = func(d time.Duration, n int) {
 		b.wheel.after(d, func() {
-			ct.st.mu.Lock()
-			defer ct.st.mu.Unlock()
-			if ct.cancelAcked || n == 0 {
+			st.mu.Lock()
+			defer st.mu.Unlock()
+			if *done || n == 0 {
 				return
 			}
-			b.send(ct.transport, ct.dst, data, nil)
+			b.send(tp, dst, data, nil)
 			again(d*2, n-1)
 		})
 	}
@@ -699,6 +810,9 @@ func (b *Balancer) onAck(in inbound, req *sip.Request, branch string) {
 	if st, ok := b.stx.get(txKey(branch, req.Via(), sip.ACK, req)); ok {
 		st.mu.Lock()
 		absorb := st.final && st.finalCode >= 300
+		if absorb {
+			b.ackReceived(st)
+		}
 		st.mu.Unlock()
 		if absorb {
 			return // hop-by-hop ACK for a non-2xx final
@@ -735,10 +849,7 @@ func (b *Balancer) forwardStateless(in inbound, req *sip.Request) {
 	if err != nil || b.isLocal(dst) {
 		return
 	}
-	out := b.udpOut
-	if tp == "tcp" {
-		out = b.tcpOut
-	}
+	out := b.outFor(tp)
 	if out == nil {
 		return
 	}
@@ -767,7 +878,8 @@ func (b *Balancer) onResponse(in inbound, res *sip.Response) {
 		}
 		return
 	}
-	b.proxyResponse(ct, &respView{code: res.StatusCode, cancel: res.CSeq().MethodName == sip.CANCEL, res: res})
+	m := res.CSeq().MethodName
+	b.proxyResponse(ct, &respView{code: res.StatusCode, cancel: m == sip.CANCEL, bye: m == sip.BYE, res: res, raw: in.data})
 }
 
 // proxyResponse is the stateful handling of a response on one of our
@@ -778,6 +890,10 @@ func (b *Balancer) proxyResponse(ct *clientTx, v *respView) {
 	defer st.mu.Unlock()
 	if v.cancel {
 		ct.cancelAcked = true
+		return
+	}
+	if v.bye && ct.late != nil {
+		ct.late.byeDone = ct.late.byeDone || v.code >= 200
 		return
 	}
 	code := v.code
@@ -804,35 +920,33 @@ func (b *Balancer) proxyResponse(ct *clientTx, v *respView) {
 		return
 	}
 	// Final response.
+	ct.answered = true
 	if invite && code >= 300 {
 		b.send(ct.transport, ct.dst, st.buildToCore("ACK", ct, v.toLine()), nil)
 	}
+	if st.client != ct {
+		// A final on an abandoned attempt (attempt timer, Core down): the
+		// call went on elsewhere. A 2xx set it up on this Core all the
+		// same: end it there.
+		ct.stop()
+		if invite && code < 300 {
+			b.endLateAnswer(ct, v)
+		}
+		return
+	}
 	if ct.done || st.final {
-		if ct.done && st.client == ct && invite && code < 300 {
-			// 2xx retransmission (the caller's ACK was lost): pass it on.
-			b.sendUp(st, v.forward())
-			return
-		}
-		if !ct.done {
-			ct.done = true
-			ct.timerC.Stop()
-			ct.attemptT.Stop()
-			ct.retransT.Stop()
-		}
-		if invite && code < 300 && st.client == ct {
-			// 2xx after we answered 408 on Timer C: the call is up all
-			// the same; the caller must see it (RFC 3261 16.7 step 5).
+		ct.stop()
+		if invite && code < 300 {
+			// A 2xx retransmission (the caller's ACK was lost), or a 2xx
+			// after we answered 408 (Timer C, attempt timer): the call is
+			// up all the same, the caller must see it (RFC 3261 16.7 step
+			// 5), and no longer our 408.
+			st.stopFinal()
 			b.sendUp(st, v.forward())
 		}
 		return
 	}
-	ct.done = true
-	ct.timerC.Stop()
-	ct.attemptT.Stop()
-	ct.retransT.Stop()
-	if st.client != ct {
-		return // a late answer on an abandoned attempt
-	}
+	ct.stop()
 	if code >= 300 && st.toCore && !st.cancelled && b.retryOn(code) {
 		if ct.core != nil {
 			ct.core.failovers.Add(1)
@@ -845,6 +959,14 @@ func (b *Balancer) proxyResponse(ct *clientTx, v *respView) {
 			b.attempt(st, next, next.transport, next.addr)
 			return
 		}
+	}
+	if code == 503 {
+		// RFC 3261 16.7 step 6: a 503 says that its sender is
+		// unavailable, not the edge; passed on from the VIP it would make
+		// a carrier's router take the whole edge out of service. Our own
+		// 503 (no Core can take the call) stays a 503.
+		b.finish(st, 500, "Server Internal Error", "")
+		return
 	}
 	st.final, st.finalCode = true, code
 	st.lastResp = v.forward()

@@ -17,9 +17,10 @@ import (
 type respView struct {
 	code   int
 	cancel bool          // a response to our CANCEL
+	bye    bool          // CSeq method BYE (on an INVITE's branch: our BYE of a late 2xx)
 	res    *sip.Response // parsed; nil on the raw path
 
-	raw         []byte // raw path: the whole message
+	raw         []byte // the whole message as received
 	viaFrom     int    // raw path: the top Via line, CRLF included
 	viaTo       int
 	to          []byte        // raw path: the To line
@@ -140,7 +141,9 @@ func scanResponse(p []byte) (v respView, branch string, ok bool) {
 				return v, "", false
 			}
 			haveCSeq = true
-			v.cancel = string(val[sp+1:]) == "CANCEL"
+			method := val[sp+1:]
+			v.cancel = string(method) == "CANCEL"
+			v.bye = string(method) == "BYE"
 		case hdrIs(name, "Call-ID", 'i'):
 			haveCallID = len(val) > 0
 		case hdrIs(name, "To", 't'):

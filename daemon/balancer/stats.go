@@ -28,6 +28,15 @@ type Stats struct {
 	Replies4xx      atomic.Uint64 // 4xx sent upstream (ours or forwarded)
 	Replies5xx      atomic.Uint64
 	Replies6xx      atomic.Uint64
+
+	// FinalsRetransmitted counts non-2xx finals to INVITE sent again to
+	// a UDP caller that had not ACKed them (Timer G); FinalsUnacked the
+	// transactions whose ACK never came (Timer H).
+	FinalsRetransmitted atomic.Uint64
+	FinalsUnacked       atomic.Uint64
+	// LateAnswers counts 2xx on attempts already given up (attempt
+	// timer, Core down) that the balancer ACKed and ended with BYE.
+	LateAnswers atomic.Uint64
 }
 
 func (s *Stats) countReply(code int) {
@@ -47,6 +56,7 @@ func (s *Stats) Snapshot() map[string]uint64 {
 		"received": s.Received.Load(), "queue_drops": s.QueueDrops.Load(), "shed": s.Shed.Load(), "malformed": s.Malformed.Load(),
 		"too_large": s.TooLarge.Load(), "panics": s.Panics.Load(), "forwarded": s.Forwarded.Load(),
 		"retransmissions_absorbed": s.Retransmissions.Load(), "stateless_acks_absorbed": s.StatelessAcks.Load(), "retransmitted": s.Retransmitted.Load(),
+		"finals_retransmitted": s.FinalsRetransmitted.Load(), "finals_unacked": s.FinalsUnacked.Load(), "late_answers_ended": s.LateAnswers.Load(),
 		"calls": s.Calls.Load(), "answered": s.Answered.Load(), "failovers": s.Failovers.Load(),
 		"attempt_timeouts": s.AttemptTimeouts.Load(), "no_core": s.NoCore.Load(), "cancels_sent": s.CancelsSent.Load(),
 		"dialogs_expired": s.DialogsExpired.Load(), "send_errors": s.SendErrors.Load(),
