@@ -589,8 +589,12 @@ func report(o options, rs []*result, took time.Duration) {
 			}
 		}
 		fmt.Fprintf(&b, "\nCPU-s per 1000 calls at the same rate (clean steps, sipedge/kamailio): %s\n", strings.Join(same, "; "))
-		fmt.Fprintf(&b, "\nratios sipedge / kamailio (same run): sustained rate %.2f (target >= 1.0), CPU per call %.2f (target <= 1.0), RSS %.2f, clean step rate %.2f\n",
-			ratio(us.SustainedCPS, base.SustainedCPS), us.CPUPer1000/nonzero(base.CPUPer1000), us.RSSMiB/nonzero(base.RSSMiB), ratio(us.CleanCPS, base.CleanCPS))
+		sustained := fmt.Sprintf("%.2f", ratio(us.SustainedCPS, base.SustainedCPS))
+		if base.SustainedCPS == 0 {
+			sustained = fmt.Sprintf("n/a (kamailio held no clean sustained run; against its highest clean step %.2f)", ratio(us.SustainedCPS, base.CleanCPS))
+		}
+		fmt.Fprintf(&b, "\nratios sipedge / kamailio (same run): sustained rate %s (target >= 1.0), CPU per call %.2f (target <= 1.0), RSS %.2f, clean step rate %.2f\n",
+			sustained, us.CPUPer1000/nonzero(base.CPUPer1000), us.RSSMiB/nonzero(base.RSSMiB), ratio(us.CleanCPS, base.CleanCPS))
 	}
 	if us != nil {
 		fmt.Fprintf(&b, "\nsipedge targets (issue 10):\n")
