@@ -4,6 +4,7 @@ import (
 	"context"
 	"encoding/json"
 	"errors"
+	"net/netip"
 	"os"
 	"reflect"
 	"runtime"
@@ -54,7 +55,8 @@ type CoresStatus struct {
 }
 
 // BalancerOptions converts the sip: section (and the security message
-// size limit) to the balancer's options, without logger and events.
+// size limits and trusted networks) to the balancer's options, without
+// logger and events.
 func BalancerOptions(cfg *config.Config) balancer.Options {
 	s := cfg.SIP
 	opt := balancer.Options{
@@ -72,6 +74,12 @@ func BalancerOptions(cfg *config.Config) balancer.Options {
 		MaxMessageBytes: cfg.Security.Limits.MessageBytes,
 		MaxHeaders:      cfg.Security.Limits.Headers,
 		MaxURIBytes:     cfg.Security.Limits.URIBytes,
+
+		TCPIdleTimeout:    s.TCP.IdleTimeout.D(),
+		TCPMessageTimeout: s.TCP.MessageTimeout.D(),
+		TCPMaxConnections: s.TCP.MaxConnections,
+		TCPMaxPerSource:   s.TCP.MaxPerSource,
+		TCPExempt:         tcpExempt(cfg),
 	}
 	if h := healthListener(cfg); h != "" {
 		opt.Listen = append(slices.Clip(s.Listen), h)
@@ -80,6 +88,19 @@ func BalancerOptions(cfg *config.Config) balancer.Options {
 		opt.Cores = append(opt.Cores, balancer.CoreConfig{Name: c.Name, Address: c.Address, Weight: c.Weight, MaxCalls: c.MaxCalls})
 	}
 	return opt
+}
+
+// tcpExempt is what the edge accepts unchecked over TCP, exempt from the
+// balancer's TCP caps too: the box itself (127.0.0.1, ::1) and the
+// trusted networks (the Cores the balancer knows itself).
+func tcpExempt(cfg *config.Config) []netip.Prefix {
+	out := []netip.Prefix{netip.MustParsePrefix("127.0.0.1/32"), netip.MustParsePrefix("::1/128")}
+	for _, t := range cfg.Security.Trusted {
+		if t.Transport == "" || t.Transport == "tcp" {
+			out = append(out, t.Prefix)
+		}
+	}
+	return out
 }
 
 // setupBalancer starts the SIP balancer when the config has a sip:
@@ -160,6 +181,7 @@ func (a *App) setupBalancer(ctx context.Context) error {
 	}
 	a.addStatus("sip", status)
 	a.onReload("balancer", func(c *config.Config) error {
+		b.SetTCPExempt(tcpExempt(c)) // security.trusted reloads, as in the edge
 		if !reflect.DeepEqual(c.SIP, cfg.SIP) {
 			return errors.New("sip: changes take effect at the next restart (use `sipedge ctl cores` for Cores)")
 		}

@@ -40,8 +40,12 @@ type Balancer struct {
 	dialogs *dialogTable
 	probes  probeTable
 
-	connMu sync.Mutex
-	conns  map[netip.AddrPort]*tcpConn
+	connMu    sync.Mutex // guards the TCP connection table and counts
+	conns     map[netip.AddrPort]*tcpConn
+	perSource map[netip.Addr]int // inbound connections by source (sourceKey), exempt ones left out
+	nTCPIn    int                // inbound connections open
+	nTCPOut   int                // connections dialled, open
+	tcpExempt atomic.Pointer[[]netip.Prefix]
 
 	branchPrefix string
 	probePrefix  string
@@ -76,6 +80,7 @@ func New(opt Options) (*Balancer, error) {
 		stx:          newShardMap[*serverTx](),
 		ctx:          newShardMap[*clientTx](),
 		conns:        map[netip.AddrPort]*tcpConn{},
+		perSource:    map[netip.Addr]int{},
 		branchPrefix: sip.RFC3261BranchMagicCookie + "sb" + id + ".",
 		probePrefix:  sip.RFC3261BranchMagicCookie + "sp" + id + ".",
 		stop:         make(chan struct{}),
@@ -85,6 +90,7 @@ func New(opt Options) (*Balancer, error) {
 	b.respParser = sip.NewParser(sip.WithHeadersParsers(leanResponseParsers()))
 	b.respParser.MaxMessageLength = 65535
 	b.probePrefixB = []byte(b.probePrefix)
+	b.SetTCPExempt(opt.TCPExempt)
 	b.probes.m = map[string]*probe{}
 	b.wheel = newWheel(10*time.Millisecond, 1024, b.log)
 	b.dialogs = newDialogTable(opt.Dialogs, opt.DialogTimeout, opt.InviteTimeout+time.Minute, b.coreIdle)

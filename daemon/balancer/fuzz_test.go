@@ -63,7 +63,7 @@ func FuzzIntake(f *testing.F) {
 			lis, msgs = tcp, nil
 			r := bufio.NewReaderSize(bytes.NewReader(data), 16384)
 			for len(msgs) < 8 {
-				m, err := readStreamMessage(r, b.opt.MaxMessageBytes)
+				m, err := readStreamMessage(r, b.opt.MaxMessageBytes, nil)
 				if err != nil {
 					break
 				}

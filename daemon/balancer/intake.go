@@ -134,8 +134,14 @@ func (b *Balancer) checkLimits(data []byte, req *sip.Request) *intakeError {
 
 // screened carries out a Screen verdict other than accept: a request
 // refused with a code is answered statelessly when its headers can be
-// read (never an ACK); everything else is dropped.
+// read (never an ACK); everything else is dropped, and over TCP its
+// connection closed (a banned source, a scanner).
 func (b *Balancer) screened(in inbound, v Verdict) {
+	if v.Drop && in.conn != nil {
+		in.conn.screenedOut = true // on its reader: see streamEnded
+		b.dropConn(in.conn)
+		return
+	}
 	if v.Code == 0 || !rawRequestStart(in.data) || len(in.data) > b.opt.MaxMessageBytes {
 		return
 	}

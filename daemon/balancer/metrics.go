@@ -26,6 +26,9 @@ type Collector struct {
 	drops    *prometheus.Desc
 	reqs     *prometheus.Desc
 	resps    *prometheus.Desc
+	tcpOpen  *prometheus.Desc
+	tcpRef   *prometheus.Desc
+	tcpEnd   *prometheus.Desc
 }
 
 type counterDesc struct {
@@ -74,6 +77,9 @@ func NewCollector(b *Balancer) *Collector {
 	c.reqs = prometheus.NewDesc("sipedge_sip_requests_total", "SIP requests read (in) and sent (out), by method.", []string{"direction", "method"}, nil)
 	c.resps = prometheus.NewDesc("sipedge_sip_responses_total", "SIP responses read (in) and sent (out), by class.", []string{"direction", "class"}, nil)
 	c.drops = prometheus.NewDesc("sipedge_sip_udp_kernel_drops", "Datagrams the kernel dropped on the balancer's UDP sockets (receive buffer full).", []string{"listen"}, nil)
+	c.tcpOpen = prometheus.NewDesc("sipedge_sip_tcp_connections", "TCP connections open: accepted (in) and dialled to Cores (out).", []string{"direction"}, nil)
+	c.tcpRef = prometheus.NewDesc("sipedge_sip_tcp_refused_total", "Inbound TCP connections closed at accept: max_connections or per_source cap reached, banned source.", []string{"reason"}, nil)
+	c.tcpEnd = prometheus.NewDesc("sipedge_sip_tcp_closed_total", "TCP connections ended: idle timeout, message_timeout (a message not complete in time), malformed (framing lost), screened (a message from a banned source or a scanner), peer (closed by the peer), local (a write failed, shutdown).", []string{"reason"}, nil)
 	return c
 }
 
@@ -82,7 +88,7 @@ func (c *Collector) Describe(ch chan<- *prometheus.Desc) {
 	for _, d := range c.counters {
 		ch <- d.d
 	}
-	for _, d := range []*prometheus.Desc{c.calls, c.pending, c.state, c.latency, c.routed, c.answered, c.fail, c.tx, c.dialogs, c.drops, c.reqs, c.resps} {
+	for _, d := range []*prometheus.Desc{c.calls, c.pending, c.state, c.latency, c.routed, c.answered, c.fail, c.tx, c.dialogs, c.drops, c.reqs, c.resps, c.tcpOpen, c.tcpRef, c.tcpEnd} {
 		ch <- d
 	}
 }
@@ -121,6 +127,15 @@ func (c *Collector) Collect(ch chan<- prometheus.Metric) {
 	ch <- prometheus.MustNewConstMetric(c.tx, prometheus.GaugeValue, float64(srv), "server")
 	ch <- prometheus.MustNewConstMetric(c.tx, prometheus.GaugeValue, float64(cli), "client")
 	ch <- prometheus.MustNewConstMetric(c.dialogs, prometheus.GaugeValue, float64(c.b.Dialogs()))
+	in, out := c.b.TCPConnections()
+	ch <- prometheus.MustNewConstMetric(c.tcpOpen, prometheus.GaugeValue, float64(in), "in")
+	ch <- prometheus.MustNewConstMetric(c.tcpOpen, prometheus.GaugeValue, float64(out), "out")
+	for i, r := range tcpRefusedReasons {
+		ch <- prometheus.MustNewConstMetric(c.tcpRef, prometheus.CounterValue, float64(c.b.stats.TCPRefused[i].Load()), r)
+	}
+	for i, r := range tcpClosedReasons {
+		ch <- prometheus.MustNewConstMetric(c.tcpEnd, prometheus.CounterValue, float64(c.b.stats.TCPClosed[i].Load()), r)
+	}
 	for listen, n := range c.b.KernelDrops() {
 		ch <- prometheus.MustNewConstMetric(c.drops, prometheus.CounterValue, float64(n), listen)
 	}

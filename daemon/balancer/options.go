@@ -54,7 +54,10 @@ type Options struct {
 	// Screen, if set, sees every message from the wire before anything
 	// else is done with it (no parsing, no queueing, no transaction): the
 	// edge's ACLs, ban table and scanner filter. It runs on the socket's
-	// reader goroutine and must be cheap and must not keep data.
+	// reader goroutine and must be cheap and must not keep data. It is
+	// also asked with nil data when a TCP connection is accepted: Drop
+	// (a banned source) closes the connection at once; a message
+	// dropped over TCP closes its connection.
 	Screen func(src netip.AddrPort, transport string, data []byte) Verdict
 	// TxLinger is how long a completed transaction stays to absorb
 	// retransmissions and the ACK of a non-2xx final response. Default 5s
@@ -84,6 +87,27 @@ type Options struct {
 	// negative turns either off.
 	ShedDelay time.Duration
 	ShedQueue int
+
+	// TCPIdleTimeout closes a TCP connection (accepted, or dialled to a
+	// Core) that has carried no message, either way, for this long
+	// (Kamailio's tcp_connection_lifetime). Default 120s.
+	TCPIdleTimeout time.Duration
+	// TCPMessageTimeout closes a TCP connection whose message is not
+	// complete (headers and body) this long after its first byte: a
+	// slowloris trickling a header byte at a time. Default 10s.
+	TCPMessageTimeout time.Duration
+	// TCPMaxConnections caps the inbound TCP connections: past it a new
+	// connection from a source not in TCPExempt is closed at once
+	// (Kamailio's tcp_max_connections). Default 2048.
+	TCPMaxConnections int
+	// TCPMaxPerSource caps the inbound TCP connections of one source
+	// address (an IPv6 source counts per /64), so that one host cannot
+	// take every slot. Default 64.
+	TCPMaxPerSource int
+	// TCPExempt are the sources never refused by either cap (trusted
+	// networks); the Cores' addresses always are. Their connections
+	// still count toward TCPMaxConnections.
+	TCPExempt []netip.Prefix
 
 	Logger *slog.Logger
 	// Events receives Core state changes (may be nil).
@@ -197,6 +221,18 @@ func (o Options) withDefaults() Options {
 	}
 	if o.ShedDelay == 0 {
 		o.ShedDelay = 100 * time.Millisecond
+	}
+	if o.TCPIdleTimeout <= 0 {
+		o.TCPIdleTimeout = 120 * time.Second
+	}
+	if o.TCPMessageTimeout <= 0 {
+		o.TCPMessageTimeout = 10 * time.Second
+	}
+	if o.TCPMaxConnections <= 0 {
+		o.TCPMaxConnections = 2048
+	}
+	if o.TCPMaxPerSource <= 0 {
+		o.TCPMaxPerSource = 64
 	}
 	if o.Logger == nil {
 		o.Logger = slog.New(slog.DiscardHandler)

@@ -128,6 +128,18 @@ func (p *pool) byAddr(a netip.AddrPort) *Core {
 	return nil
 }
 
+// hasAddr reports whether a Core is at address a (any port).
+func (p *pool) hasAddr(a netip.Addr) bool {
+	p.mu.RLock()
+	defer p.mu.RUnlock()
+	for _, c := range p.cores {
+		if c.addr.Addr().Unmap() == a {
+			return true
+		}
+	}
+	return false
+}
+
 // eligible reports whether c may take a new call at the given tier:
 // tier 0 takes only active Cores, tier 1 also trying ones.
 func eligible(c *Core, tier int, exclude []*Core) bool {

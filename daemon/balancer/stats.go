@@ -37,7 +37,38 @@ type Stats struct {
 	// LateAnswers counts 2xx on attempts already given up (attempt
 	// timer, Core down) that the balancer ACKed and ended with BYE.
 	LateAnswers atomic.Uint64
+
+	// TCPRefused counts inbound TCP connections closed at accept, and
+	// TCPClosed the TCP connections ended, by the reasons named in
+	// tcpRefusedReasons and tcpClosedReasons.
+	TCPRefused [len(tcpRefusedReasons)]atomic.Uint64
+	TCPClosed  [len(tcpClosedReasons)]atomic.Uint64
 }
+
+// Why an inbound TCP connection was refused (Stats.TCPRefused).
+const (
+	tcpRefusedMaxConnections = iota
+	tcpRefusedPerSource
+	tcpRefusedBanned
+)
+
+var tcpRefusedReasons = [...]string{"max_connections", "per_source", "banned"}
+
+// Why a TCP connection ended (Stats.TCPClosed): idle timeout, a message
+// not complete in time, framing lost (bad Content-Length, too large), a
+// message the Screen dropped (banned source, scanner), closed by the
+// peer (or a read error), closed here (a write failed, the balancer
+// stopped).
+const (
+	tcpClosedIdle = iota
+	tcpClosedMessageTimeout
+	tcpClosedMalformed
+	tcpClosedScreened
+	tcpClosedPeer
+	tcpClosedLocal
+)
+
+var tcpClosedReasons = [...]string{"idle", "message_timeout", "malformed", "screened", "peer", "local"}
 
 func (s *Stats) countReply(code int) {
 	switch {
@@ -52,7 +83,7 @@ func (s *Stats) countReply(code int) {
 
 // Snapshot returns the counters by name (for ctl and tests).
 func (s *Stats) Snapshot() map[string]uint64 {
-	return map[string]uint64{
+	m := map[string]uint64{
 		"received": s.Received.Load(), "queue_drops": s.QueueDrops.Load(), "shed": s.Shed.Load(), "malformed": s.Malformed.Load(),
 		"too_large": s.TooLarge.Load(), "panics": s.Panics.Load(), "forwarded": s.Forwarded.Load(),
 		"retransmissions_absorbed": s.Retransmissions.Load(), "stateless_acks_absorbed": s.StatelessAcks.Load(), "retransmitted": s.Retransmitted.Load(),
@@ -62,4 +93,11 @@ func (s *Stats) Snapshot() map[string]uint64 {
 		"dialogs_expired": s.DialogsExpired.Load(), "send_errors": s.SendErrors.Load(),
 		"replies_4xx": s.Replies4xx.Load(), "replies_5xx": s.Replies5xx.Load(), "replies_6xx": s.Replies6xx.Load(),
 	}
+	for i, r := range tcpRefusedReasons {
+		m["tcp_refused_"+r] = s.TCPRefused[i].Load()
+	}
+	for i, r := range tcpClosedReasons {
+		m["tcp_closed_"+r] = s.TCPClosed[i].Load()
+	}
+	return m
 }

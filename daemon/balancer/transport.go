@@ -1,15 +1,12 @@
 package balancer
 
 import (
-	"bufio"
 	"bytes"
 	"context"
 	"errors"
 	"fmt"
-	"io"
 	"net"
 	"net/netip"
-	"strconv"
 	"sync"
 	"sync/atomic"
 	"syscall"
@@ -35,21 +32,6 @@ type inbound struct {
 	lis  *listener
 	conn *tcpConn      // nil for UDP
 	at   time.Duration // when it was queued (since Balancer.epoch)
-}
-
-// tcpConn is one TCP connection, accepted or dialled.
-type tcpConn struct {
-	c   net.Conn
-	mu  sync.Mutex // serialises writes
-	key netip.AddrPort
-}
-
-func (t *tcpConn) write(data []byte) error {
-	t.mu.Lock()
-	defer t.mu.Unlock()
-	t.c.SetWriteDeadline(time.Now().Add(2 * time.Second))
-	_, err := t.c.Write(data)
-	return err
 }
 
 func newListener(la listenAddr) *listener {
@@ -144,110 +126,6 @@ func isKeepalive(p []byte) bool {
 		}
 	}
 	return true
-}
-
-func (b *Balancer) acceptTCP(l *listener) {
-	defer b.wg.Done()
-	for {
-		c, err := l.tcp.Accept()
-		if err != nil {
-			if errors.Is(err, net.ErrClosed) {
-				return
-			}
-			b.log.Warn("tcp accept", "listen", l.addr, "err", err)
-			time.Sleep(10 * time.Millisecond)
-			continue
-		}
-		ap := c.RemoteAddr().(*net.TCPAddr).AddrPort()
-		tc := &tcpConn{c: c, key: netip.AddrPortFrom(ap.Addr().Unmap(), ap.Port())}
-		b.addConn(tc)
-		b.wg.Add(1)
-		go b.readTCP(l, tc)
-	}
-}
-
-func (b *Balancer) addConn(tc *tcpConn) {
-	b.connMu.Lock()
-	b.conns[tc.key] = tc
-	b.connMu.Unlock()
-}
-
-func (b *Balancer) dropConn(tc *tcpConn) {
-	b.connMu.Lock()
-	if b.conns[tc.key] == tc {
-		delete(b.conns, tc.key)
-	}
-	b.connMu.Unlock()
-	tc.c.Close()
-}
-
-// readTCP frames messages on one connection by their Content-Length.
-func (b *Balancer) readTCP(l *listener, tc *tcpConn) {
-	defer b.wg.Done()
-	defer b.dropConn(tc)
-	r := bufio.NewReaderSize(tc.c, 16384)
-	for {
-		data, err := readStreamMessage(r, b.opt.MaxMessageBytes)
-		if err != nil {
-			if !errors.Is(err, io.EOF) && !errors.Is(err, net.ErrClosed) {
-				b.stats.Malformed.Add(1)
-				b.log.Debug("tcp read", "peer", tc.key, "err", err)
-			}
-			return
-		}
-		b.dispatch(inbound{data: data, src: tc.key, lis: l, conn: tc}, false)
-	}
-}
-
-var errStreamTooLarge = errors.New("message exceeds the size limit")
-
-// readStreamMessage reads one SIP message from a stream: headers up to the
-// blank line, then Content-Length bytes of body. Leading CRLFs
-// (keepalives) are skipped.
-func readStreamMessage(r *bufio.Reader, limit int) ([]byte, error) {
-	var msg []byte
-	cl := -1
-	for {
-		line, err := r.ReadSlice('\n')
-		if err != nil {
-			if err == bufio.ErrBufferFull {
-				return nil, errStreamTooLarge
-			}
-			return nil, err
-		}
-		if len(msg) == 0 && len(bytes.TrimRight(line, "\r\n")) == 0 {
-			continue // keepalive CRLF before a start line
-		}
-		msg = append(msg, line...)
-		if len(msg) > limit {
-			return nil, errStreamTooLarge
-		}
-		t := bytes.TrimRight(line, "\r\n")
-		if len(t) == 0 {
-			break
-		}
-		if name, val, ok := bytes.Cut(t, []byte{':'}); ok {
-			name = bytes.TrimSpace(name)
-			if bytes.EqualFold(name, []byte("Content-Length")) || bytes.EqualFold(name, []byte("l")) {
-				n, err := strconv.Atoi(string(bytes.TrimSpace(val)))
-				if err != nil || n < 0 {
-					return nil, fmt.Errorf("bad Content-Length %q", val)
-				}
-				cl = n
-			}
-		}
-	}
-	if cl < 0 {
-		cl = 0 // RFC 3261 18.3 requires it on streams; treat a missing one as empty
-	}
-	if len(msg)+cl > limit {
-		return nil, errStreamTooLarge
-	}
-	body := make([]byte, cl)
-	if _, err := io.ReadFull(r, body); err != nil {
-		return nil, err
-	}
-	return append(msg, body...), nil
 }
 
 // dispatch hands a message to the worker owning its Call-ID, or drops it
@@ -373,27 +251,4 @@ func (b *Balancer) send(transport string, dst netip.AddrPort, data []byte, conn 
 	}
 	b.stats.Out.count(data)
 	return nil
-}
-
-// tcpConnTo returns the connection to dst, dialling one if needed.
-func (b *Balancer) tcpConnTo(dst netip.AddrPort) (*tcpConn, error) {
-	b.connMu.Lock()
-	tc := b.conns[dst]
-	b.connMu.Unlock()
-	if tc != nil {
-		return tc, nil
-	}
-	d := net.Dialer{Timeout: time.Second}
-	if b.tcpOut != nil {
-		d.LocalAddr = &net.TCPAddr{IP: b.tcpOut.addr.Addr().AsSlice()}
-	}
-	c, err := d.Dial("tcp", dst.String())
-	if err != nil {
-		return nil, fmt.Errorf("tcp dial %s: %w", dst, err)
-	}
-	tc = &tcpConn{c: c, key: dst}
-	b.addConn(tc)
-	b.wg.Add(1)
-	go b.readTCP(b.tcpOut, tc)
-	return tc, nil
 }

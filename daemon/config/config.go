@@ -107,6 +107,26 @@ type SIP struct {
 	UDPBufferBytes int `yaml:"udp_buffer_bytes"`
 	// Overload is admission control under overload.
 	Overload Overload `yaml:"overload"`
+	// TCP bounds the balancer's TCP connections.
+	TCP TCP `yaml:"tcp"`
+}
+
+// TCP bounds the balancer's TCP connections, in Kamailio's manner
+// (tcp_connection_lifetime, tcp_max_connections), so that idle or slow
+// clients and connection floods cannot grow goroutines and memory.
+type TCP struct {
+	// IdleTimeout closes a connection (a caller's, or one dialled to a
+	// Core) after this long without a message read or written.
+	IdleTimeout Duration `yaml:"idle_timeout"`
+	// MessageTimeout closes a connection whose message (headers and
+	// body) is not complete this long after its first byte (slowloris).
+	MessageTimeout Duration `yaml:"message_timeout"`
+	// MaxConnections caps the inbound connections; past it a new one is
+	// closed at once.
+	MaxConnections int `yaml:"max_connections"`
+	// MaxPerSource caps one source address's inbound connections (an
+	// IPv6 source counts per /64).
+	MaxPerSource int `yaml:"max_per_source"`
 }
 
 // Overload is admission control: when the worker that would take a new

@@ -212,3 +212,49 @@ func TestFloodOff(t *testing.T) {
 		}
 	}
 }
+
+// TestSIPTCP: sip.tcp takes Kamailio's defaults (120 s idle, 2048
+// connections) when left out, keeps given values through `ctl config
+// show`'s round trip, and refuses impossible ones with their line.
+func TestSIPTCP(t *testing.T) {
+	c := Default()
+	if got, want := c.SIP.TCP, (TCP{IdleTimeout: Duration(120 * time.Second), MessageTimeout: Duration(10 * time.Second), MaxConnections: 2048, MaxPerSource: 64}); got != want {
+		t.Errorf("defaults = %+v, want %+v", got, want)
+	}
+	src := "sip:\n  listen: [\"tcp:127.0.0.1:5060\"]\n  tcp: {idle_timeout: 1m, message_timeout: 5s, max_connections: 500, max_per_source: 8}\n"
+	c, err := Parse("tcp.yaml", []byte(src))
+	if err != nil {
+		t.Fatal(err)
+	}
+	want := TCP{IdleTimeout: Duration(time.Minute), MessageTimeout: Duration(5 * time.Second), MaxConnections: 500, MaxPerSource: 8}
+	if c.SIP.TCP != want {
+		t.Errorf("parsed %+v, want %+v", c.SIP.TCP, want)
+	}
+	b, err := Marshal(c)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if c2, err := Parse("shown", b); err != nil || c2.SIP.TCP != want {
+		t.Errorf("round trip: %+v, %v", c2, err)
+	}
+	for _, tt := range []struct{ tcp, want string }{
+		{"{idle_timeout: -1s}", "tcp.yaml:3: sip.tcp.idle_timeout: must be more than zero"},
+		{"{message_timeout: -1s}", "tcp.yaml:3: sip.tcp.message_timeout: must be more than zero"},
+		{"{idle_timeout: 5s, message_timeout: 6s}", "tcp.yaml:3: sip.tcp.message_timeout: 6s is longer than sip.tcp.idle_timeout 5s"},
+		{"{max_connections: -5}", "tcp.yaml:3: sip.tcp.max_connections: -5 is outside 1..16384"},
+		{"{max_connections: 16, max_per_source: 17}", "tcp.yaml:3: sip.tcp.max_per_source: 17 is more than sip.tcp.max_connections (16)"},
+		{"{max_connections: 16, idle_timeout: 5s}", ""}, // left out: max_per_source 16, message_timeout 5s
+		{"{max_per_source: -1}", "tcp.yaml:3: sip.tcp.max_per_source: must be at least 1"},
+	} {
+		c, err := Parse("tcp.yaml", []byte("sip:\n  listen: [\"tcp:127.0.0.1:5060\"]\n  tcp: "+tt.tcp+"\n"))
+		if tt.want == "" {
+			if err != nil || c.SIP.TCP.MaxPerSource != 16 || c.SIP.TCP.MessageTimeout.D() != 5*time.Second {
+				t.Errorf("tcp %s: %v, %+v", tt.tcp, err, c.SIP.TCP)
+			}
+			continue
+		}
+		if err == nil || !strings.HasPrefix(err.Error(), tt.want) || strings.Contains(err.Error(), "\n") {
+			t.Errorf("tcp %s: err = %v, want one problem starting %q", tt.tcp, err, tt.want)
+		}
+	}
+}

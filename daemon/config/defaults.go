@@ -73,6 +73,16 @@ func (c *Config) applyDefaults(set map[string]int) {
 		orDur(&s.Overload.QueueDelay, DefaultShedDelay)
 		orInt(&s.Overload.QueueLength, 4096)
 		orInt(&s.Overload.RetryAfter, 5)
+		orDur(&s.TCP.IdleTimeout, 120*time.Second)
+		// Left out, message_timeout and max_per_source never exceed
+		// the idle timeout and max_connections given.
+		msg := 10 * time.Second
+		if d := s.TCP.IdleTimeout.D(); d > 0 && d < msg {
+			msg = d
+		}
+		orDur(&s.TCP.MessageTimeout, msg)
+		orInt(&s.TCP.MaxConnections, 2048)
+		orInt(&s.TCP.MaxPerSource, min(64, max(s.TCP.MaxConnections, 1)))
 		for i := range s.Cores {
 			orInt(&s.Cores[i].Weight, 1)
 		}

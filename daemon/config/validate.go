@@ -226,6 +226,20 @@ func (c *Config) validateSIP(s *SIP, add func(string, string, ...any), oneOf fun
 	if n := s.Overload.RetryAfter; n < 1 || n > 3600 {
 		add("sip.overload.retry_after", "%d is outside 1..3600 seconds", n)
 	}
+	if positive("sip.tcp.idle_timeout", s.TCP.IdleTimeout) && positive("sip.tcp.message_timeout", s.TCP.MessageTimeout) &&
+		s.TCP.MessageTimeout > s.TCP.IdleTimeout {
+		add("sip.tcp.message_timeout", "%s is longer than sip.tcp.idle_timeout %s", s.TCP.MessageTimeout, s.TCP.IdleTimeout)
+	}
+	n, per := s.TCP.MaxConnections, s.TCP.MaxPerSource
+	okN := n >= 1 && n <= maxTCPConnections
+	if !okN {
+		add("sip.tcp.max_connections", "%d is outside 1..%d (each connection holds a goroutine and a 16 KiB read buffer)", n, maxTCPConnections)
+	}
+	if per < 1 {
+		add("sip.tcp.max_per_source", "must be at least 1")
+	} else if okN && per > n {
+		add("sip.tcp.max_per_source", "%d is more than sip.tcp.max_connections (%d)", per, n)
+	}
 	names, addrs := map[string]int{}, map[string]int{}
 	for i, co := range s.Cores {
 		p := fmt.Sprintf("sip.cores[%d]", i)
@@ -251,6 +265,10 @@ func (c *Config) validateSIP(s *SIP, add func(string, string, ...any), oneOf fun
 		}
 	}
 }
+
+// maxTCPConnections bounds sip.tcp.max_connections: at ~30 KiB each
+// (goroutine, read buffer), 16384 idle connections take ~480 MiB.
+const maxTCPConnections = 16384
 
 // checkHostPort reports whether s is IP:port (a literal IP, port 1..65535).
 func checkHostPort(add func(string, string, ...any), path, s string) bool {

@@ -118,18 +118,27 @@ func (g *Guard) SetExempt(addrs []netip.Addr) {
 	g.exempt.Store(&m)
 }
 
+// The box itself, on loopback.
+var (
+	localhost4 = netip.AddrFrom4([4]byte{127, 0, 0, 1})
+	localhost6 = netip.IPv6Loopback()
+)
+
 // Screen decides on one message from src over transport ("udp", "tcp"):
 // trusted and exempt sources pass; a banned source is dropped; an
 // untrusted request is counted toward its source's rate (over the
 // threshold: banned and dropped), dropped when its User-Agent is a
 // scanner's, and refused with 403 when the policy says so. Responses
-// are only subject to bans (they can only match our own transactions).
+// are only subject to bans (they can only match our own transactions),
+// and so is empty data: a TCP connection opening, not counted.
 func (g *Guard) Screen(src netip.AddrPort, transport string, data []byte) Verdict {
 	p := g.pol.Load()
 	a := src.Addr().Unmap()
-	// Loopback can only be this box itself (the kernel drops it from the
-	// wire): its own health checks, never a flood to ban.
-	if a.IsLoopback() || p.isTrusted(a, transport) {
+	// 127.0.0.1 and ::1 are this box itself (the kernel drops loopback
+	// from the wire): its own checks, such as a VIP group's sip_options
+	// probe every heartbeat, never a flood to ban. (The rest of 127/8
+	// follows the policy: the lab plays other hosts on it.)
+	if a == localhost4 || a == localhost6 || p.isTrusted(a, transport) {
 		return accept
 	}
 	if ex := g.exempt.Load(); ex != nil {
@@ -139,7 +148,7 @@ func (g *Guard) Screen(src netip.AddrPort, transport string, data []byte) Verdic
 	}
 	k := keyOf(a)
 	now := g.now().UnixNano()
-	request := !bytes.HasPrefix(data, []byte("SIP/"))
+	request := len(data) > 0 && !bytes.HasPrefix(data, []byte("SIP/"))
 	banned, newBan := g.tab.hit(k, now, request && p.requests > 0, p)
 	if newBan {
 		g.banned(k, now, p)

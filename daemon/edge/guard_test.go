@@ -130,6 +130,25 @@ func TestFloodBanAndExpiry(t *testing.T) {
 	}
 }
 
+// TestConnectionScreen: empty data is a TCP connection opening (the
+// balancer asks at accept): only a ban closes it; it is neither counted
+// toward the flood threshold nor refused by the untrusted policy.
+func TestConnectionScreen(t *testing.T) {
+	g, _ := newGuard(t, Options{FloodRequests: 4, Untrusted: Refuse})
+	src := ap("203.0.113.9:5060")
+	for i := 0; i < 100; i++ {
+		if v := g.Screen(src, "tcp", nil); v != accept {
+			t.Fatalf("connection %d: %+v, want accept", i+1, v)
+		}
+	}
+	for i := 0; i < 5; i++ {
+		g.Screen(src, "tcp", invite(""))
+	}
+	if v := g.Screen(src, "tcp", nil); v != drop {
+		t.Errorf("connection from a banned source: %+v, want drop", v)
+	}
+}
+
 // TestFloodSlidingWindow: the threshold (16 per 2 s) applies to a
 // sliding window (the previous fixed window weighted by its overlap), so
 // a burst straddling a window edge is caught and a steady rate under the
@@ -189,10 +208,11 @@ func TestFloodOffAndExempt(t *testing.T) {
 	}
 }
 
-// TestLoopbackAlwaysAccepted: the box's own traffic on loopback (a VIP
-// group's sip_options check probes the balancer every heartbeat) is never
-// banned, refused or taken for a scanner, even when the trusted list
-// leaves loopback out.
+// TestLoopbackAlwaysAccepted: the box's own traffic from 127.0.0.1 and
+// ::1 (a VIP group's sip_options check probes the balancer every
+// heartbeat) is never banned, refused or taken for a scanner, even when
+// the trusted list leaves loopback out; the rest of 127/8 follows the
+// policy.
 func TestLoopbackAlwaysAccepted(t *testing.T) {
 	g, _ := newGuard(t, Options{Trusted: []Rule{rule("", "198.51.100.0/24")}, Untrusted: Refuse,
 		FloodRequests: 4, Scanners: []string{"sipedge-failover"}})
@@ -203,8 +223,10 @@ func TestLoopbackAlwaysAccepted(t *testing.T) {
 			}
 		}
 	}
-	if v := g.Screen(ap("192.0.2.50:5060"), "udp", invite("")); v == accept {
-		t.Errorf("an untrusted source under refuse was accepted: the policy is not in force")
+	for _, src := range []string{"192.0.2.50:5060", "127.0.0.2:5060"} {
+		if v := g.Screen(ap(src), "udp", invite("")); v == accept {
+			t.Errorf("%s, untrusted under refuse, was accepted", src)
+		}
 	}
 	if b := g.Bans(); len(b) != 0 {
 		t.Errorf("bans = %+v", b)
