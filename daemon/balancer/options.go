@@ -90,7 +90,10 @@ type Options struct {
 
 	// TCPIdleTimeout closes a TCP connection (accepted, or dialled to a
 	// Core) that has carried no message, either way, for this long
-	// (Kamailio's tcp_connection_lifetime). Default 120s.
+	// (Kamailio's tcp_connection_lifetime). Default 1h: longer than a
+	// ringing INVITE (Timer C, 180 s) and a session-timer refresh
+	// (30 min), so a call's connection to its caller stays up; the
+	// message timeout and the caps bound what idle connections cost.
 	TCPIdleTimeout time.Duration
 	// TCPMessageTimeout closes a TCP connection whose message is not
 	// complete (headers and body) this long after its first byte: a
@@ -223,7 +226,7 @@ func (o Options) withDefaults() Options {
 		o.ShedDelay = 100 * time.Millisecond
 	}
 	if o.TCPIdleTimeout <= 0 {
-		o.TCPIdleTimeout = 120 * time.Second
+		o.TCPIdleTimeout = time.Hour
 	}
 	if o.TCPMessageTimeout <= 0 {
 		o.TCPMessageTimeout = 10 * time.Second

@@ -218,7 +218,7 @@ func TestFloodOff(t *testing.T) {
 // show`'s round trip, and refuses impossible ones with their line.
 func TestSIPTCP(t *testing.T) {
 	c := Default()
-	if got, want := c.SIP.TCP, (TCP{IdleTimeout: Duration(120 * time.Second), MessageTimeout: Duration(10 * time.Second), MaxConnections: 2048, MaxPerSource: 64}); got != want {
+	if got, want := c.SIP.TCP, (TCP{IdleTimeout: Duration(time.Hour), MessageTimeout: Duration(10 * time.Second), MaxConnections: 2048, MaxPerSource: 64}); got != want {
 		t.Errorf("defaults = %+v, want %+v", got, want)
 	}
 	src := "sip:\n  listen: [\"tcp:127.0.0.1:5060\"]\n  tcp: {idle_timeout: 1m, message_timeout: 5s, max_connections: 500, max_per_source: 8}\n"

@@ -73,7 +73,7 @@ func (c *Config) applyDefaults(set map[string]int) {
 		orDur(&s.Overload.QueueDelay, DefaultShedDelay)
 		orInt(&s.Overload.QueueLength, 4096)
 		orInt(&s.Overload.RetryAfter, 5)
-		orDur(&s.TCP.IdleTimeout, 120*time.Second)
+		orDur(&s.TCP.IdleTimeout, time.Hour)
 		// Left out, message_timeout and max_per_source never exceed
 		// the idle timeout and max_connections given.
 		msg := 10 * time.Second
