@@ -92,7 +92,8 @@ func (b *Balancer) fastAck(in inbound) bool {
 			sentBy, viaPort, rport = viaSentBy(first)
 			// received/rport would have to be added (RFC 3261 18.2.1,
 			// RFC 3581): the full path does that.
-			if rport || string(sentBy) != in.src.Addr().String() {
+			var ip [64]byte
+			if rport || !bytes.Equal(sentBy, in.src.Addr().AppendTo(ip[:0])) {
 				return false
 			}
 		case hdrIs(name, "Call-ID", 'i'):

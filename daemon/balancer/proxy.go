@@ -453,7 +453,7 @@ func (b *Balancer) attempt(st *serverTx, c *Core, tp string, dst netip.AddrPort)
 		st.via = &sip.ViaHeader{ProtocolName: "SIP", ProtocolVersion: "2.0", Params: sip.NewParams()}
 		req.PrependHeader(st.via)
 	}
-	st.via.Transport, st.via.Host, st.via.Port = out.viaTp, out.addr.Addr().String(), int(out.addr.Port())
+	st.via.Transport, st.via.Host, st.via.Port = out.viaTp, out.host, int(out.addr.Port())
 	st.via.Params.Add("branch", branch)
 	if st.recordRoute {
 		for ; st.rrs > 0; st.rrs-- {
@@ -468,22 +468,14 @@ func (b *Balancer) attempt(st *serverTx, c *Core, tp string, dst netip.AddrPort)
 		// The Record-Route must follow our Via: PrependHeader put it on top.
 		b.moveViaFirst(req)
 	}
-	if st.ruri == "" && st.method == sip.INVITE { // for our ACK and CANCEL only
-		st.ruri = req.Recipient.String()
-		st.cseq = req.CSeq().SeqNo
-		var hb bytes.Buffer
-		for _, h := range req.Headers() {
-			if _, ok := h.(*sip.RouteHeader); ok {
-				headerLine(&hb, h)
-			}
-		}
-		headerLine(&hb, fromHeader(req))
-		headerLine(&hb, req.CallID())
-		st.fwdHdr = hb.String()
-	}
 	ct := &clientTx{branch: branch, st: st, core: c, transport: tp, dst: dst, data: render(req), interval: t1}
-	if st.method == sip.INVITE {
-		ct.viaLine = st.via.String()
+	if st.method == sip.INVITE { // for our ACK and CANCEL only
+		first := st.ruri == ""
+		var ruri, fwd string
+		ruri, ct.viaLine, fwd = ackPieces(ct.data, first)
+		if first {
+			st.ruri, st.fwdHdr, st.cseq = ruri, fwd, req.CSeq().SeqNo
+		}
 	}
 	st.client = ct
 	st.branches = append(st.branches, branch)
@@ -503,6 +495,70 @@ func (b *Balancer) attempt(st *serverTx, c *Core, tp string, dst netip.AddrPort)
 		timeout = 64 * t1 // Timer B
 	}
 	ct.attemptT = b.wheel.after(timeout, func() { b.attemptTimeout(ct) })
+}
+
+// ackPieces cuts from a rendered request what our ACK and CANCEL on its
+// branch need: the top Via line (ours) and, with all, the Request-URI and
+// the Route, From and Call-ID lines (CRLF each), as forwarded. One string
+// holds the three.
+func ackPieces(data []byte, all bool) (ruri, via, fwd string) {
+	eol := bytes.IndexByte(data, '\n')
+	if eol < 0 {
+		return "", "", ""
+	}
+	var arr [1024]byte
+	buf := arr[:0]
+	if all {
+		start := bytes.TrimRight(data[:eol], "\r")
+		if i, j := bytes.IndexByte(start, ' '), bytes.LastIndexByte(start, ' '); i >= 0 && j > i {
+			buf = append(buf, start[i+1:j]...)
+		}
+	}
+	nRURI := len(buf)
+	var from, callID []byte
+	haveVia := false
+	var routes []byte
+	for i := eol + 1; i < len(data); {
+		j := bytes.IndexByte(data[i:], '\n')
+		if j < 0 {
+			break
+		}
+		line := bytes.TrimRight(data[i:i+j], "\r")
+		i += j + 1
+		k := bytes.IndexByte(line, ':')
+		if len(line) == 0 {
+			break
+		}
+		if k <= 0 {
+			continue
+		}
+		name := bytes.TrimSpace(line[:k])
+		switch {
+		case !haveVia && hdrIs(name, "Via", 'v'):
+			haveVia = true
+			buf = append(buf, line...)
+		case !all:
+		case hdrIs(name, "Route", 0):
+			routes = append(routes, line...)
+			routes = append(routes, "\r\n"...)
+		case from == nil && hdrIs(name, "From", 'f'):
+			from = line
+		case callID == nil && hdrIs(name, "Call-ID", 'i'):
+			callID = line
+		}
+	}
+	nVia := len(buf)
+	if all {
+		buf = append(buf, routes...)
+		for _, l := range [...][]byte{from, callID} {
+			if l != nil {
+				buf = append(buf, l...)
+				buf = append(buf, "\r\n"...)
+			}
+		}
+	}
+	s := string(buf)
+	return s[:nRURI], s[nRURI:nVia], s[nVia:]
 }
 
 // moveViaFirst puts our Via (the first Via) back at the top of the header
@@ -855,7 +911,7 @@ func (b *Balancer) forwardStateless(in inbound, req *sip.Request) {
 	}
 	ib, _ := req.Via().Params.Get("branch")
 	via := &sip.ViaHeader{ProtocolName: "SIP", ProtocolVersion: "2.0", Transport: out.viaTp,
-		Host: out.addr.Addr().String(), Port: int(out.addr.Port()), Params: sip.NewParams()}
+		Host: out.host, Port: int(out.addr.Port()), Params: sip.NewParams()}
 	via.Params.Add("branch", sip.RFC3261BranchMagicCookie+"sl"+strconv.FormatUint(hash64(ib+string(*req.CallID())), 36))
 	req.PrependHeader(via)
 	b.stats.Forwarded.Add(1)

@@ -22,6 +22,7 @@ import (
 type listener struct {
 	transport string // "udp" | "tcp"
 	addr      netip.AddrPort
+	host      string // addr's IP as text, for our Via
 	udp       *net.UDPConn
 	tcp       *net.TCPListener
 	rrURI     sip.Uri // our Record-Route URI on this listener (;lr)
@@ -53,7 +54,7 @@ func (t *tcpConn) write(data []byte) error {
 }
 
 func newListener(la listenAddr) *listener {
-	l := &listener{transport: la.transport, addr: la.addr, viaTp: "UDP"}
+	l := &listener{transport: la.transport, addr: la.addr, host: la.addr.Addr().String(), viaTp: "UDP"}
 	l.rrURI = sip.Uri{Scheme: "sip", Host: la.addr.Addr().String(), Port: int(la.addr.Port()), UriParams: sip.NewParams()}
 	if la.transport == "tcp" {
 		l.viaTp = "TCP"

@@ -27,8 +27,9 @@ type wheel struct {
 // timer is one scheduled callback. Stop is safe from any goroutine.
 type timer struct {
 	due  uint64
-	fn   atomic.Pointer[func()]
 	dead atomic.Bool
+	mu   sync.Mutex // guards fn (a plain func: no second allocation for a pointer to it)
+	fn   func()
 }
 
 // Stop cancels the timer; a nil timer is fine. It lets go of the
@@ -38,7 +39,9 @@ type timer struct {
 func (t *timer) Stop() {
 	if t != nil {
 		t.dead.Store(true)
-		t.fn.Store(nil)
+		t.mu.Lock()
+		t.fn = nil
+		t.mu.Unlock()
 	}
 }
 
@@ -58,8 +61,7 @@ func (w *wheel) after(d time.Duration, fn func()) *timer {
 	if ticks == 0 {
 		ticks = 1
 	}
-	t := &timer{}
-	t.fn.Store(&fn)
+	t := &timer{fn: fn}
 	w.mu.Lock()
 	t.due = w.cur + ticks
 	i := t.due % uint64(len(w.slots))
@@ -119,8 +121,11 @@ func (w *wheel) fire(t *timer) {
 			w.log.Error("timer callback panicked", "panic", r)
 		}
 	}()
-	if fn := t.fn.Load(); fn != nil {
-		(*fn)()
+	t.mu.Lock()
+	fn := t.fn
+	t.mu.Unlock()
+	if fn != nil {
+		fn()
 	}
 }
 
