@@ -285,9 +285,12 @@ func routeTarget(e []byte) (string, netip.AddrPort, bool) {
 		}
 		host, port = h, n
 	}
-	ip, err := netip.ParseAddr(string(host))
-	if err != nil {
-		return "", netip.AddrPort{}, false
+	ip, ok := parseIPv4(host)
+	if !ok {
+		var err error
+		if ip, err = netip.ParseAddr(string(host)); err != nil {
+			return "", netip.AddrPort{}, false
+		}
 	}
 	tp := "udp"
 	if t := paramValue(params, "transport"); t != nil {
@@ -296,4 +299,34 @@ func routeTarget(e []byte) (string, netip.AddrPort, bool) {
 		}
 	}
 	return tp, netip.AddrPortFrom(ip.Unmap(), uint16(port)), true
+}
+
+// parseIPv4 reads a dotted quad without converting it to a string (no
+// allocation); false for anything else, leading zeros included, which
+// netip.ParseAddr then judges.
+func parseIPv4(b []byte) (netip.Addr, bool) {
+	var a [4]byte
+	n, v, digits := 0, 0, 0
+	for i := 0; i <= len(b); i++ {
+		if i == len(b) || b[i] == '.' {
+			if digits == 0 || n == 4 {
+				return netip.Addr{}, false
+			}
+			a[n] = byte(v)
+			n, v, digits = n+1, 0, 0
+			continue
+		}
+		c := b[i]
+		if c < '0' || c > '9' || (digits == 1 && v == 0) {
+			return netip.Addr{}, false
+		}
+		v, digits = v*10+int(c-'0'), digits+1
+		if v > 255 {
+			return netip.Addr{}, false
+		}
+	}
+	if n != 4 {
+		return netip.Addr{}, false
+	}
+	return netip.AddrFrom4(a), true
 }
