@@ -195,7 +195,8 @@ func (b *Balancer) fastAck(in inbound) bool {
 	buf.WriteString(out.addr.String())
 	buf.WriteString(";branch=")
 	buf.WriteString(sip.RFC3261BranchMagicCookie + "sl")
-	buf.WriteString(strconv.FormatUint(hash64(string(branch)+string(callID)), 36))
+	var num [16]byte
+	buf.Write(strconv.AppendUint(num[:0], mix64(fnv1a(fnv1a(fnvOffset64, branch), callID)), 36))
 	buf.WriteString("\r\n")
 	pos := eol + 1
 	for _, d := range drop {

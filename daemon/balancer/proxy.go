@@ -91,27 +91,6 @@ func (ct *clientTx) stop() {
 	ct.retransT.Stop()
 }
 
-var bufPool = sync.Pool{New: func() any { return new(bytes.Buffer) }}
-
-func render(m sip.Message) []byte {
-	buf := bufPool.Get().(*bytes.Buffer)
-	buf.Reset()
-	m.StringWrite(buf)
-	out := bytes.Clone(buf.Bytes())
-	if buf.Cap() <= 64<<10 {
-		bufPool.Put(buf)
-	}
-	return out
-}
-
-func headerLine(buf *bytes.Buffer, h sip.Header) {
-	if h == nil {
-		return
-	}
-	h.StringWrite(buf)
-	buf.WriteString("\r\n")
-}
-
 // responder holds what our own responses to a request need.
 type responder struct {
 	hdr    []byte
@@ -124,26 +103,29 @@ func newResponder(req *sip.Request) responder { return newResponderSkip(req, nil
 // newResponderSkip is newResponder leaving out the Via header own (ours,
 // once the request has been forwarded).
 func newResponderSkip(req *sip.Request, own *sip.ViaHeader) responder {
-	var buf bytes.Buffer
+	buf := bufPool.Get().(*bytes.Buffer)
+	defer bufPool.Put(buf)
+	buf.Reset()
 	for _, h := range req.Headers() {
 		if v, ok := h.(*sip.ViaHeader); ok && (own == nil || v != own) {
-			headerLine(&buf, h)
+			headerLine(buf, h)
 		}
 	}
-	if f := fromHeader(req); f != nil {
-		headerLine(&buf, f)
-	}
+	headerLine(buf, fromHeader(req))
 	if c := req.CallID(); c != nil {
-		headerLine(&buf, c)
+		headerLine(buf, c)
 	}
 	if c := req.CSeq(); c != nil {
-		headerLine(&buf, c)
+		headerLine(buf, c)
 	}
-	r := responder{hdr: buf.Bytes()}
+	r := responder{hdr: bytes.Clone(buf.Bytes())}
 	if to := req.To(); to != nil {
-		r.toLine = to.String()
+		buf.Reset()
+		writeHeader(buf, to)
+		r.toLine = buf.String()
 		if !to.Params.Has("tag") {
-			r.toTag = "sb" + strconv.FormatUint(uint64(hash64(r.toLine+string(r.hdr))), 36)
+			var tag [16]byte
+			r.toTag = string(strconv.AppendUint(append(tag[:0], "sb"...), mix64(fnv1a(fnv1a(fnvOffset64, r.toLine), r.hdr)), 36))
 		}
 	}
 	return r
@@ -912,7 +894,7 @@ func (b *Balancer) forwardStateless(in inbound, req *sip.Request) {
 	ib, _ := req.Via().Params.Get("branch")
 	via := &sip.ViaHeader{ProtocolName: "SIP", ProtocolVersion: "2.0", Transport: out.viaTp,
 		Host: out.host, Port: int(out.addr.Port()), Params: sip.NewParams()}
-	via.Params.Add("branch", sip.RFC3261BranchMagicCookie+"sl"+strconv.FormatUint(hash64(ib+string(*req.CallID())), 36))
+	via.Params.Add("branch", sip.RFC3261BranchMagicCookie+"sl"+strconv.FormatUint(mix64(fnv1a(fnv1a(fnvOffset64, ib), string(*req.CallID()))), 36))
 	req.PrependHeader(via)
 	b.stats.Forwarded.Add(1)
 	b.send(tp, dst, render(req), nil)
