@@ -150,7 +150,8 @@ func (b *Balancer) fastAck(in inbound) bool {
 		return false
 	}
 	// The hop-by-hop ACK of a non-2xx final matches our server transaction.
-	if _, ok := b.stx.get(rfc3261Key(branch, sentBy, int(viaPort), string(sip.INVITE))); ok {
+	var kb [128]byte
+	if _, ok := b.stx.getBytes(appendTxKey(kb[:0], branch, sentBy, int(viaPort), string(sip.INVITE))); ok {
 		return false
 	}
 	if mf == 0 {

@@ -44,6 +44,8 @@ type serverTx struct {
 	tried       []*Core
 	client      *clientTx
 	branches    []string
+	tried1      [1]*Core  // tried's storage for the first attempt
+	branches1   [1]string // branches' storage for the first attempt
 	cancelled   bool
 	final       bool
 	acked       bool // the caller ACKed our non-2xx final
@@ -185,7 +187,20 @@ func replyAddr(via *sip.ViaHeader, src netip.AddrPort, stream bool) netip.AddrPo
 // the parsed path (txKey) and the raw ones (fastAck, admission control)
 // must build the same string.
 func rfc3261Key[S string | []byte](branch, host S, port int, method string) string {
-	return string(branch) + "|" + string(host) + ":" + strconv.Itoa(port) + "|" + method
+	var kb [128]byte
+	return string(appendTxKey(kb[:0], branch, host, port, method))
+}
+
+// appendTxKey appends rfc3261Key's key to dst (a lookup from raw bytes
+// needs no string).
+func appendTxKey[S string | []byte](dst []byte, branch, host S, port int, method string) []byte {
+	dst = append(dst, branch...)
+	dst = append(dst, '|')
+	dst = append(dst, host...)
+	dst = append(dst, ':')
+	dst = strconv.AppendInt(dst, int64(port), 10)
+	dst = append(dst, '|')
+	return append(dst, method...)
 }
 
 func txKey(branch string, via *sip.ViaHeader, method sip.RequestMethod, req *sip.Request) string {
@@ -352,7 +367,7 @@ func (b *Balancer) onRequest(in inbound, req *sip.Request) {
 
 	b.stripOwnRoutes(req)
 	hasToTag := req.To().Params.Has("tag")
-	if route := req.Route(); route != nil || hasToTag {
+	if route := topRoute(req); route != nil || hasToTag {
 		// Pre-routed or in-dialog: loose routing to the next hop.
 		var tp string
 		var dst netip.AddrPort
@@ -421,6 +436,9 @@ func (st *serverTx) responder() responder {
 // nil); st.mu held.
 func (b *Balancer) attempt(st *serverTx, c *Core, tp string, dst netip.AddrPort) {
 	if c != nil {
+		if st.tried == nil {
+			st.tried = st.tried1[:0]
+		}
 		st.tried = append(st.tried, c)
 		c.routed.Add(1)
 	}
@@ -460,6 +478,9 @@ func (b *Balancer) attempt(st *serverTx, c *Core, tp string, dst netip.AddrPort)
 		}
 	}
 	st.client = ct
+	if st.branches == nil {
+		st.branches = st.branches1[:0]
+	}
 	st.branches = append(st.branches, branch)
 	b.ctx.put(branch, ct)
 	b.stats.Forwarded.Add(1)
@@ -873,7 +894,7 @@ func (b *Balancer) forwardStateless(in inbound, req *sip.Request) {
 	var tp string
 	var dst netip.AddrPort
 	var err error
-	if r := req.Route(); r != nil {
+	if r := topRoute(req); r != nil {
 		tp, dst, err = b.resolve(&r.Address)
 	} else if b.isLocalURI(&req.Recipient) {
 		c := b.dialogs.coreOf(string(*req.CallID()))
@@ -1086,12 +1107,24 @@ func sessionExpires(res *sip.Response) time.Duration {
 // top (loose routing, RFC 3261 16.4).
 func (b *Balancer) stripOwnRoutes(req *sip.Request) {
 	for {
-		r := req.Route()
+		r := topRoute(req)
 		if r == nil || !b.isLocalURI(&r.Address) {
 			return
 		}
 		req.RemoveHeader("Route")
 	}
+}
+
+// topRoute is the request's first Route header, nil when it has none.
+// Our parsers parse every Route: a scan finds it, where sipgo's Route()
+// allocates a header to try a lazy parse whenever there is none.
+func topRoute(req *sip.Request) *sip.RouteHeader {
+	for _, h := range req.Headers() {
+		if r, ok := h.(*sip.RouteHeader); ok {
+			return r
+		}
+	}
+	return nil
 }
 
 func (b *Balancer) isLocalURI(u *sip.Uri) bool { return b.isLocalHostPort(u.Host, u.Port) }
