@@ -24,6 +24,7 @@ const (
 // its client side (one attempt at a time: serial failover). Its mutex
 // guards both; timers and workers take it.
 type serverTx struct {
+	b      *Balancer
 	mu     sync.Mutex
 	key    string
 	method sip.RequestMethod
@@ -81,6 +82,29 @@ type clientTx struct {
 	attemptT    *timer
 	timerC      *timer
 	interval    time.Duration
+}
+
+// onTimer runs one of the attempt's timers (wheel goroutine).
+func (ct *clientTx) onTimer(k timerKind) {
+	b := ct.st.b
+	switch k {
+	case timerRetransmit:
+		b.retransmit(ct)
+	case timerAttempt:
+		b.attemptTimeout(ct)
+	case timerInvite:
+		b.timerC(ct)
+	}
+}
+
+// onTimer runs one of the transaction's timers (wheel goroutine).
+func (st *serverTx) onTimer(k timerKind) {
+	switch k {
+	case timerEnd:
+		st.b.endTx(st)
+	case timerFinal:
+		st.b.retransmitFinal(st)
+	}
 }
 
 // stop ends an attempt: its final came, or it was given up; st.mu held.
@@ -334,7 +358,7 @@ func (b *Balancer) onRequest(in inbound, req *sip.Request) {
 		st.mu.Unlock()
 		return
 	}
-	st := &serverTx{key: key, method: req.Method, callID: string(*req.CallID()), lis: in.lis, conn: in.conn,
+	st := &serverTx{b: b, key: key, method: req.Method, callID: string(*req.CallID()), lis: in.lis, conn: in.conn,
 		dst: replyAddr(via, in.src, in.conn != nil), req: req}
 	if req.Method == sip.INVITE {
 		// Other requests build their responder only when the balancer
@@ -488,7 +512,7 @@ func (b *Balancer) attempt(st *serverTx, c *Core, tp string, dst netip.AddrPort)
 		b.log.Debug("forward", "dst", dst, "err", err)
 	}
 	if tp == "udp" {
-		ct.retransT = b.wheel.after(ct.interval, func() { b.retransmit(ct) })
+		ct.retransT = b.wheel.afterTx(ct.interval, ct, timerRetransmit)
 	}
 	timeout := b.opt.NonInviteTimeout
 	switch {
@@ -497,7 +521,7 @@ func (b *Balancer) attempt(st *serverTx, c *Core, tp string, dst netip.AddrPort)
 	case st.method == sip.INVITE:
 		timeout = 64 * t1 // Timer B
 	}
-	ct.attemptT = b.wheel.after(timeout, func() { b.attemptTimeout(ct) })
+	ct.attemptT = b.wheel.afterTx(timeout, ct, timerAttempt)
 }
 
 // ackPieces cuts from a rendered request what our ACK and CANCEL on its
@@ -592,7 +616,7 @@ func (b *Balancer) retransmit(ct *clientTx) {
 	if st.method != sip.INVITE && ct.interval > t2 {
 		ct.interval = t2
 	}
-	ct.retransT = b.wheel.after(ct.interval, func() { b.retransmit(ct) })
+	ct.retransT = b.wheel.afterTx(ct.interval, ct, timerRetransmit)
 }
 
 // attemptTimeout: the destination did not answer at all (Timer B/F, or
@@ -692,10 +716,10 @@ func (b *Balancer) completed(st *serverTx) {
 		// stopped retransmitting at our 100, learns of a lost final
 		// only from us. Retransmitted until its ACK (onAck) or Timer H.
 		st.finalIv = t1
-		st.finalT = b.wheel.after(t1, func() { b.retransmitFinal(st) })
+		st.finalT = b.wheel.afterTx(t1, st, timerFinal)
 		linger = max(linger, 64*t1)
 	}
-	st.endT = b.wheel.after(linger, func() { b.endTx(st) })
+	st.endT = b.wheel.afterTx(linger, st, timerEnd)
 }
 
 // retransmitFinal is Timer G: the non-2xx final again, at intervals
@@ -709,7 +733,7 @@ func (b *Balancer) retransmitFinal(st *serverTx) {
 	b.stats.FinalsRetransmitted.Add(1)
 	b.sendUp(st, st.lastResp)
 	st.finalIv = min(2*st.finalIv, t2)
-	st.finalT = b.wheel.after(st.finalIv, func() { b.retransmitFinal(st) })
+	st.finalT = b.wheel.afterTx(st.finalIv, st, timerFinal)
 }
 
 // stopFinal ends Timer G (a 2xx went up after our own non-2xx final);
@@ -732,7 +756,7 @@ func (b *Balancer) ackReceived(st *serverTx) {
 	}
 	st.stopFinal()
 	st.endT.Stop()
-	st.endT = b.wheel.after(b.opt.TxLinger, func() { b.endTx(st) })
+	st.endT = b.wheel.afterTx(b.opt.TxLinger, st, timerEnd)
 }
 
 // endTx removes a completed transaction and its branches from the tables.
@@ -966,7 +990,7 @@ func (b *Balancer) proxyResponse(ct *clientTx, v *respView) {
 			ct.attemptT.Stop()
 			ct.provisional = true
 			ct.timerC.Stop()
-			ct.timerC = b.wheel.after(b.opt.InviteTimeout, func() { b.timerC(ct) })
+			ct.timerC = b.wheel.afterTx(b.opt.InviteTimeout, ct, timerInvite)
 			if st.cancelled {
 				b.sendCancel(ct)
 			}

@@ -24,13 +24,30 @@ type wheel struct {
 	lastRun atomic.Int64 // unix ns of the last tick
 }
 
-// timer is one scheduled callback. Stop is safe from any goroutine.
+// timer is one scheduled callback: fn, or tgt.onTimer(kind) for a
+// transaction's own timers (no closure to allocate). Stop is safe from
+// any goroutine.
 type timer struct {
 	due  uint64
 	dead atomic.Bool
-	mu   sync.Mutex // guards fn (a plain func: no second allocation for a pointer to it)
+	kind timerKind
+	mu   sync.Mutex // guards fn and tgt (a plain func: no second allocation for a pointer to it)
 	fn   func()
+	tgt  timerTarget
 }
+
+// timerTarget is a transaction whose timers the wheel fires by kind.
+type timerTarget interface{ onTimer(timerKind) }
+
+type timerKind uint8
+
+const (
+	timerRetransmit timerKind = iota // client: the request again (T1 doubling)
+	timerAttempt                     // client: attempt timer, Timer B/F
+	timerInvite                      // client: Timer C
+	timerEnd                         // server: linger over, Timer H or I
+	timerFinal                       // server: Timer G
+)
 
 // Stop cancels the timer; a nil timer is fine. It lets go of the
 // callback at once, so a stopped timer waiting for its slot to come round
@@ -40,7 +57,7 @@ func (t *timer) Stop() {
 	if t != nil {
 		t.dead.Store(true)
 		t.mu.Lock()
-		t.fn = nil
+		t.fn, t.tgt = nil, nil
 		t.mu.Unlock()
 	}
 }
@@ -57,11 +74,19 @@ func (w *wheel) now() uint64 { return uint64(time.Since(w.start) / w.tick) }
 // after schedules fn to run after d on the wheel goroutine. fn must not
 // block.
 func (w *wheel) after(d time.Duration, fn func()) *timer {
+	return w.schedule(d, &timer{fn: fn})
+}
+
+// afterTx schedules tgt.onTimer(kind) after d on the wheel goroutine.
+func (w *wheel) afterTx(d time.Duration, tgt timerTarget, kind timerKind) *timer {
+	return w.schedule(d, &timer{tgt: tgt, kind: kind})
+}
+
+func (w *wheel) schedule(d time.Duration, t *timer) *timer {
 	ticks := uint64((d + w.tick - 1) / w.tick)
 	if ticks == 0 {
 		ticks = 1
 	}
-	t := &timer{fn: fn}
 	w.mu.Lock()
 	t.due = w.cur + ticks
 	i := t.due % uint64(len(w.slots))
@@ -122,10 +147,13 @@ func (w *wheel) fire(t *timer) {
 		}
 	}()
 	t.mu.Lock()
-	fn := t.fn
+	fn, tgt := t.fn, t.tgt
 	t.mu.Unlock()
-	if fn != nil {
+	switch {
+	case fn != nil:
 		fn()
+	case tgt != nil:
+		tgt.onTimer(t.kind)
 	}
 }
 
