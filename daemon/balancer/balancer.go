@@ -43,10 +43,11 @@ type Balancer struct {
 	connMu sync.Mutex
 	conns  map[netip.AddrPort]*tcpConn
 
-	branchPrefix string
-	probePrefix  string
-	probePrefixB []byte
-	seq          atomic.Uint64
+	branchPrefix  string
+	branchPrefixB []byte
+	probePrefix   string
+	probePrefixB  []byte
+	seq           atomic.Uint64
 
 	stats Stats
 	epoch time.Time // monotonic base of inbound.at
@@ -85,6 +86,7 @@ func New(opt Options) (*Balancer, error) {
 	b.respParser = sip.NewParser(sip.WithHeadersParsers(leanResponseParsers()))
 	b.respParser.MaxMessageLength = 65535
 	b.probePrefixB = []byte(b.probePrefix)
+	b.branchPrefixB = []byte(b.branchPrefix)
 	b.probes.m = map[string]*probe{}
 	b.wheel = newWheel(10*time.Millisecond, 1024, b.log)
 	b.dialogs = newDialogTable(opt.Dialogs, opt.DialogTimeout, opt.InviteTimeout+time.Minute, b.coreIdle)

@@ -36,26 +36,28 @@ type serverTx struct {
 	toLine string         // To line as received
 	toTag  string         // tag for our own non-100 responses ("" = request had one)
 
-	req         *sip.Request // request being forwarded; nil once final
-	via         *sip.ViaHeader
-	rrs         int // Record-Routes we added
-	recordRoute bool
-	toCore      bool // routed to a Core chosen from the pool (failover allowed)
-	invite      bool // initial INVITE: counted in the dialog table
-	tried       []*Core
-	client      *clientTx
-	branches    []string
-	tried1      [1]*Core  // tried's storage for the first attempt
-	branches1   [1]string // branches' storage for the first attempt
-	cancelled   bool
-	final       bool
-	acked       bool // the caller ACKed our non-2xx final
-	ended       bool // out of the tables (endTx)
-	finalCode   int
-	lastResp    []byte
-	finalT      *timer        // Timer G: next retransmission of a non-2xx final (UDP)
-	finalIv     time.Duration // its interval
-	endT        *timer        // the end of the transaction: linger, Timer H or I
+	req          *sip.Request   // request being forwarded; nil once final
+	via          *sip.ViaHeader // our Via in req (&ownVia); nil once final
+	ownVia       sip.ViaHeader
+	ownViaParams [1]sip.HeaderKV // ownVia's storage for its branch
+	rrs          int             // Record-Routes we added
+	recordRoute  bool
+	toCore       bool // routed to a Core chosen from the pool (failover allowed)
+	invite       bool // initial INVITE: counted in the dialog table
+	tried        []*Core
+	client       *clientTx
+	branches     []string
+	tried1       [1]*Core  // tried's storage for the first attempt
+	branches1    [1]string // branches' storage for the first attempt
+	cancelled    bool
+	final        bool
+	acked        bool // the caller ACKed our non-2xx final
+	ended        bool // out of the tables (endTx)
+	finalCode    int
+	lastResp     []byte
+	finalT       *timer        // Timer G: next retransmission of a non-2xx final (UDP)
+	finalIv      time.Duration // its interval
+	endT         *timer        // the end of the transaction: linger, Timer H or I
 
 	// pieces for requests the proxy builds toward the Core (ACK, CANCEL)
 	ruri   string
@@ -473,20 +475,29 @@ func (b *Balancer) attempt(st *serverTx, c *Core, tp string, dst netip.AddrPort)
 	}
 	req := st.req
 	branch := b.newBranch()
+	rrDone := false
 	if st.via == nil {
-		st.via = &sip.ViaHeader{ProtocolName: "SIP", ProtocolVersion: "2.0", Params: sip.NewParams()}
-		req.PrependHeader(st.via)
+		st.ownVia = sip.ViaHeader{ProtocolName: "SIP", ProtocolVersion: "2.0", Params: st.ownViaParams[:0]}
+		st.via = &st.ownVia
+		if st.recordRoute && out == st.lis {
+			// The usual first attempt: our Via, then our Record-Route,
+			// on top in one go.
+			req.PrependHeader(st.via, st.lis.rr)
+			st.rrs, rrDone = 1, true
+		} else {
+			req.PrependHeader(st.via)
+		}
 	}
 	st.via.Transport, st.via.Host, st.via.Port = out.viaTp, out.host, int(out.addr.Port())
 	st.via.Params.Add("branch", branch)
-	if st.recordRoute {
+	if st.recordRoute && !rrDone {
 		for ; st.rrs > 0; st.rrs-- {
 			req.RemoveHeader("Record-Route")
 		}
-		req.PrependHeader(&sip.RecordRouteHeader{Address: st.lis.rrURI})
+		req.PrependHeader(st.lis.rr)
 		st.rrs = 1
 		if out != st.lis {
-			req.PrependHeader(&sip.RecordRouteHeader{Address: out.rrURI})
+			req.PrependHeader(out.rr)
 			st.rrs = 2
 		}
 		// The Record-Route must follow our Via: PrependHeader put it on top.
@@ -1202,5 +1213,6 @@ func (b *Balancer) resolve(u *sip.Uri) (string, netip.AddrPort, error) {
 }
 
 func (b *Balancer) newBranch() string {
-	return b.branchPrefix + strconv.FormatUint(b.seq.Add(1), 36)
+	var buf [64]byte
+	return string(strconv.AppendUint(append(buf[:0], b.branchPrefix...), b.seq.Add(1), 36))
 }

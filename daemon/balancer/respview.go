@@ -62,29 +62,29 @@ func (v *respView) sessionExpires() time.Duration {
 }
 
 // scanResponse reads a response for the fast path: status code, the top
-// Via's branch and byte range, CSeq method, To line and Session-Expires.
+// Via's branch (in p) and byte range, CSeq method, To line and Session-Expires.
 // It declines (ok false) anything unusual — folded lines, a quoted
 // string in the top Via, a missing mandatory header, a Content-Length
 // that does not match the body — and the full parser handles those.
-func scanResponse(p []byte) (v respView, branch string, ok bool) {
+func scanResponse(p []byte) (v respView, branch []byte, ok bool) {
 	if len(p) < 12 || !bytes.HasPrefix(p, []byte("SIP/2.0 ")) || p[11] != ' ' && p[11] != '\r' {
-		return v, "", false
+		return v, nil, false
 	}
 	code, err := strconv.Atoi(string(p[8:11]))
 	if err != nil || code < 100 || code > 699 {
-		return v, "", false
+		return v, nil, false
 	}
 	v.code, v.raw = code, p
 	i := bytes.IndexByte(p, '\n')
 	if i < 0 {
-		return v, "", false
+		return v, nil, false
 	}
 	var haveVia, haveCSeq, haveCallID bool
 	cl := -1
 	for i++; i < len(p); {
 		j := bytes.IndexByte(p[i:], '\n')
 		if j < 0 {
-			return v, "", false
+			return v, nil, false
 		}
 		start := i
 		line := bytes.TrimRight(p[i:i+j], "\r")
@@ -92,16 +92,16 @@ func scanResponse(p []byte) (v respView, branch string, ok bool) {
 		if len(line) == 0 {
 			body := len(p) - i
 			if !haveVia || !haveCSeq || !haveCallID || v.to == nil || cl != body {
-				return v, "", false
+				return v, nil, false
 			}
 			return v, branch, true
 		}
 		if line[0] == ' ' || line[0] == '\t' {
-			return v, "", false // folded
+			return v, nil, false // folded
 		}
 		k := bytes.IndexByte(line, ':')
 		if k <= 0 {
-			return v, "", false
+			return v, nil, false
 		}
 		name, val := bytes.TrimSpace(line[:k]), bytes.TrimSpace(line[k+1:])
 		switch {
@@ -117,9 +117,9 @@ func scanResponse(p []byte) (v respView, branch string, ok bool) {
 			}
 			b := paramValue(first, "branch")
 			if len(b) == 0 || bytes.IndexByte(first, '"') >= 0 {
-				return v, "", false
+				return v, nil, false
 			}
-			branch = string(b)
+			branch = b
 			if c < 0 {
 				v.viaFrom, v.viaTo = start, i // the whole line
 				break
@@ -138,7 +138,7 @@ func scanResponse(p []byte) (v respView, branch string, ok bool) {
 		case hdrIs(name, "CSeq", 0):
 			sp := bytes.LastIndexAny(val, " \t")
 			if sp < 0 {
-				return v, "", false
+				return v, nil, false
 			}
 			haveCSeq = true
 			method := val[sp+1:]
@@ -151,7 +151,7 @@ func scanResponse(p []byte) (v respView, branch string, ok bool) {
 		case hdrIs(name, "Content-Length", 'l'):
 			n, err := strconv.Atoi(string(val))
 			if err != nil || n < 0 {
-				return v, "", false
+				return v, nil, false
 			}
 			cl = n
 		case hdrIs(name, "Session-Expires", 'x'):
@@ -161,7 +161,7 @@ func scanResponse(p []byte) (v respView, branch string, ok bool) {
 			}
 		}
 	}
-	return v, "", false
+	return v, nil, false
 }
 
 // paramValue returns the value of ;name=value in a header value (outside
@@ -177,10 +177,10 @@ func paramValue(v []byte, name string) []byte {
 // then takes the full path.
 func (b *Balancer) fastResponse(in inbound) bool {
 	v, branch, ok := scanResponse(in.data)
-	if !ok || strings.HasPrefix(branch, b.probePrefix) || !strings.HasPrefix(branch, b.branchPrefix) {
+	if !ok || bytes.HasPrefix(branch, b.probePrefixB) || !bytes.HasPrefix(branch, b.branchPrefixB) {
 		return false
 	}
-	ct, found := b.ctx.get(branch)
+	ct, found := b.ctx.getBytes(branch)
 	if !found {
 		return false
 	}

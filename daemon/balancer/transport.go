@@ -25,8 +25,9 @@ type listener struct {
 	host      string // addr's IP as text, for our Via
 	udp       *net.UDPConn
 	tcp       *net.TCPListener
-	rrURI     sip.Uri // our Record-Route URI on this listener (;lr)
-	viaTp     string  // "UDP" | "TCP"
+	rrURI     sip.Uri                // our Record-Route URI on this listener (;lr)
+	rr        *sip.RecordRouteHeader // that URI as a header, shared by every request (never changed)
+	viaTp     string                 // "UDP" | "TCP"
 }
 
 // inbound is one received message on its way to a worker.
@@ -61,6 +62,7 @@ func newListener(la listenAddr) *listener {
 		l.rrURI.UriParams.Add("transport", "tcp")
 	}
 	l.rrURI.UriParams.Add("lr", "")
+	l.rr = &sip.RecordRouteHeader{Address: l.rrURI}
 	return l
 }
 
