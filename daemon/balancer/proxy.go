@@ -83,6 +83,7 @@ type clientTx struct {
 	retransT    *timer
 	attemptT    *timer
 	timerC      *timer
+	timerCDue   time.Duration // since b.epoch: Timer C runs out (a provisional pushes it on)
 	interval    time.Duration
 }
 
@@ -679,6 +680,10 @@ func (b *Balancer) timerC(ct *clientTx) {
 	if ct.done || st.client != ct || st.final {
 		return
 	}
+	if left := ct.timerCDue - time.Since(b.epoch); left > 0 {
+		ct.timerC = b.wheel.afterTx(left, ct, timerInvite) // a later provisional restarted it
+		return
+	}
 	b.sendCancel(ct)
 	b.finish(st, 408, "Request Timeout", "")
 }
@@ -1000,8 +1005,13 @@ func (b *Balancer) proxyResponse(ct *clientTx, v *respView) {
 		if invite {
 			ct.attemptT.Stop()
 			ct.provisional = true
-			ct.timerC.Stop()
-			ct.timerC = b.wheel.afterTx(b.opt.InviteTimeout, ct, timerInvite)
+			// Timer C restarts: the running entry, when it comes, re-arms
+			// for what is left (one wheel entry per attempt, not one per
+			// provisional).
+			ct.timerCDue = time.Since(b.epoch) + b.opt.InviteTimeout
+			if ct.timerC == nil {
+				ct.timerC = b.wheel.afterTx(b.opt.InviteTimeout, ct, timerInvite)
+			}
 			if st.cancelled {
 				b.sendCancel(ct)
 			}

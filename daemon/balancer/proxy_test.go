@@ -243,3 +243,27 @@ func bool2int(b bool) int {
 	}
 	return 0
 }
+
+// TestTimerCRestartsOnProvisional: Timer C runs from the last
+// provisional (RFC 3261 16.8), not from the first: a second 180 pushes
+// the CANCEL and the 408 on.
+func TestTimerCRestartsOnProvisional(t *testing.T) {
+	t.Parallel()
+	const timerC = 600 * time.Millisecond
+	l := newTxLab(t, 1, func(o *Options) { o.InviteTimeout = timerC })
+	id := "c" + sip.GenerateBranchN(8)
+	l.send(l.caller, l.invite(id))
+	_, inv := l.coreRecv(3*time.Second, "INVITE", isRequest(sip.INVITE))
+	l.send(l.cores[0], reply(inv, 180, "Ringing", "r", l.cores[0]))
+	time.Sleep(400 * time.Millisecond)
+	second := time.Now()
+	l.send(l.cores[0], reply(inv, 180, "Ringing", "r", l.cores[0]))
+	_, at := l.recv(l.cores[0], 3*time.Second, "CANCEL at the Core", isRequest(sip.CANCEL))
+	if d := at.Sub(second); d < timerC-20*time.Millisecond || d > timerC+300*time.Millisecond {
+		t.Fatalf("CANCEL %v after the second 180, want Timer C (%v) after it", d, timerC)
+	}
+	m, _ := l.recv(l.caller, 2*time.Second, "final response", isFinal)
+	if res := m.(*sip.Response); res.StatusCode != 408 {
+		t.Fatalf("caller got %d, want 408", res.StatusCode)
+	}
+}
