@@ -20,16 +20,20 @@ type respView struct {
 	bye    bool          // CSeq method BYE (on an INVITE's branch: our BYE of a late 2xx)
 	res    *sip.Response // parsed; nil on the raw path
 
-	raw         []byte // the whole message as received
+	raw         []byte // the whole message as received (the raw path cuts our Via out of it in place)
 	viaFrom     int    // raw path: the top Via line, CRLF included
 	viaTo       int
-	to          []byte        // raw path: the To line
+	toFrom      int // raw path: the To line, raw[toFrom:toTo] (toTo 0: none)
+	toTo        int
 	se          time.Duration // raw path: Session-Expires
 	fwd         []byte
 	fwdRendered bool
 }
 
-// forward returns the response without our Via (rendered once).
+// forward returns the response without our Via (rendered once). On the
+// raw path the Via is cut out of raw itself, which is the message's own
+// copy (the reader copies each datagram out of its buffers): no new
+// buffer; raw is no longer the message as received afterwards.
 func (v *respView) forward() []byte {
 	if v.fwdRendered {
 		return v.fwd
@@ -40,9 +44,9 @@ func (v *respView) forward() []byte {
 		v.fwd = render(v.res)
 		return v.fwd
 	}
-	out := make([]byte, 0, len(v.raw)-(v.viaTo-v.viaFrom))
-	out = append(out, v.raw[:v.viaFrom]...)
-	v.fwd = append(out, v.raw[v.viaTo:]...)
+	n := copy(v.raw[v.viaFrom:], v.raw[v.viaTo:])
+	v.fwd = v.raw[:v.viaFrom+n]
+	v.raw = nil
 	return v.fwd
 }
 
@@ -51,7 +55,14 @@ func (v *respView) toLine() string {
 	if v.res != nil {
 		return v.res.To().String()
 	}
-	return string(v.to)
+	if v.raw == nil { // forwarded: the lines after our Via moved up
+		from, to := v.toFrom, v.toTo
+		if from >= v.viaTo {
+			from, to = from-(v.viaTo-v.viaFrom), to-(v.viaTo-v.viaFrom)
+		}
+		return string(v.fwd[from:to])
+	}
+	return string(v.raw[v.toFrom:v.toTo])
 }
 
 func (v *respView) sessionExpires() time.Duration {
@@ -91,7 +102,7 @@ func scanResponse(p []byte) (v respView, branch []byte, ok bool) {
 		i += j + 1
 		if len(line) == 0 {
 			body := len(p) - i
-			if !haveVia || !haveCSeq || !haveCallID || v.to == nil || cl != body {
+			if !haveVia || !haveCSeq || !haveCallID || v.toTo == 0 || cl != body {
 				return v, nil, false
 			}
 			return v, branch, true
@@ -147,7 +158,7 @@ func scanResponse(p []byte) (v respView, branch []byte, ok bool) {
 		case hdrIs(name, "Call-ID", 'i'):
 			haveCallID = len(val) > 0
 		case hdrIs(name, "To", 't'):
-			v.to = line
+			v.toFrom, v.toTo = start, start+len(line)
 		case hdrIs(name, "Content-Length", 'l'):
 			n, err := strconv.Atoi(string(val))
 			if err != nil || n < 0 {
