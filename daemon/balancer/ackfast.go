@@ -187,13 +187,15 @@ func (b *Balancer) fastAck(in inbound) bool {
 		return true
 	}
 	out := b.udpOut
-	var buf bytes.Buffer
+	buf := bufPool.Get().(*bytes.Buffer) // sent at once over UDP, kept nowhere
+	defer bufPool.Put(buf)
+	buf.Reset()
 	buf.Grow(len(p) + 96)
 	buf.Write(p[:eol+1])
 	buf.WriteString("Via: SIP/2.0/")
 	buf.WriteString(out.viaTp)
 	buf.WriteByte(' ')
-	buf.WriteString(out.addr.String())
+	writeHostPort(buf, out.host, int(out.addr.Port()))
 	buf.WriteString(";branch=")
 	buf.WriteString(sip.RFC3261BranchMagicCookie + "sl")
 	var num [16]byte
@@ -201,10 +203,10 @@ func (b *Balancer) fastAck(in inbound) bool {
 	buf.WriteString("\r\n")
 	pos := eol + 1
 	for _, d := range drop {
-		pos = writeRange(&buf, p, pos, d.from, mfFrom, mfTo, mf)
+		pos = writeRange(buf, p, pos, d.from, mfFrom, mfTo, mf)
 		pos = d.to
 	}
-	writeRange(&buf, p, pos, len(p), mfFrom, mfTo, mf)
+	writeRange(buf, p, pos, len(p), mfFrom, mfTo, mf)
 	b.stats.Forwarded.Add(1)
 	if err := b.send("udp", dst, buf.Bytes(), nil); err != nil {
 		b.log.Debug("forward ack", "dst", dst, "err", err)

@@ -279,7 +279,9 @@ func headerValue(line []byte) []byte {
 // an ACK has no transaction to find, and forwarding it would send a
 // hop-by-hop ACK on along the Request-URI.
 func (b *Balancer) absorbStatelessAck(p []byte) bool {
-	if !bytes.HasPrefix(p, []byte("ACK ")) {
+	// A To tag of ours starts "sh" right after its '=': without "=sh"
+	// anywhere, no scan (one per ACK of every call) is needed.
+	if !bytes.HasPrefix(p, []byte("ACK ")) || !bytes.Contains(p, []byte("=sh")) {
 		return false
 	}
 	h := scanHeaders(p)

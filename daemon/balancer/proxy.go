@@ -32,7 +32,7 @@ type serverTx struct {
 	lis    *listener
 	conn   *tcpConn
 	dst    netip.AddrPort // where responses go
-	hdr    []byte         // Via..., From, Call-ID, CSeq lines for our own responses
+	hdr    string         // Via..., From, Call-ID, CSeq lines for our own responses
 	toLine string         // To line as received
 	toTag  string         // tag for our own non-100 responses ("" = request had one)
 
@@ -122,7 +122,7 @@ func (ct *clientTx) stop() {
 
 // responder holds what our own responses to a request need.
 type responder struct {
-	hdr    []byte
+	hdr    string
 	toLine string
 	toTag  string
 }
@@ -147,11 +147,14 @@ func newResponderSkip(req *sip.Request, own *sip.ViaHeader) responder {
 	if c := req.CSeq(); c != nil {
 		headerLine(buf, c)
 	}
-	r := responder{hdr: bytes.Clone(buf.Bytes())}
-	if to := req.To(); to != nil {
-		buf.Reset()
+	n := buf.Len()
+	to := req.To()
+	if to != nil {
 		writeHeader(buf, to)
-		r.toLine = buf.String()
+	}
+	all := buf.String() // one string for both
+	r := responder{hdr: all[:n], toLine: all[n:]}
+	if to != nil {
 		if !to.Params.Has("tag") {
 			var tag [16]byte
 			r.toTag = string(strconv.AppendUint(append(tag[:0], "sb"...), mix64(fnv1a(fnv1a(fnvOffset64, r.toLine), r.hdr)), 36))
@@ -168,7 +171,7 @@ func (r responder) response(code int, reason, extra string) []byte {
 	buf.WriteByte(' ')
 	buf.WriteString(reason)
 	buf.WriteString("\r\n")
-	buf.Write(r.hdr)
+	buf.WriteString(r.hdr)
 	if r.toLine != "" {
 		buf.WriteString(r.toLine)
 		if code > 100 && r.toTag != "" {
@@ -452,7 +455,7 @@ func (b *Balancer) onRequest(in inbound, req *sip.Request) {
 // Via left out), which is still there: the balancer answers only before
 // the transaction's final response.
 func (st *serverTx) responder() responder {
-	if st.hdr == nil && st.req != nil {
+	if st.hdr == "" && st.req != nil {
 		r := newResponderSkip(st.req, st.via)
 		st.hdr, st.toLine, st.toTag = r.hdr, r.toLine, r.toTag
 	}
@@ -719,7 +722,7 @@ func (b *Balancer) completed(st *serverTx) {
 	// response. A non-2xx INVITE final keeps the ACK pieces (the Core
 	// retransmits it until our ACK gets there), so does a transaction
 	// that tried several Cores (a late final on an earlier attempt).
-	st.hdr, st.toLine = nil, ""
+	st.hdr, st.toLine = "", ""
 	if st.finalCode < 300 && len(st.branches) <= 1 {
 		st.ruri, st.fwdHdr = "", ""
 		if c := st.client; c != nil {
