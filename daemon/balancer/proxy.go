@@ -79,9 +79,10 @@ type clientTx struct {
 	answered    bool // a final came
 	cancelSent  bool
 	cancelAcked bool
-	late        *lateAnswer // a 2xx after the attempt was abandoned (lateanswer.go)
-	retransT    *timer
-	attemptT    *timer
+	late        *lateAnswer   // a 2xx after the attempt was abandoned (lateanswer.go)
+	clientT     *timer        // the one wheel entry for retransmissions and the attempt timer (clientTimer)
+	retransDue  time.Duration // since b.epoch: next retransmission (0: none)
+	attemptDue  time.Duration // since b.epoch: attempt timer, Timer B/F (0: stopped)
 	timerC      *timer
 	timerCDue   time.Duration // since b.epoch: Timer C runs out (a provisional pushes it on)
 	interval    time.Duration
@@ -91,10 +92,8 @@ type clientTx struct {
 func (ct *clientTx) onTimer(k timerKind) {
 	b := ct.st.b
 	switch k {
-	case timerRetransmit:
-		b.retransmit(ct)
-	case timerAttempt:
-		b.attemptTimeout(ct)
+	case timerClient:
+		b.clientTimer(ct)
 	case timerInvite:
 		b.timerC(ct)
 	}
@@ -116,8 +115,7 @@ func (ct *clientTx) stop() {
 	ct.done = true
 	ct.data = nil
 	ct.timerC.Stop()
-	ct.attemptT.Stop()
-	ct.retransT.Stop()
+	ct.clientT.Stop()
 }
 
 // responder holds what our own responses to a request need.
@@ -526,9 +524,6 @@ func (b *Balancer) attempt(st *serverTx, c *Core, tp string, dst netip.AddrPort)
 	if err := b.send(tp, dst, ct.data, nil); err != nil {
 		b.log.Debug("forward", "dst", dst, "err", err)
 	}
-	if tp == "udp" {
-		ct.retransT = b.wheel.afterTx(ct.interval, ct, timerRetransmit)
-	}
 	timeout := b.opt.NonInviteTimeout
 	switch {
 	case st.toCore:
@@ -536,7 +531,56 @@ func (b *Balancer) attempt(st *serverTx, c *Core, tp string, dst netip.AddrPort)
 	case st.method == sip.INVITE:
 		timeout = 64 * t1 // Timer B
 	}
-	ct.attemptT = b.wheel.afterTx(timeout, ct, timerAttempt)
+	now := time.Since(b.epoch)
+	if tp == "udp" {
+		ct.retransDue = now + ct.interval
+	}
+	ct.attemptDue = now + timeout
+	b.armClient(ct, now)
+}
+
+// armClient schedules the attempt's wheel entry for the earlier of its
+// next retransmission and its attempt timer (one entry, not one for
+// each); st.mu held.
+func (b *Balancer) armClient(ct *clientTx, now time.Duration) {
+	due := ct.attemptDue
+	if ct.retransDue != 0 && (due == 0 || ct.retransDue < due) {
+		due = ct.retransDue
+	}
+	if due == 0 {
+		return
+	}
+	ct.clientT = b.wheel.afterTx(max(due-now, 0), ct, timerClient)
+}
+
+// clientTimer is the attempt's wheel entry coming round: the attempt
+// timer when it ran out, else the request again when a retransmission
+// is due (T1 doubling), then the entry again for what is left. Within
+// one wheel tick counts as due, as the wheel fires.
+func (b *Balancer) clientTimer(ct *clientTx) {
+	st := ct.st
+	st.mu.Lock()
+	now := time.Since(b.epoch)
+	due := now + b.wheel.tick
+	if ct.attemptDue != 0 && due >= ct.attemptDue {
+		st.mu.Unlock()
+		b.attemptTimeout(ct)
+		return
+	}
+	defer st.mu.Unlock()
+	if ct.done || st.client != ct {
+		return
+	}
+	if ct.retransDue != 0 && due >= ct.retransDue && !ct.provisional {
+		b.stats.Retransmitted.Add(1)
+		b.send(ct.transport, ct.dst, ct.data, nil)
+		ct.interval *= 2
+		if st.method != sip.INVITE && ct.interval > t2 {
+			ct.interval = t2
+		}
+		ct.retransDue = now + ct.interval
+	}
+	b.armClient(ct, now)
 }
 
 // ackPieces cuts from a rendered request what our ACK and CANCEL on its
@@ -616,22 +660,6 @@ func (b *Balancer) moveViaFirst(req *sip.Request) {
 			return
 		}
 	}
-}
-
-func (b *Balancer) retransmit(ct *clientTx) {
-	st := ct.st
-	st.mu.Lock()
-	defer st.mu.Unlock()
-	if ct.done || ct.provisional || st.client != ct {
-		return
-	}
-	b.stats.Retransmitted.Add(1)
-	b.send(ct.transport, ct.dst, ct.data, nil)
-	ct.interval *= 2
-	if st.method != sip.INVITE && ct.interval > t2 {
-		ct.interval = t2
-	}
-	ct.retransT = b.wheel.afterTx(ct.interval, ct, timerRetransmit)
 }
 
 // attemptTimeout: the destination did not answer at all (Timer B/F, or
@@ -1004,9 +1032,10 @@ func (b *Balancer) proxyResponse(ct *clientTx, v *respView) {
 		if ct.done {
 			return
 		}
-		ct.retransT.Stop()
+		ct.retransDue = 0 // no more retransmissions
 		if invite {
-			ct.attemptT.Stop()
+			ct.attemptDue = 0 // the attempt timer stops too: one entry less
+			ct.clientT.Stop()
 			ct.provisional = true
 			// Timer C restarts: the running entry, when it comes, re-arms
 			// for what is left (one wheel entry per attempt, not one per

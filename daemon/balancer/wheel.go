@@ -42,11 +42,10 @@ type timerTarget interface{ onTimer(timerKind) }
 type timerKind uint8
 
 const (
-	timerRetransmit timerKind = iota // client: the request again (T1 doubling)
-	timerAttempt                     // client: attempt timer, Timer B/F
-	timerInvite                      // client: Timer C
-	timerEnd                         // server: linger over, Timer H or I
-	timerFinal                       // server: Timer G
+	timerClient timerKind = iota // client: retransmission (T1 doubling) or attempt timer, Timer B/F
+	timerInvite                  // client: Timer C
+	timerEnd                     // server: linger over, Timer H or I
+	timerFinal                   // server: Timer G
 )
 
 // Stop cancels the timer; a nil timer is fine. It lets go of the
