@@ -92,7 +92,8 @@ func (b *Balancer) fastAck(in inbound) bool {
 			sentBy, viaPort, rport = viaSentBy(first)
 			// received/rport would have to be added (RFC 3261 18.2.1,
 			// RFC 3581): the full path does that.
-			if rport || string(sentBy) != in.src.Addr().String() {
+			var ip [64]byte
+			if rport || !bytes.Equal(sentBy, in.src.Addr().AppendTo(ip[:0])) {
 				return false
 			}
 		case hdrIs(name, "Call-ID", 'i'):
@@ -149,7 +150,8 @@ func (b *Balancer) fastAck(in inbound) bool {
 		return false
 	}
 	// The hop-by-hop ACK of a non-2xx final matches our server transaction.
-	if _, ok := b.stx.get(rfc3261Key(branch, sentBy, int(viaPort), string(sip.INVITE))); ok {
+	var kb [128]byte
+	if _, ok := b.stx.getBytes(appendTxKey(kb[:0], branch, sentBy, int(viaPort), string(sip.INVITE))); ok {
 		return false
 	}
 	if mf == 0 {
@@ -185,23 +187,26 @@ func (b *Balancer) fastAck(in inbound) bool {
 		return true
 	}
 	out := b.udpOut
-	var buf bytes.Buffer
+	buf := bufPool.Get().(*bytes.Buffer) // sent at once over UDP, kept nowhere
+	defer bufPool.Put(buf)
+	buf.Reset()
 	buf.Grow(len(p) + 96)
 	buf.Write(p[:eol+1])
 	buf.WriteString("Via: SIP/2.0/")
 	buf.WriteString(out.viaTp)
 	buf.WriteByte(' ')
-	buf.WriteString(out.addr.String())
+	writeHostPort(buf, out.host, int(out.addr.Port()))
 	buf.WriteString(";branch=")
 	buf.WriteString(sip.RFC3261BranchMagicCookie + "sl")
-	buf.WriteString(strconv.FormatUint(hash64(string(branch)+string(callID)), 36))
+	var num [16]byte
+	buf.Write(strconv.AppendUint(num[:0], mix64(fnv1a(fnv1a(fnvOffset64, branch), callID)), 36))
 	buf.WriteString("\r\n")
 	pos := eol + 1
 	for _, d := range drop {
-		pos = writeRange(&buf, p, pos, d.from, mfFrom, mfTo, mf)
+		pos = writeRange(buf, p, pos, d.from, mfFrom, mfTo, mf)
 		pos = d.to
 	}
-	writeRange(&buf, p, pos, len(p), mfFrom, mfTo, mf)
+	writeRange(buf, p, pos, len(p), mfFrom, mfTo, mf)
 	b.stats.Forwarded.Add(1)
 	if err := b.send("udp", dst, buf.Bytes(), nil); err != nil {
 		b.log.Debug("forward ack", "dst", dst, "err", err)
@@ -284,9 +289,12 @@ func routeTarget(e []byte) (string, netip.AddrPort, bool) {
 		}
 		host, port = h, n
 	}
-	ip, err := netip.ParseAddr(string(host))
-	if err != nil {
-		return "", netip.AddrPort{}, false
+	ip, ok := parseIPv4(host)
+	if !ok {
+		var err error
+		if ip, err = netip.ParseAddr(string(host)); err != nil {
+			return "", netip.AddrPort{}, false
+		}
 	}
 	tp := "udp"
 	if t := paramValue(params, "transport"); t != nil {
@@ -295,4 +303,34 @@ func routeTarget(e []byte) (string, netip.AddrPort, bool) {
 		}
 	}
 	return tp, netip.AddrPortFrom(ip.Unmap(), uint16(port)), true
+}
+
+// parseIPv4 reads a dotted quad without converting it to a string (no
+// allocation); false for anything else, leading zeros included, which
+// netip.ParseAddr then judges.
+func parseIPv4(b []byte) (netip.Addr, bool) {
+	var a [4]byte
+	n, v, digits := 0, 0, 0
+	for i := 0; i <= len(b); i++ {
+		if i == len(b) || b[i] == '.' {
+			if digits == 0 || n == 4 {
+				return netip.Addr{}, false
+			}
+			a[n] = byte(v)
+			n, v, digits = n+1, 0, 0
+			continue
+		}
+		c := b[i]
+		if c < '0' || c > '9' || (digits == 1 && v == 0) {
+			return netip.Addr{}, false
+		}
+		v, digits = v*10+int(c-'0'), digits+1
+		if v > 255 {
+			return netip.Addr{}, false
+		}
+	}
+	if n != 4 {
+		return netip.Addr{}, false
+	}
+	return netip.AddrFrom4(a), true
 }

@@ -151,3 +151,18 @@ func TestFastAckDeclines(t *testing.T) {
 		t.Errorf("an ACK with Max-Forwards 0 was forwarded (%d bytes)", n)
 	}
 }
+
+// parseIPv4 agrees with netip.ParseAddr wherever it answers.
+func TestParseIPv4(t *testing.T) {
+	for _, s := range []string{"127.0.0.1", "0.0.0.0", "255.255.255.255", "192.0.2.10", "256.1.1.1", "01.2.3.4",
+		"1.2.3", "1.2.3.4.5", "1..2.3", "1.2.3.4.", "", "a.b.c.d", "::1", "1.2.3.04", "10.0.0.0"} {
+		got, ok := parseIPv4([]byte(s))
+		want, err := netip.ParseAddr(s)
+		if ok && (err != nil || got != want) {
+			t.Errorf("parseIPv4(%q) = %v, netip: %v %v", s, got, want, err)
+		}
+		if !ok && err == nil && want.Is4() {
+			t.Errorf("parseIPv4(%q) declined a valid IPv4 address", s)
+		}
+	}
+}

@@ -263,7 +263,7 @@ func (h rawHeaders) response(code int, reason, extra string, src netip.AddrPort)
 // ACK of such a reply is known from its raw bytes and absorbed at the
 // reader (RFC 3261 17.2.1: that ACK is hop-by-hop and goes no further).
 func statelessTag(callID []byte) string {
-	return "sh" + strconv.FormatUint(hash64(string(callID)), 36)
+	return "sh" + strconv.FormatUint(mix64(fnv1a(fnvOffset64, callID)), 36)
 }
 
 // headerValue is a whole header line's value, trimmed.
@@ -279,7 +279,9 @@ func headerValue(line []byte) []byte {
 // an ACK has no transaction to find, and forwarding it would send a
 // hop-by-hop ACK on along the Request-URI.
 func (b *Balancer) absorbStatelessAck(p []byte) bool {
-	if !bytes.HasPrefix(p, []byte("ACK ")) {
+	// A To tag of ours starts "sh" right after its '=': without "=sh"
+	// anywhere, no scan (one per ACK of every call) is needed.
+	if !bytes.HasPrefix(p, []byte("ACK ")) || !bytes.Contains(p, []byte("=sh")) {
 		return false
 	}
 	h := scanHeaders(p)

@@ -47,10 +47,11 @@ type Balancer struct {
 	nTCPOut   int                // connections dialled, open
 	tcpExempt atomic.Pointer[[]netip.Prefix]
 
-	branchPrefix string
-	probePrefix  string
-	probePrefixB []byte
-	seq          atomic.Uint64
+	branchPrefix  string
+	branchPrefixB []byte
+	probePrefix   string
+	probePrefixB  []byte
+	seq           atomic.Uint64
 
 	stats Stats
 	epoch time.Time // monotonic base of inbound.at
@@ -91,6 +92,7 @@ func New(opt Options) (*Balancer, error) {
 	b.respParser.MaxMessageLength = 65535
 	b.probePrefixB = []byte(b.probePrefix)
 	b.SetTCPExempt(opt.TCPExempt)
+	b.branchPrefixB = []byte(b.branchPrefix)
 	b.probes.m = map[string]*probe{}
 	b.wheel = newWheel(10*time.Millisecond, 1024, b.log)
 	b.dialogs = newDialogTable(opt.Dialogs, opt.DialogTimeout, opt.InviteTimeout+time.Minute, b.coreIdle)

@@ -18,6 +18,10 @@ type udpBatch struct {
 	iovs  []syscall.Iovec
 	names []syscall.RawSockaddrInet6 // large enough for IPv4 too
 	bufs  [][]byte
+
+	recv func(fd uintptr) bool // r.recvmmsg, bound once: no closure per read
+	got  int
+	err  error
 }
 
 // mmsghdr is struct mmsghdr: a msghdr and the length received (the
@@ -43,41 +47,44 @@ func newUDPBatch(c *net.UDPConn, n, size int) (*udpBatch, error) {
 		h.Iov = &r.iovs[i]
 		h.Iovlen = 1
 	}
+	r.recv = r.recvmmsg
 	return r, nil
 }
 
 // read blocks until at least one datagram is there and returns how many
 // were read; msg(i) returns each.
 func (r *udpBatch) read() (int, error) {
-	var got int
-	var serr error
-	err := r.rc.Read(func(fd uintptr) bool {
-		for i := range r.hdrs {
-			r.hdrs[i].hdr.Namelen = uint32(unsafe.Sizeof(r.names[i]))
-			r.hdrs[i].hdr.Flags = 0
-			r.hdrs[i].n = 0
-		}
-		n, _, e := syscall.Syscall6(syscall.SYS_RECVMMSG, fd, uintptr(unsafe.Pointer(&r.hdrs[0])), uintptr(len(r.hdrs)),
-			syscall.MSG_DONTWAIT, 0, 0)
-		switch e {
-		case 0:
-			got = int(n)
-		case syscall.EAGAIN:
-			return false // wait on the poller
-		case syscall.EINTR:
-			return false
-		default:
-			serr = e
-		}
-		return true
-	})
-	if err != nil {
+	r.got, r.err = 0, nil
+	if err := r.rc.Read(r.recv); err != nil {
 		return 0, err
 	}
-	if serr != nil {
-		return 0, fmt.Errorf("recvmmsg: %w", serr)
+	if r.err != nil {
+		return 0, fmt.Errorf("recvmmsg: %w", r.err)
 	}
-	return got, nil
+	return r.got, nil
+}
+
+// recvmmsg is one non-blocking recvmmsg for RawConn.Read: false to wait
+// on the poller.
+func (r *udpBatch) recvmmsg(fd uintptr) bool {
+	for i := range r.hdrs {
+		r.hdrs[i].hdr.Namelen = uint32(unsafe.Sizeof(r.names[i]))
+		r.hdrs[i].hdr.Flags = 0
+		r.hdrs[i].n = 0
+	}
+	n, _, e := syscall.Syscall6(syscall.SYS_RECVMMSG, fd, uintptr(unsafe.Pointer(&r.hdrs[0])), uintptr(len(r.hdrs)),
+		syscall.MSG_DONTWAIT, 0, 0)
+	switch e {
+	case 0:
+		r.got = int(n)
+	case syscall.EAGAIN:
+		return false // wait on the poller
+	case syscall.EINTR:
+		return false
+	default:
+		r.err = e
+	}
+	return true
 }
 
 // msg returns datagram i of the last read (valid until the next read),

@@ -67,7 +67,7 @@ func (t *dialogTable) create(callID string, core *Core) {
 // negotiated Session-Expires, 0 when none.
 func (t *dialogTable) confirm(callID string, session time.Duration) {
 	now := time.Now()
-	var ev *DialogEvent
+	var ev DialogEvent // a value: a pointer set in the closure would be allocated
 	t.m.update(callID, func(d *dialog, ok bool) (*dialog, bool) {
 		if !ok || d.confirmed {
 			return d, ok
@@ -77,11 +77,11 @@ func (t *dialogTable) confirm(callID string, session time.Duration) {
 		d.expires = now.Add(t.lifetime(d))
 		decr(&d.core.pending)
 		d.core.calls.Add(1)
-		ev = &DialogEvent{Kind: DialogConfirm, CallID: callID, Core: d.core.name, At: now, Expires: d.expires}
+		ev = DialogEvent{Kind: DialogConfirm, CallID: callID, Core: d.core.name, At: now, Expires: d.expires}
 		return d, true
 	})
-	if ev != nil {
-		t.emit(*ev)
+	if ev.Kind != 0 {
+		t.emit(ev)
 	}
 }
 

@@ -2,7 +2,6 @@ package balancer
 
 import (
 	"fmt"
-	"hash/fnv"
 	"net/netip"
 	"slices"
 	"sort"
@@ -43,11 +42,27 @@ func (p *pool) emit(kind, core, reason string) {
 	}
 }
 
-func hash64(s string) uint64 {
-	h := fnv.New64a()
-	h.Write([]byte(s))
-	x := h.Sum64()
-	// fnv's low bits mix poorly for similar keys: finalise (splitmix64).
+// hash64 is FNV-1a 64 of s, finalised (mix64).
+func hash64(s string) uint64 { return mix64(fnv1a(fnvOffset64, s)) }
+
+const (
+	fnvOffset64 = 14695981039346656037
+	fnvPrime64  = 1099511628211
+)
+
+// fnv1a continues an FNV-1a 64 hash h over s: chained over several parts
+// it hashes their concatenation, without building it.
+func fnv1a[S string | []byte](h uint64, s S) uint64 {
+	for i := 0; i < len(s); i++ {
+		h ^= uint64(s[i])
+		h *= fnvPrime64
+	}
+	return h
+}
+
+// mix64 finalises an FNV hash: its low bits mix poorly for similar keys
+// (splitmix64).
+func mix64(x uint64) uint64 {
 	x ^= x >> 30
 	x *= 0xbf58476d1ce4e5b9
 	x ^= x >> 27

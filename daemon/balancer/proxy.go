@@ -24,6 +24,7 @@ const (
 // its client side (one attempt at a time: serial failover). Its mutex
 // guards both; timers and workers take it.
 type serverTx struct {
+	b      *Balancer
 	mu     sync.Mutex
 	key    string
 	method sip.RequestMethod
@@ -31,28 +32,32 @@ type serverTx struct {
 	lis    *listener
 	conn   *tcpConn
 	dst    netip.AddrPort // where responses go
-	hdr    []byte         // Via..., From, Call-ID, CSeq lines for our own responses
+	hdr    string         // Via..., From, Call-ID, CSeq lines for our own responses
 	toLine string         // To line as received
 	toTag  string         // tag for our own non-100 responses ("" = request had one)
 
-	req         *sip.Request // request being forwarded; nil once final
-	via         *sip.ViaHeader
-	rrs         int // Record-Routes we added
-	recordRoute bool
-	toCore      bool // routed to a Core chosen from the pool (failover allowed)
-	invite      bool // initial INVITE: counted in the dialog table
-	tried       []*Core
-	client      *clientTx
-	branches    []string
-	cancelled   bool
-	final       bool
-	acked       bool // the caller ACKed our non-2xx final
-	ended       bool // out of the tables (endTx)
-	finalCode   int
-	lastResp    []byte
-	finalT      *timer        // Timer G: next retransmission of a non-2xx final (UDP)
-	finalIv     time.Duration // its interval
-	endT        *timer        // the end of the transaction: linger, Timer H or I
+	req          *sip.Request   // request being forwarded; nil once final
+	via          *sip.ViaHeader // our Via in req (&ownVia); nil once final
+	ownVia       sip.ViaHeader
+	ownViaParams [1]sip.HeaderKV // ownVia's storage for its branch
+	rrs          int             // Record-Routes we added
+	recordRoute  bool
+	toCore       bool // routed to a Core chosen from the pool (failover allowed)
+	invite       bool // initial INVITE: counted in the dialog table
+	tried        []*Core
+	client       *clientTx
+	branches     []string
+	tried1       [1]*Core  // tried's storage for the first attempt
+	branches1    [1]string // branches' storage for the first attempt
+	cancelled    bool
+	final        bool
+	acked        bool // the caller ACKed our non-2xx final
+	ended        bool // out of the tables (endTx)
+	finalCode    int
+	lastResp     []byte
+	finalT       *timer        // Timer G: next retransmission of a non-2xx final (UDP)
+	finalIv      time.Duration // its interval
+	endT         *timer        // the end of the transaction: linger, Timer H or I
 
 	// pieces for requests the proxy builds toward the Core (ACK, CANCEL)
 	ruri   string
@@ -74,11 +79,34 @@ type clientTx struct {
 	answered    bool // a final came
 	cancelSent  bool
 	cancelAcked bool
-	late        *lateAnswer // a 2xx after the attempt was abandoned (lateanswer.go)
-	retransT    *timer
-	attemptT    *timer
+	late        *lateAnswer   // a 2xx after the attempt was abandoned (lateanswer.go)
+	clientT     *timer        // the one wheel entry for retransmissions and the attempt timer (clientTimer)
+	retransDue  time.Duration // since b.epoch: next retransmission (0: none)
+	attemptDue  time.Duration // since b.epoch: attempt timer, Timer B/F (0: stopped)
 	timerC      *timer
+	timerCDue   time.Duration // since b.epoch: Timer C runs out (a provisional pushes it on)
 	interval    time.Duration
+}
+
+// onTimer runs one of the attempt's timers (wheel goroutine).
+func (ct *clientTx) onTimer(k timerKind) {
+	b := ct.st.b
+	switch k {
+	case timerClient:
+		b.clientTimer(ct)
+	case timerInvite:
+		b.timerC(ct)
+	}
+}
+
+// onTimer runs one of the transaction's timers (wheel goroutine).
+func (st *serverTx) onTimer(k timerKind) {
+	switch k {
+	case timerEnd:
+		st.b.endTx(st)
+	case timerFinal:
+		st.b.retransmitFinal(st)
+	}
 }
 
 // stop ends an attempt: its final came, or it was given up; st.mu held.
@@ -87,34 +115,12 @@ func (ct *clientTx) stop() {
 	ct.done = true
 	ct.data = nil
 	ct.timerC.Stop()
-	ct.attemptT.Stop()
-	ct.retransT.Stop()
-}
-
-var bufPool = sync.Pool{New: func() any { return new(bytes.Buffer) }}
-
-func render(m sip.Message) []byte {
-	buf := bufPool.Get().(*bytes.Buffer)
-	buf.Reset()
-	m.StringWrite(buf)
-	out := bytes.Clone(buf.Bytes())
-	if buf.Cap() <= 64<<10 {
-		bufPool.Put(buf)
-	}
-	return out
-}
-
-func headerLine(buf *bytes.Buffer, h sip.Header) {
-	if h == nil {
-		return
-	}
-	h.StringWrite(buf)
-	buf.WriteString("\r\n")
+	ct.clientT.Stop()
 }
 
 // responder holds what our own responses to a request need.
 type responder struct {
-	hdr    []byte
+	hdr    string
 	toLine string
 	toTag  string
 }
@@ -124,26 +130,32 @@ func newResponder(req *sip.Request) responder { return newResponderSkip(req, nil
 // newResponderSkip is newResponder leaving out the Via header own (ours,
 // once the request has been forwarded).
 func newResponderSkip(req *sip.Request, own *sip.ViaHeader) responder {
-	var buf bytes.Buffer
+	buf := bufPool.Get().(*bytes.Buffer)
+	defer bufPool.Put(buf)
+	buf.Reset()
 	for _, h := range req.Headers() {
 		if v, ok := h.(*sip.ViaHeader); ok && (own == nil || v != own) {
-			headerLine(&buf, h)
+			headerLine(buf, h)
 		}
 	}
-	if f := fromHeader(req); f != nil {
-		headerLine(&buf, f)
-	}
+	headerLine(buf, fromHeader(req))
 	if c := req.CallID(); c != nil {
-		headerLine(&buf, c)
+		headerLine(buf, c)
 	}
 	if c := req.CSeq(); c != nil {
-		headerLine(&buf, c)
+		headerLine(buf, c)
 	}
-	r := responder{hdr: buf.Bytes()}
-	if to := req.To(); to != nil {
-		r.toLine = to.String()
+	n := buf.Len()
+	to := req.To()
+	if to != nil {
+		writeHeader(buf, to)
+	}
+	all := buf.String() // one string for both
+	r := responder{hdr: all[:n], toLine: all[n:]}
+	if to != nil {
 		if !to.Params.Has("tag") {
-			r.toTag = "sb" + strconv.FormatUint(uint64(hash64(r.toLine+string(r.hdr))), 36)
+			var tag [16]byte
+			r.toTag = string(strconv.AppendUint(append(tag[:0], "sb"...), mix64(fnv1a(fnv1a(fnvOffset64, r.toLine), r.hdr)), 36))
 		}
 	}
 	return r
@@ -157,7 +169,7 @@ func (r responder) response(code int, reason, extra string) []byte {
 	buf.WriteByte(' ')
 	buf.WriteString(reason)
 	buf.WriteString("\r\n")
-	buf.Write(r.hdr)
+	buf.WriteString(r.hdr)
 	if r.toLine != "" {
 		buf.WriteString(r.toLine)
 		if code > 100 && r.toTag != "" {
@@ -203,7 +215,20 @@ func replyAddr(via *sip.ViaHeader, src netip.AddrPort, stream bool) netip.AddrPo
 // the parsed path (txKey) and the raw ones (fastAck, admission control)
 // must build the same string.
 func rfc3261Key[S string | []byte](branch, host S, port int, method string) string {
-	return string(branch) + "|" + string(host) + ":" + strconv.Itoa(port) + "|" + method
+	var kb [128]byte
+	return string(appendTxKey(kb[:0], branch, host, port, method))
+}
+
+// appendTxKey appends rfc3261Key's key to dst (a lookup from raw bytes
+// needs no string).
+func appendTxKey[S string | []byte](dst []byte, branch, host S, port int, method string) []byte {
+	dst = append(dst, branch...)
+	dst = append(dst, '|')
+	dst = append(dst, host...)
+	dst = append(dst, ':')
+	dst = strconv.AppendInt(dst, int64(port), 10)
+	dst = append(dst, '|')
+	return append(dst, method...)
 }
 
 func txKey(branch string, via *sip.ViaHeader, method sip.RequestMethod, req *sip.Request) string {
@@ -337,7 +362,7 @@ func (b *Balancer) onRequest(in inbound, req *sip.Request) {
 		st.mu.Unlock()
 		return
 	}
-	st := &serverTx{key: key, method: req.Method, callID: string(*req.CallID()), lis: in.lis, conn: in.conn,
+	st := &serverTx{b: b, key: key, method: req.Method, callID: string(*req.CallID()), lis: in.lis, conn: in.conn,
 		dst: replyAddr(via, in.src, in.conn != nil), req: req}
 	if req.Method == sip.INVITE {
 		// Other requests build their responder only when the balancer
@@ -370,7 +395,7 @@ func (b *Balancer) onRequest(in inbound, req *sip.Request) {
 
 	b.stripOwnRoutes(req)
 	hasToTag := req.To().Params.Has("tag")
-	if route := req.Route(); route != nil || hasToTag {
+	if route := topRoute(req); route != nil || hasToTag {
 		// Pre-routed or in-dialog: loose routing to the next hop.
 		var tp string
 		var dst netip.AddrPort
@@ -428,7 +453,7 @@ func (b *Balancer) onRequest(in inbound, req *sip.Request) {
 // Via left out), which is still there: the balancer answers only before
 // the transaction's final response.
 func (st *serverTx) responder() responder {
-	if st.hdr == nil && st.req != nil {
+	if st.hdr == "" && st.req != nil {
 		r := newResponderSkip(st.req, st.via)
 		st.hdr, st.toLine, st.toTag = r.hdr, r.toLine, r.toTag
 	}
@@ -439,6 +464,9 @@ func (st *serverTx) responder() responder {
 // nil); st.mu held.
 func (b *Balancer) attempt(st *serverTx, c *Core, tp string, dst netip.AddrPort) {
 	if c != nil {
+		if st.tried == nil {
+			st.tried = st.tried1[:0]
+		}
 		st.tried = append(st.tried, c)
 		c.routed.Add(1)
 	}
@@ -449,51 +477,52 @@ func (b *Balancer) attempt(st *serverTx, c *Core, tp string, dst netip.AddrPort)
 	}
 	req := st.req
 	branch := b.newBranch()
+	rrDone := false
 	if st.via == nil {
-		st.via = &sip.ViaHeader{ProtocolName: "SIP", ProtocolVersion: "2.0", Params: sip.NewParams()}
-		req.PrependHeader(st.via)
+		st.ownVia = sip.ViaHeader{ProtocolName: "SIP", ProtocolVersion: "2.0", Params: st.ownViaParams[:0]}
+		st.via = &st.ownVia
+		if st.recordRoute && out == st.lis {
+			// The usual first attempt: our Via, then our Record-Route,
+			// on top in one go.
+			req.PrependHeader(st.via, st.lis.rr)
+			st.rrs, rrDone = 1, true
+		} else {
+			req.PrependHeader(st.via)
+		}
 	}
-	st.via.Transport, st.via.Host, st.via.Port = out.viaTp, out.addr.Addr().String(), int(out.addr.Port())
+	st.via.Transport, st.via.Host, st.via.Port = out.viaTp, out.host, int(out.addr.Port())
 	st.via.Params.Add("branch", branch)
-	if st.recordRoute {
+	if st.recordRoute && !rrDone {
 		for ; st.rrs > 0; st.rrs-- {
 			req.RemoveHeader("Record-Route")
 		}
-		req.PrependHeader(&sip.RecordRouteHeader{Address: st.lis.rrURI})
+		req.PrependHeader(st.lis.rr)
 		st.rrs = 1
 		if out != st.lis {
-			req.PrependHeader(&sip.RecordRouteHeader{Address: out.rrURI})
+			req.PrependHeader(out.rr)
 			st.rrs = 2
 		}
 		// The Record-Route must follow our Via: PrependHeader put it on top.
 		b.moveViaFirst(req)
 	}
-	if st.ruri == "" && st.method == sip.INVITE { // for our ACK and CANCEL only
-		st.ruri = req.Recipient.String()
-		st.cseq = req.CSeq().SeqNo
-		var hb bytes.Buffer
-		for _, h := range req.Headers() {
-			if _, ok := h.(*sip.RouteHeader); ok {
-				headerLine(&hb, h)
-			}
-		}
-		headerLine(&hb, fromHeader(req))
-		headerLine(&hb, req.CallID())
-		st.fwdHdr = hb.String()
-	}
 	ct := &clientTx{branch: branch, st: st, core: c, transport: tp, dst: dst, data: render(req), interval: t1}
-	if st.method == sip.INVITE {
-		ct.viaLine = st.via.String()
+	if st.method == sip.INVITE { // for our ACK and CANCEL only
+		first := st.ruri == ""
+		var ruri, fwd string
+		ruri, ct.viaLine, fwd = ackPieces(ct.data, first)
+		if first {
+			st.ruri, st.fwdHdr, st.cseq = ruri, fwd, req.CSeq().SeqNo
+		}
 	}
 	st.client = ct
+	if st.branches == nil {
+		st.branches = st.branches1[:0]
+	}
 	st.branches = append(st.branches, branch)
 	b.ctx.put(branch, ct)
 	b.stats.Forwarded.Add(1)
 	if err := b.send(tp, dst, ct.data, nil); err != nil {
 		b.log.Debug("forward", "dst", dst, "err", err)
-	}
-	if tp == "udp" {
-		ct.retransT = b.wheel.after(ct.interval, func() { b.retransmit(ct) })
 	}
 	timeout := b.opt.NonInviteTimeout
 	switch {
@@ -502,7 +531,120 @@ func (b *Balancer) attempt(st *serverTx, c *Core, tp string, dst netip.AddrPort)
 	case st.method == sip.INVITE:
 		timeout = 64 * t1 // Timer B
 	}
-	ct.attemptT = b.wheel.after(timeout, func() { b.attemptTimeout(ct) })
+	now := time.Since(b.epoch)
+	if tp == "udp" {
+		ct.retransDue = now + ct.interval
+	}
+	ct.attemptDue = now + timeout
+	b.armClient(ct, now)
+}
+
+// armClient schedules the attempt's wheel entry for the earlier of its
+// next retransmission and its attempt timer (one entry, not one for
+// each); st.mu held.
+func (b *Balancer) armClient(ct *clientTx, now time.Duration) {
+	due := ct.attemptDue
+	if ct.retransDue != 0 && (due == 0 || ct.retransDue < due) {
+		due = ct.retransDue
+	}
+	if due == 0 {
+		return
+	}
+	ct.clientT = b.wheel.afterTx(max(due-now, 0), ct, timerClient)
+}
+
+// clientTimer is the attempt's wheel entry coming round: the attempt
+// timer when it ran out, else the request again when a retransmission
+// is due (T1 doubling), then the entry again for what is left. Within
+// one wheel tick counts as due, as the wheel fires.
+func (b *Balancer) clientTimer(ct *clientTx) {
+	st := ct.st
+	st.mu.Lock()
+	now := time.Since(b.epoch)
+	due := now + b.wheel.tick
+	if ct.attemptDue != 0 && due >= ct.attemptDue {
+		st.mu.Unlock()
+		b.attemptTimeout(ct)
+		return
+	}
+	defer st.mu.Unlock()
+	if ct.done || st.client != ct {
+		return
+	}
+	if ct.retransDue != 0 && due >= ct.retransDue && !ct.provisional {
+		b.stats.Retransmitted.Add(1)
+		b.send(ct.transport, ct.dst, ct.data, nil)
+		ct.interval *= 2
+		if st.method != sip.INVITE && ct.interval > t2 {
+			ct.interval = t2
+		}
+		ct.retransDue = now + ct.interval
+	}
+	b.armClient(ct, now)
+}
+
+// ackPieces cuts from a rendered request what our ACK and CANCEL on its
+// branch need: the top Via line (ours) and, with all, the Request-URI and
+// the Route, From and Call-ID lines (CRLF each), as forwarded. One string
+// holds the three.
+func ackPieces(data []byte, all bool) (ruri, via, fwd string) {
+	eol := bytes.IndexByte(data, '\n')
+	if eol < 0 {
+		return "", "", ""
+	}
+	var arr [1024]byte
+	buf := arr[:0]
+	if all {
+		start := bytes.TrimRight(data[:eol], "\r")
+		if i, j := bytes.IndexByte(start, ' '), bytes.LastIndexByte(start, ' '); i >= 0 && j > i {
+			buf = append(buf, start[i+1:j]...)
+		}
+	}
+	nRURI := len(buf)
+	var from, callID []byte
+	haveVia := false
+	var routes []byte
+	for i := eol + 1; i < len(data); {
+		j := bytes.IndexByte(data[i:], '\n')
+		if j < 0 {
+			break
+		}
+		line := bytes.TrimRight(data[i:i+j], "\r")
+		i += j + 1
+		k := bytes.IndexByte(line, ':')
+		if len(line) == 0 {
+			break
+		}
+		if k <= 0 {
+			continue
+		}
+		name := bytes.TrimSpace(line[:k])
+		switch {
+		case !haveVia && hdrIs(name, "Via", 'v'):
+			haveVia = true
+			buf = append(buf, line...)
+		case !all:
+		case hdrIs(name, "Route", 0):
+			routes = append(routes, line...)
+			routes = append(routes, "\r\n"...)
+		case from == nil && hdrIs(name, "From", 'f'):
+			from = line
+		case callID == nil && hdrIs(name, "Call-ID", 'i'):
+			callID = line
+		}
+	}
+	nVia := len(buf)
+	if all {
+		buf = append(buf, routes...)
+		for _, l := range [...][]byte{from, callID} {
+			if l != nil {
+				buf = append(buf, l...)
+				buf = append(buf, "\r\n"...)
+			}
+		}
+	}
+	s := string(buf)
+	return s[:nRURI], s[nRURI:nVia], s[nVia:]
 }
 
 // moveViaFirst puts our Via (the first Via) back at the top of the header
@@ -518,22 +660,6 @@ func (b *Balancer) moveViaFirst(req *sip.Request) {
 			return
 		}
 	}
-}
-
-func (b *Balancer) retransmit(ct *clientTx) {
-	st := ct.st
-	st.mu.Lock()
-	defer st.mu.Unlock()
-	if ct.done || ct.provisional || st.client != ct {
-		return
-	}
-	b.stats.Retransmitted.Add(1)
-	b.send(ct.transport, ct.dst, ct.data, nil)
-	ct.interval *= 2
-	if st.method != sip.INVITE && ct.interval > t2 {
-		ct.interval = t2
-	}
-	ct.retransT = b.wheel.after(ct.interval, func() { b.retransmit(ct) })
 }
 
 // attemptTimeout: the destination did not answer at all (Timer B/F, or
@@ -585,6 +711,10 @@ func (b *Balancer) timerC(ct *clientTx) {
 	if ct.done || st.client != ct || st.final {
 		return
 	}
+	if left := ct.timerCDue - time.Since(b.epoch); left > 0 {
+		ct.timerC = b.wheel.afterTx(left, ct, timerInvite) // a later provisional restarted it
+		return
+	}
 	b.sendCancel(ct)
 	b.finish(st, 408, "Request Timeout", "")
 }
@@ -620,7 +750,7 @@ func (b *Balancer) completed(st *serverTx) {
 	// response. A non-2xx INVITE final keeps the ACK pieces (the Core
 	// retransmits it until our ACK gets there), so does a transaction
 	// that tried several Cores (a late final on an earlier attempt).
-	st.hdr, st.toLine = nil, ""
+	st.hdr, st.toLine = "", ""
 	if st.finalCode < 300 && len(st.branches) <= 1 {
 		st.ruri, st.fwdHdr = "", ""
 		if c := st.client; c != nil {
@@ -633,10 +763,10 @@ func (b *Balancer) completed(st *serverTx) {
 		// stopped retransmitting at our 100, learns of a lost final
 		// only from us. Retransmitted until its ACK (onAck) or Timer H.
 		st.finalIv = t1
-		st.finalT = b.wheel.after(t1, func() { b.retransmitFinal(st) })
+		st.finalT = b.wheel.afterTx(t1, st, timerFinal)
 		linger = max(linger, 64*t1)
 	}
-	st.endT = b.wheel.after(linger, func() { b.endTx(st) })
+	st.endT = b.wheel.afterTx(linger, st, timerEnd)
 }
 
 // retransmitFinal is Timer G: the non-2xx final again, at intervals
@@ -650,7 +780,7 @@ func (b *Balancer) retransmitFinal(st *serverTx) {
 	b.stats.FinalsRetransmitted.Add(1)
 	b.sendUp(st, st.lastResp)
 	st.finalIv = min(2*st.finalIv, t2)
-	st.finalT = b.wheel.after(st.finalIv, func() { b.retransmitFinal(st) })
+	st.finalT = b.wheel.afterTx(st.finalIv, st, timerFinal)
 }
 
 // stopFinal ends Timer G (a 2xx went up after our own non-2xx final);
@@ -673,7 +803,7 @@ func (b *Balancer) ackReceived(st *serverTx) {
 	}
 	st.stopFinal()
 	st.endT.Stop()
-	st.endT = b.wheel.after(b.opt.TxLinger, func() { b.endTx(st) })
+	st.endT = b.wheel.afterTx(b.opt.TxLinger, st, timerEnd)
 }
 
 // endTx removes a completed transaction and its branches from the tables.
@@ -835,7 +965,7 @@ func (b *Balancer) forwardStateless(in inbound, req *sip.Request) {
 	var tp string
 	var dst netip.AddrPort
 	var err error
-	if r := req.Route(); r != nil {
+	if r := topRoute(req); r != nil {
 		tp, dst, err = b.resolve(&r.Address)
 	} else if b.isLocalURI(&req.Recipient) {
 		c := b.dialogs.coreOf(string(*req.CallID()))
@@ -855,8 +985,8 @@ func (b *Balancer) forwardStateless(in inbound, req *sip.Request) {
 	}
 	ib, _ := req.Via().Params.Get("branch")
 	via := &sip.ViaHeader{ProtocolName: "SIP", ProtocolVersion: "2.0", Transport: out.viaTp,
-		Host: out.addr.Addr().String(), Port: int(out.addr.Port()), Params: sip.NewParams()}
-	via.Params.Add("branch", sip.RFC3261BranchMagicCookie+"sl"+strconv.FormatUint(hash64(ib+string(*req.CallID())), 36))
+		Host: out.host, Port: int(out.addr.Port()), Params: sip.NewParams()}
+	via.Params.Add("branch", sip.RFC3261BranchMagicCookie+"sl"+strconv.FormatUint(mix64(fnv1a(fnv1a(fnvOffset64, ib), string(*req.CallID()))), 36))
 	req.PrependHeader(via)
 	b.stats.Forwarded.Add(1)
 	b.send(tp, dst, render(req), nil)
@@ -902,12 +1032,18 @@ func (b *Balancer) proxyResponse(ct *clientTx, v *respView) {
 		if ct.done {
 			return
 		}
-		ct.retransT.Stop()
+		ct.retransDue = 0 // no more retransmissions
 		if invite {
-			ct.attemptT.Stop()
+			ct.attemptDue = 0 // the attempt timer stops too: one entry less
+			ct.clientT.Stop()
 			ct.provisional = true
-			ct.timerC.Stop()
-			ct.timerC = b.wheel.after(b.opt.InviteTimeout, func() { b.timerC(ct) })
+			// Timer C restarts: the running entry, when it comes, re-arms
+			// for what is left (one wheel entry per attempt, not one per
+			// provisional).
+			ct.timerCDue = time.Since(b.epoch) + b.opt.InviteTimeout
+			if ct.timerC == nil {
+				ct.timerC = b.wheel.afterTx(b.opt.InviteTimeout, ct, timerInvite)
+			}
 			if st.cancelled {
 				b.sendCancel(ct)
 			}
@@ -1048,12 +1184,24 @@ func sessionExpires(res *sip.Response) time.Duration {
 // top (loose routing, RFC 3261 16.4).
 func (b *Balancer) stripOwnRoutes(req *sip.Request) {
 	for {
-		r := req.Route()
+		r := topRoute(req)
 		if r == nil || !b.isLocalURI(&r.Address) {
 			return
 		}
 		req.RemoveHeader("Route")
 	}
+}
+
+// topRoute is the request's first Route header, nil when it has none.
+// Our parsers parse every Route: a scan finds it, where sipgo's Route()
+// allocates a header to try a lazy parse whenever there is none.
+func topRoute(req *sip.Request) *sip.RouteHeader {
+	for _, h := range req.Headers() {
+		if r, ok := h.(*sip.RouteHeader); ok {
+			return r
+		}
+	}
+	return nil
 }
 
 func (b *Balancer) isLocalURI(u *sip.Uri) bool { return b.isLocalHostPort(u.Host, u.Port) }
@@ -1107,5 +1255,6 @@ func (b *Balancer) resolve(u *sip.Uri) (string, netip.AddrPort, error) {
 }
 
 func (b *Balancer) newBranch() string {
-	return b.branchPrefix + strconv.FormatUint(b.seq.Add(1), 36)
+	var buf [64]byte
+	return string(strconv.AppendUint(append(buf[:0], b.branchPrefix...), b.seq.Add(1), 36))
 }

@@ -243,3 +243,67 @@ func bool2int(b bool) int {
 	}
 	return 0
 }
+
+// TestTimerCRestartsOnProvisional: Timer C runs from the last
+// provisional (RFC 3261 16.8), not from the first: a second 180 pushes
+// the CANCEL and the 408 on.
+func TestTimerCRestartsOnProvisional(t *testing.T) {
+	t.Parallel()
+	const timerC = 600 * time.Millisecond
+	l := newTxLab(t, 1, func(o *Options) { o.InviteTimeout = timerC })
+	id := "c" + sip.GenerateBranchN(8)
+	l.send(l.caller, l.invite(id))
+	_, inv := l.coreRecv(3*time.Second, "INVITE", isRequest(sip.INVITE))
+	l.send(l.cores[0], reply(inv, 180, "Ringing", "r", l.cores[0]))
+	time.Sleep(400 * time.Millisecond)
+	second := time.Now()
+	l.send(l.cores[0], reply(inv, 180, "Ringing", "r", l.cores[0]))
+	_, at := l.recv(l.cores[0], 3*time.Second, "CANCEL at the Core", isRequest(sip.CANCEL))
+	if d := at.Sub(second); d < timerC-20*time.Millisecond || d > timerC+300*time.Millisecond {
+		t.Fatalf("CANCEL %v after the second 180, want Timer C (%v) after it", d, timerC)
+	}
+	m, _ := l.recv(l.caller, 2*time.Second, "final response", isFinal)
+	if res := m.(*sip.Response); res.StatusCode != 408 {
+		t.Fatalf("caller got %d, want 408", res.StatusCode)
+	}
+}
+
+// TestRequestRetransmittedUntilAttemptTimer: an INVITE a Core does not
+// answer goes to it again at T1, then 2*T1 later (RFC 3261 17.1.1.2),
+// until the attempt timer; with no other Core the caller gets 408 then,
+// and nothing more reaches the Core. One wheel entry serves both timers.
+func TestRequestRetransmittedUntilAttemptTimer(t *testing.T) {
+	t.Parallel()
+	const attempt = 2 * time.Second
+	l := newTxLab(t, 1, func(o *Options) { o.Retry.AttemptTimeout = attempt })
+	id := "r" + sip.GenerateBranchN(8)
+	start := time.Now()
+	l.send(l.caller, l.invite(id))
+	var at []time.Duration
+	for {
+		m, when := l.next(l.cores[0], time.Until(start.Add(attempt-100*time.Millisecond)), isRequest(sip.INVITE))
+		if m == nil {
+			break
+		}
+		at = append(at, when.Sub(start))
+	}
+	want := []time.Duration{0, t1, 3 * t1}
+	if len(at) != len(want) {
+		t.Fatalf("INVITE reached the Core at %v, want at %v", at, want)
+	}
+	for i := range want {
+		if d := at[i] - want[i]; d < -20*time.Millisecond || d > 150*time.Millisecond {
+			t.Errorf("INVITE copy %d at %v, want %v", i, at[i], want[i])
+		}
+	}
+	m, when := l.recv(l.caller, time.Second, "final response", isFinal)
+	if res := m.(*sip.Response); res.StatusCode != 408 {
+		t.Fatalf("caller got %d, want 408", res.StatusCode)
+	}
+	if d := when.Sub(start); d < attempt-20*time.Millisecond || d > attempt+300*time.Millisecond {
+		t.Errorf("408 after %v, want the attempt timer (%v)", d, attempt)
+	}
+	if m, _ := l.next(l.cores[0], 700*time.Millisecond, isRequest(sip.INVITE)); m != nil {
+		t.Error("the INVITE went to the Core again after the attempt timer")
+	}
+}

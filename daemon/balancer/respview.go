@@ -20,16 +20,20 @@ type respView struct {
 	bye    bool          // CSeq method BYE (on an INVITE's branch: our BYE of a late 2xx)
 	res    *sip.Response // parsed; nil on the raw path
 
-	raw         []byte // the whole message as received
+	raw         []byte // the whole message as received (the raw path cuts our Via out of it in place)
 	viaFrom     int    // raw path: the top Via line, CRLF included
 	viaTo       int
-	to          []byte        // raw path: the To line
+	toFrom      int // raw path: the To line, raw[toFrom:toTo] (toTo 0: none)
+	toTo        int
 	se          time.Duration // raw path: Session-Expires
 	fwd         []byte
 	fwdRendered bool
 }
 
-// forward returns the response without our Via (rendered once).
+// forward returns the response without our Via (rendered once). On the
+// raw path the Via is cut out of raw itself, which is the message's own
+// copy (the reader copies each datagram out of its buffers): no new
+// buffer; raw is no longer the message as received afterwards.
 func (v *respView) forward() []byte {
 	if v.fwdRendered {
 		return v.fwd
@@ -40,9 +44,9 @@ func (v *respView) forward() []byte {
 		v.fwd = render(v.res)
 		return v.fwd
 	}
-	out := make([]byte, 0, len(v.raw)-(v.viaTo-v.viaFrom))
-	out = append(out, v.raw[:v.viaFrom]...)
-	v.fwd = append(out, v.raw[v.viaTo:]...)
+	n := copy(v.raw[v.viaFrom:], v.raw[v.viaTo:])
+	v.fwd = v.raw[:v.viaFrom+n]
+	v.raw = nil
 	return v.fwd
 }
 
@@ -51,7 +55,14 @@ func (v *respView) toLine() string {
 	if v.res != nil {
 		return v.res.To().String()
 	}
-	return string(v.to)
+	if v.raw == nil { // forwarded: the lines after our Via moved up
+		from, to := v.toFrom, v.toTo
+		if from >= v.viaTo {
+			from, to = from-(v.viaTo-v.viaFrom), to-(v.viaTo-v.viaFrom)
+		}
+		return string(v.fwd[from:to])
+	}
+	return string(v.raw[v.toFrom:v.toTo])
 }
 
 func (v *respView) sessionExpires() time.Duration {
@@ -62,46 +73,46 @@ func (v *respView) sessionExpires() time.Duration {
 }
 
 // scanResponse reads a response for the fast path: status code, the top
-// Via's branch and byte range, CSeq method, To line and Session-Expires.
+// Via's branch (in p) and byte range, CSeq method, To line and Session-Expires.
 // It declines (ok false) anything unusual — folded lines, a quoted
 // string in the top Via, a missing mandatory header, a Content-Length
 // that does not match the body — and the full parser handles those.
-func scanResponse(p []byte) (v respView, branch string, ok bool) {
+func scanResponse(p []byte) (v respView, branch []byte, ok bool) {
 	if len(p) < 12 || !bytes.HasPrefix(p, []byte("SIP/2.0 ")) || p[11] != ' ' && p[11] != '\r' {
-		return v, "", false
+		return v, nil, false
 	}
 	code, err := strconv.Atoi(string(p[8:11]))
 	if err != nil || code < 100 || code > 699 {
-		return v, "", false
+		return v, nil, false
 	}
 	v.code, v.raw = code, p
 	i := bytes.IndexByte(p, '\n')
 	if i < 0 {
-		return v, "", false
+		return v, nil, false
 	}
 	var haveVia, haveCSeq, haveCallID bool
 	cl := -1
 	for i++; i < len(p); {
 		j := bytes.IndexByte(p[i:], '\n')
 		if j < 0 {
-			return v, "", false
+			return v, nil, false
 		}
 		start := i
 		line := bytes.TrimRight(p[i:i+j], "\r")
 		i += j + 1
 		if len(line) == 0 {
 			body := len(p) - i
-			if !haveVia || !haveCSeq || !haveCallID || v.to == nil || cl != body {
-				return v, "", false
+			if !haveVia || !haveCSeq || !haveCallID || v.toTo == 0 || cl != body {
+				return v, nil, false
 			}
 			return v, branch, true
 		}
 		if line[0] == ' ' || line[0] == '\t' {
-			return v, "", false // folded
+			return v, nil, false // folded
 		}
 		k := bytes.IndexByte(line, ':')
 		if k <= 0 {
-			return v, "", false
+			return v, nil, false
 		}
 		name, val := bytes.TrimSpace(line[:k]), bytes.TrimSpace(line[k+1:])
 		switch {
@@ -117,9 +128,9 @@ func scanResponse(p []byte) (v respView, branch string, ok bool) {
 			}
 			b := paramValue(first, "branch")
 			if len(b) == 0 || bytes.IndexByte(first, '"') >= 0 {
-				return v, "", false
+				return v, nil, false
 			}
-			branch = string(b)
+			branch = b
 			if c < 0 {
 				v.viaFrom, v.viaTo = start, i // the whole line
 				break
@@ -138,7 +149,7 @@ func scanResponse(p []byte) (v respView, branch string, ok bool) {
 		case hdrIs(name, "CSeq", 0):
 			sp := bytes.LastIndexAny(val, " \t")
 			if sp < 0 {
-				return v, "", false
+				return v, nil, false
 			}
 			haveCSeq = true
 			method := val[sp+1:]
@@ -147,11 +158,11 @@ func scanResponse(p []byte) (v respView, branch string, ok bool) {
 		case hdrIs(name, "Call-ID", 'i'):
 			haveCallID = len(val) > 0
 		case hdrIs(name, "To", 't'):
-			v.to = line
+			v.toFrom, v.toTo = start, start+len(line)
 		case hdrIs(name, "Content-Length", 'l'):
 			n, err := strconv.Atoi(string(val))
 			if err != nil || n < 0 {
-				return v, "", false
+				return v, nil, false
 			}
 			cl = n
 		case hdrIs(name, "Session-Expires", 'x'):
@@ -161,7 +172,7 @@ func scanResponse(p []byte) (v respView, branch string, ok bool) {
 			}
 		}
 	}
-	return v, "", false
+	return v, nil, false
 }
 
 // paramValue returns the value of ;name=value in a header value (outside
@@ -177,10 +188,10 @@ func paramValue(v []byte, name string) []byte {
 // then takes the full path.
 func (b *Balancer) fastResponse(in inbound) bool {
 	v, branch, ok := scanResponse(in.data)
-	if !ok || strings.HasPrefix(branch, b.probePrefix) || !strings.HasPrefix(branch, b.branchPrefix) {
+	if !ok || bytes.HasPrefix(branch, b.probePrefixB) || !bytes.HasPrefix(branch, b.branchPrefixB) {
 		return false
 	}
-	ct, found := b.ctx.get(branch)
+	ct, found := b.ctx.getBytes(branch)
 	if !found {
 		return false
 	}

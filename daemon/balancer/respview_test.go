@@ -52,7 +52,7 @@ func TestScanResponse(t *testing.T) {
 			if !ok {
 				return
 			}
-			if v.code != tc.code || branch != tc.branch || v.cancel != tc.cancel || v.sessionExpires() != tc.se {
+			if v.code != tc.code || string(branch) != tc.branch || v.cancel != tc.cancel || v.sessionExpires() != tc.se {
 				t.Errorf("code %d branch %q cancel %v se %v; want %d %q %v %v", v.code, branch, v.cancel, v.sessionExpires(), tc.code, tc.branch, tc.cancel, tc.se)
 			}
 		})

@@ -22,7 +22,7 @@ func newShardMap[V any]() *shardMap[V] {
 	return s
 }
 
-func shardOf(k string) int {
+func shardOf[S string | []byte](k S) int {
 	h := uint32(2166136261)
 	for i := 0; i < len(k); i++ {
 		h ^= uint32(k[i])
@@ -35,6 +35,15 @@ func (s *shardMap[V]) get(k string) (V, bool) {
 	sh := &s.shards[shardOf(k)]
 	sh.mu.Lock()
 	v, ok := sh.m[k]
+	sh.mu.Unlock()
+	return v, ok
+}
+
+// getBytes is get with the key in bytes (no string made for the lookup).
+func (s *shardMap[V]) getBytes(k []byte) (V, bool) {
+	sh := &s.shards[shardOf(k)]
+	sh.mu.Lock()
+	v, ok := sh.m[string(k)]
 	sh.mu.Unlock()
 	return v, ok
 }

@@ -19,10 +19,12 @@ import (
 type listener struct {
 	transport string // "udp" | "tcp"
 	addr      netip.AddrPort
+	host      string // addr's IP as text, for our Via
 	udp       *net.UDPConn
 	tcp       *net.TCPListener
-	rrURI     sip.Uri // our Record-Route URI on this listener (;lr)
-	viaTp     string  // "UDP" | "TCP"
+	rrURI     sip.Uri                // our Record-Route URI on this listener (;lr)
+	rr        *sip.RecordRouteHeader // that URI as a header, shared by every request (never changed)
+	viaTp     string                 // "UDP" | "TCP"
 }
 
 // inbound is one received message on its way to a worker.
@@ -35,13 +37,14 @@ type inbound struct {
 }
 
 func newListener(la listenAddr) *listener {
-	l := &listener{transport: la.transport, addr: la.addr, viaTp: "UDP"}
+	l := &listener{transport: la.transport, addr: la.addr, host: la.addr.Addr().String(), viaTp: "UDP"}
 	l.rrURI = sip.Uri{Scheme: "sip", Host: la.addr.Addr().String(), Port: int(la.addr.Port()), UriParams: sip.NewParams()}
 	if la.transport == "tcp" {
 		l.viaTp = "TCP"
 		l.rrURI.UriParams.Add("transport", "tcp")
 	}
 	l.rrURI.UriParams.Add("lr", "")
+	l.rr = &sip.RecordRouteHeader{Address: l.rrURI}
 	return l
 }
 

@@ -24,12 +24,29 @@ type wheel struct {
 	lastRun atomic.Int64 // unix ns of the last tick
 }
 
-// timer is one scheduled callback. Stop is safe from any goroutine.
+// timer is one scheduled callback: fn, or tgt.onTimer(kind) for a
+// transaction's own timers (no closure to allocate). Stop is safe from
+// any goroutine.
 type timer struct {
 	due  uint64
-	fn   atomic.Pointer[func()]
 	dead atomic.Bool
+	kind timerKind
+	mu   sync.Mutex // guards fn and tgt (a plain func: no second allocation for a pointer to it)
+	fn   func()
+	tgt  timerTarget
 }
+
+// timerTarget is a transaction whose timers the wheel fires by kind.
+type timerTarget interface{ onTimer(timerKind) }
+
+type timerKind uint8
+
+const (
+	timerClient timerKind = iota // client: retransmission (T1 doubling) or attempt timer, Timer B/F
+	timerInvite                  // client: Timer C
+	timerEnd                     // server: linger over, Timer H or I
+	timerFinal                   // server: Timer G
+)
 
 // Stop cancels the timer; a nil timer is fine. It lets go of the
 // callback at once, so a stopped timer waiting for its slot to come round
@@ -38,7 +55,9 @@ type timer struct {
 func (t *timer) Stop() {
 	if t != nil {
 		t.dead.Store(true)
-		t.fn.Store(nil)
+		t.mu.Lock()
+		t.fn, t.tgt = nil, nil
+		t.mu.Unlock()
 	}
 }
 
@@ -54,12 +73,19 @@ func (w *wheel) now() uint64 { return uint64(time.Since(w.start) / w.tick) }
 // after schedules fn to run after d on the wheel goroutine. fn must not
 // block.
 func (w *wheel) after(d time.Duration, fn func()) *timer {
+	return w.schedule(d, &timer{fn: fn})
+}
+
+// afterTx schedules tgt.onTimer(kind) after d on the wheel goroutine.
+func (w *wheel) afterTx(d time.Duration, tgt timerTarget, kind timerKind) *timer {
+	return w.schedule(d, &timer{tgt: tgt, kind: kind})
+}
+
+func (w *wheel) schedule(d time.Duration, t *timer) *timer {
 	ticks := uint64((d + w.tick - 1) / w.tick)
 	if ticks == 0 {
 		ticks = 1
 	}
-	t := &timer{}
-	t.fn.Store(&fn)
 	w.mu.Lock()
 	t.due = w.cur + ticks
 	i := t.due % uint64(len(w.slots))
@@ -119,8 +145,14 @@ func (w *wheel) fire(t *timer) {
 			w.log.Error("timer callback panicked", "panic", r)
 		}
 	}()
-	if fn := t.fn.Load(); fn != nil {
-		(*fn)()
+	t.mu.Lock()
+	fn, tgt := t.fn, t.tgt
+	t.mu.Unlock()
+	switch {
+	case fn != nil:
+		fn()
+	case tgt != nil:
+		tgt.onTimer(t.kind)
 	}
 }
 
