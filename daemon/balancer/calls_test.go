@@ -118,21 +118,9 @@ func newLabScenarios(t *testing.T, scenarios []string, mod func(*Options)) *lab 
 // probe (a Core starts active before its first probe).
 func (l *lab) waitProbed(d time.Duration, names ...string) {
 	l.t.Helper()
-	deadline := time.Now().Add(d)
-	for {
-		ok := true
-		for _, n := range names {
-			c := l.core(n)
-			ok = ok && c.State == StateActive && c.LastCode == 200
-		}
-		if ok {
-			return
-		}
-		if time.Now().After(deadline) {
-			l.t.Fatalf("cores %v not active with a probe answered within %v: %+v", names, d, l.tgt.cores())
-		}
-		time.Sleep(20 * time.Millisecond)
-	}
+	l.waitCores(d, "active with a probe answered", func(c CoreStatus) bool {
+		return c.State == StateActive && c.LastCode == 200
+	}, names...)
 }
 
 type inProcess struct {
@@ -183,19 +171,23 @@ func (l *lab) core(name string) CoreStatus {
 // waitState waits until every named Core is in state s.
 func (l *lab) waitState(d time.Duration, s State, names ...string) {
 	l.t.Helper()
+	l.waitCores(d, string(s), func(c CoreStatus) bool { return c.State == s }, names...)
+}
+
+// waitCores waits up to d until every named Core satisfies ok.
+func (l *lab) waitCores(d time.Duration, what string, ok func(CoreStatus) bool, names ...string) {
+	l.t.Helper()
 	deadline := time.Now().Add(d)
 	for {
-		ok := true
+		all := true
 		for _, n := range names {
-			if l.core(n).State != s {
-				ok = false
-			}
+			all = all && ok(l.core(n))
 		}
-		if ok {
+		if all {
 			return
 		}
 		if time.Now().After(deadline) {
-			l.t.Fatalf("cores %v not %s within %v: %+v", names, s, d, l.tgt.cores())
+			l.t.Fatalf("cores %v not %s within %v: %+v", names, what, d, l.tgt.cores())
 		}
 		time.Sleep(20 * time.Millisecond)
 	}
