@@ -72,7 +72,8 @@ func (r *udpBatch) recvmmsg(fd uintptr) bool {
 		r.hdrs[i].hdr.Flags = 0
 		r.hdrs[i].n = 0
 	}
-	n, _, e := syscall.Syscall6(syscall.SYS_RECVMMSG, fd, uintptr(unsafe.Pointer(&r.hdrs[0])), uintptr(len(r.hdrs)),
+	// Raw: MSG_DONTWAIT never blocks (see udpSender for why that matters).
+	n, _, e := syscall.RawSyscall6(syscall.SYS_RECVMMSG, fd, uintptr(unsafe.Pointer(&r.hdrs[0])), uintptr(len(r.hdrs)),
 		syscall.MSG_DONTWAIT, 0, 0)
 	switch e {
 	case 0:

@@ -21,6 +21,7 @@ type listener struct {
 	addr      netip.AddrPort
 	host      string // addr's IP as text, for our Via
 	udp       *net.UDPConn
+	udpSend   *udpSender // sends on udp (raw sendto on Linux)
 	tcp       *net.TCPListener
 	rrURI     sip.Uri                // our Record-Route URI on this listener (;lr)
 	rr        *sip.RecordRouteHeader // that URI as a header, shared by every request (never changed)
@@ -70,6 +71,10 @@ func (b *Balancer) open(ctx context.Context, l *listener) error {
 			return fmt.Errorf("listen udp %s: %w", l.addr, err)
 		}
 		l.udp = pc.(*net.UDPConn)
+		if l.udpSend, err = newUDPSender(l.udp); err != nil {
+			l.udp.Close()
+			return fmt.Errorf("listen udp %s: %w", l.addr, err)
+		}
 	case "tcp":
 		ln, err := lc.Listen(ctx, "tcp", l.addr.String())
 		if err != nil {
@@ -248,7 +253,7 @@ func (b *Balancer) send(transport string, dst netip.AddrPort, data []byte, conn 
 	if l == nil {
 		return fmt.Errorf("no udp listener to send to %s", dst)
 	}
-	if _, err := l.udp.WriteToUDPAddrPort(data, dst); err != nil {
+	if err := l.udpSend.send(data, dst); err != nil {
 		b.stats.SendErrors.Add(1)
 		return fmt.Errorf("udp write %s: %w", dst, err)
 	}
