@@ -22,209 +22,43 @@ import (
 // fastAck forwards a 2xx ACK from the raw datagram; false when the full
 // path must take it.
 func (b *Balancer) fastAck(in inbound) bool {
-	p := in.data
-	if in.conn != nil || !bytes.HasPrefix(p, []byte("ACK ")) || b.udpOut == nil {
+	if in.conn != nil || !bytes.HasPrefix(in.data, []byte("ACK ")) || b.udpOut == nil {
 		return false
 	}
-	eol := bytes.IndexByte(p, '\n')
-	if eol < 0 {
-		return false
-	}
-	startLine := bytes.TrimRight(p[:eol], "\r")
-	sp := bytes.LastIndexByte(startLine, ' ')
-	if sp <= 4 || string(startLine[sp+1:]) != "SIP/2.0" {
-		return false
-	}
-	ruri := startLine[4:sp]
-
-	type cut struct{ from, to int }
-	var (
-		branch, callID, sentBy []byte
-		viaPort                uint16
-		haveVia, haveCSeq      bool
-		from, to               bool
-		mfFrom, mfTo           = -1, -1 // Max-Forwards value range
-		mf                     = -1
-		drop                   []cut  // our Route lines
-		nextRoute              []byte // first Route entry not ours
-		cl                     = -1
-		end                    int
-	)
-	i := eol + 1
-	for {
-		j := bytes.IndexByte(p[i:], '\n')
-		if j < 0 {
-			return false
-		}
-		start := i
-		line := bytes.TrimRight(p[i:i+j], "\r")
-		i += j + 1
-		if len(line) == 0 {
-			end = i
-			break
-		}
-		if line[0] == ' ' || line[0] == '\t' {
-			return false
-		}
-		k := bytes.IndexByte(line, ':')
-		if k <= 0 {
-			return false
-		}
-		name, val := bytes.TrimSpace(line[:k]), bytes.TrimSpace(line[k+1:])
-		switch {
-		case hdrIs(name, "Via", 'v'):
-			if haveVia {
-				continue
-			}
-			haveVia = true
-			first := val
-			if c := bytes.IndexByte(val, ','); c >= 0 {
-				first = val[:c]
-			}
-			if bytes.IndexAny(first, "\"[") >= 0 {
-				return false
-			}
-			branch = paramValue(first, "branch")
-			if !bytes.HasPrefix(branch, []byte(sip.RFC3261BranchMagicCookie)) {
-				return false
-			}
-			var rport bool
-			sentBy, viaPort, rport = viaSentBy(first)
-			// received/rport would have to be added (RFC 3261 18.2.1,
-			// RFC 3581): the full path does that.
-			var ip [64]byte
-			if rport || !bytes.Equal(sentBy, in.src.Addr().AppendTo(ip[:0])) {
-				return false
-			}
-		case hdrIs(name, "Call-ID", 'i'):
-			callID = val
-		case hdrIs(name, "CSeq", 0):
-			haveCSeq = bytes.HasSuffix(val, []byte(" ACK"))
-		case hdrIs(name, "From", 'f'):
-			from = true
-		case hdrIs(name, "To", 't'):
-			to = true
-		case hdrIs(name, "Max-Forwards", 0):
-			n, err := strconv.Atoi(string(val))
-			if err != nil || n < 0 || mf >= 0 {
-				return false
-			}
-			mf = n
-			vs := start + k + 1
-			for p[vs] == ' ' || p[vs] == '\t' {
-				vs++
-			}
-			mfFrom, mfTo = vs, vs+len(val)
-		case hdrIs(name, "Route", 0):
-			if nextRoute != nil {
-				continue // beyond the next hop: forwarded as is
-			}
-			entries, ok := splitRoute(val)
-			if !ok {
-				return false
-			}
-			ours := 0
-			for _, e := range entries {
-				if _, ap, ok := routeTarget(e); !ok || !b.isLocal(ap) {
-					break
-				}
-				ours++
-			}
-			switch {
-			case ours == len(entries):
-				drop = append(drop, cut{start, i})
-			case ours == 0:
-				nextRoute = entries[0]
-			default:
-				return false // ours and others' on one line
-			}
-		case hdrIs(name, "Content-Length", 'l'):
-			n, err := strconv.Atoi(string(val))
-			if err != nil || n < 0 {
-				return false
-			}
-			cl = n
-		}
-	}
-	if !haveVia || !haveCSeq || !from || !to || len(callID) == 0 || (cl >= 0 && cl != len(p)-end) {
+	r, ok := b.scanRequest(in)
+	if !ok {
 		return false
 	}
 	// The hop-by-hop ACK of a non-2xx final matches our server transaction.
 	var kb [128]byte
-	if _, ok := b.stx.getBytes(appendTxKey(kb[:0], branch, sentBy, int(viaPort), string(sip.INVITE))); ok {
+	if _, ok := b.stx.getBytes(appendTxKey(kb[:0], r.branch, r.sentBy, int(r.viaPort), string(sip.INVITE))); ok {
 		return false
 	}
-	if mf == 0 {
+	if r.mf == 0 {
 		return true // Max-Forwards exhausted: an ACK gets no answer
 	}
-	// Next hop: the next Route, else the Request-URI (ours: the dialog's
-	// Core).
-	var dst netip.AddrPort
-	if nextRoute != nil {
-		tp, ap, ok := routeTarget(nextRoute)
-		if !ok || tp != "udp" {
-			return false
-		}
-		dst = ap
-	} else {
-		tp, ap, ok := routeTarget(ruri)
-		if !ok || tp != "udp" {
-			return false
-		}
-		dst = ap
-		if b.isLocal(dst) {
-			c := b.dialogs.coreOf(string(callID))
-			if c == nil {
-				return true // nowhere to go: dropped, as the full path does
-			}
-			if c.transport != "udp" {
-				return false
-			}
-			dst = c.addr
-		}
+	if r.mf < 0 {
+		return false // the full path adds one
 	}
-	if b.isLocal(dst) {
-		return true
+	dst, hop := b.rawNextHop(&r)
+	switch hop {
+	case hopDecline:
+		return false
+	case hopNone:
+		return true // nowhere to go: dropped, as the full path does
 	}
-	out := b.udpOut
-	buf := bufPool.Get().(*bytes.Buffer) // sent at once over UDP, kept nowhere
-	defer bufPool.Put(buf)
-	buf.Reset()
-	buf.Grow(len(p) + 96)
-	buf.Write(p[:eol+1])
-	buf.WriteString("Via: SIP/2.0/")
-	buf.WriteString(out.viaTp)
-	buf.WriteByte(' ')
-	writeHostPort(buf, out.host, int(out.addr.Port()))
-	buf.WriteString(";branch=")
-	buf.WriteString(sip.RFC3261BranchMagicCookie + "sl")
-	var num [16]byte
-	buf.Write(strconv.AppendUint(num[:0], mix64(fnv1a(fnv1a(fnvOffset64, branch), callID)), 36))
-	buf.WriteString("\r\n")
-	pos := eol + 1
-	for _, d := range drop {
-		pos = writeRange(buf, p, pos, d.from, mfFrom, mfTo, mf)
-		pos = d.to
-	}
-	writeRange(buf, p, pos, len(p), mfFrom, mfTo, mf)
+	var br [48]byte
+	branch := strconv.AppendUint(append(br[:0], sip.RFC3261BranchMagicCookie+"sl"...), mix64(fnv1a(fnv1a(fnvOffset64, r.branch), r.callID)), 36)
+	bp := bufPool.Get().(*bytes.Buffer) // sent at once over UDP, kept nowhere
+	defer bufPool.Put(bp)
+	bp.Reset()
+	bp.Grow(len(in.data) + 96)
+	buf := appendForward(&r, bp.AvailableBuffer(), b.udpOut, branch)
 	b.stats.Forwarded.Add(1)
-	if err := b.send("udp", dst, buf.Bytes(), nil); err != nil {
+	if err := b.send("udp", dst, buf, nil); err != nil {
 		b.log.Debug("forward ack", "dst", dst, "err", err)
 	}
 	return true
-}
-
-// writeRange copies p[from:to] to buf, with the Max-Forwards value (at
-// mfFrom:mfTo) replaced by mf-1 when it falls inside; it returns to.
-func writeRange(buf *bytes.Buffer, p []byte, from, to, mfFrom, mfTo, mf int) int {
-	if mfFrom >= from && mfTo <= to && mfFrom >= 0 {
-		buf.Write(p[from:mfFrom])
-		buf.WriteString(strconv.Itoa(mf - 1))
-		buf.Write(p[mfTo:to])
-		return to
-	}
-	buf.Write(p[from:to])
-	return to
 }
 
 // splitRoute splits a Route value into its entries (commas outside <>

@@ -37,6 +37,7 @@ type serverTx struct {
 	toTag  string         // tag for our own non-100 responses ("" = request had one)
 
 	req          *sip.Request   // request being forwarded; nil once final
+	raw          []byte         // request as received, when forwarded by the raw path (req nil); nil once final
 	via          *sip.ViaHeader // our Via in req (&ownVia); nil once final
 	ownVia       sip.ViaHeader
 	ownViaParams [1]sip.HeaderKV // ownVia's storage for its branch
@@ -262,7 +263,7 @@ func (b *Balancer) handle(in inbound) {
 	}
 	parser := b.parser
 	if rawRequestStart(in.data) {
-		if b.fastAck(in) {
+		if b.fastAck(in) || b.fastInDialog(in) {
 			return
 		}
 	} else {
@@ -453,6 +454,17 @@ func (b *Balancer) onRequest(in inbound, req *sip.Request) {
 // Via left out), which is still there: the balancer answers only before
 // the transaction's final response.
 func (st *serverTx) responder() responder {
+	if st.hdr == "" && st.req == nil && st.raw != nil {
+		// Forwarded by the raw path (fastInDialog): parsed now, once, for
+		// the rare answer of our own (Timer F). raw is the request as
+		// received, and needed no received or rport.
+		if m, err := st.b.parser.ParseSIP(st.raw); err == nil {
+			if req, ok := m.(*sip.Request); ok {
+				r := newResponder(req)
+				st.hdr, st.toLine, st.toTag = r.hdr, r.toLine, r.toTag
+			}
+		}
+	}
 	if st.hdr == "" && st.req != nil {
 		r := newResponderSkip(st.req, st.via)
 		st.hdr, st.toLine, st.toTag = r.hdr, r.toLine, r.toTag
@@ -514,6 +526,13 @@ func (b *Balancer) attempt(st *serverTx, c *Core, tp string, dst netip.AddrPort)
 			st.ruri, st.fwdHdr, st.cseq = ruri, fwd, req.CSeq().SeqNo
 		}
 	}
+	b.launch(st, ct)
+}
+
+// launch makes ct st's current attempt, sends its request and starts its
+// timers; st.mu held.
+func (b *Balancer) launch(st *serverTx, ct *clientTx) {
+	branch, tp, dst := ct.branch, ct.transport, ct.dst
 	st.client = ct
 	if st.branches == nil {
 		st.branches = st.branches1[:0]
@@ -741,7 +760,7 @@ func (b *Balancer) finish(st *serverTx, code int, reason, extra string) {
 // completed drops the request and lets the transaction linger to absorb
 // retransmissions; st.mu held.
 func (b *Balancer) completed(st *serverTx) {
-	st.req, st.via = nil, nil
+	st.req, st.via, st.raw = nil, nil, nil
 	if c := st.client; c != nil && (c.done || c.provisional) {
 		c.data = nil // no more retransmissions of the request: free it now
 	}

@@ -168,22 +168,28 @@ func writeURI(buf *bytes.Buffer, u *sip.Uri) {
 // uriIP: an address net.ParseIP reads as IPv6, which excludes zones and
 // IPv4-mapped forms) and ":port" when port is set.
 func writeHostPort(buf *bytes.Buffer, host string, port int) {
+	buf.Write(appendHostPort(buf.AvailableBuffer(), host, port))
+}
+
+// appendHostPort is writeHostPort appending to a slice.
+func appendHostPort(buf []byte, host string, port int) []byte {
 	v6 := false
 	if strings.IndexByte(host, ':') >= 0 { // else no IPv6 literal, and no parse error to allocate
 		a, err := netip.ParseAddr(host)
 		v6 = err == nil && a.Is6() && !a.Is4In6() && a.Zone() == ""
 	}
 	if v6 {
-		buf.WriteByte('[')
-		buf.WriteString(host)
-		buf.WriteByte(']')
+		buf = append(buf, '[')
+		buf = append(buf, host...)
+		buf = append(buf, ']')
 	} else {
-		buf.WriteString(host)
+		buf = append(buf, host...)
 	}
 	if port > 0 {
-		buf.WriteByte(':')
-		writeInt(buf, int64(port))
+		buf = append(buf, ':')
+		buf = strconv.AppendInt(buf, int64(port), 10)
 	}
+	return buf
 }
 
 func writeInt(buf *bytes.Buffer, n int64) {

@@ -1,0 +1,298 @@
+package balancer
+
+import (
+	"context"
+	"fmt"
+	"net"
+	"net/netip"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/emiago/sipgo/sip"
+)
+
+// inDialogLab is a started balancer on loopback with sockets playing the
+// caller and the Core.
+type inDialogLab struct {
+	b            *Balancer
+	lis          netip.AddrPort
+	caller, core *net.UDPConn
+}
+
+func newInDialogLab(t *testing.T, opt Options) *inDialogLab {
+	t.Helper()
+	caller, core := listenUDP(t, "udp4", "127.0.0.1:0"), listenUDP(t, "udp4", "127.0.0.1:0")
+	opt.Listen = []string{"udp:127.0.0.1:0"}
+	opt.Cores = []CoreConfig{{Name: "core1", Address: localAddr(core).String()}}
+	b, err := New(opt)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := b.Start(context.Background()); err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { b.Close() })
+	la := b.listeners[0].udp.LocalAddr().(*net.UDPAddr).AddrPort()
+	b.listeners[0].addr = netip.AddrPortFrom(la.Addr().Unmap(), la.Port())
+	return &inDialogLab{b: b, lis: b.listeners[0].addr, caller: caller, core: core}
+}
+
+// bye is a BYE from the caller routed through the balancer to the Core.
+func (l *inDialogLab) bye(branch string, edit func(string) string) string {
+	m := fmt.Sprintf("BYE sip:core@%s SIP/2.0\r\n"+
+		"Via: SIP/2.0/UDP %s;branch=z9hG4bK-%s\r\n"+
+		"From: caller <sip:caller@127.0.0.1>;tag=f1\r\n"+
+		"To: <sip:svc@127.0.0.1>;tag=core1\r\n"+
+		"Call-ID: bye-1@x\r\n"+
+		"CSeq: 2 BYE\r\n"+
+		"Route: <sip:%s;lr>\r\n"+
+		"Max-Forwards: 70\r\n"+
+		"Content-Length: 0\r\n\r\n", l.core.LocalAddr(), l.caller.LocalAddr(), branch, l.lis)
+	if edit != nil {
+		m = edit(m)
+	}
+	return m
+}
+
+func (l *inDialogLab) in(msg string) inbound {
+	return inbound{data: []byte(msg), src: localAddr(l.caller), lis: l.b.listeners[0]}
+}
+
+// readMsg reads one message from c, or fails the test. The balancer's
+// OPTIONS probes to the Core are skipped: the tests send no OPTIONS.
+func readMsg(t *testing.T, c *net.UDPConn, wait time.Duration) sip.Message {
+	t.Helper()
+	c.SetReadDeadline(time.Now().Add(wait))
+	buf := make([]byte, 4096)
+	n, err := c.Read(buf)
+	for err == nil && strings.HasPrefix(string(buf[:n]), "OPTIONS ") {
+		n, err = c.Read(buf)
+	}
+	if err != nil {
+		t.Fatalf("nothing came to %s: %v", c.LocalAddr(), err)
+	}
+	m, err := sip.NewParser().ParseSIP(buf[:n])
+	if err != nil {
+		t.Fatalf("does not parse: %v\n%s", err, buf[:n])
+	}
+	return m
+}
+
+func quiet(t *testing.T, c *net.UDPConn, wait time.Duration, what string) {
+	t.Helper()
+	c.SetReadDeadline(time.Now().Add(wait))
+	buf := make([]byte, 4096)
+	n, err := c.Read(buf)
+	for err == nil && strings.HasPrefix(string(buf[:n]), "OPTIONS ") {
+		n, err = c.Read(buf)
+	}
+	if err == nil {
+		t.Errorf("%s: got %q", what, buf[:n])
+	}
+}
+
+// answer sends the Core's response to req (its own Via set, as a UAS).
+func (l *inDialogLab) answer(t *testing.T, req *sip.Request, code int, reason string) {
+	t.Helper()
+	res := sip.NewResponseFromRequest(req, code, reason, nil)
+	if _, err := l.core.WriteToUDPAddrPort([]byte(res.String()), l.lis); err != nil {
+		t.Fatal(err)
+	}
+}
+
+// TestFastInDialogMatchesFullPath: a BYE forwarded from its raw bytes
+// reaches the Core as the parsed path forwards it, and the Core's 200
+// comes back to the caller the same way.
+func TestFastInDialogMatchesFullPath(t *testing.T) {
+	l := newInDialogLab(t, Options{})
+	if !l.b.fastInDialog(l.in(l.bye("fast", nil))) {
+		t.Fatal("fast path declined a plain BYE")
+	}
+	fast := readMsg(t, l.core, 2*time.Second).(*sip.Request)
+	m, err := l.b.parser.ParseSIP([]byte(l.bye("full", nil)))
+	if err != nil {
+		t.Fatal(err)
+	}
+	l.b.onRequest(l.in(l.bye("full", nil)), m.(*sip.Request))
+	full := readMsg(t, l.core, 2*time.Second).(*sip.Request)
+
+	if fast.Method != sip.BYE || fast.Recipient.String() != full.Recipient.String() {
+		t.Errorf("start line fast %s %s, full %s %s", fast.Method, fast.Recipient.String(), full.Method, full.Recipient.String())
+	}
+	fv, uv := fast.GetHeaders("Via"), full.GetHeaders("Via")
+	if len(fv) != 2 || len(uv) != 2 {
+		t.Fatalf("Vias fast %d full %d, want 2", len(fv), len(uv))
+	}
+	ours := func(v sip.Header) string { // our Via without its branch, which differs per request
+		via := v.(*sip.ViaHeader)
+		return fmt.Sprintf("%s %s:%d", via.Transport, via.Host, via.Port)
+	}
+	if ours(fv[0]) != ours(uv[0]) || ours(fv[0]) != "UDP "+l.lis.String() {
+		t.Errorf("our Via fast %q full %q, want UDP %s", ours(fv[0]), ours(uv[0]), l.lis)
+	}
+	fb, _ := fv[0].(*sip.ViaHeader).Params.Get("branch")
+	if !strings.HasPrefix(fb, l.b.branchPrefix) {
+		t.Errorf("our branch %q lacks the balancer's prefix %q", fb, l.b.branchPrefix)
+	}
+	if strings.Replace(fv[1].Value(), "fast", "full", 1) != uv[1].Value() {
+		t.Errorf("caller's Via fast %q full %q", fv[1].Value(), uv[1].Value())
+	}
+	if fast.Route() != nil || full.Route() != nil {
+		t.Error("our Route was forwarded")
+	}
+	if fast.GetHeader("Record-Route") != nil {
+		t.Error("an in-dialog request got a Record-Route")
+	}
+	if *fast.MaxForwards() != 69 || *full.MaxForwards() != 69 {
+		t.Errorf("Max-Forwards fast %d full %d, want 69", *fast.MaxForwards(), *full.MaxForwards())
+	}
+	for _, h := range []string{"From", "To", "Call-ID", "CSeq", "Content-Length"} {
+		if fast.GetHeader(h).Value() != full.GetHeader(h).Value() {
+			t.Errorf("%s: fast %q full %q", h, fast.GetHeader(h).Value(), full.GetHeader(h).Value())
+		}
+	}
+	for _, req := range []*sip.Request{fast, full} {
+		l.answer(t, req, 200, "OK")
+		res := readMsg(t, l.caller, 2*time.Second).(*sip.Response)
+		if res.StatusCode != 200 || len(res.GetHeaders("Via")) != 1 {
+			t.Errorf("caller got %d with %d Vias, want 200 with its own Via only", res.StatusCode, len(res.GetHeaders("Via")))
+		}
+	}
+}
+
+// TestFastInDialogRetransmission: a retransmitted BYE gets the Core's
+// 200 again from the balancer, and does not reach the Core twice; before
+// the 200, it is absorbed.
+func TestFastInDialogRetransmission(t *testing.T) {
+	l := newInDialogLab(t, Options{})
+	msg := l.bye("rtx", nil)
+	if !l.b.fastInDialog(l.in(msg)) {
+		t.Fatal("declined")
+	}
+	req := readMsg(t, l.core, 2*time.Second).(*sip.Request)
+	if !l.b.fastInDialog(l.in(msg)) {
+		t.Fatal("declined the retransmission")
+	}
+	quiet(t, l.caller, 100*time.Millisecond, "a retransmission before any response")
+	l.answer(t, req, 200, "OK")
+	if res := readMsg(t, l.caller, 2*time.Second).(*sip.Response); res.StatusCode != 200 {
+		t.Fatalf("caller got %d", res.StatusCode)
+	}
+	if !l.b.fastInDialog(l.in(msg)) {
+		t.Fatal("declined the retransmission")
+	}
+	if res := readMsg(t, l.caller, 2*time.Second).(*sip.Response); res.StatusCode != 200 {
+		t.Errorf("retransmission answered %d, want the 200 again", res.StatusCode)
+	}
+	quiet(t, l.core, 600*time.Millisecond, "the Core after its 200 (no request again, no retransmission)")
+	if got := l.b.stats.Retransmissions.Load(); got != 2 {
+		t.Errorf("retransmissions counted %d, want 2", got)
+	}
+}
+
+// TestFastInDialogTimerF: a Core that never answers gets the BYE
+// retransmitted, and the caller gets the balancer's own 408, built from
+// the raw request (its Via, From, To with its tag, Call-ID, CSeq).
+func TestFastInDialogTimerF(t *testing.T) {
+	l := newInDialogLab(t, Options{NonInviteTimeout: 1200 * time.Millisecond})
+	if !l.b.fastInDialog(l.in(l.bye("tf", nil))) {
+		t.Fatal("declined")
+	}
+	first := readMsg(t, l.core, 2*time.Second).(*sip.Request)
+	again := readMsg(t, l.core, 2*time.Second).(*sip.Request) // T1 later
+	b1, _ := first.Via().Params.Get("branch")
+	b2, _ := again.Via().Params.Get("branch")
+	if b1 != b2 {
+		t.Errorf("retransmission on branch %q, first on %q", b2, b1)
+	}
+	var res *sip.Response
+	for res == nil {
+		m := readMsg(t, l.caller, 3*time.Second)
+		if r, ok := m.(*sip.Response); ok {
+			res = r
+		}
+	}
+	if res.StatusCode != 408 {
+		t.Fatalf("caller got %d, want 408", res.StatusCode)
+	}
+	want := l.bye("tf", nil)
+	orig, err := sip.NewParser().ParseSIP([]byte(want))
+	if err != nil {
+		t.Fatal(err)
+	}
+	req := orig.(*sip.Request)
+	if vs := res.GetHeaders("Via"); len(vs) != 1 || vs[0].Value() != req.Via().Value() {
+		t.Errorf("408 Vias %v, want the caller's %q only", vs, req.Via().Value())
+	}
+	for _, h := range []string{"From", "To", "Call-ID", "CSeq"} {
+		if res.GetHeader(h) == nil || res.GetHeader(h).Value() != req.GetHeader(h).Value() {
+			t.Errorf("408 %s = %v, want %q", h, res.GetHeader(h), req.GetHeader(h).Value())
+		}
+	}
+}
+
+// TestFastInDialogDeclines: what the raw path leaves to the full path.
+func TestFastInDialogDeclines(t *testing.T) {
+	l := newInDialogLab(t, Options{})
+	tests := []struct {
+		name string
+		edit func(string) string
+	}{
+		{"no To tag", func(m string) string { return strings.Replace(m, ";tag=core1", "", 1) }},
+		{"INVITE", func(m string) string {
+			return strings.NewReplacer("BYE sip:", "INVITE sip:", "2 BYE", "2 INVITE").Replace(m)
+		}},
+		{"ACK", func(m string) string { return strings.NewReplacer("BYE sip:", "ACK sip:", "2 BYE", "2 ACK").Replace(m) }},
+		{"CANCEL", func(m string) string {
+			return strings.NewReplacer("BYE sip:", "CANCEL sip:", "2 BYE", "2 CANCEL").Replace(m)
+		}},
+		{"unknown method", func(m string) string { return strings.NewReplacer("BYE sip:", "FOO sip:", "2 BYE", "2 FOO").Replace(m) }},
+		{"CSeq method mismatch", func(m string) string { return strings.Replace(m, "2 BYE", "2 INFO", 1) }},
+		{"rport asked", func(m string) string { return strings.Replace(m, "branch=z9hG4bK-x", "branch=z9hG4bK-x;rport", 1) }},
+		{"Max-Forwards 0", func(m string) string { return strings.Replace(m, "Max-Forwards: 70", "Max-Forwards: 0", 1) }},
+		{"no Max-Forwards", func(m string) string { return strings.Replace(m, "Max-Forwards: 70\r\n", "", 1) }},
+		{"no From", func(m string) string {
+			return strings.Replace(m, "From: caller <sip:caller@127.0.0.1>;tag=f1\r\n", "", 1)
+		}},
+		{"no Call-ID", func(m string) string { return strings.Replace(m, "Call-ID: bye-1@x\r\n", "", 1) }},
+		{"ours, no dialog", func(m string) string {
+			m = strings.Replace(m, "BYE sip:core@"+l.core.LocalAddr().String(), "BYE sip:"+l.lis.String(), 1)
+			return strings.Replace(m, "Route: <sip:"+l.lis.String()+";lr>\r\n", "", 1)
+		}},
+		{"next hop over TCP", func(m string) string {
+			return strings.Replace(m, ";lr>\r\n", ";lr>\r\nRoute: <sip:192.0.2.7;transport=tcp;lr>\r\n", 1)
+		}},
+		{"Request-URI too long", func(m string) string { return strings.Replace(m, "sip:core@", "sip:"+strings.Repeat("u", 600)+"@", 1) }},
+		{"bad Content-Length", func(m string) string { return strings.Replace(m, "Content-Length: 0", "Content-Length: 5", 1) }},
+	}
+	for _, tc := range tests {
+		t.Run(tc.name, func(t *testing.T) {
+			if l.b.fastInDialog(l.in(l.bye("x", tc.edit))) {
+				t.Error("fast path took it")
+			}
+		})
+	}
+	quiet(t, l.core, 100*time.Millisecond, "the Core, after declined requests")
+}
+
+// TestFastInDialogToDialogCore: a BYE addressed to the balancer itself
+// (no Route) goes to the Core its dialog is on, and ends the dialog.
+func TestFastInDialogToDialogCore(t *testing.T) {
+	l := newInDialogLab(t, Options{})
+	l.b.dialogs.create("bye-1@x", l.b.pool.get("core1"))
+	l.b.dialogs.confirm("bye-1@x", 0)
+	msg := l.bye("own", func(m string) string {
+		m = strings.Replace(m, "BYE sip:core@"+l.core.LocalAddr().String(), "BYE sip:"+l.lis.String(), 1)
+		return strings.Replace(m, "Route: <sip:"+l.lis.String()+";lr>\r\n", "", 1)
+	})
+	if !l.b.fastInDialog(l.in(msg)) {
+		t.Fatal("declined a BYE for a known dialog")
+	}
+	if req := readMsg(t, l.core, 2*time.Second).(*sip.Request); req.Method != sip.BYE {
+		t.Errorf("Core got %s", req.Method)
+	}
+	if l.b.dialogs.coreOf("bye-1@x") != nil {
+		t.Error("the dialog is still there after its BYE")
+	}
+}

@@ -1,0 +1,245 @@
+package balancer
+
+import (
+	"bytes"
+	"net/netip"
+	"strconv"
+
+	"github.com/emiago/sipgo/sip"
+)
+
+// rawRequest is what the raw fast paths (fastAck, fastInDialog) read of
+// a request from its bytes, without sipgo's parse: enough to key its
+// transaction, find its next hop and forward it.
+type rawRequest struct {
+	p       []byte
+	method  []byte // as in the start line
+	eol     int    // index of the start line's '\n'
+	ruri    []byte
+	branch  []byte // top Via's
+	sentBy  []byte // top Via's host
+	viaPort uint16 // top Via's port (0: none)
+	callID  []byte
+	toTag   bool
+	mf      int // Max-Forwards (-1: none)
+	mfFrom  int // its value's byte range in p
+	mfTo    int
+	drop    [4]lineCut // our own Route lines
+	ndrop   int
+	next    []byte // first Route entry not ours (nil: none)
+}
+
+// lineCut is a header line's byte range, CRLF included.
+type lineCut struct{ from, to int }
+
+// scanRequest reads in's request for a fast path. It declines (false)
+// anything unusual, which the full path then handles: folded lines, a
+// top Via with a quoted string or an IPv6 reference, no RFC 3261 branch,
+// a Via that needs received or rport added (RFC 3261 18.2.1, RFC 3581),
+// a missing From, To, Call-ID or CSeq, a CSeq method that is not the
+// start line's, a Route line mixing our entries and others', more than
+// four of our Route lines, a Content-Length that does not match the
+// body, and what intake would refuse (more than MaxHeaders fields, a
+// Request-URI over MaxURIBytes).
+func (b *Balancer) scanRequest(in inbound) (r rawRequest, ok bool) {
+	p := in.data
+	r.p, r.mf, r.mfFrom, r.mfTo = p, -1, -1, -1
+	eol := bytes.IndexByte(p, '\n')
+	if eol < 0 {
+		return r, false
+	}
+	r.eol = eol
+	startLine := bytes.TrimRight(p[:eol], "\r")
+	sp1 := bytes.IndexByte(startLine, ' ')
+	sp := bytes.LastIndexByte(startLine, ' ')
+	if sp1 <= 0 || sp <= sp1+1 || string(startLine[sp+1:]) != "SIP/2.0" {
+		return r, false
+	}
+	r.method, r.ruri = startLine[:sp1], startLine[sp1+1:sp]
+	if len(r.ruri) > b.opt.MaxURIBytes {
+		return r, false
+	}
+	var haveVia, haveCSeq, from, to bool
+	cl, headers, end := -1, 0, 0
+	i := eol + 1
+	for {
+		j := bytes.IndexByte(p[i:], '\n')
+		if j < 0 {
+			return r, false
+		}
+		start := i
+		line := bytes.TrimRight(p[i:i+j], "\r")
+		i += j + 1
+		if len(line) == 0 {
+			end = i
+			break
+		}
+		if line[0] == ' ' || line[0] == '\t' {
+			return r, false
+		}
+		k := bytes.IndexByte(line, ':')
+		if k <= 0 {
+			return r, false
+		}
+		if headers++; headers > b.opt.MaxHeaders {
+			return r, false
+		}
+		name, val := bytes.TrimSpace(line[:k]), bytes.TrimSpace(line[k+1:])
+		switch {
+		case hdrIs(name, "Via", 'v'):
+			if haveVia {
+				continue
+			}
+			haveVia = true
+			first := val
+			if c := bytes.IndexByte(val, ','); c >= 0 {
+				first = val[:c]
+			}
+			if bytes.IndexAny(first, "\"[") >= 0 {
+				return r, false
+			}
+			r.branch = paramValue(first, "branch")
+			if !bytes.HasPrefix(r.branch, []byte(sip.RFC3261BranchMagicCookie)) {
+				return r, false
+			}
+			var rport bool
+			r.sentBy, r.viaPort, rport = viaSentBy(first)
+			var ip [64]byte
+			if rport || !bytes.Equal(r.sentBy, in.src.Addr().AppendTo(ip[:0])) {
+				return r, false
+			}
+		case hdrIs(name, "Call-ID", 'i'):
+			r.callID = val
+		case hdrIs(name, "CSeq", 0):
+			sp := bytes.IndexByte(val, ' ')
+			if sp <= 0 || !bytes.Equal(bytes.TrimSpace(val[sp+1:]), r.method) {
+				return r, false
+			}
+			if _, err := strconv.ParseUint(string(val[:sp]), 10, 32); err != nil {
+				return r, false
+			}
+			haveCSeq = true
+		case hdrIs(name, "From", 'f'):
+			from = true
+		case hdrIs(name, "To", 't'):
+			to, r.toTag = true, hasParam(val, "tag")
+		case hdrIs(name, "Max-Forwards", 0):
+			n, err := strconv.Atoi(string(val))
+			if err != nil || n < 0 || n > 255 || r.mf >= 0 {
+				return r, false
+			}
+			r.mf = n
+			vs := start + k + 1
+			for p[vs] == ' ' || p[vs] == '\t' {
+				vs++
+			}
+			r.mfFrom, r.mfTo = vs, vs+len(val)
+		case hdrIs(name, "Route", 0):
+			if r.next != nil {
+				continue // beyond the next hop: forwarded as is
+			}
+			entries, ok := splitRoute(val)
+			if !ok {
+				return r, false
+			}
+			ours := 0
+			for _, e := range entries {
+				if _, ap, ok := routeTarget(e); !ok || !b.isLocal(ap) {
+					break
+				}
+				ours++
+			}
+			switch {
+			case ours == len(entries):
+				if r.ndrop == len(r.drop) {
+					return r, false
+				}
+				r.drop[r.ndrop] = lineCut{start, i}
+				r.ndrop++
+			case ours == 0:
+				r.next = entries[0]
+			default:
+				return r, false // ours and others' on one line
+			}
+		case hdrIs(name, "Content-Length", 'l'):
+			n, err := strconv.Atoi(string(val))
+			if err != nil || n < 0 {
+				return r, false
+			}
+			cl = n
+		}
+	}
+	if !haveVia || !haveCSeq || !from || !to || len(r.callID) == 0 || (cl >= 0 && cl != len(p)-end) {
+		return r, false
+	}
+	return r, true
+}
+
+// hop is what rawNextHop found.
+type hop int
+
+const (
+	hopOK      hop = iota
+	hopNone        // addressed to us, and nowhere to go (no dialog, or a loop)
+	hopDecline     // the full path must decide (TCP, a host name, ...)
+)
+
+// rawNextHop is where r goes: its next Route, else its Request-URI; one
+// that is ours means the dialog's Core (RFC 3261 16.4, 16.6 step 6).
+func (b *Balancer) rawNextHop(r *rawRequest) (netip.AddrPort, hop) {
+	target := r.ruri
+	if r.next != nil {
+		target = r.next
+	}
+	tp, dst, ok := routeTarget(target)
+	if !ok || tp != "udp" {
+		return dst, hopDecline
+	}
+	if r.next == nil && b.isLocal(dst) {
+		c := b.dialogs.coreOf(string(r.callID))
+		if c == nil {
+			return dst, hopNone
+		}
+		if c.transport != "udp" {
+			return dst, hopDecline
+		}
+		dst = c.addr
+	}
+	if b.isLocal(dst) {
+		return dst, hopNone
+	}
+	return dst, hopOK
+}
+
+// appendForward appends r as forwarded to buf: the start line, our Via
+// on out with branch, then the rest of the message without our Route
+// lines and with Max-Forwards decremented.
+func appendForward[S string | []byte](r *rawRequest, buf []byte, out *listener, branch S) []byte {
+	p := r.p
+	buf = append(buf, p[:r.eol+1]...)
+	buf = append(buf, "Via: SIP/2.0/"...)
+	buf = append(buf, out.viaTp...)
+	buf = append(buf, ' ')
+	buf = appendHostPort(buf, out.host, int(out.addr.Port()))
+	buf = append(buf, ";branch="...)
+	buf = append(buf, branch...)
+	buf = append(buf, "\r\n"...)
+	pos := r.eol + 1
+	for _, d := range r.drop[:r.ndrop] {
+		buf = r.appendRange(buf, pos, d.from)
+		pos = d.to
+	}
+	return r.appendRange(buf, pos, len(p))
+}
+
+// appendRange appends p[from:to], with the Max-Forwards value replaced
+// by one less when it falls inside.
+func (r *rawRequest) appendRange(buf []byte, from, to int) []byte {
+	p := r.p
+	if r.mfFrom >= from && r.mfTo <= to && r.mf > 0 {
+		buf = append(buf, p[from:r.mfFrom]...)
+		buf = strconv.AppendInt(buf, int64(r.mf-1), 10)
+		return append(buf, p[r.mfTo:to]...)
+	}
+	return append(buf, p[from:to]...)
+}
