@@ -49,12 +49,7 @@ func (b *Balancer) fastInDialog(in inbound) bool {
 	var kb [128]byte
 	key := appendTxKey(kb[:0], r.branch, r.sentBy, int(r.viaPort), string(method))
 	if st, ok := b.stx.getBytes(key); ok {
-		b.stats.Retransmissions.Add(1)
-		st.mu.Lock()
-		if st.lastResp != nil {
-			b.sendUp(st, st.lastResp)
-		}
-		st.mu.Unlock()
+		b.absorb(st)
 		return true
 	}
 	dst, h := b.rawNextHop(&r)

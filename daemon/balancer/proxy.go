@@ -335,6 +335,17 @@ func (b *Balancer) replyStateless(in inbound, req *sip.Request, code int, reason
 	}
 }
 
+// absorb answers a retransmitted request with the last response sent
+// for its transaction, if any (RFC 3261 17.2); st.mu not held.
+func (b *Balancer) absorb(st *serverTx) {
+	b.stats.Retransmissions.Add(1)
+	st.mu.Lock()
+	if st.lastResp != nil {
+		b.sendUp(st, st.lastResp)
+	}
+	st.mu.Unlock()
+}
+
 func (b *Balancer) sendUp(st *serverTx, data []byte) {
 	if err := b.send(st.lis.transport, st.dst, data, st.conn); err != nil {
 		b.log.Debug("send upstream", "dst", st.dst, "err", err)
@@ -355,12 +366,7 @@ func (b *Balancer) onRequest(in inbound, req *sip.Request) {
 	}
 	key := txKey(branch, via, req.Method, req)
 	if st, ok := b.stx.get(key); ok {
-		b.stats.Retransmissions.Add(1)
-		st.mu.Lock()
-		if st.lastResp != nil {
-			b.sendUp(st, st.lastResp)
-		}
-		st.mu.Unlock()
+		b.absorb(st)
 		return
 	}
 	st := &serverTx{b: b, key: key, method: req.Method, callID: string(*req.CallID()), lis: in.lis, conn: in.conn,
