@@ -31,7 +31,7 @@ func (b *Balancer) fastAck(in inbound) bool {
 	}
 	// The hop-by-hop ACK of a non-2xx final matches our server transaction.
 	var kb [128]byte
-	if _, ok := b.stx.getBytes(appendTxKey(kb[:0], r.branch, r.sentBy, int(r.viaPort), string(sip.INVITE))); ok {
+	if _, ok := getBytes(b.stx, appendTxKey(kb[:0], r.branch, r.sentBy, int(r.viaPort), string(sip.INVITE))); ok {
 		return false
 	}
 	if r.mf == 0 {

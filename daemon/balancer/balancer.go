@@ -35,8 +35,8 @@ type Balancer struct {
 	workerBeat []atomic.Int64
 	workerSync []workerSync
 
-	stx     *shardMap[*serverTx]
-	ctx     *shardMap[*clientTx]
+	stx     *shardMap[string, *serverTx]
+	ctx     *branchTable
 	dialogs *dialogTable
 	probes  probeTable
 
@@ -79,7 +79,6 @@ func New(opt Options) (*Balancer, error) {
 		pool:         newPool(opt.Algorithm, opt.Events),
 		parser:       sip.NewParser(sip.WithHeadersParsers(leanHeaderParsers())),
 		stx:          newShardMap[*serverTx](),
-		ctx:          newShardMap[*clientTx](),
 		conns:        map[netip.AddrPort]*tcpConn{},
 		perSource:    map[netip.Addr]int{},
 		branchPrefix: sip.RFC3261BranchMagicCookie + "sb" + id + ".",
@@ -93,6 +92,7 @@ func New(opt Options) (*Balancer, error) {
 	b.probePrefixB = []byte(b.probePrefix)
 	b.SetTCPExempt(opt.TCPExempt)
 	b.branchPrefixB = []byte(b.branchPrefix)
+	b.ctx = newBranchTable(b.branchPrefix)
 	b.probes.m = map[string]*probe{}
 	b.wheel = newWheel(10*time.Millisecond, 1024, b.log)
 	b.dialogs = newDialogTable(opt.Dialogs, opt.DialogTimeout, opt.InviteTimeout+time.Minute, b.coreIdle)

@@ -16,7 +16,7 @@ type dialog struct {
 // dialogTable counts calls per Core from INVITE to BYE. Every change is
 // one small event for the observer (hot standby streams them).
 type dialogTable struct {
-	m       *shardMap[*dialog]
+	m       *shardMap[string, *dialog]
 	obs     DialogObserver
 	timeout time.Duration // confirmed dialog without Session-Expires
 	early   time.Duration // bound for an early dialog

@@ -48,7 +48,7 @@ func (b *Balancer) fastInDialog(in inbound) bool {
 	}
 	var kb [128]byte
 	key := appendTxKey(kb[:0], r.branch, r.sentBy, int(r.viaPort), string(method))
-	if st, ok := b.stx.getBytes(key); ok {
+	if st, ok := getBytes(b.stx, key); ok {
 		b.absorb(st)
 		return true
 	}

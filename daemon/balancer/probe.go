@@ -169,7 +169,7 @@ func (b *Balancer) suspect(c *Core, reason string) {
 // branch is CANCELled in case the Core is only unreachable.
 func (b *Balancer) abandonCore(c *Core) {
 	var cts []*clientTx
-	b.ctx.each(func(_ string, ct *clientTx) bool {
+	b.ctx.each(func(ct *clientTx) bool {
 		if ct.core == c {
 			cts = append(cts, ct)
 		}

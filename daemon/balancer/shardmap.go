@@ -4,20 +4,33 @@ import "sync"
 
 const nShards = 64
 
-// shardMap is a string-keyed map split over 64 locks, so that workers
-// handling different calls rarely contend.
-type shardMap[V any] struct {
+// shardMap is a map split over 64 locks, so that workers handling
+// different calls rarely contend.
+type shardMap[K comparable, V any] struct {
 	shards [nShards]struct {
 		mu sync.Mutex
-		m  map[string]V
+		m  map[K]V
 		_  [40]byte // keep shards on separate cache lines
 	}
+	shard func(K) int
 }
 
-func newShardMap[V any]() *shardMap[V] {
-	s := &shardMap[V]{}
+// newShardMap is a string-keyed shardMap (transactions by key, dialogs
+// by Call-ID).
+func newShardMap[V any]() *shardMap[string, V] {
+	return newShardMapOf[string, V](shardOf[string])
+}
+
+// newSeqMap is a shardMap keyed by a sequence number, which spreads
+// itself over the shards.
+func newSeqMap[V any]() *shardMap[uint64, V] {
+	return newShardMapOf[uint64, V](func(k uint64) int { return int(k % nShards) })
+}
+
+func newShardMapOf[K comparable, V any](shard func(K) int) *shardMap[K, V] {
+	s := &shardMap[K, V]{shard: shard}
 	for i := range s.shards {
-		s.shards[i].m = make(map[string]V)
+		s.shards[i].m = make(map[K]V)
 	}
 	return s
 }
@@ -31,16 +44,17 @@ func shardOf[S string | []byte](k S) int {
 	return int(h % nShards)
 }
 
-func (s *shardMap[V]) get(k string) (V, bool) {
-	sh := &s.shards[shardOf(k)]
+func (s *shardMap[K, V]) get(k K) (V, bool) {
+	sh := &s.shards[s.shard(k)]
 	sh.mu.Lock()
 	v, ok := sh.m[k]
 	sh.mu.Unlock()
 	return v, ok
 }
 
-// getBytes is get with the key in bytes (no string made for the lookup).
-func (s *shardMap[V]) getBytes(k []byte) (V, bool) {
+// getBytes is get on a string-keyed map with the key in bytes (no
+// string made for the lookup).
+func getBytes[V any](s *shardMap[string, V], k []byte) (V, bool) {
 	sh := &s.shards[shardOf(k)]
 	sh.mu.Lock()
 	v, ok := sh.m[string(k)]
@@ -48,15 +62,15 @@ func (s *shardMap[V]) getBytes(k []byte) (V, bool) {
 	return v, ok
 }
 
-func (s *shardMap[V]) put(k string, v V) {
-	sh := &s.shards[shardOf(k)]
+func (s *shardMap[K, V]) put(k K, v V) {
+	sh := &s.shards[s.shard(k)]
 	sh.mu.Lock()
 	sh.m[k] = v
 	sh.mu.Unlock()
 }
 
-func (s *shardMap[V]) del(k string) {
-	sh := &s.shards[shardOf(k)]
+func (s *shardMap[K, V]) del(k K) {
+	sh := &s.shards[s.shard(k)]
 	sh.mu.Lock()
 	delete(sh.m, k)
 	sh.mu.Unlock()
@@ -64,8 +78,8 @@ func (s *shardMap[V]) del(k string) {
 
 // update runs fn under the key's shard lock with the current value (ok
 // false when absent); fn returns the new value and whether to keep it.
-func (s *shardMap[V]) update(k string, fn func(v V, ok bool) (V, bool)) {
-	sh := &s.shards[shardOf(k)]
+func (s *shardMap[K, V]) update(k K, fn func(v V, ok bool) (V, bool)) {
+	sh := &s.shards[s.shard(k)]
 	sh.mu.Lock()
 	v, ok := sh.m[k]
 	nv, keep := fn(v, ok)
@@ -77,7 +91,7 @@ func (s *shardMap[V]) update(k string, fn func(v V, ok bool) (V, bool)) {
 	sh.mu.Unlock()
 }
 
-func (s *shardMap[V]) len() int {
+func (s *shardMap[K, V]) len() int {
 	n := 0
 	for i := range s.shards {
 		sh := &s.shards[i]
@@ -89,7 +103,7 @@ func (s *shardMap[V]) len() int {
 }
 
 // each calls fn for every entry of one shard at a time, under its lock.
-func (s *shardMap[V]) each(fn func(k string, v V) (keep bool)) {
+func (s *shardMap[K, V]) each(fn func(k K, v V) (keep bool)) {
 	for i := range s.shards {
 		sh := &s.shards[i]
 		sh.mu.Lock()

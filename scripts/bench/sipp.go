@@ -149,7 +149,9 @@ func runCaller(dir, scenario, target string, basePort, rate int, dur time.Durati
 			"-cp", strconv.Itoa(port+1), "-mp", strconv.Itoa(port+2),
 			"-nostdin", "-r", strconv.Itoa(r), "-m", strconv.Itoa(n), "-l", strconv.Itoa(limit),
 			"-d", strconv.Itoa(callMS), "-recv_timeout", "5000", "-timeout", fmt.Sprintf("%ds", hard),
-			"-buff_size", "4194304", "-max_recv_loops", "5000", "-trace_stat", "-stf", stat, "-fd", "1", "-trace_counts")
+			"-buff_size", "4194304", "-max_recv_loops", "5000", "-trace_stat", "-stf", stat, "-fd", "1", "-trace_counts",
+			// What made a call fail (an unexpected message, and which), 1 MiB at most.
+			"-trace_err", "-error_file", strings.TrimSuffix(stat, ".csv")+"-errors.log", "-max_log_size", "1048576")
 		cmd.Dir = dir
 		if err := cmd.Start(); err != nil {
 			return res, fmt.Errorf("start sipp caller: %w", err)
