@@ -392,7 +392,9 @@ func measure(o options, name string, base int, t0 time.Time) (*result, error) {
 			prof0 = filepath.Join(dir, fmt.Sprintf("allocs-%d-start.pb.gz", rate))
 			t.ctl(nil, "debug", "profile", "allocs", "0", prof0)
 			time.Sleep(min(15*time.Second, o.sustain/4))
-			cpuSecs := int(min(30*time.Second, o.sustain/2).Seconds())
+			// 10 s of 60: the profiler's own cost stays small in the
+			// run's CPU figure (Kamailio runs without one).
+			cpuSecs := int(max(min(10*time.Second, o.sustain/6), time.Second).Seconds())
 			t.ctl(nil, "debug", "profile", "cpu", strconv.Itoa(cpuSecs), filepath.Join(dir, fmt.Sprintf("cpu-%d.pb.gz", rate)))
 		}
 		p, err := run("sustained", caller, rate, o.sustain, o.callMS, during)
@@ -568,6 +570,7 @@ func report(o options, rs []*result, took time.Duration) {
 		}
 	}
 	var base, us *result
+	var sameRatios []float64 // sipedge/kamailio CPU per call, clean steps at the same rate
 	for _, r := range rs {
 		switch r.Target {
 		case "kamailio":
@@ -585,6 +588,7 @@ func report(o options, rs []*result, took time.Duration) {
 					ra := a.CPUSeconds / float64(max(a.Success, 1))
 					rk := k.CPUSeconds / float64(max(k.Success, 1))
 					same = append(same, fmt.Sprintf("%d CPS %.3f/%.3f = %.2f", a.Rate, 1000*ra, 1000*rk, ra/rk))
+					sameRatios = append(sameRatios, ra/rk)
 				}
 			}
 		}
@@ -600,7 +604,17 @@ func report(o options, rs []*result, took time.Duration) {
 		fmt.Fprintf(&b, "\nsipedge targets (issue 10):\n")
 		if base != nil {
 			fmt.Fprintf(&b, "  1. sustained rate >= Kamailio's: %s (%d vs %d CPS)\n", yes(us.SustainedCPS > 0 && us.SustainedCPS >= base.SustainedCPS), us.SustainedCPS, base.SustainedCPS)
-			fmt.Fprintf(&b, "  2. CPU per call <= Kamailio's: %s (%.3f vs %.3f CPU-s/1000)\n", yes(us.CPUPer1000 > 0 && us.CPUPer1000 <= base.CPUPer1000), us.CPUPer1000, base.CPUPer1000)
+			// Judged at the same rate: per-call CPU falls as the rate
+			// rises (batching), so each at its own sustained rate favours
+			// the faster one, and sipedge's sustained run carries the CPU
+			// profiler. The clean steps are the same rates, unprofiled.
+			if len(sameRatios) > 0 {
+				m := median(sameRatios)
+				fmt.Fprintf(&b, "  2. CPU per call <= Kamailio's: %s at the same rate (median of %d clean steps both ran: %.2f); each at its own sustained rate, sipedge's with the CPU profiler on: %.3f vs %.3f CPU-s/1000\n",
+					yes(m <= 1.0), len(sameRatios), m, us.CPUPer1000, base.CPUPer1000)
+			} else {
+				fmt.Fprintf(&b, "  2. CPU per call <= Kamailio's: %s (%.3f vs %.3f CPU-s/1000, each at its own sustained rate)\n", yes(us.CPUPer1000 > 0 && us.CPUPer1000 <= base.CPUPer1000), us.CPUPer1000, base.CPUPer1000)
+			}
 		}
 		fmt.Fprintf(&b, "  3. RSS after the sustained run <= 300 MB: %s (%.0f MiB)\n", yes(us.RSSMiB > 0 && us.RSSMiB*1.048576 <= 300), us.RSSMiB)
 		if d := us.Dialogs; d != nil {
@@ -629,4 +643,14 @@ func nonzero(f float64) float64 {
 		return 1
 	}
 	return f
+}
+
+// median of xs (not empty); xs is sorted in place.
+func median(xs []float64) float64 {
+	slices.Sort(xs)
+	n := len(xs)
+	if n%2 == 1 {
+		return xs[n/2]
+	}
+	return (xs[n/2-1] + xs[n/2]) / 2
 }
