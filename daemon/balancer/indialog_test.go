@@ -1,10 +1,8 @@
 package balancer
 
 import (
-	"context"
 	"fmt"
 	"net"
-	"net/netip"
 	"strings"
 	"testing"
 	"time"
@@ -12,34 +10,9 @@ import (
 	"github.com/emiago/sipgo/sip"
 )
 
-// inDialogLab is a started balancer on loopback with sockets playing the
-// caller and the Core.
-type inDialogLab struct {
-	b            *Balancer
-	lis          netip.AddrPort
-	caller, core *net.UDPConn
-}
-
-func newInDialogLab(t *testing.T, opt Options) *inDialogLab {
-	t.Helper()
-	caller, core := listenUDP(t, "udp4", "127.0.0.1:0"), listenUDP(t, "udp4", "127.0.0.1:0")
-	opt.Listen = []string{"udp:127.0.0.1:0"}
-	opt.Cores = []CoreConfig{{Name: "core1", Address: localAddr(core).String()}}
-	b, err := New(opt)
-	if err != nil {
-		t.Fatal(err)
-	}
-	if err := b.Start(context.Background()); err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { b.Close() })
-	la := b.listeners[0].udp.LocalAddr().(*net.UDPAddr).AddrPort()
-	b.listeners[0].addr = netip.AddrPortFrom(la.Addr().Unmap(), la.Port())
-	return &inDialogLab{b: b, lis: b.listeners[0].addr, caller: caller, core: core}
-}
-
-// bye is a BYE from the caller routed through the balancer to the Core.
-func (l *inDialogLab) bye(branch string, edit func(string) string) string {
+// bye is a BYE from the caller routed through the balancer to the
+// first Core; edit changes it.
+func (l *txLab) bye(branch string, edit func(string) string) string {
 	m := fmt.Sprintf("BYE sip:core@%s SIP/2.0\r\n"+
 		"Via: SIP/2.0/UDP %s;branch=z9hG4bK-%s\r\n"+
 		"From: caller <sip:caller@127.0.0.1>;tag=f1\r\n"+
@@ -48,74 +21,56 @@ func (l *inDialogLab) bye(branch string, edit func(string) string) string {
 		"CSeq: 2 BYE\r\n"+
 		"Route: <sip:%s;lr>\r\n"+
 		"Max-Forwards: 70\r\n"+
-		"Content-Length: 0\r\n\r\n", l.core.LocalAddr(), l.caller.LocalAddr(), branch, l.lis)
+		"Content-Length: 0\r\n\r\n", l.cores[0].LocalAddr(), l.caller.LocalAddr(), branch, l.addr)
 	if edit != nil {
 		m = edit(m)
 	}
 	return m
 }
 
-func (l *inDialogLab) in(msg string) inbound {
-	return inbound{data: []byte(msg), src: localAddr(l.caller), lis: l.b.listeners[0]}
+// toUs addresses the BYE to the balancer itself, with no Route.
+func (l *txLab) toUs(m string) string {
+	m = strings.Replace(m, "BYE sip:core@"+l.cores[0].LocalAddr().String(), "BYE sip:"+l.addr.String(), 1)
+	return strings.Replace(m, "Route: <sip:"+l.addr.String()+";lr>\r\n", "", 1)
 }
 
-// readMsg reads one message from c, or fails the test. The balancer's
-// OPTIONS probes to the Core are skipped: the tests send no OPTIONS.
-func readMsg(t *testing.T, c *net.UDPConn, wait time.Duration) sip.Message {
-	t.Helper()
-	c.SetReadDeadline(time.Now().Add(wait))
-	buf := make([]byte, 4096)
-	n, err := c.Read(buf)
-	for err == nil && strings.HasPrefix(string(buf[:n]), "OPTIONS ") {
-		n, err = c.Read(buf)
-	}
-	if err != nil {
-		t.Fatalf("nothing came to %s: %v", c.LocalAddr(), err)
-	}
-	m, err := sip.NewParser().ParseSIP(buf[:n])
-	if err != nil {
-		t.Fatalf("does not parse: %v\n%s", err, buf[:n])
-	}
-	return m
+// in is msg as the UDP reader hands it over, from the caller.
+func (l *txLab) in(msg string) inbound {
+	return inbound{data: []byte(msg), src: l.callerAddr(), lis: l.b.listeners[0]}
 }
 
-func quiet(t *testing.T, c *net.UDPConn, wait time.Duration, what string) {
-	t.Helper()
-	c.SetReadDeadline(time.Now().Add(wait))
-	buf := make([]byte, 4096)
-	n, err := c.Read(buf)
-	for err == nil && strings.HasPrefix(string(buf[:n]), "OPTIONS ") {
-		n, err = c.Read(buf)
-	}
-	if err == nil {
-		t.Errorf("%s: got %q", what, buf[:n])
+// quiet fails the test when anything but the start-up probe comes to c
+// within d.
+func (l *txLab) quiet(c *net.UDPConn, d time.Duration, what string) {
+	l.t.Helper()
+	if m, _ := l.next(c, d, notProbe); m != nil {
+		l.t.Errorf("%s: got %q", what, m.String())
 	}
 }
 
-// answer sends the Core's response to req (its own Via set, as a UAS).
-func (l *inDialogLab) answer(t *testing.T, req *sip.Request, code int, reason string) {
-	t.Helper()
-	res := sip.NewResponseFromRequest(req, code, reason, nil)
-	if _, err := l.core.WriteToUDPAddrPort([]byte(res.String()), l.lis); err != nil {
-		t.Fatal(err)
-	}
+// notProbe is any message but the balancer's OPTIONS probe.
+func notProbe(m sip.Message) bool { r, ok := m.(*sip.Request); return !ok || r.Method != sip.OPTIONS }
+
+// answer sends the Core's response to req.
+func (l *txLab) answer(req *sip.Request, code int, reason string) {
+	l.send(l.cores[0], sip.NewResponseFromRequest(req, code, reason, nil).String())
 }
 
 // TestFastInDialogMatchesFullPath: a BYE forwarded from its raw bytes
 // reaches the Core as the parsed path forwards it, and the Core's 200
 // comes back to the caller the same way.
 func TestFastInDialogMatchesFullPath(t *testing.T) {
-	l := newInDialogLab(t, Options{})
+	l := newTxLab(t, 1, nil)
 	if !l.b.fastInDialog(l.in(l.bye("fast", nil))) {
 		t.Fatal("fast path declined a plain BYE")
 	}
-	fast := readMsg(t, l.core, 2*time.Second).(*sip.Request)
+	fast := recvBye(l)
 	m, err := l.b.parser.ParseSIP([]byte(l.bye("full", nil)))
 	if err != nil {
 		t.Fatal(err)
 	}
 	l.b.onRequest(l.in(l.bye("full", nil)), m.(*sip.Request))
-	full := readMsg(t, l.core, 2*time.Second).(*sip.Request)
+	full := recvBye(l)
 
 	if fast.Method != sip.BYE || fast.Recipient.String() != full.Recipient.String() {
 		t.Errorf("start line fast %s %s, full %s %s", fast.Method, fast.Recipient.String(), full.Method, full.Recipient.String())
@@ -128,8 +83,8 @@ func TestFastInDialogMatchesFullPath(t *testing.T) {
 		via := v.(*sip.ViaHeader)
 		return fmt.Sprintf("%s %s:%d", via.Transport, via.Host, via.Port)
 	}
-	if ours(fv[0]) != ours(uv[0]) || ours(fv[0]) != "UDP "+l.lis.String() {
-		t.Errorf("our Via fast %q full %q, want UDP %s", ours(fv[0]), ours(uv[0]), l.lis)
+	if ours(fv[0]) != ours(uv[0]) || ours(fv[0]) != "UDP "+l.addr.String() {
+		t.Errorf("our Via fast %q full %q, want UDP %s", ours(fv[0]), ours(uv[0]), l.addr)
 	}
 	fb, _ := fv[0].(*sip.ViaHeader).Params.Get("branch")
 	if !strings.HasPrefix(fb, l.b.branchPrefix) {
@@ -153,8 +108,9 @@ func TestFastInDialogMatchesFullPath(t *testing.T) {
 		}
 	}
 	for _, req := range []*sip.Request{fast, full} {
-		l.answer(t, req, 200, "OK")
-		res := readMsg(t, l.caller, 2*time.Second).(*sip.Response)
+		l.answer(req, 200, "OK")
+		m, _ := l.recv(l.caller, 2*time.Second, "a response", isFinal)
+		res := m.(*sip.Response)
 		if res.StatusCode != 200 || len(res.GetHeaders("Via")) != 1 {
 			t.Errorf("caller got %d with %d Vias, want 200 with its own Via only", res.StatusCode, len(res.GetHeaders("Via")))
 		}
@@ -165,27 +121,27 @@ func TestFastInDialogMatchesFullPath(t *testing.T) {
 // 200 again from the balancer, and does not reach the Core twice; before
 // the 200, it is absorbed.
 func TestFastInDialogRetransmission(t *testing.T) {
-	l := newInDialogLab(t, Options{})
+	l := newTxLab(t, 1, nil)
 	msg := l.bye("rtx", nil)
 	if !l.b.fastInDialog(l.in(msg)) {
 		t.Fatal("declined")
 	}
-	req := readMsg(t, l.core, 2*time.Second).(*sip.Request)
+	req := recvBye(l)
 	if !l.b.fastInDialog(l.in(msg)) {
 		t.Fatal("declined the retransmission")
 	}
-	quiet(t, l.caller, 100*time.Millisecond, "a retransmission before any response")
-	l.answer(t, req, 200, "OK")
-	if res := readMsg(t, l.caller, 2*time.Second).(*sip.Response); res.StatusCode != 200 {
-		t.Fatalf("caller got %d", res.StatusCode)
+	l.quiet(l.caller, 100*time.Millisecond, "a retransmission before any response")
+	l.answer(req, 200, "OK")
+	if m, _ := l.recv(l.caller, 2*time.Second, "the 200", isFinal); m.(*sip.Response).StatusCode != 200 {
+		t.Fatalf("caller got %d", m.(*sip.Response).StatusCode)
 	}
 	if !l.b.fastInDialog(l.in(msg)) {
 		t.Fatal("declined the retransmission")
 	}
-	if res := readMsg(t, l.caller, 2*time.Second).(*sip.Response); res.StatusCode != 200 {
-		t.Errorf("retransmission answered %d, want the 200 again", res.StatusCode)
+	if m, _ := l.recv(l.caller, 2*time.Second, "an answer to the retransmission", isFinal); m.(*sip.Response).StatusCode != 200 {
+		t.Errorf("retransmission answered %d, want the 200 again", m.(*sip.Response).StatusCode)
 	}
-	quiet(t, l.core, 600*time.Millisecond, "the Core after its 200 (no request again, no retransmission)")
+	l.quiet(l.cores[0], 600*time.Millisecond, "the Core after its 200 (no request again, no retransmission)")
 	if got := l.b.stats.Retransmissions.Load(); got != 2 {
 		t.Errorf("retransmissions counted %d, want 2", got)
 	}
@@ -195,24 +151,19 @@ func TestFastInDialogRetransmission(t *testing.T) {
 // retransmitted, and the caller gets the balancer's own 408, built from
 // the raw request (its Via, From, To with its tag, Call-ID, CSeq).
 func TestFastInDialogTimerF(t *testing.T) {
-	l := newInDialogLab(t, Options{NonInviteTimeout: 1200 * time.Millisecond})
+	l := newTxLab(t, 1, func(o *Options) { o.NonInviteTimeout = 1200 * time.Millisecond })
 	if !l.b.fastInDialog(l.in(l.bye("tf", nil))) {
 		t.Fatal("declined")
 	}
-	first := readMsg(t, l.core, 2*time.Second).(*sip.Request)
-	again := readMsg(t, l.core, 2*time.Second).(*sip.Request) // T1 later
+	first := recvBye(l)
+	again := recvBye(l) // T1 later
 	b1, _ := first.Via().Params.Get("branch")
 	b2, _ := again.Via().Params.Get("branch")
 	if b1 != b2 {
 		t.Errorf("retransmission on branch %q, first on %q", b2, b1)
 	}
-	var res *sip.Response
-	for res == nil {
-		m := readMsg(t, l.caller, 3*time.Second)
-		if r, ok := m.(*sip.Response); ok {
-			res = r
-		}
-	}
+	m, _ := l.recv(l.caller, 3*time.Second, "a final response", isFinal)
+	res := m.(*sip.Response)
 	if res.StatusCode != 408 {
 		t.Fatalf("caller got %d, want 408", res.StatusCode)
 	}
@@ -234,7 +185,7 @@ func TestFastInDialogTimerF(t *testing.T) {
 
 // TestFastInDialogDeclines: what the raw path leaves to the full path.
 func TestFastInDialogDeclines(t *testing.T) {
-	l := newInDialogLab(t, Options{})
+	l := newTxLab(t, 1, nil)
 	tests := []struct {
 		name string
 		edit func(string) string
@@ -256,10 +207,7 @@ func TestFastInDialogDeclines(t *testing.T) {
 			return strings.Replace(m, "From: caller <sip:caller@127.0.0.1>;tag=f1\r\n", "", 1)
 		}},
 		{"no Call-ID", func(m string) string { return strings.Replace(m, "Call-ID: bye-1@x\r\n", "", 1) }},
-		{"ours, no dialog", func(m string) string {
-			m = strings.Replace(m, "BYE sip:core@"+l.core.LocalAddr().String(), "BYE sip:"+l.lis.String(), 1)
-			return strings.Replace(m, "Route: <sip:"+l.lis.String()+";lr>\r\n", "", 1)
-		}},
+		{"ours, no dialog", l.toUs},
 		{"next hop over TCP", func(m string) string {
 			return strings.Replace(m, ";lr>\r\n", ";lr>\r\nRoute: <sip:192.0.2.7;transport=tcp;lr>\r\n", 1)
 		}},
@@ -273,26 +221,30 @@ func TestFastInDialogDeclines(t *testing.T) {
 			}
 		})
 	}
-	quiet(t, l.core, 100*time.Millisecond, "the Core, after declined requests")
+	l.quiet(l.cores[0], 100*time.Millisecond, "the Core, after declined requests")
 }
 
 // TestFastInDialogToDialogCore: a BYE addressed to the balancer itself
 // (no Route) goes to the Core its dialog is on, and ends the dialog.
 func TestFastInDialogToDialogCore(t *testing.T) {
-	l := newInDialogLab(t, Options{})
+	l := newTxLab(t, 1, nil)
 	l.b.dialogs.create("bye-1@x", l.b.pool.get("core1"))
 	l.b.dialogs.confirm("bye-1@x", 0)
-	msg := l.bye("own", func(m string) string {
-		m = strings.Replace(m, "BYE sip:core@"+l.core.LocalAddr().String(), "BYE sip:"+l.lis.String(), 1)
-		return strings.Replace(m, "Route: <sip:"+l.lis.String()+";lr>\r\n", "", 1)
-	})
+	msg := l.bye("own", l.toUs)
 	if !l.b.fastInDialog(l.in(msg)) {
 		t.Fatal("declined a BYE for a known dialog")
 	}
-	if req := readMsg(t, l.core, 2*time.Second).(*sip.Request); req.Method != sip.BYE {
-		t.Errorf("Core got %s", req.Method)
+	if m, _ := l.recv(l.cores[0], 2*time.Second, "a request at the dialog's Core", notProbe); m.(*sip.Request).Method != sip.BYE {
+		t.Errorf("Core got %s", m.(*sip.Request).Method)
 	}
 	if l.b.dialogs.coreOf("bye-1@x") != nil {
 		t.Error("the dialog is still there after its BYE")
 	}
+}
+
+// recvBye is the BYE as it reaches the first Core.
+func recvBye(l *txLab) *sip.Request {
+	l.t.Helper()
+	m, _ := l.recv(l.cores[0], 2*time.Second, "BYE at the Core", isRequest(sip.BYE))
+	return m.(*sip.Request)
 }
