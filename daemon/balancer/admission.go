@@ -70,20 +70,15 @@ func scanHeaders(p []byte) rawHeaders {
 		return h
 	}
 	for i++; i < len(p); {
-		j := bytes.IndexByte(p[i:], '\n')
-		if j < 0 {
+		hl, last, ok := nextHeader(p, i)
+		if !ok || last {
 			return h
 		}
-		line := bytes.TrimRight(p[i:i+j], "\r")
-		i += j + 1
-		if len(line) == 0 {
-			return h
-		}
-		k := bytes.IndexByte(line, ':')
+		i = hl.next
+		line, k, name := hl.line, hl.colon, hl.name
 		if k <= 0 {
 			continue
 		}
-		name := bytes.TrimSpace(line[:k])
 		switch {
 		case hdrIs(name, "Via", 'v'):
 			if len(h.vias) == 0 {

@@ -61,30 +61,23 @@ func (b *Balancer) scanRequest(in inbound) (r rawRequest, ok bool) {
 	}
 	var haveVia, haveCSeq, from, to bool
 	cl, headers, end := -1, 0, 0
-	i := eol + 1
-	for {
-		j := bytes.IndexByte(p[i:], '\n')
-		if j < 0 {
+	for i := eol + 1; ; {
+		h, last, ok := nextHeader(p, i)
+		if !ok {
 			return r, false
 		}
-		start := i
-		line := bytes.TrimRight(p[i:i+j], "\r")
-		i += j + 1
-		if len(line) == 0 {
+		start, k, name, val := h.start, h.colon, h.name, h.val
+		i = h.next
+		if last {
 			end = i
 			break
 		}
-		if line[0] == ' ' || line[0] == '\t' {
-			return r, false
-		}
-		k := bytes.IndexByte(line, ':')
-		if k <= 0 {
+		if h.folded() || k <= 0 {
 			return r, false
 		}
 		if headers++; headers > b.opt.MaxHeaders {
 			return r, false
 		}
-		name, val := bytes.TrimSpace(line[:k]), bytes.TrimSpace(line[k+1:])
 		switch {
 		case hdrIs(name, "Via", 'v'):
 			if haveVia {
@@ -174,6 +167,38 @@ func (b *Balancer) scanRequest(in inbound) (r rawRequest, ok bool) {
 	}
 	return r, true
 }
+
+// rawHeader is one header line of a raw message, read by nextHeader
+// for the raw scanners (scanRequest, scanResponse, scanHeaders).
+type rawHeader struct {
+	start, next int    // the line's range in the message, CRLF included
+	line        []byte // without its line end
+	colon       int    // index of ':' in line (-1: none)
+	name, val   []byte // trimmed, when colon > 0
+}
+
+// nextHeader reads the header line that starts at p[i]. last is true
+// at the blank line that ends the headers (h.next is then where the
+// body starts); ok is false when the message ends before it.
+func nextHeader(p []byte, i int) (h rawHeader, last, ok bool) {
+	j := bytes.IndexByte(p[i:], '\n')
+	if j < 0 {
+		return h, false, false
+	}
+	h.start, h.next = i, i+j+1
+	h.line = bytes.TrimRight(p[i:i+j], "\r")
+	if len(h.line) == 0 {
+		return h, true, true
+	}
+	if h.colon = bytes.IndexByte(h.line, ':'); h.colon > 0 {
+		h.name, h.val = bytes.TrimSpace(h.line[:h.colon]), bytes.TrimSpace(h.line[h.colon+1:])
+	}
+	return h, false, true
+}
+
+// folded is a continuation line (RFC 3261 7.3.1), which the raw
+// scanners leave to the full parser.
+func (h *rawHeader) folded() bool { return h.line[0] == ' ' || h.line[0] == '\t' }
 
 // hop is what rawNextHop found.
 type hop int

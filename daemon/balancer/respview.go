@@ -93,28 +93,22 @@ func scanResponse(p []byte) (v respView, branch []byte, ok bool) {
 	var haveVia, haveCSeq, haveCallID bool
 	cl := -1
 	for i++; i < len(p); {
-		j := bytes.IndexByte(p[i:], '\n')
-		if j < 0 {
+		h, last, ok := nextHeader(p, i)
+		if !ok {
 			return v, nil, false
 		}
-		start := i
-		line := bytes.TrimRight(p[i:i+j], "\r")
-		i += j + 1
-		if len(line) == 0 {
+		start, line, k, name, val := h.start, h.line, h.colon, h.name, h.val
+		i = h.next
+		if last {
 			body := len(p) - i
 			if !haveVia || !haveCSeq || !haveCallID || v.toTo == 0 || cl != body {
 				return v, nil, false
 			}
 			return v, branch, true
 		}
-		if line[0] == ' ' || line[0] == '\t' {
-			return v, nil, false // folded
-		}
-		k := bytes.IndexByte(line, ':')
-		if k <= 0 {
+		if h.folded() || k <= 0 {
 			return v, nil, false
 		}
-		name, val := bytes.TrimSpace(line[:k]), bytes.TrimSpace(line[k+1:])
 		switch {
 		case hdrIs(name, "Via", 'v'):
 			if haveVia {
