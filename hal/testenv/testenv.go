@@ -9,6 +9,7 @@ package testenv
 
 import (
 	"fmt"
+	"math/rand/v2"
 	"net"
 	"os"
 	"os/exec"
@@ -110,33 +111,81 @@ var handed struct {
 	ports map[int]bool
 }
 
-// FreePort returns a loopback port that is free for both UDP and TCP at
-// the time of the call and was not handed out before in this process.
-func FreePort(t testing.TB) int {
-	t.Helper()
-	for i := 0; i < 100; i++ {
-		l, err := net.Listen("tcp", "127.0.0.1:0")
-		if err != nil {
-			t.Fatal(err)
-		}
-		port := l.Addr().(*net.TCPAddr).Port
-		u, err := net.ListenPacket("udp", fmt.Sprintf("127.0.0.1:%d", port))
-		l.Close()
-		if err != nil {
-			continue
-		}
-		u.Close()
-		handed.Lock()
-		if handed.ports == nil {
-			handed.ports = map[int]bool{}
-		}
-		dup := handed.ports[port]
-		handed.ports[port] = true
-		handed.Unlock()
-		if !dup {
-			return port
+// Ports are drawn from below the kernel's ephemeral range
+// (net.ipv4.ip_local_port_range), which the kernel uses for every bind to
+// port 0: a port checked free there could be taken by any socket of any
+// process (a Core's client socket, Kamailio's workers) before the peer it
+// was meant for binds it. Below the range, only explicit binds compete.
+const portFloor = 20000
+
+// ephemeralLow returns the low end of the kernel's ephemeral port range.
+func ephemeralLow() int {
+	b, err := os.ReadFile("/proc/sys/net/ipv4/ip_local_port_range")
+	if err == nil {
+		var lo, hi int
+		if _, err := fmt.Sscan(string(b), &lo, &hi); err == nil && lo > portFloor+1000 {
+			return lo
 		}
 	}
-	t.Fatal("no free port")
+	return 32768
+}
+
+// FreePort returns a loopback port that is free for both UDP and TCP at
+// the time of the call, lies below the kernel's ephemeral range and was
+// not handed out before in this process.
+func FreePort(t testing.TB) int {
+	t.Helper()
+	return FreePorts(t, 1)
+}
+
+// FreePorts returns the first of n consecutive ports that FreePort could
+// each have returned, and marks all n handed out. SIPp's media port (-mp)
+// needs such a block: it binds four ports from it (audio and video, RTP
+// and RTCP) and exits if one is taken.
+func FreePorts(t testing.TB, n int) int {
+	t.Helper()
+	span := ephemeralLow() - portFloor - n
+	for i := 0; i < 200; i++ {
+		base := portFloor + rand.IntN(span)
+		if portsFree(base, n) {
+			return base
+		}
+	}
+	t.Fatalf("no block of %d free ports in %d-%d", n, portFloor, portFloor+span)
 	return 0
+}
+
+// portsFree reports whether base..base+n-1 are unhanded and bindable for
+// UDP and TCP on loopback, and if so marks them handed.
+func portsFree(base, n int) bool {
+	handed.Lock()
+	defer handed.Unlock()
+	for p := base; p < base+n; p++ {
+		if handed.ports[p] || !bindable(p) {
+			return false
+		}
+	}
+	if handed.ports == nil {
+		handed.ports = map[int]bool{}
+	}
+	for p := base; p < base+n; p++ {
+		handed.ports[p] = true
+	}
+	return true
+}
+
+// bindable reports whether port can be bound for TCP and UDP on any
+// address (so also on 127.0.0.x aliases) right now.
+func bindable(port int) bool {
+	l, err := net.Listen("tcp", fmt.Sprintf(":%d", port))
+	if err != nil {
+		return false
+	}
+	defer l.Close()
+	u, err := net.ListenPacket("udp", fmt.Sprintf(":%d", port))
+	if err != nil {
+		return false
+	}
+	u.Close()
+	return true
 }

@@ -81,7 +81,7 @@ func Start(t testing.TB, o Options, args ...string) *Proc {
 		port = testenv.FreePort(t)
 		args = append(args, "-p", strconv.Itoa(port))
 	}
-	std := []string{"-i", o.IP, "-cp", strconv.Itoa(testenv.FreePort(t)), "-mp", strconv.Itoa(testenv.FreePort(t)),
+	std := []string{"-i", o.IP, "-cp", strconv.Itoa(testenv.FreePort(t)), "-mp", strconv.Itoa(testenv.FreePorts(t, 4)),
 		"-nostdin", "-timeout", fmt.Sprintf("%ds", int(o.Timeout.Seconds())), "-buff_size", "1048576",
 		"-trace_stat", "-stf", p.stf, "-fd", "1", "-trace_counts",
 		"-trace_err", "-error_file", filepath.Join(o.Dir, "errors.log")}
