@@ -203,12 +203,27 @@ func (b *Balancer) acceptTCP(l *listener) {
 	}
 }
 
-// addConn registers a connection the balancer dialled.
-func (b *Balancer) addConn(tc *tcpConn) {
+// addConn registers a connection the balancer dialled and returns the
+// one to use: tc, or the one another goroutine dialled to the same
+// place meanwhile (a probe and a request, say), tc then being closed:
+// a connection left out of the table would never be closed, and its
+// reader would hold up Close. nil once the balancer is closing.
+func (b *Balancer) addConn(tc *tcpConn) *tcpConn {
 	b.connMu.Lock()
+	defer b.connMu.Unlock()
+	select {
+	case <-b.stop:
+		tc.c.Close()
+		return nil
+	default:
+	}
+	if old := b.conns[tc.key]; old != nil {
+		tc.c.Close()
+		return old
+	}
 	b.conns[tc.key] = tc
 	b.nTCPOut++
-	b.connMu.Unlock()
+	return tc
 }
 
 // dropConn closes a connection and gives back its counts (once).
@@ -383,7 +398,13 @@ func (b *Balancer) tcpConnTo(dst netip.AddrPort) (*tcpConn, error) {
 		return nil, fmt.Errorf("tcp dial %s: %w", dst, err)
 	}
 	tc = b.newTCPConn(c, dst, false)
-	b.addConn(tc)
+	switch got := b.addConn(tc); got {
+	case nil:
+		return nil, fmt.Errorf("tcp dial %s: %w", dst, net.ErrClosed)
+	case tc:
+	default:
+		return got, nil
+	}
 	b.wg.Add(1)
 	go b.readTCP(b.tcpOut, tc)
 	return tc, nil

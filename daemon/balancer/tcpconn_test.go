@@ -9,6 +9,7 @@ import (
 	"os"
 	"runtime"
 	"strings"
+	"sync"
 	"syscall"
 	"testing"
 	"time"
@@ -509,5 +510,56 @@ func TestSourceKey(t *testing.T) {
 	if sourceKey(netip.MustParseAddr("192.0.2.7")) == sourceKey(netip.MustParseAddr("192.0.2.8")) ||
 		sourceKey(netip.MustParseAddr("2001:db8:1:2::5")) == sourceKey(netip.MustParseAddr("2001:db8:1:3::5")) {
 		t.Error("different sources counted together")
+	}
+}
+
+// TestTCPDialRace: requests that find no connection to a Core at the
+// same time share the one that wins the race; the others' are closed,
+// so that none is left unclosed (its reader would hold up Close).
+func TestTCPDialRace(t *testing.T) {
+	tl, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { tl.Close() })
+	go func() { // accept and hold, as a Core does
+		for {
+			c, err := tl.Accept()
+			if err != nil {
+				return
+			}
+			t.Cleanup(func() { c.Close() })
+		}
+	}()
+	l := newTxLab(t, 0, func(o *Options) {
+		o.Listen = append(o.Listen, fmt.Sprintf("tcp:127.0.0.1:%d", testenv.FreePort(t)))
+	})
+	dst := tl.Addr().(*net.TCPAddr).AddrPort()
+	const n = 8
+	got := make([]*tcpConn, n)
+	var wg sync.WaitGroup
+	for i := range got {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			tc, err := l.b.tcpConnTo(dst)
+			if err != nil {
+				t.Error(err)
+			}
+			got[i] = tc
+		}()
+	}
+	wg.Wait()
+	for i, tc := range got {
+		if tc != got[0] {
+			t.Errorf("dial %d got its own connection", i)
+		}
+	}
+	closed := make(chan struct{})
+	go func() { l.b.Close(); close(closed) }()
+	select {
+	case <-closed:
+	case <-time.After(5 * time.Second):
+		t.Fatal("Close still waiting after 5 s")
 	}
 }
