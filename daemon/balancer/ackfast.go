@@ -53,7 +53,7 @@ func (b *Balancer) fastAck(in inbound) bool {
 	defer bufPool.Put(bp)
 	bp.Reset()
 	bp.Grow(len(in.data) + 96)
-	buf := appendForward(&r, bp.AvailableBuffer(), b.udpOut, branch)
+	buf := appendForward(&r, bp.AvailableBuffer(), b.udpOut, branch, "")
 	b.stats.Forwarded.Add(1)
 	if err := b.send("udp", dst, buf, nil); err != nil {
 		b.log.Debug("forward ack", "dst", dst, "err", err)

@@ -35,7 +35,7 @@ func inDialogMethod(m []byte) (sip.RequestMethod, bool) {
 // does not know, no Max-Forwards or none left, a next hop that is not a
 // plain UDP address, or anything scanRequest declines).
 func (b *Balancer) fastInDialog(in inbound) bool {
-	if in.conn != nil || b.udpOut == nil || bytes.HasPrefix(in.data, []byte("ACK ")) {
+	if in.conn != nil || b.udpOut == nil || bytes.HasPrefix(in.data, []byte("ACK ")) || bytes.HasPrefix(in.data, []byte("INVITE ")) {
 		return false
 	}
 	r, ok := b.scanRequest(in)
@@ -71,7 +71,7 @@ func (b *Balancer) fastInDialog(in inbound) bool {
 		b.dialogs.touch(st.callID)
 	}
 	branch := b.newBranch()
-	data := appendForward(&r, make([]byte, 0, len(in.data)+len(b.udpOut.host)+len(branch)+40), b.udpOut, branch)
+	data := appendForward(&r, make([]byte, 0, len(in.data)+len(b.udpOut.host)+len(branch)+40), b.udpOut, branch, "")
 	b.launch(st, &clientTx{branch: branch, st: st, transport: "udp", dst: dst, data: data, interval: t1})
 	return true
 }

@@ -263,7 +263,7 @@ func (b *Balancer) handle(in inbound) {
 	}
 	parser := b.parser
 	if rawRequestStart(in.data) {
-		if b.fastAck(in) || b.fastInDialog(in) {
+		if b.fastAck(in) || b.fastInvite(in) || b.fastInDialog(in) {
 			return
 		}
 	} else {
@@ -435,7 +435,13 @@ func (b *Balancer) onRequest(in inbound, req *sip.Request) {
 		b.finish(st, 200, "OK", "Allow: INVITE, ACK, CANCEL, BYE, OPTIONS\r\n")
 		return
 	}
-	// A new call or out-of-dialog request: choose a Core.
+	b.routeNew(st, nil)
+}
+
+// routeNew sends a new call or out-of-dialog request to a Core it
+// chooses, r being the request as scanned by the raw path (nil on the
+// full path); st.mu held.
+func (b *Balancer) routeNew(st *serverTx, r *rawRequest) {
 	c := b.pool.pick(st.callID, nil)
 	if c == nil {
 		b.stats.NoCore.Add(1)
@@ -443,16 +449,16 @@ func (b *Balancer) onRequest(in inbound, req *sip.Request) {
 		return
 	}
 	st.toCore = true
-	switch req.Method {
+	switch st.method {
 	case sip.INVITE, sip.SUBSCRIBE, sip.REFER, sip.NOTIFY:
 		st.recordRoute = true
 	}
-	if req.Method == sip.INVITE {
+	if st.method == sip.INVITE {
 		st.invite = true
 		b.stats.Calls.Add(1)
 		b.dialogs.create(st.callID, c)
 	}
-	b.attempt(st, c, c.transport, c.addr)
+	b.attemptScanned(st, c, c.transport, c.addr, r)
 }
 
 // responder returns what our own responses need; st.mu held. A
@@ -481,6 +487,12 @@ func (st *serverTx) responder() responder {
 // attempt forwards st's request to one destination (a Core when c is not
 // nil); st.mu held.
 func (b *Balancer) attempt(st *serverTx, c *Core, tp string, dst netip.AddrPort) {
+	b.attemptScanned(st, c, tp, dst, nil)
+}
+
+// attemptScanned is attempt with the request as the raw path scanned it
+// (r), when it has.
+func (b *Balancer) attemptScanned(st *serverTx, c *Core, tp string, dst netip.AddrPort, r *rawRequest) {
 	if c != nil {
 		if st.tried == nil {
 			st.tried = st.tried1[:0]
@@ -492,6 +504,28 @@ func (b *Balancer) attempt(st *serverTx, c *Core, tp string, dst netip.AddrPort)
 	if out == nil {
 		b.finish(st, 503, "Service Unavailable", "")
 		return
+	}
+	if st.req == nil && st.raw != nil {
+		// Kept raw (invitefast.go, indialog.go): forwarded from its bytes
+		// when it leaves by the listener it came in on over UDP, the
+		// common case; parsed now for anything else (a TCP Core).
+		if tp == "udp" && out == st.lis {
+			if r == nil {
+				rs, ok := b.scanRequest(inbound{data: st.raw, src: st.dst, lis: st.lis})
+				r = &rs
+				if !ok {
+					r = nil
+				}
+			}
+			if r != nil {
+				b.attemptRaw(st, c, r, dst)
+				return
+			}
+		}
+		if !b.parseRaw(st) {
+			b.finish(st, 500, "Server Internal Error", "")
+			return
+		}
 	}
 	req := st.req
 	branch := b.newBranch()
@@ -524,15 +558,56 @@ func (b *Balancer) attempt(st *serverTx, c *Core, tp string, dst netip.AddrPort)
 		b.moveViaFirst(req)
 	}
 	ct := &clientTx{branch: branch, st: st, core: c, transport: tp, dst: dst, data: render(req), interval: t1}
-	if st.method == sip.INVITE { // for our ACK and CANCEL only
-		first := st.ruri == ""
-		var ruri, fwd string
-		ruri, ct.viaLine, fwd = ackPieces(ct.data, first)
-		if first {
-			st.ruri, st.fwdHdr, st.cseq = ruri, fwd, req.CSeq().SeqNo
-		}
-	}
+	st.keepAckPieces(ct, req.CSeq().SeqNo)
 	b.launch(st, ct)
+}
+
+// attemptRaw is attempt for a request kept raw, forwarded from its bytes
+// (r) on the listener it came in on; st.mu held.
+func (b *Balancer) attemptRaw(st *serverTx, c *Core, r *rawRequest, dst netip.AddrPort) {
+	out := st.lis
+	branch := b.newBranch()
+	rr := ""
+	if st.recordRoute {
+		rr = out.rrLine
+	}
+	data := appendForward(r, make([]byte, 0, len(r.p)+len(out.host)+len(branch)+len(rr)+40), out, branch, rr)
+	ct := &clientTx{branch: branch, st: st, core: c, transport: "udp", dst: dst, data: data, interval: t1}
+	st.keepAckPieces(ct, r.cseq)
+	b.launch(st, ct)
+}
+
+// keepAckPieces keeps what our ACK and CANCEL on an INVITE's attempt ct
+// need, cut from the request as forwarded; st.mu held.
+func (st *serverTx) keepAckPieces(ct *clientTx, cseq uint32) {
+	if st.method != sip.INVITE {
+		return
+	}
+	first := st.ruri == ""
+	var ruri, fwd string
+	ruri, ct.viaLine, fwd = ackPieces(ct.data, first)
+	if first {
+		st.ruri, st.fwdHdr, st.cseq = ruri, fwd, cseq
+	}
+}
+
+// parseRaw turns a request kept raw into the parsed one the full path
+// forwards, as onRequest would have left it (Max-Forwards decremented,
+// our Route entries gone); st.mu held. The raw path took only requests
+// that need no received or rport and have Max-Forwards above 0.
+func (b *Balancer) parseRaw(st *serverTx) bool {
+	m, err := b.parser.ParseSIP(st.raw)
+	req, ok := m.(*sip.Request)
+	if err != nil || !ok {
+		b.log.Error("request kept raw does not parse", "call_id", st.callID, "err", err)
+		return false
+	}
+	if mf := req.MaxForwards(); mf != nil {
+		mf.Dec()
+	}
+	b.stripOwnRoutes(req)
+	st.req, st.raw = req, nil
+	return true
 }
 
 // launch makes ct st's current attempt, sends its request and starts its

@@ -21,6 +21,7 @@ type rawRequest struct {
 	viaPort uint16 // top Via's port (0: none)
 	callID  []byte
 	toTag   bool
+	cseq    uint32
 	mf      int // Max-Forwards (-1: none)
 	mfFrom  int // its value's byte range in p
 	mfTo    int
@@ -108,10 +109,11 @@ func (b *Balancer) scanRequest(in inbound) (r rawRequest, ok bool) {
 			if sp <= 0 || !bytes.Equal(bytes.TrimSpace(val[sp+1:]), r.method) {
 				return r, false
 			}
-			if _, err := strconv.ParseUint(string(val[:sp]), 10, 32); err != nil {
+			n, err := strconv.ParseUint(string(val[:sp]), 10, 32)
+			if err != nil {
 				return r, false
 			}
-			haveCSeq = true
+			r.cseq, haveCSeq = uint32(n), true
 		case hdrIs(name, "From", 'f'):
 			from = true
 		case hdrIs(name, "To", 't'):
@@ -237,9 +239,10 @@ func (b *Balancer) rawNextHop(r *rawRequest) (netip.AddrPort, hop) {
 }
 
 // appendForward appends r as forwarded to buf: the start line, our Via
-// on out with branch, then the rest of the message without our Route
-// lines and with Max-Forwards decremented.
-func appendForward[S string | []byte](r *rawRequest, buf []byte, out *listener, branch S) []byte {
+// on out with branch, the lines in extra (our Record-Route), then the
+// rest of the message without our Route lines and with Max-Forwards
+// decremented.
+func appendForward[S string | []byte](r *rawRequest, buf []byte, out *listener, branch S, extra string) []byte {
 	p := r.p
 	buf = append(buf, p[:r.eol+1]...)
 	buf = append(buf, "Via: SIP/2.0/"...)
@@ -249,6 +252,7 @@ func appendForward[S string | []byte](r *rawRequest, buf []byte, out *listener, 
 	buf = append(buf, ";branch="...)
 	buf = append(buf, branch...)
 	buf = append(buf, "\r\n"...)
+	buf = append(buf, extra...)
 	pos := r.eol + 1
 	for _, d := range r.drop[:r.ndrop] {
 		buf = r.appendRange(buf, pos, d.from)

@@ -25,6 +25,7 @@ type listener struct {
 	tcp       *net.TCPListener
 	rrURI     sip.Uri                // our Record-Route URI on this listener (;lr)
 	rr        *sip.RecordRouteHeader // that URI as a header, shared by every request (never changed)
+	rrLine    string                 // that header as a line, CRLF included, for the raw INVITE path
 	viaTp     string                 // "UDP" | "TCP"
 }
 
@@ -46,6 +47,9 @@ func newListener(la listenAddr) *listener {
 	}
 	l.rrURI.UriParams.Add("lr", "")
 	l.rr = &sip.RecordRouteHeader{Address: l.rrURI}
+	var buf bytes.Buffer
+	headerLine(&buf, l.rr)
+	l.rrLine = buf.String()
 	return l
 }
 
