@@ -116,10 +116,12 @@ func TestFastAckDeclines(t *testing.T) {
 		edit func(string) string
 	}{
 		{"not an ACK", func(m string) string { return strings.Replace(m, "ACK sip:", "BYE sip:", 1) }},
-		{"rport asked", func(m string) string {
-			return strings.Replace(m, "branch=z9hG4bK-ack-1", "branch=z9hG4bK-ack-1;rport", 1)
+		{"rport with a value", func(m string) string {
+			return strings.Replace(m, "branch=z9hG4bK-ack-1", "branch=z9hG4bK-ack-1;rport=5071", 1)
 		}},
-		{"sent-by not the source", func(m string) string { return strings.Replace(m, "UDP 127.0.0.1:5071", "UDP 10.0.0.9:5071", 1) }},
+		{"received already, sent-by not the source", func(m string) string {
+			return strings.Replace(m, "UDP 127.0.0.1:5071;branch=z9hG4bK-ack-1", "UDP 10.0.0.9:5071;branch=z9hG4bK-ack-1;received=10.0.0.1", 1)
+		}},
 		{"RFC 2543 branch", func(m string) string { return strings.Replace(m, "z9hG4bK-ack-1", "old-1", 1) }},
 		{"folded header", func(m string) string { return strings.Replace(m, "Call-ID: ack-1@x", "Call-ID:\r\n ack-1@x", 1) }},
 		{"host name R-URI, no Route", func(m string) string {

@@ -116,6 +116,13 @@ func hasParam(v []byte, name string) bool {
 // findParam finds ;name or ;name=value in a header value, outside quotes
 // and <>; value is nil for a parameter without one.
 func findParam(v []byte, name string) (value []byte, found bool) {
+	value, _, found = findParamAt(v, name)
+	return value, found
+}
+
+// findParamAt is findParam that also tells where the parameter's name
+// ends in v.
+func findParamAt(v []byte, name string) (value []byte, end int, found bool) {
 	depth, quoted := 0, false
 	for i := 0; i < len(v); i++ {
 		switch c := v[i]; {
@@ -131,19 +138,20 @@ func findParam(v []byte, name string) (value []byte, found bool) {
 			if len(rest) < len(name) || !bytes.EqualFold(rest[:len(name)], []byte(name)) {
 				continue
 			}
+			end := len(v) - len(rest) + len(name)
 			switch {
 			case len(rest) == len(name) || rest[len(name)] == ' ' || rest[len(name)] == ';':
-				return nil, true
+				return nil, end, true
 			case rest[len(name)] == '=':
 				val := rest[len(name)+1:]
 				if e := bytes.IndexAny(val, "; \t,"); e >= 0 {
 					val = val[:e]
 				}
-				return val, true
+				return val, end, true
 			}
 		}
 	}
-	return nil, false
+	return nil, 0, false
 }
 
 // viaSentBy reads the first sent-by of a Via value: its host (an IPv6

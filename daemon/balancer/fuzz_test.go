@@ -18,6 +18,8 @@ var intakeSeeds = []string{
 	"BYE sip:a@127.0.0.2 SIP/2.0\r\nVia: SIP/2.0/UDP 127.0.0.2;branch=z9hG4bK3\r\nMax-Forwards: 70\r\nFrom: <sip:b@x>;tag=2\r\nTo: <sip:a@y>;tag=1\r\nCall-ID: fuzz-3\r\nCSeq: 2 BYE\r\nContent-Length: 0\r\n\r\n",
 	// Taken by the raw INVITE path (invitefast.go): no rport, no To tag, no Route.
 	"INVITE sip:100@127.0.0.1 SIP/2.0\r\nVia: SIP/2.0/UDP 127.0.0.2:5060;branch=z9hG4bK4\r\nMax-Forwards: 70\r\nFrom: <sip:a@127.0.0.2>;tag=1\r\nTo: <sip:100@127.0.0.1>\r\nCall-ID: fuzz-4\r\nCSeq: 1 INVITE\r\nContact: <sip:a@127.0.0.2>\r\nContent-Length: 0\r\n\r\n",
+	// Behind NAT: the raw paths fill received and rport.
+	"INVITE sip:100@127.0.0.1 SIP/2.0\r\nVia: SIP/2.0/UDP 192.0.2.10:5070;rport;branch=z9hG4bK5\r\nMax-Forwards: 70\r\nFrom: <sip:a@192.0.2.10>;tag=1\r\nTo: <sip:100@127.0.0.1>\r\nCall-ID: fuzz-5\r\nCSeq: 1 INVITE\r\nContent-Length: 0\r\n\r\n",
 	"ACK sip:a@127.0.0.2 SIP/2.0\r\nVia: SIP/2.0/UDP 127.0.0.2;branch=z9hG4bK1\r\nFrom: <sip:a@x>;tag=1\r\nTo: <sip:b@y>;tag=9\r\nCall-ID: fuzz-1\r\nCSeq: 1 ACK\r\nContent-Length: 0\r\n\r\n",
 	"CANCEL sip:100@127.0.0.1 SIP/2.0\r\nVia: SIP/2.0/UDP 127.0.0.2:5060;branch=z9hG4bK1\r\nFrom: <sip:a@x>;tag=1\r\nTo: <sip:b@y>\r\nCall-ID: fuzz-1\r\nCSeq: 1 CANCEL\r\n\r\n",
 	"OPTIONS sip:127.0.0.1 SIP/2.0\r\nVia: SIP/2.0/TCP 127.0.0.2\r\nFrom: <sip:a@x>;tag=1\r\nTo: <sip:b@y>\r\nCall-ID: o\r\nCSeq: 1 OPTIONS\r\nMax-Forwards: 0\r\nContent-Length: 0\r\n\r\n",

@@ -2,7 +2,6 @@ package balancer
 
 import (
 	"bytes"
-	"net/netip"
 
 	"github.com/emiago/sipgo/sip"
 )
@@ -56,12 +55,8 @@ func (b *Balancer) fastInDialog(in inbound) bool {
 	if h != hopOK {
 		return false // the full path answers 404
 	}
-	port := r.viaPort
-	if port == 0 {
-		port = 5060
-	}
 	st := &serverTx{b: b, key: string(key), method: method, callID: string(r.callID), lis: in.lis,
-		dst: netip.AddrPortFrom(in.src.Addr(), port), raw: in.data}
+		dst: r.replyAddr(), raw: in.data}
 	st.mu.Lock()
 	defer st.mu.Unlock()
 	b.stx.put(st.key, st)

@@ -200,7 +200,10 @@ func TestFastInDialogDeclines(t *testing.T) {
 		}},
 		{"unknown method", func(m string) string { return strings.NewReplacer("BYE sip:", "FOO sip:", "2 BYE", "2 FOO").Replace(m) }},
 		{"CSeq method mismatch", func(m string) string { return strings.Replace(m, "2 BYE", "2 INFO", 1) }},
-		{"rport asked", func(m string) string { return strings.Replace(m, "branch=z9hG4bK-x", "branch=z9hG4bK-x;rport", 1) }},
+		{"rport with a value", func(m string) string { return strings.Replace(m, "branch=z9hG4bK-x", "branch=z9hG4bK-x;rport=9", 1) }},
+		{"received already, sent-by not the source", func(m string) string {
+			return strings.Replace(strings.Replace(m, "branch=z9hG4bK-x", "branch=z9hG4bK-x;received=192.0.2.2", 1), "UDP 127.0.0.1:", "UDP 192.0.2.1:", 1)
+		}},
 		{"Max-Forwards 0", func(m string) string { return strings.Replace(m, "Max-Forwards: 70", "Max-Forwards: 0", 1) }},
 		{"no Max-Forwards", func(m string) string { return strings.Replace(m, "Max-Forwards: 70\r\n", "", 1) }},
 		{"no From", func(m string) string {

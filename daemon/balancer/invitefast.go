@@ -2,7 +2,6 @@ package balancer
 
 import (
 	"bytes"
-	"net/netip"
 	"strconv"
 
 	"github.com/emiago/sipgo/sip"
@@ -37,16 +36,12 @@ func (b *Balancer) fastInvite(in inbound) bool {
 		b.absorb(st)
 		return true
 	}
-	resp, ok := rawResponder(in.data)
+	resp, ok := rawResponder(&r)
 	if !ok {
 		return false
 	}
-	port := r.viaPort
-	if port == 0 {
-		port = 5060
-	}
 	st := &serverTx{b: b, key: string(key), method: sip.INVITE, callID: string(r.callID), lis: in.lis,
-		dst: netip.AddrPortFrom(in.src.Addr(), port), raw: in.data,
+		dst: r.replyAddr(), raw: in.data,
 		hdr: resp.hdr, toLine: resp.toLine, toTag: resp.toTag}
 	st.mu.Lock()
 	defer st.mu.Unlock()
@@ -75,16 +70,17 @@ func plainSIPURI(u []byte) bool {
 	return c == '[' || c >= '0' && c <= '9' || c >= 'a' && c <= 'z' || c >= 'A' && c <= 'Z'
 }
 
-// rawResponder is newResponder from the request's bytes: its Via lines,
-// From, Call-ID and CSeq as received, and its To line, for responses of
-// our own. The request was scanned (scanRequest): each is there, on one
-// line. False past eight Via lines.
-func rawResponder(p []byte) (responder, bool) {
-	eol := bytes.IndexByte(p, '\n')
-	var vias [8][]byte
+// rawResponder is newResponder from the request's bytes: its Via lines
+// (the top one with received and rport filled), From, Call-ID and CSeq
+// as received, and its To line, for responses of our own. The request
+// was scanned (scanRequest): each is there, on one line. False past
+// eight Via lines.
+func rawResponder(r *rawRequest) (responder, bool) {
+	p := r.p
+	var vias [8]lineCut
 	nvia := 0
-	var from, callID, cseq, to []byte
-	for i := eol + 1; ; {
+	var from, callID, cseq, to lineCut
+	for i := r.eol + 1; ; {
 		h, last, ok := nextHeader(p, i)
 		if !ok || last {
 			break
@@ -93,36 +89,37 @@ func rawResponder(p []byte) (responder, bool) {
 		if h.colon <= 0 {
 			continue
 		}
+		line := lineCut{h.start, h.start + len(h.line)} // without its CRLF
 		switch name := h.name; {
 		case hdrIs(name, "Via", 'v'):
 			if nvia == len(vias) {
 				return responder{}, false
 			}
-			vias[nvia] = h.line
+			vias[nvia] = line
 			nvia++
-		case from == nil && hdrIs(name, "From", 'f'):
-			from = h.line
-		case callID == nil && hdrIs(name, "Call-ID", 'i'):
-			callID = h.line
-		case cseq == nil && hdrIs(name, "CSeq", 0):
-			cseq = h.line
-		case to == nil && hdrIs(name, "To", 't'):
-			to = h.line
+		case from.to == 0 && hdrIs(name, "From", 'f'):
+			from = line
+		case callID.to == 0 && hdrIs(name, "Call-ID", 'i'):
+			callID = line
+		case cseq.to == 0 && hdrIs(name, "CSeq", 0):
+			cseq = line
+		case to.to == 0 && hdrIs(name, "To", 't'):
+			to = line
 		}
 	}
 	var arr [1024]byte
 	buf := arr[:0]
-	for _, v := range vias[:nvia] {
-		buf = append(append(buf, v...), "\r\n"...)
+	for _, l := range vias[:nvia] {
+		buf = append(r.appendRange(buf, l.from, l.to), "\r\n"...)
 	}
-	for _, l := range [...][]byte{from, callID, cseq} {
-		buf = append(append(buf, l...), "\r\n"...)
+	for _, l := range [...]lineCut{from, callID, cseq} {
+		buf = append(r.appendRange(buf, l.from, l.to), "\r\n"...)
 	}
 	n := len(buf)
-	buf = append(buf, to...)
+	buf = r.appendRange(buf, to.from, to.to)
 	all := string(buf)
-	r := responder{hdr: all[:n], toLine: all[n:]}
+	res := responder{hdr: all[:n], toLine: all[n:]}
 	var tag [16]byte
-	r.toTag = string(strconv.AppendUint(append(tag[:0], "sb"...), mix64(fnv1a(fnv1a(fnvOffset64, r.toLine), r.hdr)), 36))
-	return r, true
+	res.toTag = string(strconv.AppendUint(append(tag[:0], "sb"...), mix64(fnv1a(fnv1a(fnvOffset64, res.toLine), res.hdr)), 36))
+	return res, true
 }

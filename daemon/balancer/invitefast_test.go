@@ -262,7 +262,10 @@ func TestFastInviteDeclines(t *testing.T) {
 		name string
 		edit func(string) string
 	}{
-		{"rport asked", func(m string) string { return strings.Replace(m, "branch=z9hG4bK-x", "branch=z9hG4bK-x;rport", 1) }},
+		{"rport with a value", func(m string) string { return strings.Replace(m, "branch=z9hG4bK-x", "branch=z9hG4bK-x;rport=9", 1) }},
+		{"received already, sent-by not the source", func(m string) string {
+			return strings.Replace(strings.Replace(m, "branch=z9hG4bK-x", "branch=z9hG4bK-x;received=192.0.2.2", 1), "UDP 127.0.0.1:", "UDP 192.0.2.1:", 1)
+		}},
 		{"To tag (re-INVITE)", func(m string) string { return strings.Replace(m, ">\r\nCall-ID", ">;tag=9\r\nCall-ID", 1) }},
 		{"pre-routed", func(m string) string {
 			return strings.Replace(m, "Max-Forwards", "Route: <sip:192.0.2.7;lr>\r\nMax-Forwards", 1)
@@ -301,4 +304,84 @@ func recvInvite(l *txLab) *sip.Request {
 	l.t.Helper()
 	m, _ := l.recv(l.cores[0], 2*time.Second, "INVITE at the Core", isRequest(sip.INVITE))
 	return m.(*sip.Request)
+}
+
+// TestFastPathsFillVia: a caller behind NAT (sent-by not the source
+// address, rport asked: RFC 3581) is served by the raw paths as by the
+// full one. The forwarded request carries the caller's Via with received
+// and rport filled, as the full path fills them; the balancer's own 100
+// Trying carries it too and goes to the source port, not to sent-by's;
+// the Core's answer gets back to the caller.
+func TestFastPathsFillVia(t *testing.T) {
+	nat := func(m string) string {
+		m = strings.Replace(m, ";rport", "", 1)
+		m = strings.Replace(m, "branch=z9hG4bK-", "rport;branch=z9hG4bK-", 1)
+		m = strings.Replace(m, "SIP/2.0/UDP 127.0.0.1:", "SIP/2.0/UDP 192.0.2.10:", 1)
+		return m
+	}
+	for _, tc := range []struct {
+		name string
+		edit func(string) string // of invite(id), which asks for rport
+	}{
+		{"NAT: rport and received", nat},
+		{"rport only", func(m string) string { return m }},
+		{"received only", func(m string) string {
+			return strings.Replace(strings.Replace(m, ";rport", "", 1), "SIP/2.0/UDP 127.0.0.1:", "SIP/2.0/UDP 192.0.2.10:", 1)
+		}},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			l := newTxLab(t, 1, nil)
+			msg := func(id string) string { return tc.edit(l.invite(id)) }
+			if !l.b.fastInvite(l.in(msg("fast"))) {
+				t.Fatal("the raw path declined")
+			}
+			fast := recvInvite(l)
+			m, _ := l.recv(l.caller, 2*time.Second, "100 Trying at the source port", isResponse(100))
+			trying := m.(*sip.Response)
+			full, err := l.b.parser.ParseSIP([]byte(msg("full")))
+			if err != nil {
+				t.Fatal(err)
+			}
+			l.b.onRequest(l.in(msg("full")), full.(*sip.Request))
+			fullFwd := recvInvite(l)
+			l.recv(l.caller, 2*time.Second, "the full path's 100 Trying", isResponse(100))
+
+			fv, uv := fast.GetHeaders("Via")[1].Value(), fullFwd.GetHeaders("Via")[1].Value()
+			if strings.Replace(fv, "fast", "full", 1) != uv {
+				t.Errorf("caller's Via forwarded: raw %q, full %q", fv, uv)
+			}
+			if tv := trying.Via().Value(); strings.Replace(tv, "fast", "full", 1) != uv {
+				t.Errorf("100 Trying's Via %q, want %q", tv, strings.Replace(uv, "full", "fast", 1))
+			}
+			l.send(l.cores[0], reply(fast, 200, "OK", "core1", l.cores[0]))
+			if m, _ := l.recv(l.caller, 2*time.Second, "the 200", isFinal); m.(*sip.Response).StatusCode != 200 {
+				t.Errorf("caller got %d", m.(*sip.Response).StatusCode)
+			}
+		})
+	}
+	t.Run("BYE behind NAT", func(t *testing.T) {
+		l := newTxLab(t, 1, nil)
+		natBye := func(m string) string {
+			m = strings.Replace(m, "branch=z9hG4bK-", "rport;branch=z9hG4bK-", 1)
+			return strings.Replace(m, "SIP/2.0/UDP 127.0.0.1:", "SIP/2.0/UDP 192.0.2.10:", 1)
+		}
+		if !l.b.fastInDialog(l.in(l.bye("fast", natBye))) {
+			t.Fatal("the raw path declined")
+		}
+		fast := recvBye(l)
+		m, err := l.b.parser.ParseSIP([]byte(l.bye("full", natBye)))
+		if err != nil {
+			t.Fatal(err)
+		}
+		l.b.onRequest(l.in(l.bye("full", natBye)), m.(*sip.Request))
+		full := recvBye(l)
+		fv, uv := fast.GetHeaders("Via")[1].Value(), full.GetHeaders("Via")[1].Value()
+		if strings.Replace(fv, "fast", "full", 1) != uv || !strings.Contains(uv, "received=127.0.0.1") {
+			t.Errorf("caller's Via forwarded: raw %q, full %q", fv, uv)
+		}
+		l.answer(fast, 200, "OK")
+		if m, _ := l.recv(l.caller, 2*time.Second, "the 200 at the source port", isFinal); m.(*sip.Response).StatusCode != 200 {
+			t.Errorf("caller got %d", m.(*sip.Response).StatusCode)
+		}
+	})
 }

@@ -469,9 +469,11 @@ func (st *serverTx) responder() responder {
 	if st.hdr == "" && st.req == nil && st.raw != nil {
 		// Forwarded by the raw path (fastInDialog): parsed now, once, for
 		// the rare answer of our own (Timer F). raw is the request as
-		// received, and needed no received or rport.
+		// received; st.dst has the source address, and its port when
+		// rport was asked for.
 		if m, err := st.b.parser.ParseSIP(st.raw); err == nil {
-			if req, ok := m.(*sip.Request); ok {
+			if req, ok := m.(*sip.Request); ok && req.Via() != nil {
+				fillReceived(req.Via(), st.dst)
 				r := newResponder(req)
 				st.hdr, st.toLine, st.toTag = r.hdr, r.toLine, r.toTag
 			}
@@ -592,9 +594,9 @@ func (st *serverTx) keepAckPieces(ct *clientTx, cseq uint32) {
 }
 
 // parseRaw turns a request kept raw into the parsed one the full path
-// forwards, as onRequest would have left it (Max-Forwards decremented,
-// our Route entries gone); st.mu held. The raw path took only requests
-// that need no received or rport and have Max-Forwards above 0.
+// forwards, as onRequest would have left it (received and rport filled
+// from st.dst, Max-Forwards decremented, our Route entries gone); st.mu
+// held. The raw path took only requests with Max-Forwards above 0.
 func (b *Balancer) parseRaw(st *serverTx) bool {
 	m, err := b.parser.ParseSIP(st.raw)
 	req, ok := m.(*sip.Request)
@@ -602,6 +604,10 @@ func (b *Balancer) parseRaw(st *serverTx) bool {
 		b.log.Error("request kept raw does not parse", "call_id", st.callID, "err", err)
 		return false
 	}
+	if req.Via() == nil {
+		return false
+	}
+	fillReceived(req.Via(), st.dst)
 	if mf := req.MaxForwards(); mf != nil {
 		mf.Dec()
 	}

@@ -28,6 +28,29 @@ type rawRequest struct {
 	drop    [4]lineCut // our own Route lines
 	ndrop   int
 	next    []byte // first Route entry not ours (nil: none)
+
+	// What the full path's fillReceived adds to the top Via (RFC 3261
+	// 18.2.1, RFC 3581 4), as insertions into p: the source port after a
+	// valueless rport, and received when sent-by is not the source
+	// address. -1: none.
+	rportAt, recvAt int
+	src             netip.AddrPort
+}
+
+// rport reports whether the top Via asked for rport: responses then go
+// to the source address and port.
+func (r *rawRequest) rport() bool { return r.rportAt >= 0 }
+
+// replyAddr is where responses to r go (replyAddr of the full path).
+func (r *rawRequest) replyAddr() netip.AddrPort {
+	if r.rport() {
+		return r.src
+	}
+	port := r.viaPort
+	if port == 0 {
+		port = 5060
+	}
+	return netip.AddrPortFrom(r.src.Addr(), port)
 }
 
 // lineCut is a header line's byte range, CRLF included.
@@ -36,8 +59,7 @@ type lineCut struct{ from, to int }
 // scanRequest reads in's request for a fast path. It declines (false)
 // anything unusual, which the full path then handles: folded lines, a
 // top Via with a quoted string or an IPv6 reference, no RFC 3261 branch,
-// a Via that needs received or rport added (RFC 3261 18.2.1, RFC 3581),
-// a missing From, To, Call-ID or CSeq, a CSeq method that is not the
+// a top Via with a received already or an rport with a value, a missing From, To, Call-ID or CSeq, a CSeq method that is not the
 // start line's, a Route line mixing our entries and others', more than
 // four of our Route lines, a Content-Length that does not match the
 // body, and what intake would refuse (more than MaxHeaders fields, a
@@ -45,6 +67,7 @@ type lineCut struct{ from, to int }
 func (b *Balancer) scanRequest(in inbound) (r rawRequest, ok bool) {
 	p := in.data
 	r.p, r.mf, r.mfFrom, r.mfTo = p, -1, -1, -1
+	r.rportAt, r.recvAt, r.src = -1, -1, in.src
 	eol := bytes.IndexByte(p, '\n')
 	if eol < 0 {
 		return r, false
@@ -96,11 +119,23 @@ func (b *Balancer) scanRequest(in inbound) (r rawRequest, ok bool) {
 			if !bytes.HasPrefix(r.branch, []byte(sip.RFC3261BranchMagicCookie)) {
 				return r, false
 			}
+			first = bytes.TrimRight(first, " \t")
 			var rport bool
 			r.sentBy, r.viaPort, rport = viaSentBy(first)
+			at := cap(p) - cap(first) // first's offset in p
+			if rport {
+				v, end, _ := findParamAt(first, "rport")
+				if v != nil {
+					return r, false
+				}
+				r.rportAt = at + end
+			}
 			var ip [64]byte
-			if rport || !bytes.Equal(r.sentBy, in.src.Addr().AppendTo(ip[:0])) {
-				return r, false
+			if !bytes.Equal(r.sentBy, in.src.Addr().AppendTo(ip[:0])) {
+				if _, ok := findParam(first, "received"); ok {
+					return r, false
+				}
+				r.recvAt = at + len(first)
 			}
 		case hdrIs(name, "Call-ID", 'i'):
 			r.callID = val
@@ -261,14 +296,61 @@ func appendForward[S string | []byte](r *rawRequest, buf []byte, out *listener, 
 	return r.appendRange(buf, pos, len(p))
 }
 
-// appendRange appends p[from:to], with the Max-Forwards value replaced
-// by one less when it falls inside.
+// rawEdit is one change appendRange makes to the bytes: p[at:end]
+// replaced (end == at: an insertion).
+type rawEdit struct {
+	at, end int
+	kind    uint8
+}
+
+const (
+	editMaxForwards = iota // the value, one less
+	editRport              // "=port" after a valueless rport
+	editReceived           // ";received=IP" at the end of the top Via
+)
+
+// edits returns r's edits in the order they come in p.
+func (r *rawRequest) edits(dst *[3]rawEdit) []rawEdit {
+	e := dst[:0]
+	if r.mf > 0 && r.mfFrom >= 0 {
+		e = append(e, rawEdit{r.mfFrom, r.mfTo, editMaxForwards})
+	}
+	if r.rportAt >= 0 {
+		e = append(e, rawEdit{r.rportAt, r.rportAt, editRport})
+	}
+	if r.recvAt >= 0 {
+		e = append(e, rawEdit{r.recvAt, r.recvAt, editReceived})
+	}
+	for i := 1; i < len(e); i++ {
+		for j := i; j > 0 && e[j].at < e[j-1].at; j-- {
+			e[j], e[j-1] = e[j-1], e[j]
+		}
+	}
+	return e
+}
+
+// appendRange appends p[from:to] with the edits that fall inside it
+// made: Max-Forwards one less, and the top Via's rport and received
+// filled.
 func (r *rawRequest) appendRange(buf []byte, from, to int) []byte {
 	p := r.p
-	if r.mfFrom >= from && r.mfTo <= to && r.mf > 0 {
-		buf = append(buf, p[from:r.mfFrom]...)
-		buf = strconv.AppendInt(buf, int64(r.mf-1), 10)
-		return append(buf, p[r.mfTo:to]...)
+	var arr [3]rawEdit
+	for _, e := range r.edits(&arr) {
+		if e.at < from || e.end > to {
+			continue
+		}
+		buf = append(buf, p[from:e.at]...)
+		switch e.kind {
+		case editMaxForwards:
+			buf = strconv.AppendInt(buf, int64(r.mf-1), 10)
+		case editRport:
+			buf = append(buf, '=')
+			buf = strconv.AppendUint(buf, uint64(r.src.Port()), 10)
+		case editReceived:
+			buf = append(buf, ";received="...)
+			buf = r.src.Addr().AppendTo(buf)
+		}
+		from = e.end
 	}
 	return append(buf, p[from:to]...)
 }
