@@ -9,7 +9,7 @@ BIN      := bin/sipedge
 # honest on a 2-core machine.
 TESTFLAGS ?= -count=1 -timeout 40m -p 1
 
-.PHONY: all build run test test-short fuzz deps bench image qemu lab lab-down vet clean
+.PHONY: all build run test test-short fuzz deps bench pgo image qemu lab lab-down vet clean
 
 all: build
 
@@ -45,6 +45,13 @@ vet:
 
 bench: build
 	bash scripts/bench.sh
+
+# The compiler optimises the daemon for daemon/default.pgo (Go's
+# profile-guided optimisation, used by every build of ./daemon). This
+# refreshes it from the CPU profile of the latest `make bench`, taken at
+# the sustained rate; commit it with the change it was measured on.
+pgo:
+	cp "$$(ls results/bench-*/sipedge/cpu-*.pb.gz | tail -1)" daemon/default.pgo
 
 image: build
 	bash scripts/image.sh
