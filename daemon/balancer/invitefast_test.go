@@ -258,6 +258,7 @@ func readTCPRequest(t *testing.T, conn net.Conn, method sip.RequestMethod) *sip.
 // path.
 func TestFastInviteDeclines(t *testing.T) {
 	l := newTxLab(t, 1, nil)
+	caller := l.caller.LocalAddr().String()
 	tests := []struct {
 		name string
 		edit func(string) string
@@ -279,6 +280,20 @@ func TestFastInviteDeclines(t *testing.T) {
 		{"CSeq mismatch", func(m string) string { return strings.Replace(m, "1 INVITE", "1 BYE", 1) }},
 		{"bad Content-Length", func(m string) string { return strings.Replace(m, "Content-Length: 0", "Content-Length: 9", 1) }},
 		{"folded line", func(m string) string { return strings.Replace(m, "Contact:", "Contact:\r\n ", 1) }},
+		{"empty sent-by", func(m string) string { return strings.Replace(m, "UDP "+caller+";", "UDP ;", 1) }},
+		{"sent-by port out of range", func(m string) string { return strings.Replace(m, "UDP "+caller+";", "UDP 127.0.0.1:70000;", 1) }},
+		{"space before the Via parameters", func(m string) string { return strings.Replace(m, "UDP "+caller+";", "UDP "+caller+" ;", 1) }},
+		{"Branch capitalised", func(m string) string { return strings.Replace(m, ";branch=", ";Branch=", 1) }},
+		{"RPORT capitalised", func(m string) string { return strings.Replace(m, "z9hG4bK-x", "z9hG4bK-x;RPORT", 1) }},
+		{"rport = value", func(m string) string { return strings.Replace(m, "z9hG4bK-x", "z9hG4bK-x;rport = 5999", 1) }},
+		{"two To lines", func(m string) string {
+			return strings.Replace(m, "Call-ID:", "To: <sip:b@192.0.2.1>;tag=2\r\nCall-ID:", 1)
+		}},
+		{"two Call-IDs", func(m string) string { return strings.Replace(m, "CSeq:", "Call-ID: other\r\nCSeq:", 1) }},
+		{"Request-URI with a space", func(m string) string { return strings.Replace(m, "INVITE sip:svc@", "INVITE sip:s vc@", 1) }},
+		{"Vias on one line over MaxHeaders", func(m string) string {
+			return strings.Replace(m, "From:", "Via: "+strings.Repeat("SIP/2.0/UDP 192.0.2.1;branch=z9hG4bK-o, ", 130)+"SIP/2.0/UDP 192.0.2.1\r\nFrom:", 1)
+		}},
 		{"nine Vias", func(m string) string {
 			return strings.Replace(m, "From:", strings.Repeat("Via: SIP/2.0/UDP 192.0.2.1;branch=z9hG4bK-o\r\n", 8)+"From:", 1)
 		}},
@@ -310,32 +325,32 @@ func recvInvite(l *txLab) *sip.Request {
 // address, rport asked: RFC 3581) is served by the raw paths as by the
 // full one. The forwarded request carries the caller's Via with received
 // and rport filled, as the full path fills them; the balancer's own 100
-// Trying carries it too and goes to the source port, not to sent-by's;
-// the Core's answer gets back to the caller.
+// Trying carries it too and goes to the source port, not to sent-by's
+// (5999, where nothing listens); the Core's answer gets back to the
+// caller; a failover keeps the filled Via.
 func TestFastPathsFillVia(t *testing.T) {
-	nat := func(m string) string {
-		m = strings.Replace(m, ";rport", "", 1)
-		m = strings.Replace(m, "branch=z9hG4bK-", "rport;branch=z9hG4bK-", 1)
-		m = strings.Replace(m, "SIP/2.0/UDP 127.0.0.1:", "SIP/2.0/UDP 192.0.2.10:", 1)
-		return m
+	sentBy := func(l *txLab, m, hostport string) string {
+		return strings.Replace(m, "SIP/2.0/UDP "+l.caller.LocalAddr().String(), "SIP/2.0/UDP "+hostport, 1)
 	}
 	for _, tc := range []struct {
 		name string
-		edit func(string) string // of invite(id), which asks for rport
+		edit func(l *txLab, m string) string // of invite(id), which asks for rport
 	}{
-		{"NAT: rport and received", nat},
-		{"rport only", func(m string) string { return m }},
-		{"received only", func(m string) string {
-			return strings.Replace(strings.Replace(m, ";rport", "", 1), "SIP/2.0/UDP 127.0.0.1:", "SIP/2.0/UDP 192.0.2.10:", 1)
+		{"NAT: rport and received", func(l *txLab, m string) string { return sentBy(l, m, "192.0.2.10:5999") }},
+		{"rport only", func(l *txLab, m string) string { return sentBy(l, m, "127.0.0.1:5999") }},
+		{"received only", func(l *txLab, m string) string {
+			// No rport: responses go to the source address at sent-by's port.
+			port := l.caller.LocalAddr().(*net.UDPAddr).Port
+			return sentBy(l, strings.Replace(m, ";rport", "", 1), fmt.Sprintf("192.0.2.10:%d", port))
 		}},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
-			l := newTxLab(t, 1, nil)
-			msg := func(id string) string { return tc.edit(l.invite(id)) }
+			l := newTxLab(t, 2, func(o *Options) { o.Retry.AttemptTimeout = 300 * time.Millisecond })
+			msg := func(id string) string { return tc.edit(l, l.invite(id)) }
 			if !l.b.fastInvite(l.in(msg("fast"))) {
 				t.Fatal("the raw path declined")
 			}
-			fast := recvInvite(l)
+			i, fast := l.coreRecv(2*time.Second, "the INVITE", isRequest(sip.INVITE))
 			m, _ := l.recv(l.caller, 2*time.Second, "100 Trying at the source port", isResponse(100))
 			trying := m.(*sip.Response)
 			full, err := l.b.parser.ParseSIP([]byte(msg("full")))
@@ -343,7 +358,7 @@ func TestFastPathsFillVia(t *testing.T) {
 				t.Fatal(err)
 			}
 			l.b.onRequest(l.in(msg("full")), full.(*sip.Request))
-			fullFwd := recvInvite(l)
+			_, fullFwd := l.coreRecv(2*time.Second, "the full path's INVITE", isRequest(sip.INVITE))
 			l.recv(l.caller, 2*time.Second, "the full path's 100 Trying", isResponse(100))
 
 			fv, uv := fast.GetHeaders("Via")[1].Value(), fullFwd.GetHeaders("Via")[1].Value()
@@ -353,9 +368,27 @@ func TestFastPathsFillVia(t *testing.T) {
 			if tv := trying.Via().Value(); strings.Replace(tv, "fast", "full", 1) != uv {
 				t.Errorf("100 Trying's Via %q, want %q", tv, strings.Replace(uv, "full", "fast", 1))
 			}
-			l.send(l.cores[0], reply(fast, 200, "OK", "core1", l.cores[0]))
-			if m, _ := l.recv(l.caller, 2*time.Second, "the 200", isFinal); m.(*sip.Response).StatusCode != 200 {
-				t.Errorf("caller got %d", m.(*sip.Response).StatusCode)
+			// core i stays silent: the raw INVITE fails over to the other.
+			var again *sip.Request
+			for again == nil {
+				j, r := l.coreRecv(3*time.Second, "the INVITE, failed over", isRequest(sip.INVITE))
+				if j != i && r.CallID().Value() == "fast" {
+					again = r
+				}
+			}
+			if av := again.GetHeaders("Via")[1].Value(); av != fv {
+				t.Errorf("caller's Via after failover %q, first %q", av, fv)
+			}
+			core := l.cores[1-i]
+			l.send(core, reply(again, 200, "OK", "c", core))
+			for {
+				m, _ := l.recv(l.caller, 2*time.Second, "the 200 at the source port", isFinal)
+				if res := m.(*sip.Response); res.CallID().Value() == "fast" {
+					if res.StatusCode != 200 {
+						t.Errorf("caller got %d", res.StatusCode)
+					}
+					break
+				}
 			}
 		})
 	}
@@ -363,7 +396,7 @@ func TestFastPathsFillVia(t *testing.T) {
 		l := newTxLab(t, 1, nil)
 		natBye := func(m string) string {
 			m = strings.Replace(m, "branch=z9hG4bK-", "rport;branch=z9hG4bK-", 1)
-			return strings.Replace(m, "SIP/2.0/UDP 127.0.0.1:", "SIP/2.0/UDP 192.0.2.10:", 1)
+			return strings.Replace(m, "SIP/2.0/UDP "+l.caller.LocalAddr().String(), "SIP/2.0/UDP 192.0.2.10:5999", 1)
 		}
 		if !l.b.fastInDialog(l.in(l.bye("fast", natBye))) {
 			t.Fatal("the raw path declined")
@@ -384,4 +417,26 @@ func TestFastPathsFillVia(t *testing.T) {
 			t.Errorf("caller got %d", m.(*sip.Response).StatusCode)
 		}
 	})
+}
+
+// TestHandleTakesRawINVITE: an INVITE that comes in on the socket goes
+// the raw way (handle -> fastInvite): its bytes reach the Core as they
+// came, down to the spacing sipgo's render would have tidied.
+func TestHandleTakesRawINVITE(t *testing.T) {
+	l := newTxLab(t, 1, nil)
+	l.send(l.caller, strings.Replace(l.rawInvite("h"), "Contact:", "X-Spacing:   kept\r\nContact:", 1))
+	buf := make([]byte, 65536)
+	l.cores[0].SetReadDeadline(time.Now().Add(2 * time.Second))
+	for {
+		n, err := l.cores[0].Read(buf)
+		if err != nil {
+			t.Fatalf("no INVITE at the Core: %v", err)
+		}
+		if strings.HasPrefix(string(buf[:n]), "INVITE ") {
+			if !strings.Contains(string(buf[:n]), "\r\nX-Spacing:   kept\r\n") {
+				t.Errorf("the INVITE was re-rendered, not forwarded from its bytes:\n%s", buf[:n])
+			}
+			return
+		}
+	}
 }

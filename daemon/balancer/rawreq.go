@@ -59,8 +59,12 @@ type lineCut struct{ from, to int }
 // scanRequest reads in's request for a fast path. It declines (false)
 // anything unusual, which the full path then handles: folded lines, a
 // top Via with a quoted string or an IPv6 reference, no RFC 3261 branch,
-// a top Via with a received already or an rport with a value, a missing From, To, Call-ID or CSeq, a CSeq method that is not the
-// start line's, a Route line mixing our entries and others', more than
+// a top Via with a received already or an rport with a value, a
+// sent-by sipgo would not read (empty, a bad port, a space before the
+// parameters), branch, rport, received or tag not in lower case (sipgo's
+// parameter names are), a missing or repeated From, To, Call-ID or CSeq,
+// a CSeq method that is not the start line's, a Request-URI with a
+// space, a Route line mixing our entries and others', more than
 // four of our Route lines, a Content-Length that does not match the
 // body, and what intake would refuse (more than MaxHeaders fields, a
 // Request-URI over MaxURIBytes).
@@ -80,7 +84,7 @@ func (b *Balancer) scanRequest(in inbound) (r rawRequest, ok bool) {
 		return r, false
 	}
 	r.method, r.ruri = startLine[:sp1], startLine[sp1+1:sp]
-	if len(r.ruri) > b.opt.MaxURIBytes {
+	if len(r.ruri) > b.opt.MaxURIBytes || bytes.IndexAny(r.ruri, " \t") >= 0 {
 		return r, false
 	}
 	var haveVia, haveCSeq, from, to bool
@@ -99,7 +103,11 @@ func (b *Balancer) scanRequest(in inbound) (r rawRequest, ok bool) {
 		if h.folded() || k <= 0 {
 			return r, false
 		}
-		if headers++; headers > b.opt.MaxHeaders {
+		headers++
+		if hdrIs(name, "Via", 'v') || hdrIs(name, "Route", 0) || hdrIs(name, "Record-Route", 0) {
+			headers += bytes.Count(val, []byte{','}) // sipgo counts each value
+		}
+		if headers > b.opt.MaxHeaders {
 			return r, false
 		}
 		switch {
@@ -115,31 +123,41 @@ func (b *Balancer) scanRequest(in inbound) (r rawRequest, ok bool) {
 			if bytes.IndexAny(first, "\"[") >= 0 {
 				return r, false
 			}
-			r.branch = paramValue(first, "branch")
-			if !bytes.HasPrefix(r.branch, []byte(sip.RFC3261BranchMagicCookie)) {
+			var odd bool
+			r.branch, _, _, odd = exactParam(first, "branch")
+			if odd || !bytes.HasPrefix(r.branch, []byte(sip.RFC3261BranchMagicCookie)) {
 				return r, false
 			}
 			first = bytes.TrimRight(first, " \t")
-			var rport bool
-			r.sentBy, r.viaPort, rport = viaSentBy(first)
+			if !plainSentBy(first) {
+				return r, false
+			}
+			r.sentBy, r.viaPort, _ = viaSentBy(first)
 			at := cap(p) - cap(first) // first's offset in p
-			if rport {
-				v, end, _ := findParamAt(first, "rport")
-				if v != nil {
-					return r, false
+			if v, end, rport, odd := exactParam(first, "rport"); odd || v != nil {
+				return r, false
+			} else if rport {
+				if rest := bytes.TrimLeft(first[end:], " \t"); len(rest) > 0 && rest[0] == '=' {
+					return r, false // "rport = 5060": a value after all
 				}
 				r.rportAt = at + end
 			}
 			var ip [64]byte
 			if !bytes.Equal(r.sentBy, in.src.Addr().AppendTo(ip[:0])) {
-				if _, ok := findParam(first, "received"); ok {
+				if _, _, ok, _ := exactParam(first, "received"); ok {
 					return r, false
 				}
 				r.recvAt = at + len(first)
 			}
 		case hdrIs(name, "Call-ID", 'i'):
+			if r.callID != nil {
+				return r, false
+			}
 			r.callID = val
 		case hdrIs(name, "CSeq", 0):
+			if haveCSeq {
+				return r, false
+			}
 			sp := bytes.IndexByte(val, ' ')
 			if sp <= 0 || !bytes.Equal(bytes.TrimSpace(val[sp+1:]), r.method) {
 				return r, false
@@ -150,9 +168,16 @@ func (b *Balancer) scanRequest(in inbound) (r rawRequest, ok bool) {
 			}
 			r.cseq, haveCSeq = uint32(n), true
 		case hdrIs(name, "From", 'f'):
+			if from {
+				return r, false
+			}
 			from = true
 		case hdrIs(name, "To", 't'):
-			to, r.toTag = true, hasParam(val, "tag")
+			_, _, tag, odd := exactParam(val, "tag")
+			if to || odd {
+				return r, false
+			}
+			to, r.toTag = true, tag
 		case hdrIs(name, "Max-Forwards", 0):
 			n, err := strconv.Atoi(string(val))
 			if err != nil || n < 0 || n > 255 || r.mf >= 0 {
@@ -203,6 +228,36 @@ func (b *Balancer) scanRequest(in inbound) (r rawRequest, ok bool) {
 		return r, false
 	}
 	return r, true
+}
+
+// exactParam is findParamAt with odd set when the name found is not
+// written as name (lower case): sipgo's parameter lookups are exact, so
+// the raw paths leave such a request to it.
+func exactParam(v []byte, name string) (value []byte, end int, found, odd bool) {
+	value, end, found = findParamAt(v, name)
+	return value, end, found, found && string(v[end-len(name):end]) != name
+}
+
+// plainSentBy reports whether the sent-by of a Via value (its first)
+// is one sipgo reads as the raw paths do: a host, then an optional
+// port from 1 to 65535, then the parameters or the end.
+func plainSentBy(v []byte) bool {
+	sp := bytes.IndexAny(v, " \t") // after SIP/2.0/UDP
+	if sp < 0 {
+		return false
+	}
+	hp := bytes.TrimLeft(v[sp:], " \t")
+	if s := bytes.IndexByte(hp, ';'); s >= 0 {
+		hp = hp[:s]
+	}
+	if len(hp) == 0 || bytes.IndexAny(hp, " \t") >= 0 {
+		return false
+	}
+	if c := bytes.LastIndexByte(hp, ':'); c >= 0 {
+		n, err := strconv.Atoi(string(hp[c+1:]))
+		return c > 0 && err == nil && n > 0 && n <= 65535
+	}
+	return true
 }
 
 // rawHeader is one header line of a raw message, read by nextHeader

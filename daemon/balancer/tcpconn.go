@@ -207,7 +207,8 @@ func (b *Balancer) acceptTCP(l *listener) {
 // one to use: tc, or the one another goroutine dialled to the same
 // place meanwhile (a probe and a request, say), tc then being closed:
 // a connection left out of the table would never be closed, and its
-// reader would hold up Close. nil once the balancer is closing.
+// reader would hold up Close. nil once the balancer is closing. A tc
+// registered counts in b.wg: the caller starts its reader.
 func (b *Balancer) addConn(tc *tcpConn) *tcpConn {
 	b.connMu.Lock()
 	defer b.connMu.Unlock()
@@ -223,6 +224,7 @@ func (b *Balancer) addConn(tc *tcpConn) *tcpConn {
 	}
 	b.conns[tc.key] = tc
 	b.nTCPOut++
+	b.wg.Add(1) // for its reader; under connMu, so never after Close's Wait began
 	return tc
 }
 
@@ -405,7 +407,6 @@ func (b *Balancer) tcpConnTo(dst netip.AddrPort) (*tcpConn, error) {
 	default:
 		return got, nil
 	}
-	b.wg.Add(1)
 	go b.readTCP(b.tcpOut, tc)
 	return tc, nil
 }

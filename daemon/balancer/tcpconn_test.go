@@ -522,15 +522,26 @@ func TestTCPDialRace(t *testing.T) {
 		t.Fatal(err)
 	}
 	t.Cleanup(func() { tl.Close() })
+	var mu sync.Mutex
+	var accepted []net.Conn
 	go func() { // accept and hold, as a Core does
 		for {
 			c, err := tl.Accept()
 			if err != nil {
 				return
 			}
-			t.Cleanup(func() { c.Close() })
+			mu.Lock()
+			accepted = append(accepted, c)
+			mu.Unlock()
 		}
 	}()
+	t.Cleanup(func() {
+		mu.Lock()
+		defer mu.Unlock()
+		for _, c := range accepted {
+			c.Close()
+		}
+	})
 	l := newTxLab(t, 0, func(o *Options) {
 		o.Listen = append(o.Listen, fmt.Sprintf("tcp:127.0.0.1:%d", testenv.FreePort(t)))
 	})
@@ -538,10 +549,12 @@ func TestTCPDialRace(t *testing.T) {
 	const n = 8
 	got := make([]*tcpConn, n)
 	var wg sync.WaitGroup
+	start := make(chan struct{}) // all dial at once
 	for i := range got {
 		wg.Add(1)
 		go func() {
 			defer wg.Done()
+			<-start
 			tc, err := l.b.tcpConnTo(dst)
 			if err != nil {
 				t.Error(err)
@@ -549,6 +562,7 @@ func TestTCPDialRace(t *testing.T) {
 			got[i] = tc
 		}()
 	}
+	close(start)
 	wg.Wait()
 	for i, tc := range got {
 		if tc != got[0] {

@@ -118,16 +118,28 @@ var handed struct {
 // was meant for binds it. Below the range, only explicit binds compete.
 const portFloor = 20000
 
-// ephemeralLow returns the low end of the kernel's ephemeral port range.
+// ephemeralLow returns the low end of the kernel's ephemeral port range
+// (Linux's default when it cannot be read).
 func ephemeralLow() int {
 	b, err := os.ReadFile("/proc/sys/net/ipv4/ip_local_port_range")
 	if err == nil {
 		var lo, hi int
-		if _, err := fmt.Sscan(string(b), &lo, &hi); err == nil && lo > portFloor+1000 {
+		if _, err := fmt.Sscan(string(b), &lo, &hi); err == nil {
 			return lo
 		}
 	}
 	return 32768
+}
+
+// portRange is where FreePorts draws from: below the ephemeral range,
+// from portFloor, or from 1024 when the range starts lower than that
+// leaves room for.
+func portRange() (lo, hi int) {
+	hi = ephemeralLow()
+	if hi-portFloor >= 2000 {
+		return portFloor, hi
+	}
+	return 1024, hi
 }
 
 // FreePort returns a loopback port that is free for both UDP and TCP at
@@ -144,14 +156,18 @@ func FreePort(t testing.TB) int {
 // and RTCP) and exits if one is taken.
 func FreePorts(t testing.TB, n int) int {
 	t.Helper()
-	span := ephemeralLow() - portFloor - n
+	lo, hi := portRange()
+	span := hi - lo - n
+	if span < 100 {
+		t.Fatalf("no room for test ports below the kernel's ephemeral range (it starts at %d)", hi)
+	}
 	for i := 0; i < 200; i++ {
-		base := portFloor + rand.IntN(span)
+		base := lo + rand.IntN(span)
 		if portsFree(base, n) {
 			return base
 		}
 	}
-	t.Fatalf("no block of %d free ports in %d-%d", n, portFloor, portFloor+span)
+	t.Fatalf("no block of %d free ports in %d-%d", n, lo, hi)
 	return 0
 }
 

@@ -7,11 +7,14 @@ import (
 )
 
 func TestFreePorts(t *testing.T) {
-	low := ephemeralLow()
+	lo, low := portRange()
+	if low != ephemeralLow() {
+		t.Fatalf("ports drawn up to %d, the ephemeral range starts at %d", low, ephemeralLow())
+	}
 	seen := map[int]bool{}
 	for i := 0; i < 20; i++ {
 		base := FreePorts(t, 4)
-		if base < portFloor || base+4 > low {
+		if base < lo || base+4 > low {
 			t.Fatalf("block %d-%d is not below the ephemeral range (%d)", base, base+3, low)
 		}
 		for p := base; p < base+4; p++ {
