@@ -8,7 +8,8 @@
 //  1. steps: short steps of rising call rate; the highest clean one
 //     (<= 0.1 % failed, INVITE->200 p99 < 200 ms) is the candidate;
 //  2. sustained: that rate held for -sustain (60 s, longer than the 32 s
-//     transaction lifetime), backing off 20 % while it does not hold;
+//     transaction lifetime), backing off once to the step below it
+//     (or 20 % below the first step) when it does not hold;
 //     clean also means every ACK and BYE reached the Core that took the
 //     call (the Cores' own counts, not the caller's); CPU-s per 1,000
 //     calls, RSS at the end, goroutines, and (sipedge) a CPU profile and
@@ -120,7 +121,7 @@ func main() {
 	flag.StringVar(&o.out, "out", "results/bench", "results folder")
 	flag.StringVar(&o.bin, "bin", "bin/sipedge", "sipedge binary")
 	flag.StringVar(&targets, "targets", "kamailio,sipedge", "balancers to measure, in order")
-	flag.StringVar(&steps, "steps", "2000,3000,4000,5000,6000,7000", "call rates (CPS) to step through")
+	flag.StringVar(&steps, "steps", "2000,3000,4000,5000,6000,7000,8000", "call rates (CPS) to step through")
 	flag.DurationVar(&o.stepDur, "step", 10*time.Second, "length of each step")
 	flag.DurationVar(&o.sustain, "sustain", 60*time.Second, "length of the sustained run at the highest clean rate")
 	flag.DurationVar(&o.overload, "overload", 60*time.Second, "length of the overload run at twice the sustained rate (0: skip)")
@@ -368,8 +369,8 @@ func measure(o options, name string, base int, t0 time.Time) (*result, error) {
 		time.Sleep(2 * time.Second)
 	}
 
-	// Hold the highest clean rate for the sustain period; back off 20 %
-	// once if it does not hold.
+	// Hold the highest clean rate for the sustain period; back off once
+	// to the step below if it does not hold.
 	rate := r.CleanCPS
 	if rate == 0 && len(o.steps) > 0 {
 		rate = o.steps[0] / 2
@@ -419,7 +420,7 @@ func measure(o options, name string, base int, t0 time.Time) (*result, error) {
 			r.SustainedCPS = rate
 			break
 		}
-		rate = rate * 8 / 10
+		rate = backoff(rate, o.steps)
 	}
 	if s := r.Sustained; s != nil {
 		r.CPUPer1000 = 1000 * s.CPUSeconds / float64(max(s.Success, 1))
@@ -643,6 +644,22 @@ func nonzero(f float64) float64 {
 		return 1
 	}
 	return f
+}
+
+// backoff is the rate to try after a sustained run at rate failed: the
+// highest step below it (clean, as the steps stop at the first failure),
+// else 80 % of it.
+func backoff(rate int, steps []int) int {
+	next := 0
+	for _, s := range steps {
+		if s < rate && s > next {
+			next = s
+		}
+	}
+	if next == 0 {
+		return rate * 8 / 10
+	}
+	return next
 }
 
 // median of xs (not empty); xs is sorted in place.

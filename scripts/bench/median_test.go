@@ -16,3 +16,24 @@ func TestMedian(t *testing.T) {
 		}
 	}
 }
+
+func TestBackoff(t *testing.T) {
+	steps := []int{2000, 3000, 4000, 5000, 6000, 7000, 8000}
+	for _, tc := range []struct{ rate, want int }{
+		{8000, 7000},
+		{7000, 6000},
+		{2000, 1600}, // no step below: 80 %
+		{1000, 800},  // below the ladder (no clean step: half the first)
+		{7500, 7000},
+	} {
+		if got := backoff(tc.rate, steps); got != tc.want {
+			t.Errorf("backoff(%d) = %d, want %d", tc.rate, got, tc.want)
+		}
+	}
+	if got := backoff(5000, []int{8000, 2000, 4000}); got != 4000 {
+		t.Errorf("backoff over an unsorted ladder = %d, want 4000", got)
+	}
+	if got := backoff(5000, []int{4000, 3000}); got != 4000 {
+		t.Errorf("backoff(5000) over 4000, 3000 = %d, want 4000", got)
+	}
+}
