@@ -82,7 +82,7 @@ func scanHeaders(p []byte) rawHeaders {
 		switch {
 		case hdrIs(name, "Via", 'v'):
 			if len(h.vias) == 0 {
-				h.viaHost, h.viaPort, h.rport = viaSentBy(line[k+1:])
+				h.viaHost, h.viaPort, h.rport, _ = viaSentBy(line[k+1:])
 			}
 			h.vias = append(h.vias, line)
 		case hdrIs(name, "From", 'f'):
@@ -156,8 +156,11 @@ func findParamAt(v []byte, name string) (value []byte, end int, found bool) {
 
 // viaSentBy reads the first sent-by of a Via value: its host (an IPv6
 // literal without its brackets, as sipgo's ViaHeader.Host), its port (0
-// when absent) and whether it asks for rport.
-func viaSentBy(v []byte) (host []byte, port uint16, rport bool) {
+// when absent) and whether it asks for rport. plain reports a sent-by
+// that sipgo reads the same way: a host, then no port or one from 1 to
+// 65535, and no space before the parameters (the raw paths take only
+// those).
+func viaSentBy(v []byte) (host []byte, port uint16, rport, plain bool) {
 	if c := bytes.IndexByte(v, ','); c >= 0 {
 		v = v[:c]
 	}
@@ -165,17 +168,19 @@ func viaSentBy(v []byte) (host []byte, port uint16, rport bool) {
 	v = bytes.TrimSpace(v)
 	sp := bytes.IndexAny(v, " \t") // after SIP/2.0/UDP
 	if sp < 0 {
-		return nil, 0, rport
+		return nil, 0, rport, false
 	}
-	hp := bytes.TrimSpace(v[sp:])
+	hp := bytes.TrimLeft(v[sp:], " \t")
 	if s := bytes.IndexByte(hp, ';'); s >= 0 {
-		hp = bytes.TrimSpace(hp[:s])
+		hp = hp[:s]
 	}
+	spaced := bytes.IndexAny(hp, " \t") >= 0
+	hp = bytes.TrimSpace(hp)
 	var rest []byte
 	if len(hp) > 0 && hp[0] == '[' {
 		e := bytes.IndexByte(hp, ']')
 		if e < 0 {
-			return nil, 0, rport
+			return nil, 0, rport, false
 		}
 		host, rest = hp[1:e], hp[e+1:]
 	} else if c := bytes.LastIndexByte(hp, ':'); c >= 0 {
@@ -183,14 +188,15 @@ func viaSentBy(v []byte) (host []byte, port uint16, rport bool) {
 	} else {
 		host = hp
 	}
+	plain = !spaced && len(host) > 0
 	if len(rest) < 2 || rest[0] != ':' {
-		return host, 0, rport
+		return host, 0, rport, plain && len(rest) == 0
 	}
 	n, err := strconv.Atoi(string(rest[1:]))
 	if err != nil || n <= 0 || n > 65535 {
-		return host, 0, rport
+		return host, 0, rport, false
 	}
-	return host, uint16(n), rport
+	return host, uint16(n), rport, plain
 }
 
 // inviteTxKey is the key (txKey) of the INVITE server transaction that a

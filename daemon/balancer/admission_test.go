@@ -215,9 +215,32 @@ func TestViaSentByMatchesParser(t *testing.T) {
 			t.Fatal(err)
 		}
 		via := m.(*sip.Request).Via()
-		host, port, rport := viaSentBy([]byte(v))
+		host, port, rport, _ := viaSentBy([]byte(v))
 		if string(host) != via.Host || int(port) != via.Port || rport != via.Params.Has("rport") {
 			t.Errorf("%s: raw %s %d %v, sipgo %s %d %v", v, host, port, rport, via.Host, via.Port, via.Params.Has("rport"))
+		}
+	}
+}
+
+// TestViaSentByPlain: the sent-bys the raw paths take (plain) and those
+// they leave to sipgo.
+func TestViaSentByPlain(t *testing.T) {
+	for v, want := range map[string]bool{
+		"SIP/2.0/UDP 10.0.0.1:5071;branch=z9hG4bK-1":  true,
+		"SIP/2.0/UDP 10.0.0.1;branch=z9hG4bK-1":       true,
+		"SIP/2.0/UDP edge.example.net:5080;rport":     true,
+		"SIP/2.0/UDP [2001:db8::1]:5060;branch=z9":    true,
+		"SIP/2.0/UDP ;branch=z9hG4bK-1":               false,
+		"SIP/2.0/UDP 10.0.0.1:0;branch=z9hG4bK-1":     false,
+		"SIP/2.0/UDP 10.0.0.1:70000;branch=z9hG4bK-1": false,
+		"SIP/2.0/UDP 10.0.0.1:abc;branch=z9hG4bK-1":   false,
+		"SIP/2.0/UDP 10.0.0.1: ;branch=z9hG4bK-1":     false,
+		"SIP/2.0/UDP 10.0.0.1:5060 ;branch=z9hG4bK-1": false,
+		"SIP/2.0/UDP 10.0.0.1 :5060;branch=z9hG4bK-1": false,
+		"SIP/2.0/UDP [2001:db8::1]x;branch=z9":        false,
+	} {
+		if _, _, _, plain := viaSentBy([]byte(v)); plain != want {
+			t.Errorf("%q: plain %v, want %v", v, plain, want)
 		}
 	}
 }

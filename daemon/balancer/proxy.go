@@ -468,15 +468,10 @@ func (b *Balancer) routeNew(st *serverTx, r *rawRequest) {
 func (st *serverTx) responder() responder {
 	if st.hdr == "" && st.req == nil && st.raw != nil {
 		// Forwarded by the raw path (fastInDialog): parsed now, once, for
-		// the rare answer of our own (Timer F). raw is the request as
-		// received; st.dst has the source address, and its port when
-		// rport was asked for.
-		if m, err := st.b.parser.ParseSIP(st.raw); err == nil {
-			if req, ok := m.(*sip.Request); ok && req.Via() != nil {
-				fillReceived(req.Via(), st.dst)
-				r := newResponder(req)
-				st.hdr, st.toLine, st.toTag = r.hdr, r.toLine, r.toTag
-			}
+		// the rare answer of our own (Timer F).
+		if req := st.parseKept(); req != nil {
+			r := newResponder(req)
+			st.hdr, st.toLine, st.toTag = r.hdr, r.toLine, r.toTag
 		}
 	}
 	if st.hdr == "" && st.req != nil {
@@ -513,10 +508,8 @@ func (b *Balancer) attemptScanned(st *serverTx, c *Core, tp string, dst netip.Ad
 		// common case; parsed now for anything else (a TCP Core).
 		if tp == "udp" && out == st.lis {
 			if r == nil {
-				rs, ok := b.scanRequest(inbound{data: st.raw, src: st.dst, lis: st.lis})
-				r = &rs
-				if !ok {
-					r = nil
+				if rs, ok := b.scanRequest(inbound{data: st.raw, src: st.dst, lis: st.lis}); ok {
+					r = &rs
 				}
 			}
 			if r != nil {
@@ -593,21 +586,31 @@ func (st *serverTx) keepAckPieces(ct *clientTx, cseq uint32) {
 	}
 }
 
-// parseRaw turns a request kept raw into the parsed one the full path
-// forwards, as onRequest would have left it (received and rport filled
-// from st.dst, Max-Forwards decremented, our Route entries gone); st.mu
-// held. The raw path took only requests with Max-Forwards above 0.
-func (b *Balancer) parseRaw(st *serverTx) bool {
-	m, err := b.parser.ParseSIP(st.raw)
+// parseKept parses the request a raw path kept (st.raw), with received
+// and rport filled into its top Via as the full path's intake does:
+// st.dst is the source address, and its port when rport was asked for.
+// nil if it does not parse (the raw scan let through what sipgo
+// refuses); st.mu held.
+func (st *serverTx) parseKept() *sip.Request {
+	m, err := st.b.parser.ParseSIP(st.raw)
 	req, ok := m.(*sip.Request)
-	if err != nil || !ok {
-		b.log.Error("request kept raw does not parse", "call_id", st.callID, "err", err)
-		return false
-	}
-	if req.Via() == nil {
-		return false
+	if err != nil || !ok || req.Via() == nil {
+		st.b.log.Error("request kept raw does not parse", "call_id", st.callID, "err", err)
+		return nil
 	}
 	fillReceived(req.Via(), st.dst)
+	return req
+}
+
+// parseRaw turns a request kept raw into the parsed one the full path
+// forwards, as onRequest would have left it (Max-Forwards decremented,
+// our Route entries gone); st.mu held. The raw path took only requests
+// with Max-Forwards above 0.
+func (b *Balancer) parseRaw(st *serverTx) bool {
+	req := st.parseKept()
+	if req == nil {
+		return false
+	}
 	if mf := req.MaxForwards(); mf != nil {
 		mf.Dec()
 	}

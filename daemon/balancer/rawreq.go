@@ -129,10 +129,10 @@ func (b *Balancer) scanRequest(in inbound) (r rawRequest, ok bool) {
 				return r, false
 			}
 			first = bytes.TrimRight(first, " \t")
-			if !plainSentBy(first) {
+			var plain bool
+			if r.sentBy, r.viaPort, _, plain = viaSentBy(first); !plain {
 				return r, false
 			}
-			r.sentBy, r.viaPort, _ = viaSentBy(first)
 			at := cap(p) - cap(first) // first's offset in p
 			if v, end, rport, odd := exactParam(first, "rport"); odd || v != nil {
 				return r, false
@@ -236,28 +236,6 @@ func (b *Balancer) scanRequest(in inbound) (r rawRequest, ok bool) {
 func exactParam(v []byte, name string) (value []byte, end int, found, odd bool) {
 	value, end, found = findParamAt(v, name)
 	return value, end, found, found && string(v[end-len(name):end]) != name
-}
-
-// plainSentBy reports whether the sent-by of a Via value (its first)
-// is one sipgo reads as the raw paths do: a host, then an optional
-// port from 1 to 65535, then the parameters or the end.
-func plainSentBy(v []byte) bool {
-	sp := bytes.IndexAny(v, " \t") // after SIP/2.0/UDP
-	if sp < 0 {
-		return false
-	}
-	hp := bytes.TrimLeft(v[sp:], " \t")
-	if s := bytes.IndexByte(hp, ';'); s >= 0 {
-		hp = hp[:s]
-	}
-	if len(hp) == 0 || bytes.IndexAny(hp, " \t") >= 0 {
-		return false
-	}
-	if c := bytes.LastIndexByte(hp, ':'); c >= 0 {
-		n, err := strconv.Atoi(string(hp[c+1:]))
-		return c > 0 && err == nil && n > 0 && n <= 65535
-	}
-	return true
 }
 
 // rawHeader is one header line of a raw message, read by nextHeader
