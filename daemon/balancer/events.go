@@ -52,6 +52,15 @@ type DialogEvent struct {
 	At      time.Time
 	Expires time.Time // for Confirm: when the dialog expires unless refreshed
 	Reason  string    // for End: "bye", "failed", "cancelled", "expired"
+
+	// The dialog's identity beyond its Call-ID and where the caller's
+	// in-dialog requests may go (edge trust: a request from an untrusted
+	// source is routed only along a dialog it names by Call-ID and both
+	// tags, to the dialog's recorded next hop). Create carries CallerTag;
+	// Confirm carries all three (a target refresh is a Confirm again).
+	CallerTag string // From tag of the dialog-forming INVITE
+	CalleeTag string // To tag of the 2xx that confirmed it
+	NextHop   string // caller -> callee next hop: first Route beyond ours, else the remote target (Contact), as a URI
 }
 
 // DialogObserver is told every dialog table change. It is called on the

@@ -23,6 +23,9 @@ type DialogRecord struct {
 	Created   time.Time     `json:"created"`
 	Expires   time.Time     `json:"expires"`
 	Session   time.Duration `json:"session,omitempty"` // negotiated Session-Expires
+	CallerTag string        `json:"caller_tag,omitempty"`
+	CalleeTag string        `json:"callee_tag,omitempty"`
+	NextHop   string        `json:"next_hop,omitempty"` // see DialogEvent
 }
 
 // CoreRecord is one Core's configuration, administrative state and
