@@ -77,13 +77,14 @@ func (a *App) setupEdge(opt *balancer.Options) error {
 		return err
 	}
 	opt.Screen = func(src netip.AddrPort, transport string, data []byte) balancer.Verdict {
-		switch v := g.Screen(src, transport, data); v.Action {
+		v := g.Screen(src, transport, data)
+		switch v.Action {
 		case edge.Drop:
 			return balancer.Verdict{Drop: true}
 		case edge.Reject:
 			return balancer.Verdict{Code: v.Code, Reason: v.Reason}
 		}
-		return balancer.Verdict{}
+		return balancer.Verdict{Trusted: v.Trusted}
 	}
 	exempt := func(cs []balancer.CoreConfig) {
 		var addrs []netip.Addr

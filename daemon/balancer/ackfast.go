@@ -47,6 +47,12 @@ func (b *Balancer) fastAck(in inbound) bool {
 	case hopNone:
 		return true // nowhere to go: dropped, as the full path does
 	}
+	if !in.trusted {
+		if m := b.dialogs.match(r.callID, r.fromTag, r.toTagV); m.side != sideCaller || m.tp != "udp" || m.dst != dst {
+			b.refuse(refusedAck)
+			return true // an ACK gets no answer: dropped
+		}
+	}
 	var br [48]byte
 	branch := strconv.AppendUint(append(br[:0], sip.RFC3261BranchMagicCookie+"sl"...), mix64(fnv1a(fnv1a(fnvOffset64, r.branch), r.callID)), 36)
 	bp := bufPool.Get().(*bytes.Buffer) // sent at once over UDP, kept nowhere

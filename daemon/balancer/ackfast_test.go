@@ -70,7 +70,7 @@ func TestFastAckMatchesFullPath(t *testing.T) {
 		}
 		return m.(*sip.Request)
 	}
-	if !b.fastAck(inbound{data: []byte(raw), src: src, lis: b.listeners[0]}) {
+	if !b.fastAck(inbound{data: []byte(raw), src: src, lis: b.listeners[0], trusted: true}) {
 		t.Fatal("fast path declined a plain 2xx ACK")
 	}
 	fast := read()
@@ -80,7 +80,7 @@ func TestFastAckMatchesFullPath(t *testing.T) {
 	}
 	req := m.(*sip.Request)
 	fillReceived(req.Via(), src)
-	b.forwardStateless(inbound{data: []byte(raw), src: src, lis: b.listeners[0]}, req)
+	b.forwardStateless(inbound{data: []byte(raw), src: src, lis: b.listeners[0], trusted: true}, req)
 	full := read()
 	if fast.Recipient.String() != full.Recipient.String() {
 		t.Errorf("R-URI fast %s full %s", fast.Recipient.String(), full.Recipient.String())
@@ -138,14 +138,14 @@ func TestFastAckDeclines(t *testing.T) {
 	}
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {
-			if b.fastAck(inbound{data: []byte(ackMsg(lis, core.LocalAddr(), tc.edit)), src: src, lis: b.listeners[0]}) {
+			if b.fastAck(inbound{data: []byte(ackMsg(lis, core.LocalAddr(), tc.edit)), src: src, lis: b.listeners[0], trusted: true}) {
 				t.Error("fast path took it")
 			}
 		})
 	}
 	// Max-Forwards 0: taken and dropped.
 	zero := ackMsg(lis, core.LocalAddr(), func(m string) string { return strings.Replace(m, "Max-Forwards: 70", "Max-Forwards: 0", 1) })
-	if !b.fastAck(inbound{data: []byte(zero), src: src, lis: b.listeners[0]}) {
+	if !b.fastAck(inbound{data: []byte(zero), src: src, lis: b.listeners[0], trusted: true}) {
 		t.Fatal("declined an ACK with Max-Forwards 0")
 	}
 	core.SetReadDeadline(time.Now().Add(200 * time.Millisecond))

@@ -56,7 +56,8 @@ type Balancer struct {
 	stats Stats
 	epoch time.Time // monotonic base of inbound.at
 
-	standby atomic.Bool // hot standby: no probes, no expiry (standby.go)
+	standby   atomic.Bool // hot standby: no probes, no expiry (standby.go)
+	relayOpen bool        // Options.Relay is RelayOpen (relay.go)
 	started bool
 	stop    chan struct{}
 	wg      sync.WaitGroup
@@ -96,6 +97,8 @@ func New(opt Options) (*Balancer, error) {
 	b.probes.m = map[string]*probe{}
 	b.wheel = newWheel(10*time.Millisecond, 1024, b.log)
 	b.dialogs = newDialogTable(opt.Dialogs, opt.DialogTimeout, opt.InviteTimeout+time.Minute, b.coreIdle)
+	b.dialogs.maxSession = opt.MaxSessionExpires
+	b.relayOpen = opt.Relay == RelayOpen
 	for _, l := range opt.Listen {
 		la, _ := parseListen(l)
 		li := newListener(la)

@@ -1,6 +1,7 @@
 package balancer
 
 import (
+	"net/netip"
 	"time"
 )
 
@@ -11,6 +12,25 @@ type dialog struct {
 	created   time.Time
 	expires   time.Time // confirmed: end unless refreshed; early: safety bound
 	session   time.Duration
+
+	// Identity and the caller's next hop (relay.go): the From tag of the
+	// INVITE, the To tag of its 2xx, and where the caller's in-dialog
+	// requests go (the first Record-Route beyond ours, else the remote
+	// target), as a URI and as an address (invalid: the Core, for a
+	// host name or an early dialog).
+	callerTag string
+	calleeTag string
+	hop       dialogTarget
+}
+
+// dialogTarget is where a confirmed dialog's caller-side requests go,
+// as learned from the 2xx that confirmed it (or refreshed it).
+type dialogTarget struct {
+	calleeTag string
+	nextHop   string         // URI, at most maxNextHop bytes ("" when longer)
+	tp        string         // "udp" | "tcp"
+	addr      netip.AddrPort // invalid: the dialog's Core
+	routed    bool           // from a Record-Route (fixed for the dialog), not a Contact
 }
 
 // dialogTable counts calls per Core from INVITE to BYE. Every change is
@@ -21,6 +41,8 @@ type dialogTable struct {
 	timeout time.Duration // confirmed dialog without Session-Expires
 	early   time.Duration // bound for an early dialog
 	onIdle  func(*Core)   // a Core's load dropped to zero
+
+	maxSession time.Duration // Session-Expires clamp (0: none)
 }
 
 func newDialogTable(obs DialogObserver, timeout, early time.Duration, onIdle func(*Core)) *dialogTable {
@@ -35,7 +57,7 @@ func (t *dialogTable) emit(e DialogEvent) {
 
 // create records an INVITE forwarded to core (pending). Moving an early
 // dialog to another Core (failover) is a new create.
-func (t *dialogTable) create(callID string, core *Core) {
+func (t *dialogTable) create(callID, callerTag string, core *Core) {
 	now := time.Now()
 	var old *Core
 	created := false
@@ -53,19 +75,20 @@ func (t *dialogTable) create(callID string, core *Core) {
 		}
 		core.pending.Add(1)
 		created = true
-		return &dialog{core: core, created: now, expires: now.Add(t.early)}, true
+		return &dialog{core: core, created: now, expires: now.Add(t.early), callerTag: callerTag}, true
 	})
 	if old != nil {
 		t.idle(old)
 	}
 	if created {
-		t.emit(DialogEvent{Kind: DialogCreate, CallID: callID, Core: core.name, At: now})
+		t.emit(DialogEvent{Kind: DialogCreate, CallID: callID, Core: core.name, At: now, CallerTag: callerTag})
 	}
 }
 
 // confirm turns an early dialog into a call (INVITE 2xx). session is the
-// negotiated Session-Expires, 0 when none.
-func (t *dialogTable) confirm(callID string, session time.Duration) {
+// negotiated Session-Expires, 0 when none; to is the callee's tag and
+// the caller's next hop, from the 2xx.
+func (t *dialogTable) confirm(callID string, session time.Duration, to dialogTarget) {
 	now := time.Now()
 	var ev DialogEvent // a value: a pointer set in the closure would be allocated
 	t.m.update(callID, func(d *dialog, ok bool) (*dialog, bool) {
@@ -73,16 +96,51 @@ func (t *dialogTable) confirm(callID string, session time.Duration) {
 			return d, ok
 		}
 		d.confirmed = true
-		d.session = session
+		d.session = t.clampSession(session)
 		d.expires = now.Add(t.lifetime(d))
+		d.calleeTag, d.hop = to.calleeTag, to
 		decr(&d.core.pending)
 		d.core.calls.Add(1)
-		ev = DialogEvent{Kind: DialogConfirm, CallID: callID, Core: d.core.name, At: now, Expires: d.expires}
+		ev = d.event(DialogConfirm, callID, now)
 		return d, true
 	})
 	if ev.Kind != 0 {
 		t.emit(ev)
 	}
+}
+
+// refresh is a target refresh (2xx to a re-INVITE or UPDATE from the
+// caller's side): a next hop learned from a Contact follows the new
+// one; a Record-Route is the dialog's for good. Emitted as a Confirm.
+func (t *dialogTable) refresh(callID string, to dialogTarget) {
+	now := time.Now()
+	var ev DialogEvent
+	t.m.update(callID, func(d *dialog, ok bool) (*dialog, bool) {
+		if !ok || !d.confirmed || d.hop.routed || to.routed || to.nextHop == "" || to.nextHop == d.hop.nextHop {
+			return d, ok
+		}
+		to.calleeTag = d.calleeTag
+		d.hop = to
+		ev = d.event(DialogConfirm, callID, now)
+		return d, true
+	})
+	if ev.Kind != 0 {
+		t.emit(ev)
+	}
+}
+
+func (d *dialog) event(kind DialogEventKind, callID string, now time.Time) DialogEvent {
+	return DialogEvent{Kind: kind, CallID: callID, Core: d.core.name, At: now, Expires: d.expires,
+		CallerTag: d.callerTag, CalleeTag: d.calleeTag, NextHop: d.hop.nextHop}
+}
+
+// clampSession bounds a negotiated Session-Expires (the peer's or a
+// caller's figure: a huge one would keep a dead dialog for ever).
+func (t *dialogTable) clampSession(s time.Duration) time.Duration {
+	if t.maxSession > 0 && s > t.maxSession {
+		return t.maxSession
+	}
+	return s
 }
 
 func (t *dialogTable) lifetime(d *dialog) time.Duration {
@@ -92,24 +150,22 @@ func (t *dialogTable) lifetime(d *dialog) time.Duration {
 	return t.timeout
 }
 
-// touch extends a confirmed dialog on an in-dialog request.
-func (t *dialogTable) touch(callID string) {
-	t.m.update(callID, func(d *dialog, ok bool) (*dialog, bool) {
-		if ok && d.confirmed {
-			d.expires = time.Now().Add(t.lifetime(d))
-		}
-		return d, ok
-	})
+// end removes a dialog (failure, cancel); idempotent.
+func (t *dialogTable) end(callID, reason string) { t.endIf(callID, reason, nil, nil, false) }
+
+// endBye removes the dialog a BYE names: Call-ID and both tags, either
+// way round (a guessed Call-ID does not end somebody else's call).
+func (t *dialogTable) endBye(callID string, fromTag, toTag []byte) {
+	t.endIf(callID, "bye", fromTag, toTag, true)
 }
 
-// end removes a dialog (BYE, failure, cancel); idempotent.
-func (t *dialogTable) end(callID, reason string) {
+func (t *dialogTable) endIf(callID, reason string, fromTag, toTag []byte, tags bool) {
 	var d *dialog
 	t.m.update(callID, func(v *dialog, ok bool) (*dialog, bool) {
-		d = v
-		if !ok {
-			return v, false
+		if !ok || tags && v.side(fromTag, toTag) == sideNone {
+			return v, ok
 		}
+		d = v
 		if v.confirmed {
 			decr(&v.core.calls)
 		} else {
@@ -121,6 +177,17 @@ func (t *dialogTable) end(callID, reason string) {
 		t.emit(DialogEvent{Kind: DialogEnd, CallID: callID, Core: d.core.name, At: time.Now(), Reason: reason})
 		t.idle(d.core)
 	}
+}
+
+// touch extends a confirmed dialog on an in-dialog request that names
+// it by Call-ID and tags.
+func (t *dialogTable) touch(callID string, fromTag, toTag []byte) {
+	t.m.update(callID, func(d *dialog, ok bool) (*dialog, bool) {
+		if ok && d.confirmed && d.side(fromTag, toTag) != sideNone {
+			d.expires = time.Now().Add(t.lifetime(d))
+		}
+		return d, ok
+	})
 }
 
 func (t *dialogTable) idle(c *Core) {

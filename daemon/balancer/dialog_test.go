@@ -24,13 +24,13 @@ func TestDialogTableEventsAndCounts(t *testing.T) {
 	idle := 0
 	d := newDialogTable(obs, time.Hour, time.Minute, func(*Core) { idle++ })
 
-	d.create("c1", a)
-	d.create("c1", b) // failover moves the early dialog
+	d.create("c1", "ft", a)
+	d.create("c1", "ft", b) // failover moves the early dialog
 	if a.pending.Load() != 0 || b.pending.Load() != 1 {
 		t.Fatalf("after failover: a pending %d, b pending %d", a.pending.Load(), b.pending.Load())
 	}
-	d.confirm("c1", 0)
-	d.confirm("c1", 0) // a retransmitted 2xx changes nothing
+	d.confirm("c1", 0, dialogTarget{calleeTag: "tt"})
+	d.confirm("c1", 0, dialogTarget{calleeTag: "tt"}) // a retransmitted 2xx changes nothing
 	if b.calls.Load() != 1 || b.pending.Load() != 0 {
 		t.Fatalf("after confirm: b calls %d pending %d", b.calls.Load(), b.pending.Load())
 	}
@@ -54,11 +54,11 @@ func TestDialogTableEventsAndCounts(t *testing.T) {
 func TestDialogExpiry(t *testing.T) {
 	a, _ := newCore(cc("a", 1, 0))
 	d := newDialogTable(nil, time.Hour, time.Minute, nil)
-	d.create("short", a)
-	d.confirm("short", 90*time.Second) // Session-Expires 90 s
-	d.create("long", a)
-	d.confirm("long", 0) // dialog timeout 1 h
-	d.create("early", a)
+	d.create("short", "ft", a)
+	d.confirm("short", 90*time.Second, dialogTarget{calleeTag: "tt"}) // Session-Expires 90 s
+	d.create("long", "ft", a)
+	d.confirm("long", 0, dialogTarget{calleeTag: "tt"}) // dialog timeout 1 h
+	d.create("early", "ft", a)
 	now := time.Now()
 	if n := d.expire(now.Add(100 * time.Second)); n != 1 {
 		t.Fatalf("expired %d at +100s, want 1 (early dialog past its bound)", n)

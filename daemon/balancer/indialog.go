@@ -51,19 +51,29 @@ func (b *Balancer) fastInDialog(in inbound) bool {
 		b.absorb(st)
 		return true
 	}
+	if !b.roomFor(capTransactions, in.trusted) {
+		return false // the full path answers 503
+	}
 	dst, h := b.rawNextHop(&r)
 	if h != hopOK {
 		return false // the full path answers 404
 	}
+	var m dialogMatch
+	if !in.trusted || method == sip.UPDATE {
+		m = b.dialogs.match(r.callID, r.fromTag, r.toTagV)
+	}
+	if !in.trusted && (m.side != sideCaller || m.tp != "udp" || m.dst != dst) {
+		return false // the full path answers 481 or 403, and counts it
+	}
 	st := &serverTx{b: b, key: string(key), method: method, callID: string(r.callID), lis: in.lis,
-		dst: r.replyAddr(), raw: in.data}
+		dst: r.replyAddr(), raw: in.data, trusted: in.trusted, refresh: method == sip.UPDATE && m.side == sideCaller}
 	st.mu.Lock()
 	defer st.mu.Unlock()
 	b.stx.put(st.key, st)
 	if method == sip.BYE {
-		b.dialogs.end(st.callID, "bye")
+		b.dialogs.endBye(st.callID, r.fromTag, r.toTagV)
 	} else {
-		b.dialogs.touch(st.callID)
+		b.dialogs.touch(st.callID, r.fromTag, r.toTagV)
 	}
 	branch := b.newBranch()
 	data := appendForward(&r, make([]byte, 0, len(in.data)+len(b.udpOut.host)+len(branch)+40), b.udpOut, branch, "")

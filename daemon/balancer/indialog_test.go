@@ -36,7 +36,7 @@ func (l *txLab) toUs(m string) string {
 
 // in is msg as the UDP reader hands it over, from the caller.
 func (l *txLab) in(msg string) inbound {
-	return inbound{data: []byte(msg), src: l.callerAddr(), lis: l.b.listeners[0]}
+	return inbound{data: []byte(msg), src: l.callerAddr(), lis: l.b.listeners[0], trusted: true}
 }
 
 // quiet fails the test when anything but the start-up probe comes to c
@@ -231,8 +231,8 @@ func TestFastInDialogDeclines(t *testing.T) {
 // (no Route) goes to the Core its dialog is on, and ends the dialog.
 func TestFastInDialogToDialogCore(t *testing.T) {
 	l := newTxLab(t, 1, nil)
-	l.b.dialogs.create("bye-1@x", l.b.pool.get("core1"))
-	l.b.dialogs.confirm("bye-1@x", 0)
+	l.b.dialogs.create("bye-1@x", "f1", l.b.pool.get("core1"))
+	l.b.dialogs.confirm("bye-1@x", 0, dialogTarget{calleeTag: "core1"})
 	msg := l.bye("own", l.toUs)
 	if !l.b.fastInDialog(l.in(msg)) {
 		t.Fatal("declined a BYE for a known dialog")

@@ -36,19 +36,23 @@ func (b *Balancer) fastInvite(in inbound) bool {
 		b.absorb(st)
 		return true
 	}
+	if !b.roomFor(capTransactions, in.trusted) {
+		return false // the full path answers 503
+	}
 	resp, ok := rawResponder(&r)
 	if !ok {
 		return false
 	}
-	st := &serverTx{b: b, key: string(key), method: sip.INVITE, callID: string(r.callID), lis: in.lis,
-		dst: r.replyAddr(), raw: in.data,
+	// One string for the Call-ID and the caller's tag (the dialog keeps both).
+	ids := string(r.callID) + string(r.fromTag)
+	st := &serverTx{b: b, key: string(key), method: sip.INVITE, callID: ids[:len(r.callID)], callerTag: ids[len(r.callID):],
+		lis: in.lis, dst: r.replyAddr(), raw: in.data, trusted: in.trusted,
 		hdr: resp.hdr, toLine: resp.toLine, toTag: resp.toTag}
 	st.mu.Lock()
 	defer st.mu.Unlock()
 	b.stx.put(st.key, st)
-	st.lastResp = resp.response(100, "Trying", "")
-	b.sendUp(st, st.lastResp)
 	b.routeNew(st, &r)
+	b.trying(st, resp)
 	return true
 }
 

@@ -57,7 +57,7 @@ func (b *Balancer) endLateAnswer(ct *clientTx, v *respView) {
 		next = &routes[0]
 	}
 	if next != nil {
-		if tp, dst, err := b.resolve(next); err == nil && !b.isLocal(dst) && b.outFor(tp) != nil {
+		if tp, dst, err := resolve(next); err == nil && !b.isLocal(dst) && b.outFor(tp) != nil {
 			la.tp, la.dst = tp, dst
 		}
 	}

@@ -112,6 +112,28 @@ type Options struct {
 	// still count toward TCPMaxConnections.
 	TCPExempt []netip.Prefix
 
+	// Relay is the routing policy for sources that are neither Cores nor
+	// trusted (relay.go): RelayDialogs (default) forwards their requests
+	// only toward the Core pool or along a dialog the balancer knows;
+	// RelayOpen routes any request anywhere (a lab's setting: an open
+	// relay on a public address).
+	Relay string
+
+	// MaxDialogs, MaxTransactions and MaxBranches cap the dialog table,
+	// the server transactions and the client transactions (caps.go). At
+	// a cap a new call or request gets 503 with Retry-After (an ACK is
+	// dropped) while those already in the tables go on; the last tenth
+	// of each is kept for Cores and trusted sources. Defaults 150,000,
+	// 200,000 and 200,000 (a 2 GB box: 100,000 calls up and 8,000 calls
+	// per second fit under them within ~300 MB).
+	MaxDialogs      int
+	MaxTransactions int
+	MaxBranches     int
+	// MaxSessionExpires clamps a negotiated Session-Expires (RFC 4028):
+	// a dialog lives at most this long (plus 32 s) without a refresh.
+	// Default 2h.
+	MaxSessionExpires time.Duration
+
 	Logger *slog.Logger
 	// Events receives Core state changes (may be nil).
 	Events Events
@@ -126,6 +148,10 @@ type Verdict struct {
 	Drop   bool
 	Code   int
 	Reason string
+	// Trusted marks an accepted message from the box itself, a trusted
+	// network or a Core: the routing policy (Options.Relay) does not
+	// apply to it.
+	Trusted bool
 }
 
 // ProbeOptions configures OPTIONS health probing of the Cores.
@@ -237,6 +263,21 @@ func (o Options) withDefaults() Options {
 	if o.TCPMaxPerSource <= 0 {
 		o.TCPMaxPerSource = 64
 	}
+	if o.Relay == "" {
+		o.Relay = RelayDialogs
+	}
+	if o.MaxDialogs <= 0 {
+		o.MaxDialogs = 150_000
+	}
+	if o.MaxTransactions <= 0 {
+		o.MaxTransactions = 200_000
+	}
+	if o.MaxBranches <= 0 {
+		o.MaxBranches = 200_000
+	}
+	if o.MaxSessionExpires <= 0 {
+		o.MaxSessionExpires = 2 * time.Hour
+	}
 	if o.Logger == nil {
 		o.Logger = slog.New(slog.DiscardHandler)
 	}
@@ -248,6 +289,9 @@ func (o Options) validate() error {
 	case RoundRobin, Weighted, LeastLoad, CallHash:
 	default:
 		return fmt.Errorf("unknown algorithm %q (want %s, %s, %s or %s)", o.Algorithm, RoundRobin, Weighted, LeastLoad, CallHash)
+	}
+	if o.Relay != RelayDialogs && o.Relay != RelayOpen {
+		return fmt.Errorf("relay %q: want %s or %s", o.Relay, RelayDialogs, RelayOpen)
 	}
 	if len(o.Listen) == 0 {
 		return fmt.Errorf("no listen address")

@@ -186,10 +186,10 @@ func (b *Balancer) abandonCore(c *Core) {
 				b.finish(st, 487, "Request Terminated", "")
 			} else if next := b.nextCore(st); next != nil {
 				b.stats.Failovers.Add(1)
-				b.dialogs.create(st.callID, next)
+				b.dialogs.create(st.callID, st.callerTag, next)
 				b.attempt(st, next, next.transport, next.addr)
 			} else {
-				b.finish(st, 503, "Service Unavailable", "Retry-After: "+strconv.Itoa(b.opt.RetryAfter)+"\r\n")
+				b.finish(st, 503, "Service Unavailable", b.retryAfter())
 			}
 		}
 		st.mu.Unlock()

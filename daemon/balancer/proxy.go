@@ -2,9 +2,7 @@ package balancer
 
 import (
 	"bytes"
-	"context"
 	"fmt"
-	"net"
 	"net/netip"
 	"strconv"
 	"strings"
@@ -35,6 +33,11 @@ type serverTx struct {
 	hdr    string         // Via..., From, Call-ID, CSeq lines for our own responses
 	toLine string         // To line as received
 	toTag  string         // tag for our own non-100 responses ("" = request had one)
+
+	trusted   bool   // from a Core, the box itself or a trusted network (relay.go)
+	refresh   bool   // a re-INVITE or UPDATE from a dialog's caller side: its 2xx is a target refresh
+	ownFinal  bool   // the final response is our own, not forwarded
+	callerTag string // initial INVITE: its From tag, for the dialog entry
 
 	req          *sip.Request   // request being forwarded; nil once final
 	raw          []byte         // request as received, when forwarded by the raw path (req nil); nil once final
@@ -369,8 +372,12 @@ func (b *Balancer) onRequest(in inbound, req *sip.Request) {
 		b.absorb(st)
 		return
 	}
+	if !b.roomFor(capTransactions, in.trusted) {
+		b.replyStateless(in, req, 503, "Service Unavailable", b.retryAfter())
+		return
+	}
 	st := &serverTx{b: b, key: key, method: req.Method, callID: string(*req.CallID()), lis: in.lis, conn: in.conn,
-		dst: replyAddr(via, in.src, in.conn != nil), req: req}
+		dst: replyAddr(via, in.src, in.conn != nil), req: req, trusted: in.trusted}
 	if req.Method == sip.INVITE {
 		// Other requests build their responder only when the balancer
 		// itself answers (rare): most are answered by the Core.
@@ -381,8 +388,7 @@ func (b *Balancer) onRequest(in inbound, req *sip.Request) {
 	defer st.mu.Unlock()
 	b.stx.put(key, st)
 	if req.Method == sip.INVITE {
-		st.lastResp = st.responder().response(100, "Trying", "")
-		b.sendUp(st, st.lastResp)
+		defer b.trying(st, st.responder())
 	}
 
 	// Max-Forwards (RFC 3261 16.3 step 3 / 16.6 step 3).
@@ -401,35 +407,41 @@ func (b *Balancer) onRequest(in inbound, req *sip.Request) {
 	}
 
 	b.stripOwnRoutes(req)
-	hasToTag := req.To().Params.Has("tag")
+	toTag, hasToTag := req.To().Params.Get("tag")
 	if route := topRoute(req); route != nil || hasToTag {
-		// Pre-routed or in-dialog: loose routing to the next hop.
-		var tp string
-		var dst netip.AddrPort
-		var err error
-		if route != nil {
-			tp, dst, err = b.resolve(&route.Address)
-		} else if b.isLocalURI(&req.Recipient) {
-			// Addressed to us with no route: the dialog's Core, if known.
-			if c := b.dialogs.coreOf(st.callID); c != nil {
-				tp, dst = c.transport, c.addr
-			} else {
-				err = fmt.Errorf("no route")
+		// Pre-routed or in-dialog: loose routing to the next hop, for
+		// an untrusted source only along a dialog we know (relay.go).
+		if !st.trusted && !hasToTag {
+			b.refuse(refusedRoute)
+			b.finish(st, 403, "Forbidden", "")
+			return
+		}
+		tp, dst, err := b.nextHop(req, route, st.callID)
+		fromTag, toTagB := []byte(headerTag(fromHeader(req))), []byte(toTag)
+		if !st.trusted {
+			if code, reason := b.untrustedInDialog([]byte(st.callID), fromTag, toTagB, tp, dst, err == nil); code != 0 {
+				b.finish(st, code, reason, "")
+				return
 			}
-		} else {
-			tp, dst, err = b.resolve(&req.Recipient)
 		}
 		if err != nil || b.isLocal(dst) {
 			b.finish(st, 404, "Not Found", "")
 			return
 		}
-		if req.Method == sip.BYE {
-			b.dialogs.end(st.callID, "bye")
-		} else {
-			b.dialogs.touch(st.callID)
+		switch req.Method {
+		case sip.BYE:
+			b.dialogs.endBye(st.callID, fromTag, toTagB)
+		case sip.INVITE, sip.UPDATE:
+			st.refresh = b.dialogs.match([]byte(st.callID), fromTag, toTagB).side == sideCaller
+			fallthrough
+		default:
+			b.dialogs.touch(st.callID, fromTag, toTagB)
 		}
 		b.attempt(st, nil, tp, dst)
 		return
+	}
+	if st.method == sip.INVITE {
+		st.callerTag = headerTag(fromHeader(req))
 	}
 	if req.Method == sip.OPTIONS && b.isLocalURI(&req.Recipient) && req.Recipient.User == "" {
 		b.finish(st, 200, "OK", "Allow: INVITE, ACK, CANCEL, BYE, OPTIONS\r\n")
@@ -442,10 +454,14 @@ func (b *Balancer) onRequest(in inbound, req *sip.Request) {
 // chooses, r being the request as scanned by the raw path (nil on the
 // full path); st.mu held.
 func (b *Balancer) routeNew(st *serverTx, r *rawRequest) {
+	if st.method == sip.INVITE && !b.roomFor(capDialogs, st.trusted) {
+		b.finish(st, 503, "Service Unavailable", b.retryAfter())
+		return
+	}
 	c := b.pool.pick(st.callID, nil)
 	if c == nil {
 		b.stats.NoCore.Add(1)
-		b.finish(st, 503, "Service Unavailable", "Retry-After: "+strconv.Itoa(b.opt.RetryAfter)+"\r\n")
+		b.finish(st, 503, "Service Unavailable", b.retryAfter())
 		return
 	}
 	st.toCore = true
@@ -456,7 +472,7 @@ func (b *Balancer) routeNew(st *serverTx, r *rawRequest) {
 	if st.method == sip.INVITE {
 		st.invite = true
 		b.stats.Calls.Add(1)
-		b.dialogs.create(st.callID, c)
+		b.dialogs.create(st.callID, st.callerTag, c)
 	}
 	b.attemptScanned(st, c, c.transport, c.addr, r)
 }
@@ -622,6 +638,10 @@ func (b *Balancer) parseRaw(st *serverTx) bool {
 // launch makes ct st's current attempt, sends its request and starts its
 // timers; st.mu held.
 func (b *Balancer) launch(st *serverTx, ct *clientTx) {
+	if !b.roomFor(capBranches, st.trusted) {
+		b.finish(st, 503, "Service Unavailable", b.retryAfter())
+		return
+	}
 	branch, tp, dst := ct.branch, ct.transport, ct.dst
 	st.client = ct
 	if st.branches == nil {
@@ -796,7 +816,7 @@ func (b *Balancer) attemptTimeout(ct *clientTx) {
 	if next := b.nextCore(st); next != nil {
 		b.stats.Failovers.Add(1)
 		if st.invite {
-			b.dialogs.create(st.callID, next)
+			b.dialogs.create(st.callID, st.callerTag, next)
 		}
 		b.attempt(st, next, next.transport, next.addr)
 		return
@@ -833,7 +853,7 @@ func (b *Balancer) finish(st *serverTx, code int, reason, extra string) {
 	if st.final {
 		return
 	}
-	st.final, st.finalCode = true, code
+	st.final, st.finalCode, st.ownFinal = true, code, true
 	st.lastResp = st.responder().response(code, reason, extra)
 	b.sendUp(st, st.lastResp)
 	b.stats.countReply(code)
@@ -867,7 +887,7 @@ func (b *Balancer) completed(st *serverTx) {
 		}
 	}
 	linger := b.opt.TxLinger
-	if st.method == sip.INVITE && st.finalCode >= 300 && st.conn == nil {
+	if st.method == sip.INVITE && st.finalCode >= 300 && st.conn == nil && (st.trusted || !st.ownFinal) {
 		// Timer G/H (RFC 3261 17.2.1): over UDP the caller, which
 		// stopped retransmitting at our 100, learns of a lost final
 		// only from us. Retransmitted until its ACK (onAck) or Timer H.
@@ -1060,6 +1080,34 @@ func (b *Balancer) onAck(in inbound, req *sip.Request, branch string) {
 	b.forwardStateless(in, req)
 }
 
+// trying sends a new INVITE's 100 Trying, unless the balancer answered
+// it already (an answer of ours at once: one datagram back, not two, to
+// a source that may be spoofed); st.mu held.
+func (b *Balancer) trying(st *serverTx, r responder) {
+	if st.final {
+		return
+	}
+	st.lastResp = r.response(100, "Trying", "")
+	b.sendUp(st, st.lastResp)
+}
+
+// nextHop is where a pre-routed or in-dialog request goes: its top
+// Route (our own gone), else its Request-URI, or, addressed to us with
+// no route, its dialog's Core. IP addresses only: no name from the wire
+// is looked up on the packet path.
+func (b *Balancer) nextHop(req *sip.Request, route *sip.RouteHeader, callID string) (string, netip.AddrPort, error) {
+	switch {
+	case route != nil:
+		return resolve(&route.Address)
+	case b.isLocalURI(&req.Recipient):
+		if c := b.dialogs.coreOf(callID); c != nil {
+			return c.transport, c.addr, nil
+		}
+		return "", netip.AddrPort{}, fmt.Errorf("no route")
+	}
+	return resolve(&req.Recipient)
+}
+
 // forwardStateless forwards an end-to-end ACK (for a 2xx) along its route
 // with a branch derived from the incoming one, so its retransmissions
 // keep the same branch.
@@ -1071,22 +1119,18 @@ func (b *Balancer) forwardStateless(in inbound, req *sip.Request) {
 		mf.Dec()
 	}
 	b.stripOwnRoutes(req)
-	var tp string
-	var dst netip.AddrPort
-	var err error
-	if r := topRoute(req); r != nil {
-		tp, dst, err = b.resolve(&r.Address)
-	} else if b.isLocalURI(&req.Recipient) {
-		c := b.dialogs.coreOf(string(*req.CallID()))
-		if c == nil {
-			return
-		}
-		tp, dst = c.transport, c.addr
-	} else {
-		tp, dst, err = b.resolve(&req.Recipient)
-	}
+	callID := string(*req.CallID())
+	tp, dst, err := b.nextHop(req, topRoute(req), callID)
 	if err != nil || b.isLocal(dst) {
 		return
+	}
+	if !in.trusted {
+		toTag, _ := req.To().Params.Get("tag")
+		m := b.dialogs.match([]byte(callID), []byte(headerTag(fromHeader(req))), []byte(toTag))
+		if m.side != sideCaller || m.tp != tp || m.dst != dst {
+			b.refuse(refusedAck)
+			return
+		}
 	}
 	out := b.outFor(tp)
 	if out == nil {
@@ -1113,8 +1157,12 @@ func (b *Balancer) onResponse(in inbound, res *sip.Response) {
 		// Not ours any more: forward 2xx to INVITE statelessly (RFC 3261
 		// 16.7: retransmitted 2xx after the transaction ended).
 		if res.StatusCode >= 200 && res.StatusCode < 300 && res.CSeq().MethodName == sip.INVITE && b.isLocalVia(via) {
-			b.forwardResponseStateless(res)
+			if in.trusted || b.responseInDialog(res) {
+				b.forwardResponseStateless(res, in.trusted)
+				return
+			}
 		}
+		b.refuse(refusedResponse)
 		return
 	}
 	m := res.CSeq().MethodName
@@ -1199,7 +1247,7 @@ func (b *Balancer) proxyResponse(ct *clientTx, v *respView) {
 		if next := b.nextCore(st); next != nil {
 			b.stats.Failovers.Add(1)
 			if st.invite {
-				b.dialogs.create(st.callID, next)
+				b.dialogs.create(st.callID, st.callerTag, next)
 			}
 			b.attempt(st, next, next.transport, next.addr)
 			return
@@ -1219,13 +1267,16 @@ func (b *Balancer) proxyResponse(ct *clientTx, v *respView) {
 	if code >= 400 {
 		b.stats.countReply(code)
 	}
+	if st.refresh && code < 300 {
+		b.dialogs.refresh(st.callID, b.targetOf(v.bytes()))
+	}
 	if st.invite {
 		if code < 300 {
 			b.stats.Answered.Add(1)
 			if ct.core != nil {
 				ct.core.answered.Add(1)
 			}
-			b.dialogs.confirm(st.callID, v.sessionExpires())
+			b.dialogs.confirm(st.callID, v.sessionExpires(), b.targetOf(v.bytes()))
 		} else {
 			reason := "failed"
 			if code == 487 {
@@ -1247,8 +1298,10 @@ func (b *Balancer) retryOn(code int) bool {
 }
 
 // forwardResponseStateless pops our Via and sends the response to the
-// next Via's received/rport or sent-by.
-func (b *Balancer) forwardResponseStateless(res *sip.Response) {
+// next Via's received/rport or sent-by: a unicast address, and over TCP
+// only for a trusted sender (no connection dialled where a stranger's
+// Via points).
+func (b *Balancer) forwardResponseStateless(res *sip.Response, trusted bool) {
 	res.RemoveHeader("Via")
 	next := res.Via()
 	if next == nil {
@@ -1263,11 +1316,16 @@ func (b *Balancer) forwardResponseStateless(res *sip.Response) {
 		port = 5060
 	}
 	ip, err := netip.ParseAddr(host)
-	if err != nil {
+	if err != nil || !unicast(ip.Unmap()) {
+		b.refuse(refusedResponse)
 		return
 	}
 	tp := "udp"
 	if strings.EqualFold(next.Transport, "tcp") {
+		if !trusted {
+			b.refuse(refusedResponse)
+			return
+		}
 		tp = "tcp"
 	}
 	b.send(tp, netip.AddrPortFrom(ip.Unmap(), uint16(port)), render(res), nil)
@@ -1339,9 +1397,11 @@ func (b *Balancer) isLocal(a netip.AddrPort) bool {
 	return false
 }
 
-// resolve turns a SIP URI into a transport and address (IP literal, or a
-// host name looked up with a short timeout).
-func (b *Balancer) resolve(u *sip.Uri) (string, netip.AddrPort, error) {
+// resolve turns a SIP URI into a transport and address. Only an IP
+// literal: a host name from the wire is never looked up on the packet
+// path (a lookup would hold the worker, and every call behind it, for
+// as long as the name's server takes).
+func resolve(u *sip.Uri) (string, netip.AddrPort, error) {
 	tp := "udp"
 	if t, ok := u.UriParams.Get("transport"); ok && strings.EqualFold(t, "tcp") {
 		tp = "tcp"
@@ -1352,15 +1412,38 @@ func (b *Balancer) resolve(u *sip.Uri) (string, netip.AddrPort, error) {
 	}
 	ip, err := netip.ParseAddr(u.Host)
 	if err != nil {
-		ctx, cancel := context.WithTimeout(context.Background(), time.Second)
-		defer cancel()
-		ips, lerr := net.DefaultResolver.LookupNetIP(ctx, "ip4", u.Host)
-		if lerr != nil || len(ips) == 0 {
-			return "", netip.AddrPort{}, fmt.Errorf("resolve %q: %v", u.Host, lerr)
-		}
-		ip = ips[0]
+		return "", netip.AddrPort{}, fmt.Errorf("next hop %q: not an IP address (no DNS on the packet path)", u.Host)
 	}
 	return tp, netip.AddrPortFrom(ip.Unmap(), uint16(port)), nil
+}
+
+// responseInDialog reports whether a response names a dialog the
+// balancer knows (Call-ID and both tags).
+func (b *Balancer) responseInDialog(res *sip.Response) bool {
+	to := res.To()
+	if to == nil {
+		return false
+	}
+	toTag, _ := to.Params.Get("tag")
+	return b.dialogs.match([]byte(*res.CallID()), []byte(headerTag(fromHeader(res))), []byte(toTag)).side != sideNone
+}
+
+// unicast reports whether a is an address a response may be sent to:
+// not unspecified, multicast or the IPv4 broadcast.
+func unicast(a netip.Addr) bool {
+	return a.IsValid() && !a.IsUnspecified() && !a.IsMulticast() && a != netip.AddrFrom4([4]byte{255, 255, 255, 255})
+}
+
+// headerTag is the tag parameter of a From or To header (raw or
+// parsed), "" when it has none.
+func headerTag(h sip.Header) string {
+	if h == nil {
+		return ""
+	}
+	if t, ok := findParam([]byte(h.Value()), "tag"); ok {
+		return string(t)
+	}
+	return ""
 }
 
 func (b *Balancer) newBranch() string {

@@ -21,6 +21,8 @@ type rawRequest struct {
 	viaPort uint16 // top Via's port (0: none)
 	callID  []byte
 	toTag   bool
+	fromTag []byte // From's tag value (nil: none)
+	toTagV  []byte // To's tag value
 	cseq    uint32
 	mf      int // Max-Forwards (-1: none)
 	mfFrom  int // its value's byte range in p
@@ -168,16 +170,17 @@ func (b *Balancer) scanRequest(in inbound) (r rawRequest, ok bool) {
 			}
 			r.cseq, haveCSeq = uint32(n), true
 		case hdrIs(name, "From", 'f'):
-			if from {
+			tag, _, _, odd := exactParam(val, "tag")
+			if from || odd {
 				return r, false
 			}
-			from = true
+			from, r.fromTag = true, tag
 		case hdrIs(name, "To", 't'):
-			_, _, tag, odd := exactParam(val, "tag")
+			tagV, _, tag, odd := exactParam(val, "tag")
 			if to || odd {
 				return r, false
 			}
-			to, r.toTag = true, tag
+			to, r.toTag, r.toTagV = true, tag, tagV
 		case hdrIs(name, "Max-Forwards", 0):
 			n, err := strconv.Atoi(string(val))
 			if err != nil || n < 0 || n > 255 || r.mf >= 0 {

@@ -50,6 +50,15 @@ func (v *respView) forward() []byte {
 	return v.fwd
 }
 
+// bytes is the response as received, or as forwarded once forward has
+// cut our Via out of it.
+func (v *respView) bytes() []byte {
+	if v.raw != nil {
+		return v.raw
+	}
+	return v.fwd
+}
+
 // toLine is the To header line, for the ACK of a non-2xx final.
 func (v *respView) toLine() string {
 	if v.res != nil {

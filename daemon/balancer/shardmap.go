@@ -1,6 +1,9 @@
 package balancer
 
-import "sync"
+import (
+	"sync"
+	"sync/atomic"
+)
 
 const nShards = 64
 
@@ -13,6 +16,7 @@ type shardMap[K comparable, V any] struct {
 		_  [40]byte // keep shards on separate cache lines
 	}
 	shard func(K) int
+	n     atomic.Int64 // entries, kept as they change: a cap's check reads it lock-free
 }
 
 // newShardMap is a string-keyed shardMap (transactions by key, dialogs
@@ -65,14 +69,18 @@ func getBytes[V any](s *shardMap[string, V], k []byte) (V, bool) {
 func (s *shardMap[K, V]) put(k K, v V) {
 	sh := &s.shards[s.shard(k)]
 	sh.mu.Lock()
+	l := len(sh.m)
 	sh.m[k] = v
+	s.n.Add(int64(len(sh.m) - l))
 	sh.mu.Unlock()
 }
 
 func (s *shardMap[K, V]) del(k K) {
 	sh := &s.shards[s.shard(k)]
 	sh.mu.Lock()
+	l := len(sh.m)
 	delete(sh.m, k)
+	s.n.Add(int64(len(sh.m) - l))
 	sh.mu.Unlock()
 }
 
@@ -81,6 +89,7 @@ func (s *shardMap[K, V]) del(k K) {
 func (s *shardMap[K, V]) update(k K, fn func(v V, ok bool) (V, bool)) {
 	sh := &s.shards[s.shard(k)]
 	sh.mu.Lock()
+	l := len(sh.m)
 	v, ok := sh.m[k]
 	nv, keep := fn(v, ok)
 	if keep {
@@ -88,6 +97,7 @@ func (s *shardMap[K, V]) update(k K, fn func(v V, ok bool) (V, bool)) {
 	} else if ok {
 		delete(sh.m, k)
 	}
+	s.n.Add(int64(len(sh.m) - l))
 	sh.mu.Unlock()
 }
 
@@ -107,11 +117,23 @@ func (s *shardMap[K, V]) each(fn func(k K, v V) (keep bool)) {
 	for i := range s.shards {
 		sh := &s.shards[i]
 		sh.mu.Lock()
+		l := len(sh.m)
 		for k, v := range sh.m {
 			if !fn(k, v) {
 				delete(sh.m, k)
 			}
 		}
+		s.n.Add(int64(len(sh.m) - l))
 		sh.mu.Unlock()
 	}
+}
+
+// viewBytes runs fn under the shard lock of a string-keyed map's entry
+// named in bytes (no string made), with ok false when it is absent.
+func viewBytes[V any](s *shardMap[string, V], k []byte, fn func(v V, ok bool)) {
+	sh := &s.shards[shardOf(k)]
+	sh.mu.Lock()
+	v, ok := sh.m[string(k)]
+	fn(v, ok)
+	sh.mu.Unlock()
 }

@@ -12,8 +12,11 @@ import (
 // In-dialog requests carry their route set (the balancer Record-Routes
 // the VIP it listens on, the same on both boxes), so what the peer needs
 // per dialog is small: its Core (for requests addressed to the VIP with
-// no Route, and for the per-Core counts), whether it is up, and when it
-// expires.
+// no Route, and for the per-Core counts), whether it is up, when it
+// expires, and what the routing policy checks an untrusted caller's
+// in-dialog requests against (both tags, the next hop). A record from a
+// peer on the previous release has no tags: it matches on its Call-ID
+// alone, toward its Core (relay.go).
 
 // DialogRecord is one dialog as exported to, and imported from, the peer.
 type DialogRecord struct {
@@ -41,7 +44,8 @@ func (b *Balancer) ExportDialogs() []DialogRecord {
 	out := make([]DialogRecord, 0, b.dialogs.m.len())
 	b.dialogs.m.each(func(k string, d *dialog) bool {
 		out = append(out, DialogRecord{CallID: k, Core: d.core.name, Confirmed: d.confirmed,
-			Created: d.created, Expires: d.expires, Session: d.session})
+			Created: d.created, Expires: d.expires, Session: d.session,
+			CallerTag: d.callerTag, CalleeTag: d.calleeTag, NextHop: d.hop.nextHop})
 		return true
 	})
 	return out
@@ -59,7 +63,8 @@ func (b *Balancer) ApplyDialog(e DialogEvent) bool {
 		if c == nil {
 			return false
 		}
-		r := DialogRecord{CallID: e.CallID, Core: e.Core, Confirmed: e.Kind == DialogConfirm, Created: e.At, Expires: e.Expires}
+		r := DialogRecord{CallID: e.CallID, Core: e.Core, Confirmed: e.Kind == DialogConfirm, Created: e.At, Expires: e.Expires,
+			CallerTag: e.CallerTag, CalleeTag: e.CalleeTag, NextHop: e.NextHop}
 		if r.Confirmed {
 			if life := e.Expires.Sub(e.At); life > 0 && life != t.timeout {
 				r.Session = life - 32*time.Second
@@ -80,11 +85,16 @@ func (b *Balancer) ApplyDialog(e DialogEvent) bool {
 }
 
 // importDialog sets one dialog from the peer's view: a create never
-// undoes a confirm, a confirm of an unknown dialog creates it up.
+// undoes a confirm, a confirm of an unknown dialog creates it up. The
+// peer's figures are bounded as ours are: Session-Expires clamped, the
+// tags and next hop cut to maxNextHop.
 func (b *Balancer) importDialog(r DialogRecord, c *Core) {
+	r.Session = b.dialogs.clampSession(r.Session)
+	hop := importedTarget(r)
 	b.dialogs.m.update(r.CallID, func(d *dialog, ok bool) (*dialog, bool) {
 		if !ok {
-			d = &dialog{core: c, created: r.Created, expires: r.Expires, session: r.Session, confirmed: r.Confirmed}
+			d = &dialog{core: c, created: r.Created, expires: r.Expires, session: r.Session, confirmed: r.Confirmed,
+				callerTag: r.CallerTag, calleeTag: r.CalleeTag, hop: hop}
 			d.count()
 			return d, true
 		}
@@ -96,9 +106,31 @@ func (b *Balancer) importDialog(r DialogRecord, c *Core) {
 		if r.Session > 0 {
 			d.session = r.Session
 		}
+		if r.CallerTag != "" || r.CalleeTag != "" {
+			d.callerTag, d.calleeTag = r.CallerTag, r.CalleeTag
+		}
+		if r.NextHop != "" {
+			d.hop = hop
+		}
 		d.count()
 		return d, true
 	})
+}
+
+// importedTarget is the next hop of a mirrored record: an IP address
+// read from its URI, else (a host name, none, too long) the dialog's
+// Core. Its origin (Record-Route or Contact) is not mirrored: it counts
+// as a Contact, which a target refresh replaces.
+func importedTarget(r DialogRecord) dialogTarget {
+	t := dialogTarget{calleeTag: r.CalleeTag}
+	if r.NextHop == "" || len(r.NextHop) > maxNextHop {
+		return t
+	}
+	t.nextHop = r.NextHop
+	if tp, ap, ok := routeTarget([]byte(r.NextHop)); ok && (tp == "udp" || tp == "tcp") {
+		t.tp, t.addr = tp, ap
+	}
+	return t
 }
 
 func (d *dialog) count() {

@@ -40,12 +40,12 @@ func TestMirrorSnapshotThenEvents(t *testing.T) {
 		act.dialogs.obs = observerFunc(func(e DialogEvent) { evs = append(evs, e) })
 		c1, c2 := act.pool.get("core1"), act.pool.get("core2")
 		steps := []func(){
-			func() { act.dialogs.create("a", c1) },
-			func() { act.dialogs.create("b", c1) },
-			func() { act.dialogs.create("b", c2) }, // failover before the answer
-			func() { act.dialogs.confirm("a", 0) },
-			func() { act.dialogs.confirm("b", 90*time.Second) },
-			func() { act.dialogs.create("c", c2) },
+			func() { act.dialogs.create("a", "ft", c1) },
+			func() { act.dialogs.create("b", "ft", c1) },
+			func() { act.dialogs.create("b", "ft", c2) }, // failover before the answer
+			func() { act.dialogs.confirm("a", 0, dialogTarget{calleeTag: "tt"}) },
+			func() { act.dialogs.confirm("b", 90*time.Second, dialogTarget{calleeTag: "tt"}) },
+			func() { act.dialogs.create("c", "ft", c2) },
 			func() { act.dialogs.end("a", "bye") },
 		}
 		var snap []DialogRecord

@@ -43,6 +43,12 @@ type Stats struct {
 	// tcpRefusedReasons and tcpClosedReasons.
 	TCPRefused [len(tcpRefusedReasons)]atomic.Uint64
 	TCPClosed  [len(tcpClosedReasons)]atomic.Uint64
+
+	// Refused counts messages from untrusted sources the routing policy
+	// did not forward, by the reasons in refusedReasons (relay.go);
+	// AtCap the requests refused at a table's cap, by capReasons (caps.go).
+	Refused [len(refusedReasons)]atomic.Uint64
+	AtCap   [len(capReasons)]atomic.Uint64
 }
 
 // Why an inbound TCP connection was refused (Stats.TCPRefused).
@@ -98,6 +104,12 @@ func (s *Stats) Snapshot() map[string]uint64 {
 	}
 	for i, r := range tcpClosedReasons {
 		m["tcp_closed_"+r] = s.TCPClosed[i].Load()
+	}
+	for i, r := range refusedReasons {
+		m["relay_refused_"+r] = s.Refused[i].Load()
+	}
+	for i, r := range capReasons {
+		m["at_cap_"+r] = s.AtCap[i].Load()
 	}
 	return m
 }

@@ -36,6 +36,8 @@ type inbound struct {
 	lis  *listener
 	conn *tcpConn      // nil for UDP
 	at   time.Duration // when it was queued (since Balancer.epoch)
+	// trusted: a Core, the box itself or a trusted network (relay.go)
+	trusted bool
 }
 
 func newListener(la listenAddr) *listener {
@@ -144,12 +146,14 @@ func isKeepalive(p []byte) bool {
 // when that worker's queue is full (a UDP sender retransmits).
 func (b *Balancer) dispatch(in inbound, inline bool) {
 	b.stats.In.count(in.data)
+	var v Verdict
 	if b.opt.Screen != nil {
-		if v := b.opt.Screen(in.src, in.lis.transport, in.data); v.Drop || v.Code != 0 {
+		if v = b.opt.Screen(in.src, in.lis.transport, in.data); v.Drop || v.Code != 0 {
 			b.screened(in, v)
 			return
 		}
 	}
+	in.trusted = b.trusted(v, in.src)
 	// The ACK of a 503 we shed (or of another stateless reply) ends here,
 	// unparsed: under overload there is one for every call refused.
 	if b.absorbStatelessAck(in.data) {

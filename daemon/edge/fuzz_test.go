@@ -27,7 +27,7 @@ func FuzzScreen(f *testing.F) {
 		if v.Action == Reject && v.Code != 403 {
 			t.Fatalf("verdict %+v", v)
 		}
-		if v := g.Screen(netip.MustParseAddrPort("198.51.100.5:5060"), tp, data); v != accept {
+		if v := g.Screen(netip.MustParseAddrPort("198.51.100.5:5060"), tp, data); v != trusted {
 			t.Fatalf("trusted source screened: %+v", v)
 		}
 	})

@@ -26,10 +26,14 @@ type Verdict struct {
 	Action Action
 	Code   int
 	Reason string
+	// Trusted: accepted as the box itself, a trusted network or a Core
+	// (the balancer's routing policy does not apply to it).
+	Trusted bool
 }
 
 var (
 	accept    = Verdict{}
+	trusted   = Verdict{Trusted: true}
 	drop      = Verdict{Action: Drop}
 	forbidden = Verdict{Action: Reject, Code: 403, Reason: "Forbidden"}
 )
@@ -139,11 +143,11 @@ func (g *Guard) Screen(src netip.AddrPort, transport string, data []byte) Verdic
 	// probe every heartbeat, never a flood to ban. (The rest of 127/8
 	// follows the policy: the lab plays other hosts on it.)
 	if a == localhost4 || a == localhost6 || p.isTrusted(a, transport) {
-		return accept
+		return trusted
 	}
 	if ex := g.exempt.Load(); ex != nil {
 		if _, ok := (*ex)[a.As16()]; ok {
-			return accept
+			return trusted
 		}
 	}
 	k := keyOf(a)

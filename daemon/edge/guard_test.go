@@ -60,11 +60,11 @@ func TestScreenPolicy(t *testing.T) {
 		data []byte
 		want Verdict
 	}{
-		{"trusted", base, "198.51.100.7:5060", "udp", invite(""), accept},
-		{"trusted scanner UA not dropped", base, "198.51.100.7:5060", "udp", invite("friendly-scanner"), accept},
-		{"trusted v4-mapped", base, "[::ffff:198.51.100.7]:5060", "udp", invite(""), accept},
-		{"trusted v6", base, "[2001:db8:1:2::5]:5060", "tcp", invite(""), accept},
-		{"trusted on tcp only: tcp", refuse, "192.0.2.50:5060", "tcp", invite(""), accept},
+		{"trusted", base, "198.51.100.7:5060", "udp", invite(""), trusted},
+		{"trusted scanner UA not dropped", base, "198.51.100.7:5060", "udp", invite("friendly-scanner"), trusted},
+		{"trusted v4-mapped", base, "[::ffff:198.51.100.7]:5060", "udp", invite(""), trusted},
+		{"trusted v6", base, "[2001:db8:1:2::5]:5060", "tcp", invite(""), trusted},
+		{"trusted on tcp only: tcp", refuse, "192.0.2.50:5060", "tcp", invite(""), trusted},
 		{"trusted on tcp only: udp refused", refuse, "192.0.2.50:5060", "udp", invite(""), forbidden},
 		{"untrusted allowed", base, "203.0.113.5:5060", "udp", invite("Linphone/5"), accept},
 		{"untrusted refused", refuse, "203.0.113.5:5060", "udp", invite(""), forbidden},
@@ -105,7 +105,7 @@ func TestFloodBanAndExpiry(t *testing.T) {
 		t.Errorf("another source: %+v", v)
 	}
 	for i := 0; i < 1000; i++ {
-		if v := g.Screen(trusted, "udp", invite("")); v != accept {
+		if v := g.Screen(trusted, "udp", invite("")); v != (Verdict{Trusted: true}) {
 			t.Fatalf("trusted request %d: %+v", i, v)
 		}
 	}
@@ -202,7 +202,7 @@ func TestFloodOffAndExempt(t *testing.T) {
 	g, _ = newGuard(t, Options{FloodRequests: 4})
 	g.SetExempt([]netip.Addr{netip.MustParseAddr("203.0.113.21")})
 	for i := 0; i < 100; i++ {
-		if g.Screen(ap("[::ffff:203.0.113.21]:5060"), "udp", invite("")) != accept {
+		if g.Screen(ap("[::ffff:203.0.113.21]:5060"), "udp", invite("")) != trusted {
 			t.Fatal("an exempt address (a Core) was refused")
 		}
 	}
@@ -218,8 +218,8 @@ func TestLoopbackAlwaysAccepted(t *testing.T) {
 		FloodRequests: 4, Scanners: []string{"sipedge-failover"}})
 	for _, src := range []string{"127.0.0.1:40000", "[::1]:40000", "[::ffff:127.0.0.1]:40000"} {
 		for i := 0; i < 100; i++ {
-			if v := g.Screen(ap(src), "udp", invite("sipedge-failover")); v != accept {
-				t.Fatalf("%s, request %d: %+v, want accept", src, i, v)
+			if v := g.Screen(ap(src), "udp", invite("sipedge-failover")); v != trusted {
+				t.Fatalf("%s, request %d: %+v, want trusted", src, i, v)
 			}
 		}
 	}
@@ -408,7 +408,7 @@ func TestUpdateAndMetrics(t *testing.T) {
 	if v := g.Screen(ap("203.0.113.3:1"), "udp", invite("sipcli")); v != forbidden {
 		t.Errorf("after reload (no scanners, refuse): %+v", v)
 	}
-	if v := g.Screen(ap("203.0.113.7:1"), "udp", invite("")); v != accept {
+	if v := g.Screen(ap("203.0.113.7:1"), "udp", invite("")); v != trusted {
 		t.Errorf("newly trusted: %+v", v)
 	}
 	if v := g.Screen(ap("203.0.113.2:1"), "udp", invite("")); v != drop {

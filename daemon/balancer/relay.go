@@ -1,0 +1,203 @@
+package balancer
+
+import (
+	"bytes"
+	"net/netip"
+)
+
+// Routing policy (Options.Relay, security.relay): who may make the
+// balancer send where. A request from a source that is neither a Core
+// nor trusted (the Screen's Verdict.Trusted) is forwarded only when it
+// starts a dialog or transaction toward the Core pool (no Route, or only
+// ours: the Core is the balancer's choice, never the sender's), or when
+// it belongs to a dialog the balancer knows by Call-ID and both tags,
+// from the caller's side, and goes to that dialog's recorded next hop.
+// Everything else is answered (403, 481) or, for an ACK, dropped, and
+// counted by reason (Stats.Refused). Cores and trusted sources keep RFC
+// 3261 loose routing. RelayOpen lets every source route freely: a lab's
+// setting, flagged as unsafe by the daemon.
+const (
+	RelayDialogs = "dialogs"
+	RelayOpen    = "open"
+)
+
+// Why a message from an untrusted source was not forwarded
+// (Stats.Refused, sipedge_sip_relay_refused_total{reason}).
+const (
+	refusedRoute     = iota // a new request routed elsewhere than the Core pool: 403
+	refusedDialog           // in-dialog, no dialog known by Call-ID and both tags: 481
+	refusedDirection        // the callee's side of a dialog, from an untrusted source: 403
+	refusedNextHop          // in a known dialog, toward another next hop than its own: 403
+	refusedAck              // an ACK outside a known dialog or its next hop: dropped
+	refusedResponse         // a response along no transaction of ours, nor justified: dropped
+)
+
+var refusedReasons = [...]string{"route", "unknown_dialog", "direction", "next_hop", "ack", "response"}
+
+// maxNextHop bounds a dialog's recorded next hop (a URI from a Core's
+// 2xx); longer ones are not kept, and the dialog's Core is the next hop.
+const maxNextHop = 256
+
+// Which side of a dialog a request comes from, by its tags.
+type dialogSide uint8
+
+const (
+	sideNone   dialogSide = iota // not this dialog
+	sideCaller                   // From: the caller's tag, To: the callee's
+	sideCallee                   // the other way round
+)
+
+// side tells which side of d a request with these tags comes from. A
+// dialog still early knows only the caller's tag. One mirrored from a
+// peer on the previous release knows no tag: its Call-ID is all there
+// is to match, from the caller's side.
+func (d *dialog) side(fromTag, toTag []byte) dialogSide {
+	switch {
+	case d.callerTag == "" && d.calleeTag == "":
+		return sideCaller
+	case string(fromTag) == d.callerTag && (!d.confirmed || d.calleeTag == "" || string(toTag) == d.calleeTag):
+		return sideCaller
+	case d.confirmed && string(fromTag) == d.calleeTag && string(toTag) == d.callerTag:
+		return sideCallee
+	}
+	return sideNone
+}
+
+// nextHop is where the caller's side of d goes: the recorded next hop,
+// or the dialog's Core (early, a host name, a record without one).
+func (d *dialog) nextHop() (string, netip.AddrPort) {
+	if d.confirmed && d.hop.addr.IsValid() {
+		return d.hop.tp, d.hop.addr
+	}
+	return d.core.transport, d.core.addr
+}
+
+// dialogMatch is what the dialog table says of an in-dialog request.
+type dialogMatch struct {
+	side dialogSide
+	tp   string
+	dst  netip.AddrPort // the caller side's next hop
+	core *Core
+}
+
+// match looks up the dialog a request names (Call-ID, From tag, To tag).
+func (t *dialogTable) match(callID, fromTag, toTag []byte) (m dialogMatch) {
+	viewBytes(t.m, callID, func(d *dialog, ok bool) {
+		if !ok {
+			return
+		}
+		m.side, m.core = d.side(fromTag, toTag), d.core
+		m.tp, m.dst = d.nextHop()
+	})
+	return m
+}
+
+// trusted decides a message's trust from the Screen's verdict: the
+// Screen knows the trusted networks; the Cores are always trusted, and
+// without a Screen so is the box itself (loopback).
+func (b *Balancer) trusted(v Verdict, src netip.AddrPort) bool {
+	if v.Trusted || b.relayOpen {
+		return true
+	}
+	a := src.Addr().Unmap()
+	if b.opt.Screen == nil && a.IsLoopback() && (a.Is6() || a == netip.AddrFrom4([4]byte{127, 0, 0, 1})) {
+		return true
+	}
+	return b.pool.hasAddr(a)
+}
+
+// refuse counts a refusal by reason.
+func (b *Balancer) refuse(reason int) { b.stats.Refused[reason].Add(1) }
+
+// untrustedInDialog decides an in-dialog request from an untrusted
+// source: forwarded only from the caller's side of a known dialog to its
+// next hop (tp, dst: where the request itself would go; ok false when
+// it names no address). It returns 0 when it may go on, else the code
+// to answer (481, 403), the refusal counted.
+func (b *Balancer) untrustedInDialog(callID, fromTag, toTag []byte, tp string, dst netip.AddrPort, ok bool) (code int, reason string) {
+	m := b.dialogs.match(callID, fromTag, toTag)
+	switch {
+	case m.core == nil || m.side == sideNone:
+		b.refuse(refusedDialog)
+		return 481, "Call/Transaction Does Not Exist"
+	case m.side == sideCallee:
+		b.refuse(refusedDirection)
+		return 403, "Forbidden"
+	case !ok || m.dst != dst || m.tp != tp:
+		b.refuse(refusedNextHop)
+		return 403, "Forbidden"
+	}
+	return 0, ""
+}
+
+// targetOf reads what a 2xx to an INVITE tells of its dialog: the To
+// tag, and the caller's next hop beyond the balancer, the Record-Route
+// entry just above our own (a proxy between us and the callee), else
+// the Contact (the remote target). p is the response as received or as
+// forwarded (our Via gone).
+func (b *Balancer) targetOf(p []byte) dialogTarget {
+	var t dialogTarget
+	var prev, contact, rr []byte
+	seenOurs := false
+	i := bytes.IndexByte(p, '\n')
+	if i < 0 {
+		return t
+	}
+	for i++; i < len(p); {
+		h, last, ok := nextHeader(p, i)
+		if !ok || last {
+			break
+		}
+		i = h.next
+		if h.colon <= 0 {
+			continue
+		}
+		switch name := h.name; {
+		case hdrIs(name, "To", 't'):
+			if tag, ok := findParam(h.val, "tag"); ok {
+				t.calleeTag = string(tag)
+			}
+		case contact == nil && hdrIs(name, "Contact", 'm'):
+			contact = uriOf(h.val)
+		case !seenOurs && hdrIs(name, "Record-Route", 0):
+			entries, ok := splitRoute(h.val)
+			if !ok {
+				continue
+			}
+			for _, e := range entries {
+				if _, ap, ok := routeTarget(e); ok && b.isLocal(ap) {
+					seenOurs, rr = true, prev
+					break
+				}
+				prev = e
+			}
+		}
+	}
+	hop := contact
+	if rr != nil {
+		hop, t.routed = uriOf(rr), true
+	}
+	if len(hop) == 0 || len(hop) > maxNextHop {
+		return t
+	}
+	t.nextHop = string(hop)
+	if tp, ap, ok := routeTarget(hop); ok && (tp == "udp" || tp == "tcp") {
+		t.tp, t.addr = tp, ap
+	}
+	return t
+}
+
+// uriOf is the URI of a name-addr or addr-spec header value: between
+// '<' and '>', else up to the first ';' or ','.
+func uriOf(v []byte) []byte {
+	if i := bytes.IndexByte(v, '<'); i >= 0 {
+		if j := bytes.IndexByte(v[i:], '>'); j > 0 {
+			return bytes.TrimSpace(v[i+1 : i+j])
+		}
+		return nil
+	}
+	if j := bytes.IndexAny(v, ";,"); j >= 0 {
+		v = v[:j]
+	}
+	return bytes.TrimSpace(v)
+}
