@@ -80,6 +80,12 @@ func BalancerOptions(cfg *config.Config) balancer.Options {
 		TCPMaxConnections: s.TCP.MaxConnections,
 		TCPMaxPerSource:   s.TCP.MaxPerSource,
 		TCPExempt:         tcpExempt(cfg),
+
+		Relay:             cfg.Security.Relay,
+		MaxDialogs:        s.Caps.Dialogs,
+		MaxTransactions:   s.Caps.Transactions,
+		MaxBranches:       s.Caps.Branches,
+		MaxSessionExpires: s.Caps.SessionExpires.D(),
 	}
 	if h := healthListener(cfg); h != "" {
 		opt.Listen = append(slices.Clip(s.Listen), h)
@@ -112,6 +118,9 @@ func (a *App) setupBalancer(ctx context.Context) error {
 		return nil
 	}
 	tuneGC(a)
+	for _, w := range cfg.Warnings() {
+		a.log.Warn("UNSAFE CONFIGURATION: " + w)
+	}
 	opt := BalancerOptions(cfg)
 	opt.Logger = a.log.With("subsystem", "balancer")
 	opt.Events = balancerEvents{a}
@@ -182,6 +191,12 @@ func (a *App) setupBalancer(ctx context.Context) error {
 	a.addStatus("sip", status)
 	a.onReload("balancer", func(c *config.Config) error {
 		b.SetTCPExempt(tcpExempt(c)) // security.trusted reloads, as in the edge
+		if err := b.SetRelay(c.Security.Relay); err != nil {
+			return err
+		}
+		for _, w := range c.Warnings() {
+			a.log.Warn("UNSAFE CONFIGURATION: " + w)
+		}
 		if !reflect.DeepEqual(c.SIP, cfg.SIP) {
 			return errors.New("sip: changes take effect at the next restart (use `sipedge ctl cores` for Cores)")
 		}

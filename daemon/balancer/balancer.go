@@ -57,12 +57,12 @@ type Balancer struct {
 	epoch time.Time // monotonic base of inbound.at
 
 	standby   atomic.Bool // hot standby: no probes, no expiry (standby.go)
-	relayOpen bool        // Options.Relay is RelayOpen (relay.go)
-	started bool
-	stop    chan struct{}
-	wg      sync.WaitGroup
-	workWG  sync.WaitGroup
-	once    sync.Once
+	relayOpen atomic.Bool // Options.Relay is RelayOpen (relay.go)
+	started   bool
+	stop      chan struct{}
+	wg        sync.WaitGroup
+	workWG    sync.WaitGroup
+	once      sync.Once
 }
 
 // New checks opt and builds a Balancer; nothing listens until Start.
@@ -98,7 +98,7 @@ func New(opt Options) (*Balancer, error) {
 	b.wheel = newWheel(10*time.Millisecond, 1024, b.log)
 	b.dialogs = newDialogTable(opt.Dialogs, opt.DialogTimeout, opt.InviteTimeout+time.Minute, b.coreIdle)
 	b.dialogs.maxSession = opt.MaxSessionExpires
-	b.relayOpen = opt.Relay == RelayOpen
+	b.relayOpen.Store(opt.Relay == RelayOpen)
 	for _, l := range opt.Listen {
 		la, _ := parseListen(l)
 		li := newListener(la)

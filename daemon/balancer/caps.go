@@ -50,4 +50,6 @@ func (b *Balancer) roomFor(table int, trusted bool) bool {
 }
 
 // retryAfter is the Retry-After header line of our own 503s.
-func (b *Balancer) retryAfter() string { return "Retry-After: " + strconv.Itoa(b.opt.RetryAfter) + "\r\n" }
+func (b *Balancer) retryAfter() string {
+	return "Retry-After: " + strconv.Itoa(b.opt.RetryAfter) + "\r\n"
+}

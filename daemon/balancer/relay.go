@@ -2,6 +2,7 @@ package balancer
 
 import (
 	"bytes"
+	"fmt"
 	"net/netip"
 )
 
@@ -96,7 +97,7 @@ func (t *dialogTable) match(callID, fromTag, toTag []byte) (m dialogMatch) {
 // Screen knows the trusted networks; the Cores are always trusted, and
 // without a Screen so is the box itself (loopback).
 func (b *Balancer) trusted(v Verdict, src netip.AddrPort) bool {
-	if v.Trusted || b.relayOpen {
+	if v.Trusted || b.relayOpen.Load() {
 		return true
 	}
 	a := src.Addr().Unmap()
@@ -104,6 +105,16 @@ func (b *Balancer) trusted(v Verdict, src netip.AddrPort) bool {
 		return true
 	}
 	return b.pool.hasAddr(a)
+}
+
+// SetRelay changes the routing policy (a reload): RelayDialogs or
+// RelayOpen.
+func (b *Balancer) SetRelay(relay string) error {
+	if relay != RelayDialogs && relay != RelayOpen {
+		return fmt.Errorf("relay %q: want %s or %s", relay, RelayDialogs, RelayOpen)
+	}
+	b.relayOpen.Store(relay == RelayOpen)
+	return nil
 }
 
 // refuse counts a refusal by reason.

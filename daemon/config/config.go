@@ -109,6 +109,20 @@ type SIP struct {
 	Overload Overload `yaml:"overload"`
 	// TCP bounds the balancer's TCP connections.
 	TCP TCP `yaml:"tcp"`
+	// Caps bound the balancer's tables against floods from outside.
+	Caps Caps `yaml:"caps"`
+}
+
+// Caps bound the tables that outside input grows. At a cap a new call
+// gets 503 with Retry-After while calls already up go on; the last
+// tenth of each cap is kept for the Cores and trusted sources.
+type Caps struct {
+	Dialogs      int `yaml:"dialogs"`      // calls in setup or up
+	Transactions int `yaml:"transactions"` // server transactions, lingering ones included
+	Branches     int `yaml:"branches"`     // client transactions toward Cores and next hops
+	// SessionExpires clamps a negotiated Session-Expires (RFC 4028): a
+	// dialog lives at most this long (plus 32 s) without a refresh.
+	SessionExpires Duration `yaml:"session_expires"`
 }
 
 // TCP bounds the balancer's TCP connections, in Kamailio's manner
@@ -234,9 +248,15 @@ type Security struct {
 	// loopback (127.0.0.0/8, ::1/128); a list replaces it.
 	Trusted   []Source `yaml:"trusted"`
 	Untrusted string   `yaml:"untrusted"` // allow | refuse (403)
-	Flood     Flood    `yaml:"flood"`
-	Scanners  []string `yaml:"scanners"`
-	Limits    Limits   `yaml:"limits"`
+	// Relay is what an allowed untrusted source may make the balancer
+	// do: "dialogs" (default) start calls toward the Core pool and go on
+	// with dialogs the balancer knows (Call-ID and both tags), never
+	// choose where it sends; "open" routes any request anywhere (RFC
+	// 3261 loose routing for everyone): an open relay, for a lab only.
+	Relay    string   `yaml:"relay"`
+	Flood    Flood    `yaml:"flood"`
+	Scanners []string `yaml:"scanners"`
+	Limits   Limits   `yaml:"limits"`
 }
 
 // Source is a trusted network, on every transport ("198.51.100.0/24",

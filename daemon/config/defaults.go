@@ -83,6 +83,10 @@ func (c *Config) applyDefaults(set map[string]int) {
 		orDur(&s.TCP.MessageTimeout, msg)
 		orInt(&s.TCP.MaxConnections, 2048)
 		orInt(&s.TCP.MaxPerSource, min(64, max(s.TCP.MaxConnections, 1)))
+		orInt(&s.Caps.Dialogs, 150_000)
+		orInt(&s.Caps.Transactions, 200_000)
+		orInt(&s.Caps.Branches, 200_000)
+		orDur(&s.Caps.SessionExpires, 2*time.Hour)
 		for i := range s.Cores {
 			orInt(&s.Cores[i].Weight, 1)
 		}
@@ -108,6 +112,7 @@ func (c *Config) applyDefaults(set map[string]int) {
 		orDur(&v.GARP.RepeatAfter, 5*time.Second)
 	}
 	orStr(&c.Security.Untrusted, "allow")
+	orStr(&c.Security.Relay, "dialogs")
 	if _, given := set["security.flood.requests"]; !given {
 		orInt(&c.Security.Flood.Requests, 16) // 0 given: flood detection off
 	}

@@ -99,7 +99,29 @@ func cleanYAMLErr(err error) string {
 }
 
 // Marshal returns c as YAML (the effective configuration).
-func Marshal(c *Config) ([]byte, error) { return yaml.Marshal(c) }
+// Settings that are unsafe on a public address (Warnings) head it as
+// comments.
+func Marshal(c *Config) ([]byte, error) {
+	b, err := yaml.Marshal(c)
+	if err != nil {
+		return nil, err
+	}
+	var head []byte
+	for _, w := range c.Warnings() {
+		head = append(head, "# WARNING: "+w+"\n"...)
+	}
+	return append(head, b...), nil
+}
+
+// Warnings lists the settings that are valid but unsafe on a public
+// address, for the log at start and `ctl config show`.
+func (c *Config) Warnings() []string {
+	var w []string
+	if c.Security.Relay == "open" {
+		w = append(w, "security.relay: open makes the balancer an open relay: any source may route requests to any address it can reach (toll fraud, SSRF); use it in a lab only, \"dialogs\" is the safe setting")
+	}
+	return w
+}
 
 // SocketPath is the control socket's path.
 func (c *Config) SocketPath() string {

@@ -152,6 +152,7 @@ func (c *Config) validate(lines map[string]int) Problems {
 
 	sec := c.Security
 	oneOf("security.untrusted", sec.Untrusted, "allow", "refuse")
+	oneOf("security.relay", sec.Relay, "dialogs", "open")
 	if sec.Flood.Requests < 0 {
 		add("security.flood.requests", "must not be negative (0 turns flood protection off)")
 	}
@@ -229,6 +230,17 @@ func (c *Config) validateSIP(s *SIP, add func(string, string, ...any), oneOf fun
 	if positive("sip.tcp.idle_timeout", s.TCP.IdleTimeout) && positive("sip.tcp.message_timeout", s.TCP.MessageTimeout) &&
 		s.TCP.MessageTimeout > s.TCP.IdleTimeout {
 		add("sip.tcp.message_timeout", "%s is longer than sip.tcp.idle_timeout %s", s.TCP.MessageTimeout, s.TCP.IdleTimeout)
+	}
+	for _, cp := range []struct {
+		path string
+		n    int
+	}{{"sip.caps.dialogs", s.Caps.Dialogs}, {"sip.caps.transactions", s.Caps.Transactions}, {"sip.caps.branches", s.Caps.Branches}} {
+		if cp.n < 100 || cp.n > 10_000_000 {
+			add(cp.path, "%d is outside 100..10000000", cp.n)
+		}
+	}
+	if d := s.Caps.SessionExpires.D(); d < 90*time.Second {
+		add("sip.caps.session_expires", "%v is below RFC 4028's minimum of 90s", d)
 	}
 	n, per := s.TCP.MaxConnections, s.TCP.MaxPerSource
 	okN := n >= 1 && n <= maxTCPConnections
