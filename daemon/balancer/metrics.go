@@ -29,6 +29,9 @@ type Collector struct {
 	tcpOpen  *prometheus.Desc
 	tcpRef   *prometheus.Desc
 	tcpEnd   *prometheus.Desc
+	caps     *prometheus.Desc
+	atCap    *prometheus.Desc
+	refused  *prometheus.Desc
 }
 
 type counterDesc struct {
@@ -80,6 +83,9 @@ func NewCollector(b *Balancer) *Collector {
 	c.tcpOpen = prometheus.NewDesc("sipedge_sip_tcp_connections", "TCP connections open: accepted (in) and dialled to Cores (out).", []string{"direction"}, nil)
 	c.tcpRef = prometheus.NewDesc("sipedge_sip_tcp_refused_total", "Inbound TCP connections closed at accept: max_connections or per_source cap reached, banned source.", []string{"reason"}, nil)
 	c.tcpEnd = prometheus.NewDesc("sipedge_sip_tcp_closed_total", "TCP connections ended: idle timeout, message_timeout (a message not complete in time), malformed (framing lost), screened (a message from a banned source or a scanner), peer (closed by the peer), local (a write failed, shutdown).", []string{"reason"}, nil)
+	c.caps = prometheus.NewDesc("sipedge_sip_table_cap", "Cap of each table outside input grows (sip.caps): dialogs (sipedge_sip_dialogs), transactions (sipedge_sip_transactions{side=\"server\"}), branches ({side=\"client\"}); a tenth of it is kept for Cores and trusted sources.", []string{"table"}, nil)
+	c.atCap = prometheus.NewDesc("sipedge_sip_at_cap_total", "Requests refused (503 with Retry-After, an ACK dropped) because a table was at its cap.", []string{"table"}, nil)
+	c.refused = prometheus.NewDesc("sipedge_sip_relay_refused_total", "Messages from untrusted sources the routing policy (security.relay) did not forward: route (a new request routed elsewhere than the Cores: 403), unknown_dialog (481), direction (the callee's side from a stranger: 403), next_hop (not the dialog's: 403), ack and response (dropped).", []string{"reason"}, nil)
 	return c
 }
 
@@ -88,7 +94,7 @@ func (c *Collector) Describe(ch chan<- *prometheus.Desc) {
 	for _, d := range c.counters {
 		ch <- d.d
 	}
-	for _, d := range []*prometheus.Desc{c.calls, c.pending, c.state, c.latency, c.routed, c.answered, c.fail, c.tx, c.dialogs, c.drops, c.reqs, c.resps, c.tcpOpen, c.tcpRef, c.tcpEnd} {
+	for _, d := range []*prometheus.Desc{c.calls, c.pending, c.state, c.latency, c.routed, c.answered, c.fail, c.tx, c.dialogs, c.drops, c.reqs, c.resps, c.tcpOpen, c.tcpRef, c.tcpEnd, c.caps, c.atCap, c.refused} {
 		ch <- d
 	}
 }
@@ -135,6 +141,14 @@ func (c *Collector) Collect(ch chan<- prometheus.Metric) {
 	}
 	for i, r := range tcpClosedReasons {
 		ch <- prometheus.MustNewConstMetric(c.tcpEnd, prometheus.CounterValue, float64(c.b.stats.TCPClosed[i].Load()), r)
+	}
+	for i, t := range capReasons {
+		limit := [...]int{c.b.opt.MaxDialogs, c.b.opt.MaxTransactions, c.b.opt.MaxBranches}[i]
+		ch <- prometheus.MustNewConstMetric(c.caps, prometheus.GaugeValue, float64(limit), t)
+		ch <- prometheus.MustNewConstMetric(c.atCap, prometheus.CounterValue, float64(c.b.stats.AtCap[i].Load()), t)
+	}
+	for i, r := range refusedReasons {
+		ch <- prometheus.MustNewConstMetric(c.refused, prometheus.CounterValue, float64(c.b.stats.Refused[i].Load()), r)
 	}
 	for listen, n := range c.b.KernelDrops() {
 		ch <- prometheus.MustNewConstMetric(c.drops, prometheus.CounterValue, float64(n), listen)
