@@ -32,6 +32,16 @@ func room(n int64, limit int, trusted bool) bool {
 
 // roomFor checks one table's cap for a new entry, counting a refusal.
 func (b *Balancer) roomFor(table int, trusted bool) bool {
+	if b.hasRoom(table, trusted) {
+		return true
+	}
+	b.stats.AtCap[table].Add(1)
+	return false
+}
+
+// hasRoom is roomFor without the count: a raw path that declines at a
+// cap leaves the answer, and the count, to the full path.
+func (b *Balancer) hasRoom(table int, trusted bool) bool {
 	var n int64
 	var limit int
 	switch table {
@@ -42,11 +52,7 @@ func (b *Balancer) roomFor(table int, trusted bool) bool {
 	case capBranches:
 		n, limit = b.ctx.m.n.Load(), b.opt.MaxBranches
 	}
-	if room(n, limit, trusted) {
-		return true
-	}
-	b.stats.AtCap[table].Add(1)
-	return false
+	return room(n, limit, trusted)
 }
 
 // retryAfter is the Retry-After header line of our own 503s.

@@ -1,6 +1,7 @@
 package balancer
 
 import (
+	"bytes"
 	"fmt"
 	"net"
 	"net/netip"
@@ -119,6 +120,7 @@ type peer struct {
 	conn *net.UDPConn
 	addr netip.AddrPort
 	in   atomic.Int64 // bytes read by expect/drain
+	fin  atomic.Int64 // responses other than 100 read by expect/drain
 }
 
 func newPeer(t *testing.T, ip string) *peer {
@@ -149,6 +151,9 @@ func (p *peer) expect(d time.Duration, prefix string) string {
 			return ""
 		}
 		p.in.Add(int64(n))
+		if bytes.HasPrefix(buf[:n], []byte("SIP/2.0 ")) && !bytes.HasPrefix(buf[:n], []byte("SIP/2.0 100")) {
+			p.fin.Add(1)
+		}
 		if m := string(buf[:n]); strings.HasPrefix(m, prefix) {
 			return m
 		}

@@ -51,7 +51,7 @@ func (b *Balancer) fastInDialog(in inbound) bool {
 		b.absorb(st)
 		return true
 	}
-	if !b.roomFor(capTransactions, in.trusted) {
+	if !b.hasRoom(capTransactions, in.trusted) {
 		return false // the full path answers 503
 	}
 	dst, h := b.rawNextHop(&r)

@@ -147,11 +147,14 @@ func TestFastInDialogRetransmission(t *testing.T) {
 	}
 }
 
-// TestFastInDialogTimerF: a Core that never answers gets the BYE
-// retransmitted, and the caller gets the balancer's own 408, built from
-// the raw request (its Via, From, To with its tag, Call-ID, CSeq).
+// TestFastInDialogTimerF: a next hop that never answers gets the BYE
+// retransmitted, and the caller gets the balancer's own 504 when the
+// attempt timer runs out (not Timer F's 32 s; not a 408, which RFC 4320
+// forbids for a non-INVITE), built from the raw request (its Via, From,
+// To with its tag, Call-ID, CSeq).
 func TestFastInDialogTimerF(t *testing.T) {
-	l := newTxLab(t, 1, func(o *Options) { o.NonInviteTimeout = 1200 * time.Millisecond })
+	l := newTxLab(t, 1, func(o *Options) { o.Retry.AttemptTimeout = 1200 * time.Millisecond })
+	start := time.Now()
 	if !l.b.fastInDialog(l.in(l.bye("tf", nil))) {
 		t.Fatal("declined")
 	}
@@ -164,8 +167,11 @@ func TestFastInDialogTimerF(t *testing.T) {
 	}
 	m, _ := l.recv(l.caller, 3*time.Second, "a final response", isFinal)
 	res := m.(*sip.Response)
-	if res.StatusCode != 408 {
-		t.Fatalf("caller got %d, want 408", res.StatusCode)
+	if res.StatusCode != 504 {
+		t.Fatalf("caller got %d, want 504", res.StatusCode)
+	}
+	if d := time.Since(start); d < time.Second {
+		t.Errorf("504 after %v, before the attempt timer", d)
 	}
 	want := l.bye("tf", nil)
 	orig, err := sip.NewParser().ParseSIP([]byte(want))
@@ -174,11 +180,11 @@ func TestFastInDialogTimerF(t *testing.T) {
 	}
 	req := orig.(*sip.Request)
 	if vs := res.GetHeaders("Via"); len(vs) != 1 || vs[0].Value() != req.Via().Value() {
-		t.Errorf("408 Vias %v, want the caller's %q only", vs, req.Via().Value())
+		t.Errorf("504 Vias %v, want the caller's %q only", vs, req.Via().Value())
 	}
 	for _, h := range []string{"From", "To", "Call-ID", "CSeq"} {
 		if res.GetHeader(h) == nil || res.GetHeader(h).Value() != req.GetHeader(h).Value() {
-			t.Errorf("408 %s = %v, want %q", h, res.GetHeader(h), req.GetHeader(h).Value())
+			t.Errorf("504 %s = %v, want %q", h, res.GetHeader(h), req.GetHeader(h).Value())
 		}
 	}
 }

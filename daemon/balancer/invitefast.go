@@ -36,7 +36,7 @@ func (b *Balancer) fastInvite(in inbound) bool {
 		b.absorb(st)
 		return true
 	}
-	if !b.roomFor(capTransactions, in.trusted) {
+	if !b.hasRoom(capTransactions, in.trusted) {
 		return false // the full path answers 503
 	}
 	resp, ok := rawResponder(&r)

@@ -653,13 +653,10 @@ func (b *Balancer) launch(st *serverTx, ct *clientTx) {
 	if err := b.send(tp, dst, ct.data, nil); err != nil {
 		b.log.Debug("forward", "dst", dst, "err", err)
 	}
-	timeout := b.opt.NonInviteTimeout
-	switch {
-	case st.toCore:
-		timeout = b.opt.Retry.AttemptTimeout
-	case st.method == sip.INVITE:
-		timeout = 64 * t1 // Timer B
-	}
+	// Every next hop, a Core or not, has attempt_timeout to answer at
+	// all: a request toward one that is gone gets its final response
+	// then, not after Timer B/F's 32 s (a caller gives up on a BYE at 5 s).
+	timeout := b.opt.Retry.AttemptTimeout
 	now := time.Since(b.epoch)
 	if tp == "udp" {
 		ct.retransDue = now + ct.interval
@@ -821,7 +818,21 @@ func (b *Balancer) attemptTimeout(ct *clientTx) {
 		b.attempt(st, next, next.transport, next.addr)
 		return
 	}
-	b.finish(st, 408, "Request Timeout", "")
+	b.finishTimeout(st)
+}
+
+// finishTimeout answers a request whose next hop did not answer in
+// time: 408 to an INVITE; 504 Server Time-out to any other request, as
+// RFC 4320 forbids a 408 to a non-INVITE (a 408 would reach the
+// caller after its own Timer F, and a late 408 makes callers and
+// proxies take the whole hop for dead). 504 says what happened: the
+// next server did not answer in time; st.mu held.
+func (b *Balancer) finishTimeout(st *serverTx) {
+	if st.method == sip.INVITE {
+		b.finish(st, 408, "Request Timeout", "")
+		return
+	}
+	b.finish(st, 504, "Server Time-out", "")
 }
 
 func (b *Balancer) nextCore(st *serverTx) *Core {
@@ -1190,6 +1201,12 @@ func (b *Balancer) proxyResponse(ct *clientTx, v *respView) {
 			return
 		}
 		ct.retransDue = 0 // no more retransmissions
+		if !invite && !ct.provisional {
+			// A non-INVITE next hop that answered has Timer F (from the
+			// request) to send its final.
+			ct.provisional = true
+			ct.attemptDue += b.opt.NonInviteTimeout - b.opt.Retry.AttemptTimeout
+		}
 		if invite {
 			ct.attemptDue = 0 // the attempt timer stops too: one entry less
 			ct.clientT.Stop()

@@ -182,16 +182,11 @@ func (b *Balancer) scanRequest(in inbound) (r rawRequest, ok bool) {
 			}
 			to, r.toTag, r.toTagV = true, tag, tagV
 		case hdrIs(name, "Max-Forwards", 0):
-			n, err := strconv.Atoi(string(val))
-			if err != nil || n < 0 || n > 255 || r.mf >= 0 {
-				return r, false
+			n, from, to, ok := maxForwards(h.line, k)
+			if !ok || n > 255 || r.mf >= 0 {
+				return r, false // the full path answers 400 (not digits) or judges it
 			}
-			r.mf = n
-			vs := start + k + 1
-			for p[vs] == ' ' || p[vs] == '\t' {
-				vs++
-			}
-			r.mfFrom, r.mfTo = vs, vs+len(val)
+			r.mf, r.mfFrom, r.mfTo = n, start+from, start+to
 		case hdrIs(name, "Route", 0):
 			if r.next != nil {
 				continue // beyond the next hop: forwarded as is
