@@ -150,4 +150,3 @@ func readWithin(c *net.UDPConn, d time.Duration, prefix, id string) string {
 		}
 	}
 }
-

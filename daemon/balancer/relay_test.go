@@ -164,7 +164,7 @@ func TestRelayDialogsOfStrangers(t *testing.T) {
 		"Route: <sip:%s;lr>\r\nFrom: <sip:svc@127.0.0.1>;tag=%s\r\nTo: <sip:caller@127.0.0.5>;tag=ct-call-2\r\nCall-ID: call-2\r\nCSeq: 1 BYE\r\nContent-Length: 0\r\n\r\n",
 		caller.addr, l.core.addr, l.bal, tag)
 	l.core.conn.WriteToUDPAddrPort([]byte(coreBye), l.bal)
-	bye := caller.expect(3 * time.Second, "BYE ")
+	bye := caller.expect(3*time.Second, "BYE ")
 	if bye == "" {
 		t.Fatal("the Core's BYE did not reach the caller")
 	}

@@ -18,7 +18,11 @@
 //     per second against the sustained rate, calls refused with 503,
 //     Cores marked down (a healthy Core must stay up);
 //  4. recovery: the sustained rate again right after, 0 failed calls;
-//  5. dialogs (sipedge): long calls until -dialogs dialogs are up at once,
+//  5. sources: the sustained rate for -untrusted from the box itself
+//     (127.0.0.1, trusted) and then from callers outside
+//     security.trusted (127.0.0.2: sipedge's routing policy checks every
+//     request of theirs), CPU per call of each (untrusted.go);
+//  6. dialogs (sipedge): long calls until -dialogs dialogs are up at once,
 //     peak RSS.
 //
 // Results (summary.txt, results.json, profiles, logs, plot.png) go to one
@@ -52,6 +56,7 @@ type options struct {
 	sustain       time.Duration
 	overload      time.Duration
 	recover       time.Duration
+	untrusted     time.Duration
 	callMS        int
 	dialogs       int
 	dialogRate    int
@@ -74,6 +79,7 @@ type result struct {
 	Goroutines   []int       `json:"goroutines_per_step"`
 	Overload     *phase      `json:"overload,omitempty"`
 	Recovery     *phase      `json:"recovery,omitempty"`
+	Sources      *sources    `json:"sources,omitempty"`
 	Dialogs      *dialogRun  `json:"dialogs,omitempty"`
 	UDPDrops     int64       `json:"udp_drops_total"`
 	Series       []sample    `json:"series"`
@@ -126,6 +132,7 @@ func main() {
 	flag.DurationVar(&o.sustain, "sustain", 60*time.Second, "length of the sustained run at the highest clean rate")
 	flag.DurationVar(&o.overload, "overload", 60*time.Second, "length of the overload run at twice the sustained rate (0: skip)")
 	flag.DurationVar(&o.recover, "recover", 10*time.Second, "length of the normal-load run right after the overload")
+	flag.DurationVar(&o.untrusted, "untrusted", 20*time.Second, "length of each of the two runs at the sustained rate, callers trusted then outside security.trusted (0: skip)")
 	flag.IntVar(&o.callMS, "call-ms", 100, "call length in milliseconds")
 	flag.IntVar(&o.dialogs, "dialogs", 100000, "concurrent dialogs to hold with long calls (0: skip)")
 	flag.IntVar(&o.dialogRate, "dialog-rate", 3000, "call rate of the dialog test")
@@ -265,6 +272,7 @@ func measure(o options, name string, base int, t0 time.Time) (*result, error) {
 	}
 	addr := fmt.Sprintf("127.0.0.1:%d", base)
 	callerPort := base + 50
+	callerIP := trustedIP
 
 	// Sample RSS, CPU (and sipedge's dialogs) every second for the plot.
 	var cur int
@@ -304,7 +312,7 @@ func measure(o options, name string, base int, t0 time.Time) (*result, error) {
 			wg.Add(1)
 			go func() { defer wg.Done(); during() }()
 		}
-		cr, err := runCaller(dir, scenario, addr, callerPort, rate, dur, callMS)
+		cr, err := runCaller(dir, scenario, callerIP, addr, callerPort, rate, dur, callMS)
 		wg.Wait()
 		setRate(0)
 		cr.Phase, cr.Start, cr.End = label, start, time.Since(t0).Seconds()
@@ -425,6 +433,26 @@ func measure(o options, name string, base int, t0 time.Time) (*result, error) {
 	if s := r.Sustained; s != nil {
 		r.CPUPer1000 = 1000 * s.CPUSeconds / float64(max(s.Success, 1))
 		r.RSSMiB = s.RSSMiB
+	}
+
+	// The same rate from the box itself, then from strangers.
+	if o.untrusted > 0 && r.SustainedCPS > 0 {
+		s := &sources{}
+		for _, ip := range []string{trustedIP, untrustedIP} {
+			time.Sleep(3 * time.Second)
+			callerIP = ip
+			p, err := run("from-"+ip, caller, r.SustainedCPS, o.untrusted, o.callMS, nil)
+			callerIP = trustedIP
+			if err != nil {
+				return nil, err
+			}
+			if ip == trustedIP {
+				s.Trusted = &p
+			} else {
+				s.Untrusted = &p
+			}
+		}
+		r.Sources = s
 	}
 
 	// Overload: twice the sustained rate, then normal load again.
@@ -627,6 +655,7 @@ func report(o options, rs []*result, took time.Duration) {
 		}
 		fmt.Fprintf(&b, "  5. kernel UDP receive drops on the balancer's socket over the run: %d (exported as sipedge_sip_udp_kernel_drops)\n", us.UDPDrops)
 	}
+	reportSources(&b, rs)
 	fmt.Printf("\n%s", b.String())
 	os.WriteFile(filepath.Join(o.out, "summary.txt"), []byte(b.String()), 0o644)
 	j, _ := json.MarshalIndent(rs, "", "  ")

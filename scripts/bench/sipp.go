@@ -124,7 +124,7 @@ type callerRun struct {
 // runCaller sends calls at rate to target for dur, splitting the rate over
 // several SIPp processes (one saturates a core near 5,000 CPS). Bounded
 // by count (rate*dur) and time (dur + call length + 15 s).
-func runCaller(dir, scenario, target string, basePort, rate int, dur time.Duration, callMS int) (callerRun, error) {
+func runCaller(dir, scenario, ip, target string, basePort, rate int, dur time.Duration, callMS int) (callerRun, error) {
 	procs := 1 + rate/3000
 	res := callerRun{Rate: rate, Duration: dur}
 	type proc struct {
@@ -145,7 +145,7 @@ func runCaller(dir, scenario, target string, basePort, rate int, dur time.Durati
 			limit = n + 100 // long calls: every call may be up at once
 		}
 		hard := int(dur.Seconds()) + callMS/1000 + 15
-		cmd := exec.Command("sipp", "-sf", scenario, target, "-i", "127.0.0.1", "-p", strconv.Itoa(port),
+		cmd := exec.Command("sipp", "-sf", scenario, target, "-i", ip, "-p", strconv.Itoa(port),
 			"-cp", strconv.Itoa(port+1), "-mp", strconv.Itoa(port+2),
 			"-nostdin", "-r", strconv.Itoa(r), "-m", strconv.Itoa(n), "-l", strconv.Itoa(limit),
 			"-d", strconv.Itoa(callMS), "-recv_timeout", "5000", "-timeout", fmt.Sprintf("%ds", hard),

@@ -142,6 +142,10 @@ func startSipedge(dir, bin string, port int, cores []int, extraEnv []string, ext
 	if extraSIP != "" {
 		fmt.Fprintf(&b, "  %s\n", extraSIP)
 	}
+	// Callers on 127.0.0.1 are the box itself (trusted); those of the
+	// sources run on 127.0.0.2 are strangers, under the routing policy
+	// (security.relay: dialogs) and not banned as a flood.
+	fmt.Fprintf(&b, "security: {trusted: [\"%s/32\"], flood: {requests: 0}}\n", trustedIP)
 	cfg := filepath.Join(dir, "sipedge.yaml")
 	if err := os.WriteFile(cfg, []byte(b.String()), 0o644); err != nil {
 		return nil, err
