@@ -216,7 +216,7 @@ func TestCapsUnderSpoofedFlood(t *testing.T) {
 	if box.expect(3*time.Second, "SIP/2.0 200") == "" {
 		t.Error("a trusted call at the cap did not go through (reserve)")
 	}
-	if rss := rssKB(l.d.PID()); rss > 300*1024 {
+	if rss := l.d.RSSKB(); rss > 300*1024 {
 		t.Errorf("RSS %d kB > 300 MB", rss)
 	} else {
 		t.Logf("RSS %d kB", rss)
@@ -232,18 +232,4 @@ func newPeerNoCleanup(t *testing.T, ip string) *peer {
 		t.Fatal(err)
 	}
 	return &peer{t: t, conn: c, addr: c.LocalAddr().(*net.UDPAddr).AddrPort()}
-}
-
-func rssKB(pid int) int {
-	data, err := os.ReadFile(fmt.Sprintf("/proc/%d/status", pid))
-	if err != nil {
-		return 0
-	}
-	for _, l := range strings.Split(string(data), "\n") {
-		if f := strings.Fields(l); len(f) >= 2 && f[0] == "VmRSS:" {
-			n, _ := strconv.Atoi(f[1])
-			return n
-		}
-	}
-	return 0
 }

@@ -30,7 +30,7 @@ func TestFloodWhileTrustedCalls(t *testing.T) {
 	sec := "  trusted: [127.0.0.1]\n  untrusted: allow\n  flood: {requests: 16, per: 2s, ban: 5m}\n"
 	d := startDaemon(t, l.config(t.TempDir(), capacityCPS*holdMS/1000/2, sec), t.TempDir())
 	waitCoresUp(t, d, 2)
-	rss0 := d.rssKB()
+	rss0 := d.RSSKB()
 
 	caller := l.caller(t, trustedCPS*seconds, trustedCPS, holdMS)
 	time.Sleep(time.Second)
@@ -41,7 +41,7 @@ func TestFloodWhileTrustedCalls(t *testing.T) {
 	var banAfter time.Duration
 	maxRSS := rss0
 	for end := time.Now().Add(time.Duration(seconds+10) * time.Second); time.Now().Before(end); time.Sleep(100 * time.Millisecond) {
-		if r := d.rssKB(); r > maxRSS {
+		if r := d.RSSKB(); r > maxRSS {
 			maxRSS = r
 		}
 		if banAfter == 0 {

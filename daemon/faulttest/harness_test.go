@@ -2,7 +2,6 @@ package faulttest
 
 import (
 	"fmt"
-	"os"
 	"strconv"
 	"strings"
 	"syscall"
@@ -38,21 +37,6 @@ func (d *daemon) ctl(args ...string) ([]byte, error) {
 		return nil, fmt.Errorf("ctl %v: exit %d: %s %s", args, code, errOut, out)
 	}
 	return []byte(out), nil
-}
-
-// rssKB is the daemon's resident set size now.
-func (d *daemon) rssKB() int {
-	data, err := os.ReadFile(fmt.Sprintf("/proc/%d/status", d.PID()))
-	if err != nil {
-		return 0
-	}
-	for _, l := range strings.Split(string(data), "\n") {
-		if f := strings.Fields(l); len(f) >= 2 && f[0] == "VmRSS:" {
-			n, _ := strconv.Atoi(f[1])
-			return n
-		}
-	}
-	return 0
 }
 
 // startSIPp runs sipp bound to ip with the harness's standard flags.

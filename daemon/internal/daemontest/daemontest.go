@@ -7,9 +7,12 @@ package daemontest
 import (
 	"bytes"
 	"encoding/json"
+	"fmt"
 	"os"
 	"os/exec"
 	"path/filepath"
+	"strconv"
+	"strings"
 	"sync"
 	"syscall"
 	"testing"
@@ -102,6 +105,22 @@ func (d *Daemon) Start(wrap ...string) *Daemon {
 
 // PID is the daemon's process id.
 func (d *Daemon) PID() int { return d.cmd.Process.Pid }
+
+// RSSKB is the daemon's resident set size now (VmRSS, kB; 0 when it
+// cannot be read).
+func (d *Daemon) RSSKB() int {
+	data, err := os.ReadFile(fmt.Sprintf("/proc/%d/status", d.PID()))
+	if err != nil {
+		return 0
+	}
+	for _, l := range strings.Split(string(data), "\n") {
+		if f := strings.Fields(l); len(f) >= 2 && f[0] == "VmRSS:" {
+			n, _ := strconv.Atoi(f[1])
+			return n
+		}
+	}
+	return 0
+}
 
 // Signal sends sig to the daemon.
 func (d *Daemon) Signal(sig os.Signal) { d.cmd.Process.Signal(sig) }
