@@ -48,7 +48,7 @@ func (b *Balancer) fastAck(in inbound) bool {
 		return true // nowhere to go: dropped, as the full path does
 	}
 	if !in.trusted {
-		if m := b.dialogs.match(r.callID, r.fromTag, r.toTagV); m.side != sideCaller || m.tp != "udp" || m.dst != dst {
+		if m := b.dialogs.match(r.callID, r.fromTag, r.toTagV); !m.allows("udp", dst, "") {
 			b.refuse(refusedAck)
 			return true // an ACK gets no answer: dropped
 		}

@@ -28,8 +28,9 @@ import (
 type uas struct {
 	conn   *net.UDPConn
 	addr   netip.AddrPort
-	silent atomic.Uint32 // silentInvite | silentBye
-	got    chan string
+	silent  atomic.Uint32 // silentInvite | silentBye
+	got     chan string
+	contact atomic.Pointer[string] // the Contact URI of its answers (nil: sip:core@its address)
 }
 
 const (
@@ -72,7 +73,11 @@ func (u *uas) loop() {
 		if method == "ACK" || method == "INVITE" && s&silentInvite != 0 || method == "BYE" && s&silentBye != 0 {
 			continue
 		}
-		u.conn.WriteToUDPAddrPort([]byte(uasReply(msg, 200, "OK", "uas-tag", "Contact: <sip:core@"+u.addr.String()+">\r\n")), src)
+		contact := "sip:core@" + u.addr.String()
+		if c := u.contact.Load(); c != nil {
+			contact = *c
+		}
+		u.conn.WriteToUDPAddrPort([]byte(uasReply(msg, 200, "OK", "uas-tag", "Contact: <"+contact+">\r\n")), src)
 	}
 }
 
@@ -243,6 +248,11 @@ func (l *edgeLab) dialogs() int {
 // call sets up a call from caller through the balancer: INVITE, 200,
 // ACK; it returns the 200 and the To tag.
 func (l *edgeLab) call(caller *peer, callID string) (ok200, toTag string) {
+	return l.callTo(caller, callID, "sip:core@"+l.core.addr.String())
+}
+
+// callTo is call with the ACK sent to target (the Core's Contact).
+func (l *edgeLab) callTo(caller *peer, callID, target string) (ok200, toTag string) {
 	l.t.Helper()
 	caller.send(l.bal, caller.request("INVITE", "sip:svc@"+l.bal.String(), callID, "ct-"+callID, "", 1, ""))
 	ok200 = caller.expect(5*time.Second, "SIP/2.0 200")
@@ -252,7 +262,7 @@ func (l *edgeLab) call(caller *peer, callID string) (ok200, toTag string) {
 	_, rest, _ := strings.Cut(ok200, "\r\nTo:")
 	line, _, _ := strings.Cut(rest, "\r\n")
 	_, toTag, _ = strings.Cut(line, "tag=")
-	caller.send(l.bal, caller.request("ACK", "sip:core@"+l.core.addr.String(), callID, "ct-"+callID, toTag, 1,
+	caller.send(l.bal, caller.request("ACK", target, callID, "ct-"+callID, toTag, 1,
 		"Route: <sip:"+l.bal.String()+";lr>\r\n"))
 	if l.core.next(3*time.Second, "ACK") == "" {
 		l.t.Fatalf("call %s: the ACK did not reach the Core", callID)

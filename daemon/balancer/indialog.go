@@ -62,7 +62,7 @@ func (b *Balancer) fastInDialog(in inbound) bool {
 	if !in.trusted || method == sip.UPDATE {
 		m = b.dialogs.match(r.callID, r.fromTag, r.toTagV)
 	}
-	if !in.trusted && (m.side != sideCaller || m.tp != "udp" || m.dst != dst) {
+	if !in.trusted && !m.allows("udp", dst, "") {
 		return false // the full path answers 481 or 403, and counts it
 	}
 	st := &serverTx{b: b, key: string(key), method: method, callID: string(r.callID), lis: in.lis,

@@ -419,10 +419,16 @@ func (b *Balancer) onRequest(in inbound, req *sip.Request) {
 		tp, dst, err := b.nextHop(req, route, st.callID)
 		fromTag, toTagB := []byte(headerTag(fromHeader(req))), []byte(toTag)
 		if !st.trusted {
-			if code, reason := b.untrustedInDialog([]byte(st.callID), fromTag, toTagB, tp, dst, err == nil); code != 0 {
+			host := ""
+			if err != nil {
+				host = targetHost(req, route)
+			}
+			m, code, reason := b.untrustedInDialog([]byte(st.callID), fromTag, toTagB, tp, dst, host)
+			if code != 0 {
 				b.finish(st, code, reason, "")
 				return
 			}
+			tp, dst, err = m.tp, m.dst, nil
 		}
 		if err != nil || b.isLocal(dst) {
 			b.finish(st, 404, "Not Found", "")
@@ -1131,17 +1137,23 @@ func (b *Balancer) forwardStateless(in inbound, req *sip.Request) {
 	}
 	b.stripOwnRoutes(req)
 	callID := string(*req.CallID())
-	tp, dst, err := b.nextHop(req, topRoute(req), callID)
-	if err != nil || b.isLocal(dst) {
-		return
-	}
+	route := topRoute(req)
+	tp, dst, err := b.nextHop(req, route, callID)
 	if !in.trusted {
+		host := ""
+		if err != nil {
+			host = targetHost(req, route)
+		}
 		toTag, _ := req.To().Params.Get("tag")
 		m := b.dialogs.match([]byte(callID), []byte(headerTag(fromHeader(req))), []byte(toTag))
-		if m.side != sideCaller || m.tp != tp || m.dst != dst {
+		if !m.allows(tp, dst, host) {
 			b.refuse(refusedAck)
 			return
 		}
+		tp, dst, err = m.tp, m.dst, nil
+	}
+	if err != nil || b.isLocal(dst) {
+		return
 	}
 	out := b.outFor(tp)
 	if out == nil {
@@ -1432,6 +1444,15 @@ func resolve(u *sip.Uri) (string, netip.AddrPort, error) {
 		return "", netip.AddrPort{}, fmt.Errorf("next hop %q: not an IP address (no DNS on the packet path)", u.Host)
 	}
 	return tp, netip.AddrPortFrom(ip.Unmap(), uint16(port)), nil
+}
+
+// targetHost is the host a pre-routed or in-dialog request names as its
+// next hop.
+func targetHost(req *sip.Request, route *sip.RouteHeader) string {
+	if route != nil {
+		return route.Address.Host
+	}
+	return req.Recipient.Host
 }
 
 // responseInDialog reports whether a response names a dialog the

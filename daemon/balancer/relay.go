@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"fmt"
 	"net/netip"
+	"strings"
 )
 
 // Routing policy (Options.Relay, security.relay): who may make the
@@ -78,6 +79,7 @@ type dialogMatch struct {
 	side dialogSide
 	tp   string
 	dst  netip.AddrPort // the caller side's next hop
+	uri  string         // the recorded next hop as a URI ("": the Core)
 	core *Core
 }
 
@@ -87,7 +89,7 @@ func (t *dialogTable) match(callID, fromTag, toTag []byte) (m dialogMatch) {
 		if !ok {
 			return
 		}
-		m.side, m.core = d.side(fromTag, toTag), d.core
+		m.side, m.core, m.uri = d.side(fromTag, toTag), d.core, d.hop.nextHop
 		m.tp, m.dst = d.nextHop()
 	})
 	return m
@@ -122,23 +124,50 @@ func (b *Balancer) refuse(reason int) { b.stats.Refused[reason].Add(1) }
 
 // untrustedInDialog decides an in-dialog request from an untrusted
 // source: forwarded only from the caller's side of a known dialog to its
-// next hop (tp, dst: where the request itself would go; ok false when
-// it names no address). It returns 0 when it may go on, else the code
-// to answer (481, 403), the refusal counted.
-func (b *Balancer) untrustedInDialog(callID, fromTag, toTag []byte, tp string, dst netip.AddrPort, ok bool) (code int, reason string) {
-	m := b.dialogs.match(callID, fromTag, toTag)
+// next hop. tp and dst are where the request itself would go; host is
+// its next hop's host when that is a name (dst then invalid): the name
+// the dialog recorded (a Core's Contact) stands for the dialog's hop,
+// looked up nowhere. It returns the match (m.tp, m.dst: where to send)
+// and 0, else the code to answer (481, 403), the refusal counted.
+func (b *Balancer) untrustedInDialog(callID, fromTag, toTag []byte, tp string, dst netip.AddrPort, host string) (m dialogMatch, code int, reason string) {
+	m = b.dialogs.match(callID, fromTag, toTag)
 	switch {
 	case m.core == nil || m.side == sideNone:
 		b.refuse(refusedDialog)
-		return 481, "Call/Transaction Does Not Exist"
+		return m, 481, "Call/Transaction Does Not Exist"
 	case m.side == sideCallee:
 		b.refuse(refusedDirection)
-		return 403, "Forbidden"
-	case !ok || m.dst != dst || m.tp != tp:
+		return m, 403, "Forbidden"
+	case !m.allows(tp, dst, host):
 		b.refuse(refusedNextHop)
-		return 403, "Forbidden"
+		return m, 403, "Forbidden"
 	}
-	return 0, ""
+	return m, 0, ""
+}
+
+// allows reports whether the dialog m lets a request from its caller's
+// side go to tp, dst, or to host (a name: dst invalid) when that is the
+// name the dialog recorded.
+func (m dialogMatch) allows(tp string, dst netip.AddrPort, host string) bool {
+	if m.core == nil || m.side != sideCaller {
+		return false
+	}
+	if host != "" && !dst.IsValid() {
+		return strings.EqualFold(uriHost(m.uri), host)
+	}
+	return m.dst == dst && m.tp == tp
+}
+
+// uriHost is the host of a SIP URI ("sip:user@host:port;params").
+func uriHost(u string) string {
+	_, u, _ = strings.Cut(u, ":")
+	if i := strings.LastIndexByte(u, '@'); i >= 0 {
+		u = u[i+1:]
+	}
+	if i := strings.IndexAny(u, ":;?>"); i >= 0 {
+		u = u[:i]
+	}
+	return u
 }
 
 // targetOf reads what a 2xx to an INVITE tells of its dialog: the To

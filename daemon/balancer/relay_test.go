@@ -170,6 +170,21 @@ func TestRelayDialogsOfStrangers(t *testing.T) {
 	}
 	caller.send(l.bal, uasReply(bye, 200, "OK", "", ""))
 	daemontestWait(t, "the dialog ended by the Core's BYE", func() bool { return l.dialogs() == 0 })
+
+	// A third, whose Core names itself by a host name in its Contact:
+	// nothing is looked up; the name the dialog recorded stands for its
+	// Core, any other name is refused.
+	named := "sip:core@core1.example.net"
+	l.core.contact.Store(&named)
+	_, tag = l.callTo(caller, "call-3", named)
+	caller.send(l.bal, caller.request("INFO", "sip:core@elsewhere.example.net", "call-3", "ct-call-3", tag, 2, route))
+	if got := caller.expect(3*time.Second, "SIP/2.0 "); !strings.HasPrefix(got, "SIP/2.0 403") {
+		t.Errorf("INFO to another name: answer %.40q, want 403", got)
+	}
+	caller.send(l.bal, caller.request("BYE", named, "call-3", "ct-call-3", tag, 3, route))
+	if got := caller.expect(3*time.Second, "SIP/2.0 "); !strings.HasPrefix(got, "SIP/2.0 200") || l.core.next(time.Second, "BYE") == "" {
+		t.Errorf("BYE to the Core's name: answer %.40q, want the Core's 200", got)
+	}
 }
 
 func daemontestWait(t *testing.T, what string, cond func() bool) {
