@@ -26,8 +26,8 @@ import (
 // unless told to stay silent on INVITE or BYE. It records the requests
 // it gets (OPTIONS aside).
 type uas struct {
-	conn   *net.UDPConn
-	addr   netip.AddrPort
+	conn    *net.UDPConn
+	addr    netip.AddrPort
 	silent  atomic.Uint32 // silentInvite | silentBye
 	got     chan string
 	contact atomic.Pointer[string] // the Contact URI of its answers (nil: sip:core@its address)
