@@ -1,6 +1,7 @@
 package balancer
 
 import (
+	"net/netip"
 	"testing"
 	"time"
 )
@@ -119,5 +120,45 @@ func TestApplyCoresAndStandby(t *testing.T) {
 	}
 	if sb.ApplyDialog(DialogEvent{Kind: DialogCreate, CallID: "z", Core: "nosuch"}) {
 		t.Error("an event naming an unknown Core was applied")
+	}
+}
+
+// TestMirrorDialogIdentity: the tags and the next hop travel in the
+// events and the snapshot, so that the standby checks an untrusted
+// caller's requests as the active box did; a record from a peer on the
+// previous release (no tags) matches on its Call-ID, toward its Core.
+func TestMirrorDialogIdentity(t *testing.T) {
+	act, sb, _ := newStandbyPair(t)
+	var evs []DialogEvent
+	act.dialogs.obs = observerFunc(func(e DialogEvent) { evs = append(evs, e) })
+	c1 := act.pool.get("core1")
+	act.dialogs.create("id-1", "caller", c1)
+	act.dialogs.confirm("id-1", 0, act.targetOf([]byte("SIP/2.0 200 OK\r\nRecord-Route: <sip:198.51.100.30:5060;lr>, <sip:192.0.2.10:5060;lr>\r\n"+
+		"To: <sip:b@x>;tag=callee\r\nContact: <sip:core@198.51.100.21>\r\n\r\n")))
+	if len(evs) != 2 || evs[0].CallerTag != "caller" || evs[1].CalleeTag != "callee" || evs[1].NextHop != "sip:198.51.100.30:5060;lr" {
+		t.Fatalf("events %+v: want the caller's tag on create, both tags and the Record-Route above ours on confirm", evs)
+	}
+	want := netip.MustParseAddrPort("198.51.100.30:5060")
+	check := func(b *Balancer, how string) {
+		t.Helper()
+		if m := b.dialogs.match([]byte("id-1"), []byte("caller"), []byte("callee")); m.side != sideCaller || m.dst != want {
+			t.Errorf("%s: %+v, want the caller's side toward %v", how, m, want)
+		}
+		if m := b.dialogs.match([]byte("id-1"), []byte("guess"), []byte("callee")); m.side != sideNone {
+			t.Errorf("%s: a guessed tag matched", how)
+		}
+	}
+	for _, e := range evs {
+		sb.ApplyDialog(e)
+	}
+	check(sb, "events")
+	_, sb2, _ := newStandbyPair(t)
+	sb2.ReplaceDialogs(act.ExportDialogs())
+	check(sb2, "snapshot")
+
+	old := DialogRecord{CallID: "old-1", Core: "core1", Confirmed: true, Created: time.Now(), Expires: time.Now().Add(time.Hour)}
+	sb2.ReplaceDialogs([]DialogRecord{old})
+	if m := sb2.dialogs.match([]byte("old-1"), []byte("any"), []byte("thing")); m.side != sideCaller || m.dst != c1.addr {
+		t.Errorf("a record of the previous release: %+v, want a match on the Call-ID toward core1", m)
 	}
 }
