@@ -1185,7 +1185,9 @@ func (b *Balancer) onResponse(in inbound, res *sip.Response) {
 				return
 			}
 		}
-		b.refuse(refusedResponse)
+		if !in.trusted {
+			b.refuse(refusedResponse)
+		}
 		return
 	}
 	m := res.CSeq().MethodName
