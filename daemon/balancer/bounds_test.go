@@ -130,9 +130,9 @@ func TestOwnAnswersNotAmplified(t *testing.T) {
 func TestNoDNSOnPacketPath(t *testing.T) {
 	testenv.MustHaveRoot(t)
 	testenv.MustHaveExec(t, "unshare")
-	dns, err := net.ListenUDP("udp4", &net.UDPAddr{IP: net.IPv4(127, 0, 0, 53), Port: 53})
+	dns, err := net.ListenUDP("udp4", &net.UDPAddr{IP: net.IPv4(127, 0, 0, 153), Port: 53})
 	if err != nil {
-		testenv.Missing(t, "a DNS blackhole on 127.0.0.53:53: %v", err)
+		testenv.Missing(t, "a DNS blackhole on 127.0.0.153:53: %v", err)
 		return
 	}
 	defer dns.Close()
@@ -145,7 +145,7 @@ func TestNoDNSOnPacketPath(t *testing.T) {
 		}
 	}()
 	resolv := filepath.Join(t.TempDir(), "resolv.conf")
-	os.WriteFile(resolv, []byte("nameserver 127.0.0.53\noptions timeout:5 attempts:1\n"), 0o644)
+	os.WriteFile(resolv, []byte("nameserver 127.0.0.153\noptions timeout:5 attempts:1\n"), 0o644)
 	l := startEdgeLab(t, "", "", "unshare", "-m", "sh", "-c", `mount --bind "$0" /etc/resolv.conf && exec "$@"`, resolv)
 	box, caller := newPeer(t, "127.0.0.1"), newPeer(t, "127.0.0.5")
 	var delays []time.Duration
