@@ -22,7 +22,9 @@ import (
 // op is one call: 7 datagrams into the balancer, 9 out (its 100
 // included). "serial" has one call at a time (wake-ups dominate its
 // time); "parallel" keeps 16 callers going, so that the reader reads
-// batches as under load. The harness allocates nothing per call, so
+// batches as under load; "untrusted" is "serial" from 127.0.0.2, a
+// source outside trusted, whose ACK and BYE the routing policy checks
+// against the dialog (relay.go). The harness allocates nothing per call, so
 // allocs/op is the balancer's; cpu-us/call is the process's CPU time
 // (the harness's sends and reads included).
 //
@@ -66,6 +68,21 @@ func BenchmarkCallPath(b *testing.B) {
 				}
 			})
 		})
+	})
+	b.Run("untrusted", func(b *testing.B) {
+		c := newBenchCaller(b, to)
+		c.c.Close()
+		c.c = benchSocketOn(b, net.IPv4(127, 0, 0, 2))
+		c.me = c.c.LocalAddr().String()
+		benchCPU(b, func() {
+			for n := 0; n < b.N && c.call(int(seq.Add(1))); n++ {
+			}
+		})
+		for i := range bal.stats.Refused {
+			if n := bal.stats.Refused[i].Load(); n != 0 {
+				b.Errorf("the policy refused %d messages of a stranger's calls (%s)", n, refusedReasons[i])
+			}
+		}
 	})
 }
 
@@ -193,8 +210,10 @@ func (c *benchCaller) await() []byte {
 	}
 }
 
-func benchSocket(b *testing.B) *net.UDPConn {
-	c, err := net.ListenUDP("udp4", &net.UDPAddr{IP: net.IPv4(127, 0, 0, 1)})
+func benchSocket(b *testing.B) *net.UDPConn { return benchSocketOn(b, net.IPv4(127, 0, 0, 1)) }
+
+func benchSocketOn(b *testing.B, ip net.IP) *net.UDPConn {
+	c, err := net.ListenUDP("udp4", &net.UDPAddr{IP: ip})
 	if err != nil {
 		b.Fatal(err)
 	}

@@ -177,7 +177,7 @@ func uriHost(u string) string {
 // forwarded (our Via gone).
 func (b *Balancer) targetOf(p []byte) dialogTarget {
 	var t dialogTarget
-	var prev, contact, rr []byte
+	var prev, contact, rr, tag []byte
 	seenOurs := false
 	i := bytes.IndexByte(p, '\n')
 	if i < 0 {
@@ -194,22 +194,18 @@ func (b *Balancer) targetOf(p []byte) dialogTarget {
 		}
 		switch name := h.name; {
 		case hdrIs(name, "To", 't'):
-			if tag, ok := findParam(h.val, "tag"); ok {
-				t.calleeTag = string(tag)
-			}
+			tag, _ = findParam(h.val, "tag")
 		case contact == nil && hdrIs(name, "Contact", 'm'):
 			contact = uriOf(h.val)
 		case !seenOurs && hdrIs(name, "Record-Route", 0):
-			entries, ok := splitRoute(h.val)
-			if !ok {
-				continue
-			}
-			for _, e := range entries {
+			for v := h.val; len(v) > 0 && !seenOurs; {
+				var e []byte
+				e, v = nextEntry(v)
 				if _, ap, ok := routeTarget(e); ok && b.isLocal(ap) {
 					seenOurs, rr = true, prev
-					break
+				} else {
+					prev = e
 				}
-				prev = e
 			}
 		}
 	}
@@ -217,14 +213,37 @@ func (b *Balancer) targetOf(p []byte) dialogTarget {
 	if rr != nil {
 		hop, t.routed = uriOf(rr), true
 	}
-	if len(hop) == 0 || len(hop) > maxNextHop {
-		return t
+	if len(hop) > maxNextHop {
+		hop = nil
 	}
-	t.nextHop = string(hop)
+	// One string for both (one allocation per call).
+	var arr [320]byte
+	both := string(append(append(arr[:0], tag...), hop...))
+	t.calleeTag, t.nextHop = both[:len(tag)], both[len(tag):]
 	if tp, ap, ok := routeTarget(hop); ok && (tp == "udp" || tp == "tcp") {
 		t.tp, t.addr = tp, ap
 	}
 	return t
+}
+
+// nextEntry cuts the first entry of a Route or Record-Route value (up
+// to a comma outside <> and quotes) from the rest.
+func nextEntry(v []byte) (e, rest []byte) {
+	depth, quoted := 0, false
+	for i, c := range v {
+		switch {
+		case c == '"':
+			quoted = !quoted
+		case quoted:
+		case c == '<':
+			depth++
+		case c == '>':
+			depth--
+		case c == ',' && depth == 0:
+			return bytes.TrimSpace(v[:i]), v[i+1:]
+		}
+	}
+	return bytes.TrimSpace(v), nil
 }
 
 // uriOf is the URI of a name-addr or addr-spec header value: between
