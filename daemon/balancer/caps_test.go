@@ -85,3 +85,29 @@ func TestDialogSides(t *testing.T) {
 		t.Fatal("the callee's BYE did not end the dialog")
 	}
 }
+
+// TestCapMetrics: the caps, the refusals at them and the relay's
+// refusals are exported beside the tables' gauges.
+func TestCapMetrics(t *testing.T) {
+	b, err := New(Options{Listen: []string{"udp:192.0.2.10:5060"}, MaxDialogs: 1000})
+	if err != nil {
+		t.Fatal(err)
+	}
+	b.stats.AtCap[capDialogs].Add(3)
+	b.stats.Refused[refusedNextHop].Add(2)
+	got := collected(t, b)
+	for k, want := range map[string]float64{
+		`sipedge_sip_table_cap{table="dialogs"}`:             1000,
+		`sipedge_sip_table_cap{table="transactions"}`:        200000,
+		`sipedge_sip_table_cap{table="branches"}`:            200000,
+		`sipedge_sip_at_cap_total{table="dialogs"}`:          3,
+		`sipedge_sip_relay_refused_total{reason="next_hop"}`: 2,
+		`sipedge_sip_relay_refused_total{reason="route"}`:    0,
+		`sipedge_sip_dialogs`:                                0,
+		`sipedge_sip_transactions{side="server"}`:            0,
+	} {
+		if v, ok := got[k]; !ok || v != want {
+			t.Errorf("%s = %v (exported: %v), want %v", k, v, ok, want)
+		}
+	}
+}

@@ -318,11 +318,18 @@ func TestTCPPerSource(t *testing.T) {
 // metrics must agree) as name{label="value"} -> value.
 func (l *tcpLab) metrics() map[string]float64 {
 	l.t.Helper()
+	return collected(l.t, l.b)
+}
+
+// collected gathers b's collector (pedantic) as name{label="value"} ->
+// value.
+func collected(t testing.TB, b *Balancer) map[string]float64 {
+	t.Helper()
 	reg := prometheus.NewPedanticRegistry()
-	reg.MustRegister(NewCollector(l.b))
+	reg.MustRegister(NewCollector(b))
 	fams, err := reg.Gather()
 	if err != nil {
-		l.t.Fatal(err)
+		t.Fatal(err)
 	}
 	out := map[string]float64{}
 	for _, f := range fams {
