@@ -66,8 +66,9 @@ type Options struct {
 	// InviteTimeout is Timer C: how long a proceeding INVITE may ring
 	// before the balancer CANCELs it and answers 408. Default 180s.
 	InviteTimeout time.Duration
-	// NonInviteTimeout is Timer F for forwarded non-INVITE requests.
-	// Default 32s.
+	// NonInviteTimeout is Timer F for a forwarded non-INVITE request
+	// whose next hop sent a provisional (before one, Retry.AttemptTimeout
+	// applies); then 504. Default 32s.
 	NonInviteTimeout time.Duration
 	// RetryAfter is the Retry-After value (seconds) sent with 503 when
 	// every Core is full or down. Default 5.
@@ -166,7 +167,7 @@ type ProbeOptions struct {
 // RetryOptions configures serial failover within one call attempt.
 type RetryOptions struct {
 	On             []int         // final codes that move the call on, default [408 500 503]
-	AttemptTimeout time.Duration // time for a Core to answer at all, default 2s
+	AttemptTimeout time.Duration // time for a next hop (a Core or not) to answer at all, default 2s; then failover, or 408 (INVITE) / 504
 	MaxTries       int           // Cores tried per call, default 3
 }
 
