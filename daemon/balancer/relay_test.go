@@ -195,3 +195,23 @@ func daemontestWait(t *testing.T, what string, cond func() bool) {
 		}
 	}
 }
+
+// TestRelayOpenIsALabSetting: security.relay: open routes a stranger's
+// request where it says (what a lab may want), and the daemon says
+// loudly that it is unsafe: in its log and at the head of `ctl config
+// show`.
+func TestRelayOpenIsALabSetting(t *testing.T) {
+	l := startEdgeLab(t, "", "  relay: open\n")
+	att, vic := newPeer(t, "127.0.0.2"), newVictim(t)
+	att.send(l.bal, att.request("BYE", "sip:victim@"+vic.udp.addr.String(), "open-1", "a", "b", 1, ""))
+	if got := vic.udp.expect(3*time.Second, "BYE "); got == "" {
+		t.Error("relay: open did not route the BYE where it said")
+	}
+	out, _, code := l.d.Ctl("config", "show")
+	if code != 0 || !strings.Contains(out, "# WARNING: security.relay: open makes the balancer an open relay") {
+		t.Errorf("ctl config show does not flag the open relay:\n%.300s", out)
+	}
+	if !strings.Contains(l.d.Log.String(), "UNSAFE CONFIGURATION: security.relay: open") {
+		t.Error("no warning in the log")
+	}
+}
