@@ -428,7 +428,9 @@ func (b *Balancer) onRequest(in inbound, req *sip.Request) {
 				b.finish(st, code, reason, "")
 				return
 			}
-			tp, dst, err = m.tp, m.dst, nil
+			if err != nil { // the name the dialog recorded: its next hop
+				tp, dst, err = m.tp, m.dst, nil
+			}
 		}
 		if err != nil || b.isLocal(dst) {
 			b.finish(st, 404, "Not Found", "")
@@ -1150,7 +1152,9 @@ func (b *Balancer) forwardStateless(in inbound, req *sip.Request) {
 			b.refuse(refusedAck)
 			return
 		}
-		tp, dst, err = m.tp, m.dst, nil
+		if err != nil {
+			tp, dst, err = m.tp, m.dst, nil
+		}
 	}
 	if err != nil || b.isLocal(dst) {
 		return

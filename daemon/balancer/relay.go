@@ -146,8 +146,10 @@ func (b *Balancer) untrustedInDialog(callID, fromTag, toTag []byte, tp string, d
 }
 
 // allows reports whether the dialog m lets a request from its caller's
-// side go to tp, dst, or to host (a name: dst invalid) when that is the
-// name the dialog recorded.
+// side go to tp, dst: its recorded next hop, or its Core (the
+// balancer's choice, as for a request addressed to the balancer with no
+// Route), or host (a name: dst invalid) when that is the name the
+// dialog recorded.
 func (m dialogMatch) allows(tp string, dst netip.AddrPort, host string) bool {
 	if m.core == nil || m.side != sideCaller {
 		return false
@@ -155,7 +157,7 @@ func (m dialogMatch) allows(tp string, dst netip.AddrPort, host string) bool {
 	if host != "" && !dst.IsValid() {
 		return strings.EqualFold(uriHost(m.uri), host)
 	}
-	return m.dst == dst && m.tp == tp
+	return m.dst == dst && m.tp == tp || m.core.addr == dst && m.core.transport == tp
 }
 
 // uriHost is the host of a SIP URI ("sip:user@host:port;params").
