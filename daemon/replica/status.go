@@ -38,6 +38,11 @@ type stats struct {
 	badMAC    atomic.Uint64
 	badSeq    atomic.Uint64
 	malformed atomic.Uint64
+	oversize  atomic.Uint64 // frames longer than allowed where they came (before any allocation)
+
+	// the door (gate.go)
+	rejectedSource atomic.Uint64 // connections from an address other than the peer's
+	superseded     atomic.Uint64 // unproven connections replaced by a newer one
 }
 
 func (s *stats) reject(err error) {
@@ -46,6 +51,8 @@ func (s *stats) reject(err error) {
 		s.badMAC.Add(1)
 	case errors.Is(err, errBadSeq):
 		s.badSeq.Add(1)
+	case errors.Is(err, errTooLong):
+		s.oversize.Add(1)
 	case errors.Is(err, errBadFrame):
 		s.malformed.Add(1)
 	}
@@ -125,6 +132,7 @@ func (r *Replica) Status() Status {
 		"events_applied": s.eventsApplied.Load(), "snapshots_applied": s.snapshotsApplied.Load(),
 		"core_updates": s.coreUpdates.Load(), "unknown_core": s.unknownCore.Load(),
 		"rejected_bad_mac": s.badMAC.Load(), "rejected_sequence": s.badSeq.Load(), "rejected_malformed": s.malformed.Load(),
+		"rejected_oversize": s.oversize.Load(), "rejected_source": s.rejectedSource.Load(), "superseded": s.superseded.Load(),
 	}
 	return st
 }
