@@ -135,6 +135,10 @@ func New(opt Options) (*Replica, error) {
 		return nil, err
 	}
 	peer := netip.MustParseAddrPort(o.Peer).Addr().Unmap()
+	if ap, err := netip.ParseAddrPort(o.Listen); err == nil && ap.Addr().IsUnspecified() {
+		o.Logger.Warn("replication: listen has no address of its own: this box dials the peer from whichever address the kernel picks, "+
+			"and the peer accepts the stream only from the address it has as its peer", "listen", o.Listen, "peer", o.Peer)
+	}
 	return &Replica{opt: o, log: o.Logger, peerIP: peer, roleCh: make(chan struct{}, 1), wake: make(chan struct{}, 1)}, nil
 }
 
