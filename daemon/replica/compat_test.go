@@ -148,9 +148,9 @@ func TestPreviousReleaseFrames(t *testing.T) {
 	w.flush()
 	w.session(toStandby, nil)
 	w.write(frameCores, []byte(goldenCores))
-	w.write(frameSnapshot, encodeRecords(goldenSnapshot, false))
+	w.write(frameSnapshot, encodeRecords(goldenSnapshot, false, self))
 	w.write(frameSnapEnd, binary.BigEndian.AppendUint32(nil, 2))
-	w.write(frameEvents, encodeRecords(goldenEvents, false))
+	w.write(frameEvents, encodeRecords(goldenEvents, false, self))
 	w.flush()
 	if !bytes.Equal(out.Bytes(), g) {
 		t.Error("our untagged session toward a previous-release standby differs from the previous release's")

@@ -28,7 +28,7 @@ type record struct {
 	callerTag, calleeTag, nextHop string
 }
 
-func eventRecord(e balancer.DialogEvent) record {
+func eventRecord(e *balancer.DialogEvent) record {
 	return record{kind: e.Kind, callID: e.CallID, core: e.Core, at: e.At, expires: e.Expires,
 		callerTag: e.CallerTag, calleeTag: e.CalleeTag, nextHop: e.NextHop}
 }
@@ -38,7 +38,7 @@ func (r record) event() balancer.DialogEvent {
 		CallerTag: r.callerTag, CalleeTag: r.calleeTag, NextHop: r.nextHop}
 }
 
-func snapshotRecord(d balancer.DialogRecord) record {
+func snapshotRecord(d *balancer.DialogRecord) record {
 	k := balancer.DialogCreate
 	if d.Confirmed {
 		k = balancer.DialogConfirm
@@ -61,7 +61,7 @@ func (r record) dialog() balancer.DialogRecord {
 //
 //	caller tag length (1), caller tag, callee tag length (1), callee tag,
 //	next hop length (2), next hop
-func (r record) append(b []byte, tagged bool) []byte {
+func (r *record) append(b []byte, tagged bool) []byte {
 	callID, core := r.callID, r.core
 	if len(callID) > 0xffff {
 		callID = callID[:0xffff]
@@ -80,19 +80,22 @@ func (r record) append(b []byte, tagged bool) []byte {
 	if !tagged {
 		return b
 	}
-	for _, tag := range []string{r.callerTag, r.calleeTag} {
-		if len(tag) > maxTagLen {
-			tag = ""
-		}
-		b = append(b, byte(len(tag)))
-		b = append(b, tag...)
-	}
+	b = appendTag(b, r.callerTag)
+	b = appendTag(b, r.calleeTag)
 	hop := r.nextHop
 	if len(hop) > maxHopLen {
 		hop = ""
 	}
 	b = binary.BigEndian.AppendUint16(b, uint16(len(hop)))
 	return append(b, hop...)
+}
+
+func appendTag(b []byte, tag string) []byte {
+	if len(tag) > maxTagLen {
+		tag = ""
+	}
+	b = append(b, byte(len(tag)))
+	return append(b, tag...)
 }
 
 func unixNano(t time.Time) int64 {
@@ -109,10 +112,16 @@ func fromNano(n int64) time.Time {
 	return time.Unix(0, n)
 }
 
-// encodeRecords makes a frame body: a count (4 bytes) then the records.
-func encodeRecords(rs []record, tagged bool) []byte {
-	b := binary.BigEndian.AppendUint32(make([]byte, 0, 64*len(rs)), uint32(len(rs)))
-	for _, r := range rs {
+// encodeRecords makes a frame body: a count (4 bytes) then the records,
+// each made from an item by rec.
+func encodeRecords[T any](items []T, tagged bool, rec func(*T) record) []byte {
+	per := 64 // a typical record; tags and a next hop double it
+	if tagged {
+		per = 128
+	}
+	b := binary.BigEndian.AppendUint32(make([]byte, 0, 4+per*len(items)), uint32(len(items)))
+	for i := range items {
+		r := rec(&items[i])
 		b = r.append(b, tagged)
 	}
 	return b

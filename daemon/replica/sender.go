@@ -134,11 +134,7 @@ func (r *Replica) stream(ctx context.Context) error {
 	dialogs := r.bal.ExportDialogs()
 	for i := 0; i < len(dialogs); i += maxEvents {
 		chunk := dialogs[i:min(i+maxEvents, len(dialogs))]
-		rs := make([]record, len(chunk))
-		for j, d := range chunk {
-			rs[j] = snapshotRecord(d)
-		}
-		if err := f.write(snapType, encodeRecords(rs, tagged)); err != nil {
+		if err := f.write(snapType, encodeRecords(chunk, tagged, snapshotRecord)); err != nil {
 			return err
 		}
 	}
@@ -189,7 +185,6 @@ func (r *Replica) stream(ctx context.Context) error {
 	defer coreTick.Stop()
 	lastSent := time.Now()
 	var spare []balancer.DialogEvent
-	var recs []record
 	send := func() error {
 		conn.SetWriteDeadline(time.Now().Add(3 * r.opt.KeepAlive))
 		err := f.flush()
@@ -251,11 +246,7 @@ func (r *Replica) stream(ctx context.Context) error {
 				return fmt.Errorf("more than %d events waiting: resynchronising", r.opt.MaxPending)
 			}
 			for i := 0; i < len(evs); i += maxEvents {
-				recs = recs[:0]
-				for _, e := range evs[i:min(i+maxEvents, len(evs))] {
-					recs = append(recs, eventRecord(e))
-				}
-				f.write(evType, encodeRecords(recs, tagged))
+				f.write(evType, encodeRecords(evs[i:min(i+maxEvents, len(evs))], tagged, eventRecord))
 				r.st.framesSent.Add(1)
 			}
 			r.st.eventsSent.Add(uint64(len(evs)))
