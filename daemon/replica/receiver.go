@@ -139,19 +139,18 @@ func (r *Replica) serve(ctx context.Context, conn net.Conn) {
 }
 
 // adopt makes conn, which has proven the session key, the inbound
-// session, unless this box has turned active. The session it replaces is
-// closed, and adopt waits until that session's handler has returned
-// (done closed), so no frame of the old session is applied after one of
-// the new.
+// session, unless this box has turned active or a newer connection has
+// replaced conn in the unproven slot meanwhile (conn is closed then). The
+// session it replaces is closed, and adopt waits until that session's
+// handler has returned (done closed), so no frame of the old session is
+// applied after one of the new.
 func (r *Replica) adopt(conn net.Conn, done chan struct{}) bool {
 	r.inMu.Lock()
-	if r.hsConn == conn {
-		r.hsConn = nil
-	}
-	if r.active.Load() {
+	if r.hsConn != conn || r.active.Load() {
 		r.inMu.Unlock()
 		return false
 	}
+	r.hsConn = nil
 	old, oldDone := r.inConn, r.inDone
 	r.inConn, r.inDone = conn, done
 	r.inMu.Unlock()
