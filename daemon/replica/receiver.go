@@ -64,6 +64,9 @@ func (r *Replica) serve(ctx context.Context, conn net.Conn) {
 		r.log.Warn("replication: connection refused", "from", from, "err", err)
 		return
 	}
+	// The lag of a frame is its transit beyond the hello's, which holds
+	// the two clocks' offset: the clocks need not agree.
+	base := r.opt.now().Sub(fr.sent)
 	var mine hello
 	mine.node = r.opt.Node
 	mine.echo = peer.nonce
@@ -114,7 +117,11 @@ func (r *Replica) serve(ctx context.Context, conn net.Conn) {
 	for {
 		now := time.Now()
 		r.st.lastFrame.Store(now.UnixNano())
-		r.st.arrivalLag.Store(int64(now.Sub(fr.sent)))
+		lag := r.opt.now().Sub(fr.sent) - base
+		if lag < 0 { // the hello was the slower one
+			base, lag = base+lag, 0
+		}
+		r.st.arrivalLag.Store(int64(lag))
 		if err := r.apply(fr, &snap); err != nil {
 			r.st.reject(err)
 			r.log.Warn("replication: bad frame; session dropped", "from", from, "err", err)

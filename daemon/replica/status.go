@@ -33,7 +33,7 @@ type stats struct {
 	coreUpdates      atomic.Uint64
 	unknownCore      atomic.Uint64 // events or records naming a Core we lack
 	lastFrame        atomic.Int64  // unix ns the last frame arrived
-	arrivalLag       atomic.Int64  // ns from the peer's send stamp to arrival (clocks must agree)
+	arrivalLag       atomic.Int64  // ns the last frame took beyond the hello's transit
 
 	badMAC    atomic.Uint64
 	badSeq    atomic.Uint64
@@ -68,8 +68,9 @@ type Status struct {
 	PeerNode  string     `json:"peer_node,omitempty"`
 	Since     *time.Time `json:"since,omitempty"`
 	// LagMS: on the active box, from sending the last acknowledged frame
-	// to its acknowledgement (the peer applied it); on the standby, the
-	// age of the last frame when it arrived.
+	// to its acknowledgement (the peer applied it); on the standby, how
+	// much longer than the session's hello the last frame took to arrive
+	// (the two clocks need not agree).
 	LagMS float64 `json:"lag_ms"`
 	// Pending: events gathered and not yet sent; Unacked: frames sent and
 	// not yet acknowledged (active box).
