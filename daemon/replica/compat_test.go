@@ -148,9 +148,9 @@ func TestPreviousReleaseFrames(t *testing.T) {
 	w.flush()
 	w.session(toStandby, nil)
 	w.write(frameCores, []byte(goldenCores))
-	w.write(frameSnapshot, encodeRecords(goldenSnapshot, false, self))
+	w.write(frameSnapshot, encodeAll(goldenSnapshot, false))
 	w.write(frameSnapEnd, binary.BigEndian.AppendUint32(nil, 2))
-	w.write(frameEvents, encodeRecords(goldenEvents, false, self))
+	w.write(frameEvents, encodeAll(goldenEvents, false))
 	w.flush()
 	if !bytes.Equal(out.Bytes(), g) {
 		t.Error("our untagged session toward a previous-release standby differs from the previous release's")

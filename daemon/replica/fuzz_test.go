@@ -2,9 +2,12 @@ package replica
 
 import (
 	"bytes"
+	"encoding/binary"
 	"fmt"
 	"os"
 	"path/filepath"
+	"reflect"
+	"strings"
 	"testing"
 	"time"
 
@@ -66,8 +69,8 @@ func FuzzDecodeRecords(f *testing.F) {
 	for _, b := range goldenBodies(f) {
 		f.Add(b, false)
 	}
-	f.Add(encodeRecords(goldenEvents, true, self), true)
-	f.Add(encodeRecords([]record{{kind: 2, callID: "x", core: "core1", at: time.Unix(1, 0), callerTag: "a", calleeTag: "b", nextHop: "sip:x@192.0.2.1"}}, true, self), true)
+	f.Add(encodeAll(goldenEvents, true), true)
+	f.Add(encodeAll([]record{{kind: 2, callID: "x", core: "core1", at: time.Unix(1, 0), callerTag: "a", calleeTag: "b", nextHop: "sip:x@192.0.2.1"}}, true), true)
 	f.Fuzz(func(t *testing.T, b []byte, tagged bool) {
 		var rs []record
 		err := decodeRecords(b, tagged, func(r record) {
@@ -79,7 +82,7 @@ func FuzzDecodeRecords(f *testing.F) {
 		if err != nil {
 			return
 		}
-		if e := encodeRecords(rs, tagged, self); !bytes.Equal(e, b) {
+		if e := encodeAll(rs, tagged); !bytes.Equal(e, b) {
 			t.Fatalf("re-encoded %x, read %x", e, b)
 		}
 	})
@@ -115,8 +118,14 @@ func FuzzFrameRead(f *testing.F) {
 	})
 }
 
-// self is encodeRecords' item function for records themselves.
-func self(r *record) record { return *r }
+// encodeAll makes one records body of rs, however many.
+func encodeAll(rs []record, tagged bool) []byte {
+	b := binary.BigEndian.AppendUint32(nil, uint32(len(rs)))
+	for i := range rs {
+		b = rs[i].append(b, tagged)
+	}
+	return b
+}
 
 // BenchmarkEncodeEvents: one full events frame body (4096 confirms), in
 // the previous release's form and tagged (tags and next hop as SIPp
@@ -132,9 +141,34 @@ func BenchmarkEncodeEvents(b *testing.B) {
 		b.Run(fmt.Sprintf("tagged=%v", tagged), func(b *testing.B) {
 			var n int
 			for b.Loop() {
-				n = len(encodeRecords(evs, tagged, eventRecord))
+				n = 0
+				encodeFrames(evs, tagged, eventRecord, func(body []byte) error { n += len(body); return nil })
 			}
 			b.ReportMetric(float64(n)/maxEvents, "bytes/event")
 		})
 	}
+}
+
+// TestFramesBounded: records too long to fit 4096 in a frame are split
+// by size, every body under maxBody, and decode to the records given.
+func TestFramesBounded(t *testing.T) {
+	long := strings.Repeat("x", 900)
+	evs := make([]balancer.DialogEvent, 2*maxEvents+7)
+	for i := range evs {
+		evs[i] = balancer.DialogEvent{Kind: balancer.DialogCreate, CallID: fmt.Sprintf("%d-%s", i, long), Core: "core1",
+			CallerTag: strings.Repeat("a", maxTagLen), CalleeTag: strings.Repeat("b", maxTagLen), NextHop: "sip:" + strings.Repeat("h", maxHopLen-4)}
+	}
+	var got []balancer.DialogEvent
+	frames := 0
+	err := encodeFrames(evs, true, eventRecord, func(body []byte) error {
+		frames++
+		if len(body) > maxBody {
+			t.Fatalf("frame %d: body of %d bytes", frames, len(body))
+		}
+		return decodeRecords(body, true, func(r record) { got = append(got, r.event()) })
+	})
+	if err != nil || !reflect.DeepEqual(got, evs) {
+		t.Fatalf("%d events back of %d (%v)", len(got), len(evs), err)
+	}
+	t.Logf("%d events of %d bytes in %d frames", len(evs), len(encodeAll([]record{eventRecord(&evs[0])}, true))-4, frames)
 }

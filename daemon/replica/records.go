@@ -112,19 +112,32 @@ func fromNano(n int64) time.Time {
 	return time.Unix(0, n)
 }
 
-// encodeRecords makes a frame body: a count (4 bytes) then the records,
-// each made from an item by rec.
-func encodeRecords[T any](items []T, tagged bool, rec func(*T) record) []byte {
+// frameBytes: a records frame is closed once its body reaches this size
+// (or maxEvents records), so that long Call-IDs, tags or next hops never
+// make a body over maxBody (one record is at most about 67 KB).
+const frameBytes = 1 << 20
+
+// encodeFrames encodes items, each made a record by rec, into frame
+// bodies (a count, 4 bytes, then the records) and passes each to emit.
+func encodeFrames[T any](items []T, tagged bool, rec func(*T) record, emit func([]byte) error) error {
 	per := 64 // a typical record; tags and a next hop double it
 	if tagged {
 		per = 128
 	}
-	b := binary.BigEndian.AppendUint32(make([]byte, 0, 4+per*len(items)), uint32(len(items)))
-	for i := range items {
-		r := rec(&items[i])
-		b = r.append(b, tagged)
+	for len(items) > 0 {
+		b := make([]byte, 4, 4+per*min(len(items), maxEvents))
+		n := 0
+		for ; n < len(items) && n < maxEvents && len(b) < frameBytes; n++ {
+			r := rec(&items[n])
+			b = r.append(b, tagged)
+		}
+		binary.BigEndian.PutUint32(b, uint32(n))
+		if err := emit(b); err != nil {
+			return err
+		}
+		items = items[n:]
 	}
-	return b
+	return nil
 }
 
 // recordReader takes fields off a frame body, each bounded by what is

@@ -132,11 +132,8 @@ func (r *Replica) stream(ctx context.Context) error {
 	}
 	f.write(frameCores, coresJSON)
 	dialogs := r.bal.ExportDialogs()
-	for i := 0; i < len(dialogs); i += maxEvents {
-		chunk := dialogs[i:min(i+maxEvents, len(dialogs))]
-		if err := f.write(snapType, encodeRecords(chunk, tagged, snapshotRecord)); err != nil {
-			return err
-		}
+	if err := encodeFrames(dialogs, tagged, snapshotRecord, func(b []byte) error { return f.write(snapType, b) }); err != nil {
+		return err
 	}
 	f.write(frameSnapEnd, binary.BigEndian.AppendUint32(nil, uint32(len(dialogs))))
 	if err := f.flush(); err != nil {
@@ -245,10 +242,10 @@ func (r *Replica) stream(ctx context.Context) error {
 				r.st.resyncs.Add(1)
 				return fmt.Errorf("more than %d events waiting: resynchronising", r.opt.MaxPending)
 			}
-			for i := 0; i < len(evs); i += maxEvents {
-				f.write(evType, encodeRecords(evs[i:min(i+maxEvents, len(evs))], tagged, eventRecord))
+			encodeFrames(evs, tagged, eventRecord, func(b []byte) error {
 				r.st.framesSent.Add(1)
-			}
+				return f.write(evType, b)
+			})
 			r.st.eventsSent.Add(uint64(len(evs)))
 			spare = evs
 			if err := send(); err != nil {
