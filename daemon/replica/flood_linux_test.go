@@ -170,7 +170,7 @@ func flood(t *testing.T, ns, src, target string, churn, held int) floodResult {
 func TestReplicationFloodHelper(t *testing.T) {
 	spec := os.Getenv("SE15R_FLOOD")
 	if spec == "" {
-		t.Skip("the flooder of TestNetnsReplicationFlood")
+		return // run only by TestNetnsReplicationFlood
 	}
 	f := strings.Split(spec, ",")
 	src, target := f[0], f[1]
