@@ -17,11 +17,12 @@ type Replication struct {
 	Enabled *bool `yaml:"enabled"`
 	// Port is used for Listen and Peer when they are not given.
 	Port int `yaml:"port"`
-	// Listen is this box's replication address; default: the IP of
-	// cluster.listen at Port.
+	// Listen is this box's replication address (the stream to the peer
+	// leaves from its IP); default: the IP of cluster.listen at Port.
 	Listen string `yaml:"listen"`
-	// Peer is the peer's replication address; default: the IP of
-	// cluster.peer at Port.
+	// Peer is the peer's replication address, and its IP the only
+	// source a stream is accepted from; default: the IP of cluster.peer
+	// at Port.
 	Peer string `yaml:"peer"`
 }
 

@@ -30,7 +30,8 @@ func NewCollector(r *Replica) *Collector {
 }
 
 var counterNames = []string{"sessions", "connect_errors", "refused", "events_sent", "frames_sent", "bytes_sent", "snapshots_sent", "resyncs",
-	"events_applied", "snapshots_applied", "core_updates", "unknown_core", "rejected_bad_mac", "rejected_sequence", "rejected_malformed"}
+	"events_applied", "snapshots_applied", "core_updates", "unknown_core", "rejected_bad_mac", "rejected_sequence", "rejected_malformed",
+	"rejected_oversize", "rejected_source", "superseded"}
 
 var counterHelp = map[string]string{
 	"sessions":           "Replication sessions established (either direction).",
@@ -48,6 +49,9 @@ var counterHelp = map[string]string{
 	"rejected_bad_mac":   "Frames or handshakes with a bad HMAC.",
 	"rejected_sequence":  "Frames out of sequence (replayed, dropped or reordered).",
 	"rejected_malformed": "Malformed frames or handshakes.",
+	"rejected_oversize":  "Frames longer than allowed at their point of the session (a hello over its size), closed before anything was allocated for them.",
+	"rejected_source":    "Connections from an address other than the peer's, closed before anything was read.",
+	"superseded":         "Connections from the peer's address replaced, before they proved the session key, by a newer one.",
 }
 
 // Describe implements prometheus.Collector.

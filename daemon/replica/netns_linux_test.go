@@ -50,11 +50,12 @@ func hsRun(t *testing.T, args ...string) string {
 	return string(out)
 }
 
-func newHSLab(t *testing.T) *hsLab {
+// newHSLab builds the lab in namespaces named prefix+role+suffix.
+func newHSLab(t *testing.T, prefix string) *hsLab {
 	sfx := fmt.Sprintf("%d%03d", os.Getpid()%100000, time.Now().UnixNano()%1000)
 	l := &hsLab{t: t, dir: t.TempDir(), bin: testenv.SipedgeBinary(t), ns: map[string]string{}}
 	for _, r := range []string{"br", "a", "b", "cores", "cli"} {
-		ns := "hs" + r + sfx
+		ns := prefix + r + sfx
 		l.ns[r] = ns
 		hsRun(t, "ip", "netns", "add", ns)
 		t.Cleanup(func() { exec.Command("ip", "netns", "del", ns).Run() })
@@ -251,7 +252,7 @@ func TestNetnsHotStandby(t *testing.T) {
 	testenv.MustHaveNetns(t)
 	testenv.MustHaveSIPp(t)
 	testenv.Short(t, "runs two daemons, two SIPp Cores and SIPp callers in network namespaces for about a minute")
-	l := newHSLab(t)
+	l := newHSLab(t, "hs")
 	core1 := l.sipp("core1", l.ns["cores"], hsCore1, 5060, 110*time.Second, "-sf", "testdata/core_uas.xml")
 	core2 := l.sipp("core2", l.ns["cores"], hsCore2, 5060, 110*time.Second, "-sf", "testdata/core_uas.xml")
 	A := l.box("edge-a", "main", "192.0.2.11", "192.0.2.12")

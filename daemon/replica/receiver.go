@@ -26,7 +26,9 @@ func (r *Replica) acceptLoop(ctx context.Context, ln net.Listener) {
 			}
 			continue
 		}
-		go r.serve(ctx, conn)
+		if r.admit(conn) {
+			go r.serve(ctx, conn)
+		}
 	}
 }
 
@@ -34,18 +36,21 @@ func (r *Replica) acceptLoop(ctx context.Context, ln net.Listener) {
 // and acknowledge it. A box that holds the VIP refuses the stream.
 //
 // The dialler's hello proves nothing by itself: a copy captured on the
-// wire passes the MAC and the clock check for helloSkew. What proves the
-// dialler holds the cluster key is its first frame after the handshake,
-// MAC'd under the session key derived from our fresh nonce. Until that
-// frame has arrived, the session in place (if any) is left alone.
+// wire passes the MAC at any time later (its send stamp is not checked:
+// the two boxes' clocks need not agree). What proves the dialler holds the
+// cluster key is its first frame after the handshake, MAC'd under the
+// session key derived from our fresh nonce. Until that frame has arrived,
+// the session in place (if any) is left alone, and the connection holds
+// the one unproven slot (admit).
 func (r *Replica) serve(ctx context.Context, conn net.Conn) {
 	defer conn.Close()
+	defer r.handshakeDone(conn)
 	stop := context.AfterFunc(ctx, func() { conn.Close() })
 	defer stop()
 	from := conn.RemoteAddr().String()
-	f := newFramer(conn, r.opt.Key)
-	conn.SetDeadline(time.Now().Add(2 * time.Second))
-	fr, err := f.read()
+	f := newFramer(conn, r.opt.Key, r.opt.now)
+	conn.SetDeadline(time.Now().Add(hsTimeout))
+	fr, err := f.read(maxHelloBody)
 	if err == nil && fr.typ != frameHello {
 		err = fmt.Errorf("%w: type %d before hello", errBadFrame, fr.typ)
 	}
@@ -53,21 +58,20 @@ func (r *Replica) serve(ctx context.Context, conn net.Conn) {
 	if err == nil {
 		peer, err = decodeHello(fr.body)
 	}
-	if err == nil {
-		if d := time.Since(fr.sent); d > helloSkew || d < -helloSkew {
-			err = fmt.Errorf("%w: hello stamped %v from our clock", errBadFrame, d.Round(time.Millisecond))
-		}
-	}
 	if err != nil {
 		r.st.reject(err)
 		r.st.connectErrors.Add(1)
 		r.log.Warn("replication: connection refused", "from", from, "err", err)
 		return
 	}
+	// The lag of a frame is its transit beyond the hello's, which holds
+	// the two clocks' offset: the clocks need not agree.
+	base := r.opt.now().Sub(fr.sent)
 	var mine hello
 	mine.node = r.opt.Node
 	mine.echo = peer.nonce
 	mine.refuse = r.active.Load()
+	mine.tagged = !r.opt.previous
 	rand.Read(mine.nonce[:])
 	f.write(frameHello, mine.encode())
 	if err := f.flush(); err != nil || mine.refuse {
@@ -83,7 +87,7 @@ func (r *Replica) serve(ctx context.Context, conn net.Conn) {
 	// The active box sends the Core pool at once: wait for it (any frame
 	// will do) before this connection replaces the current session.
 	conn.SetReadDeadline(time.Now().Add(3 * r.opt.KeepAlive))
-	if fr, err = f.read(); err != nil {
+	if fr, err = f.read(maxBody); err != nil {
 		r.st.reject(err)
 		r.st.connectErrors.Add(1)
 		r.log.Warn("replication: connection dropped before it proved the session key", "from", from, "node", peer.node, "err", err)
@@ -113,7 +117,11 @@ func (r *Replica) serve(ctx context.Context, conn net.Conn) {
 	for {
 		now := time.Now()
 		r.st.lastFrame.Store(now.UnixNano())
-		r.st.arrivalLag.Store(int64(now.Sub(fr.sent)))
+		lag := r.opt.now().Sub(fr.sent) - base
+		if lag < 0 { // the hello was the slower one
+			base, lag = base+lag, 0
+		}
+		r.st.arrivalLag.Store(int64(lag))
 		if err := r.apply(fr, &snap); err != nil {
 			r.st.reject(err)
 			r.log.Warn("replication: bad frame; session dropped", "from", from, "err", err)
@@ -127,7 +135,7 @@ func (r *Replica) serve(ctx context.Context, conn net.Conn) {
 			return
 		}
 		conn.SetReadDeadline(time.Now().Add(3 * r.opt.KeepAlive))
-		if fr, err = f.read(); err != nil {
+		if fr, err = f.read(maxBody); err != nil {
 			r.st.reject(err)
 			if ctx.Err() == nil && !r.active.Load() {
 				r.log.Warn("replication: session from the peer ended", "from", from, "err", err)
@@ -138,16 +146,18 @@ func (r *Replica) serve(ctx context.Context, conn net.Conn) {
 }
 
 // adopt makes conn, which has proven the session key, the inbound
-// session, unless this box has turned active. The session it replaces is
-// closed, and adopt waits until that session's handler has returned
-// (done closed), so no frame of the old session is applied after one of
-// the new.
+// session, unless this box has turned active or a newer connection has
+// replaced conn in the unproven slot meanwhile (conn is closed then). The
+// session it replaces is closed, and adopt waits until that session's
+// handler has returned (done closed), so no frame of the old session is
+// applied after one of the new.
 func (r *Replica) adopt(conn net.Conn, done chan struct{}) bool {
 	r.inMu.Lock()
-	if r.active.Load() {
+	if r.hsConn != conn || r.active.Load() {
 		r.inMu.Unlock()
 		return false
 	}
+	r.hsConn = nil
 	old, oldDone := r.inConn, r.inDone
 	r.inConn, r.inDone = conn, done
 	r.inMu.Unlock()
@@ -162,21 +172,22 @@ func (r *Replica) adopt(conn net.Conn, done chan struct{}) bool {
 // snapshot records are gathered in *snap until the snapshot ends.
 func (r *Replica) apply(fr frame, snap *[]balancer.DialogRecord) error {
 	var err error
+	tagged := fr.typ == frameEventsTagged || fr.typ == frameSnapshotTagged
+	if tagged && r.opt.previous {
+		return fmt.Errorf("%w: type %d from the active box", errBadFrame, fr.typ)
+	}
 	switch fr.typ {
-	case frameEvents:
+	case frameEvents, frameEventsTagged:
 		n := 0
-		err = decodeRecords(fr.body, func(rec record) {
+		err = decodeRecords(fr.body, tagged, func(rec record) {
 			n++
-			if !r.bal.ApplyDialog(balancer.DialogEvent{Kind: rec.kind, CallID: rec.callID, Core: rec.core, At: rec.at, Expires: rec.expires}) {
+			if !r.bal.ApplyDialog(rec.event()) {
 				r.st.unknownCore.Add(1)
 			}
 		})
 		r.st.eventsApplied.Add(uint64(n))
-	case frameSnapshot:
-		err = decodeRecords(fr.body, func(rec record) {
-			*snap = append(*snap, balancer.DialogRecord{CallID: rec.callID, Core: rec.core, Confirmed: rec.kind == balancer.DialogConfirm,
-				Created: rec.at, Expires: rec.expires, Session: rec.session})
-		})
+	case frameSnapshot, frameSnapshotTagged:
+		err = decodeRecords(fr.body, tagged, func(rec record) { *snap = append(*snap, rec.dialog()) })
 	case frameSnapEnd:
 		if len(fr.body) != 4 || int(binary.BigEndian.Uint32(fr.body)) != len(*snap) {
 			return fmt.Errorf("%w: snapshot of %d records ends with another count", errBadFrame, len(*snap))

@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"log/slog"
 	"net"
+	"net/netip"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -50,6 +51,11 @@ type Options struct {
 	RetryInterval time.Duration
 
 	Logger *slog.Logger
+
+	// For tests: the wall clock (stamps in frame headers), and speaking
+	// the previous release's wire (no tagged records).
+	now      func() time.Time
+	previous bool
 }
 
 func (o Options) withDefaults() (Options, error) {
@@ -62,8 +68,8 @@ func (o Options) withDefaults() (Options, error) {
 	if _, _, err := net.SplitHostPort(o.Listen); err != nil {
 		return o, fmt.Errorf("replica: listen %q: %w", o.Listen, err)
 	}
-	if _, _, err := net.SplitHostPort(o.Peer); err != nil {
-		return o, fmt.Errorf("replica: peer %q: %w", o.Peer, err)
+	if _, err := netip.ParseAddrPort(o.Peer); err != nil {
+		return o, fmt.Errorf("replica: peer %q: want a literal IP address and port: %w", o.Peer, err)
 	}
 	if o.BatchDelay <= 0 {
 		o.BatchDelay = 5 * time.Millisecond
@@ -80,6 +86,9 @@ func (o Options) withDefaults() (Options, error) {
 	if o.RetryInterval <= 0 {
 		o.RetryInterval = 250 * time.Millisecond
 	}
+	if o.now == nil {
+		o.now = time.Now
+	}
 	if o.Logger == nil {
 		o.Logger = slog.New(slog.DiscardHandler)
 	}
@@ -89,9 +98,10 @@ func (o Options) withDefaults() (Options, error) {
 // Replica runs both ends of the channel: it accepts the peer's stream
 // while this box is standby and streams to the peer while it is active.
 type Replica struct {
-	opt Options
-	log *slog.Logger
-	bal Balancer
+	opt    Options
+	log    *slog.Logger
+	bal    Balancer
+	peerIP netip.Addr // the only source an inbound connection may come from
 
 	active  atomic.Bool
 	roleCh  chan struct{} // poked on every role change
@@ -107,9 +117,13 @@ type Replica struct {
 	// The inbound session (standby side): closed when this box turns
 	// active, or replaced by a newer one that has proven the session key.
 	// inDone is closed when its handler has returned.
+	// hsConn is the one inbound connection that has not proven the
+	// session key yet (see admit).
 	inMu   sync.Mutex
 	inConn net.Conn
 	inDone chan struct{}
+	hsConn net.Conn
+	logged atomic.Int64 // unix ns a refused source was last logged
 
 	st stats
 }
@@ -120,7 +134,12 @@ func New(opt Options) (*Replica, error) {
 	if err != nil {
 		return nil, err
 	}
-	return &Replica{opt: o, log: o.Logger, roleCh: make(chan struct{}, 1), wake: make(chan struct{}, 1)}, nil
+	peer := netip.MustParseAddrPort(o.Peer).Addr().Unmap()
+	if ap, err := netip.ParseAddrPort(o.Listen); err == nil && ap.Addr().IsUnspecified() {
+		o.Logger.Warn("replication: listen has no address of its own: this box dials the peer from whichever address the kernel picks, "+
+			"and the peer accepts the stream only from the address it has as its peer", "listen", o.Listen, "peer", o.Peer)
+	}
+	return &Replica{opt: o, log: o.Logger, peerIP: peer, roleCh: make(chan struct{}, 1), wake: make(chan struct{}, 1)}, nil
 }
 
 // Attach gives the Replica its balancer. It must be called before Run.
@@ -215,6 +234,10 @@ func (r *Replica) closeInbound() {
 	if r.inConn != nil {
 		r.inConn.Close()
 		r.inConn, r.inDone = nil, nil
+	}
+	if r.hsConn != nil {
+		r.hsConn.Close()
+		r.hsConn = nil
 	}
 	r.inMu.Unlock()
 }

@@ -71,17 +71,18 @@ func (r *Replica) stream(ctx context.Context) error {
 	stop := context.AfterFunc(ctx, func() { conn.Close() })
 	defer stop()
 
-	f := newFramer(conn, r.opt.Key)
-	conn.SetDeadline(time.Now().Add(2 * time.Second))
+	f := newFramer(conn, r.opt.Key, r.opt.now)
+	conn.SetDeadline(time.Now().Add(hsTimeout))
 	var mine hello
 	mine.node = r.opt.Node
+	mine.tagged = !r.opt.previous
 	rand.Read(mine.nonce[:])
 	f.write(frameHello, mine.encode())
 	if err := f.flush(); err != nil {
 		r.st.connectErrors.Add(1)
 		return fmt.Errorf("handshake: %w", err)
 	}
-	fr, err := f.read()
+	fr, err := f.read(maxHelloBody)
 	if err == nil && fr.typ != frameHello {
 		err = fmt.Errorf("%w: type %d before hello", errBadFrame, fr.typ)
 	}
@@ -103,6 +104,13 @@ func (r *Replica) stream(ctx context.Context) error {
 	}
 	toStandby, toActive := sessionKeys(r.opt.Key, mine.nonce, peer.nonce)
 	f.session(toStandby, toActive)
+	// Tags and next hops go only to a peer that reads them: the previous
+	// release drops the session on a frame type it does not know.
+	tagged := peer.tagged && !r.opt.previous
+	evType, snapType := uint8(frameEvents), uint8(frameSnapshot)
+	if tagged {
+		evType, snapType = frameEventsTagged, frameSnapshotTagged
+	}
 
 	// Capture from here: every change after this point reaches the peer
 	// as an event, replayed over the snapshot taken below.
@@ -124,19 +132,8 @@ func (r *Replica) stream(ctx context.Context) error {
 	}
 	f.write(frameCores, coresJSON)
 	dialogs := r.bal.ExportDialogs()
-	for i := 0; i < len(dialogs); i += maxEvents {
-		chunk := dialogs[i:min(i+maxEvents, len(dialogs))]
-		body := binary.BigEndian.AppendUint32(make([]byte, 0, 64*len(chunk)), uint32(len(chunk)))
-		for _, d := range chunk {
-			k := balancer.DialogCreate
-			if d.Confirmed {
-				k = balancer.DialogConfirm
-			}
-			body = appendRecord(body, k, d.CallID, d.Core, d.Created, d.Expires, d.Session)
-		}
-		if err := f.write(frameSnapshot, body); err != nil {
-			return err
-		}
+	if err := encodeFrames(dialogs, tagged, snapshotRecord, func(b []byte) error { return f.write(snapType, b) }); err != nil {
+		return err
 	}
 	f.write(frameSnapEnd, binary.BigEndian.AppendUint32(nil, uint32(len(dialogs))))
 	if err := f.flush(); err != nil {
@@ -162,8 +159,8 @@ func (r *Replica) stream(ctx context.Context) error {
 	acks := make(chan time.Time, 16)
 	go func() {
 		for {
-			fr, err := f.read()
-			if err == nil && (fr.typ != frameAck || len(fr.body) != 16) {
+			fr, err := f.read(ackLen)
+			if err == nil && (fr.typ != frameAck || len(fr.body) != ackLen) {
 				err = fmt.Errorf("%w: type %d from the standby", errBadFrame, fr.typ)
 			}
 			if err != nil {
@@ -173,7 +170,7 @@ func (r *Replica) stream(ctx context.Context) error {
 			}
 			r.st.ackedSeq.Store(binary.BigEndian.Uint64(fr.body))
 			sent := time.Unix(0, int64(binary.BigEndian.Uint64(fr.body[8:])))
-			r.st.ackLag.Store(int64(time.Since(sent)))
+			r.st.ackLag.Store(int64(r.opt.now().Sub(sent))) // our own stamp, our own clock
 			select {
 			case acks <- time.Now():
 			default:
@@ -245,15 +242,10 @@ func (r *Replica) stream(ctx context.Context) error {
 				r.st.resyncs.Add(1)
 				return fmt.Errorf("more than %d events waiting: resynchronising", r.opt.MaxPending)
 			}
-			for i := 0; i < len(evs); i += maxEvents {
-				chunk := evs[i:min(i+maxEvents, len(evs))]
-				body := binary.BigEndian.AppendUint32(make([]byte, 0, 64*len(chunk)), uint32(len(chunk)))
-				for _, e := range chunk {
-					body = appendRecord(body, e.Kind, e.CallID, e.Core, e.At, e.Expires, 0)
-				}
-				f.write(frameEvents, body)
+			encodeFrames(evs, tagged, eventRecord, func(b []byte) error {
 				r.st.framesSent.Add(1)
-			}
+				return f.write(evType, b)
+			})
 			r.st.eventsSent.Add(uint64(len(evs)))
 			spare = evs
 			if err := send(); err != nil {

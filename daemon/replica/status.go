@@ -33,11 +33,16 @@ type stats struct {
 	coreUpdates      atomic.Uint64
 	unknownCore      atomic.Uint64 // events or records naming a Core we lack
 	lastFrame        atomic.Int64  // unix ns the last frame arrived
-	arrivalLag       atomic.Int64  // ns from the peer's send stamp to arrival (clocks must agree)
+	arrivalLag       atomic.Int64  // ns the last frame took beyond the hello's transit
 
 	badMAC    atomic.Uint64
 	badSeq    atomic.Uint64
 	malformed atomic.Uint64
+	oversize  atomic.Uint64 // frames longer than allowed where they came (before any allocation)
+
+	// the door (gate.go)
+	rejectedSource atomic.Uint64 // connections from an address other than the peer's
+	superseded     atomic.Uint64 // unproven connections replaced by a newer one
 }
 
 func (s *stats) reject(err error) {
@@ -46,6 +51,8 @@ func (s *stats) reject(err error) {
 		s.badMAC.Add(1)
 	case errors.Is(err, errBadSeq):
 		s.badSeq.Add(1)
+	case errors.Is(err, errTooLong):
+		s.oversize.Add(1)
 	case errors.Is(err, errBadFrame):
 		s.malformed.Add(1)
 	}
@@ -61,8 +68,9 @@ type Status struct {
 	PeerNode  string     `json:"peer_node,omitempty"`
 	Since     *time.Time `json:"since,omitempty"`
 	// LagMS: on the active box, from sending the last acknowledged frame
-	// to its acknowledgement (the peer applied it); on the standby, the
-	// age of the last frame when it arrived.
+	// to its acknowledgement (the peer applied it); on the standby, how
+	// much longer than the session's hello the last frame took to arrive
+	// (the two clocks need not agree).
 	LagMS float64 `json:"lag_ms"`
 	// Pending: events gathered and not yet sent; Unacked: frames sent and
 	// not yet acknowledged (active box).
@@ -125,6 +133,7 @@ func (r *Replica) Status() Status {
 		"events_applied": s.eventsApplied.Load(), "snapshots_applied": s.snapshotsApplied.Load(),
 		"core_updates": s.coreUpdates.Load(), "unknown_core": s.unknownCore.Load(),
 		"rejected_bad_mac": s.badMAC.Load(), "rejected_sequence": s.badSeq.Load(), "rejected_malformed": s.malformed.Load(),
+		"rejected_oversize": s.oversize.Load(), "rejected_source": s.rejectedSource.Load(), "superseded": s.superseded.Load(),
 	}
 	return st
 }

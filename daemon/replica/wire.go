@@ -9,9 +9,8 @@ import (
 	"fmt"
 	"hash"
 	"io"
+	"slices"
 	"time"
-
-	"github.com/sipedge/sipedge/daemon/balancer"
 )
 
 // Wire format, version 1. Every frame:
@@ -24,26 +23,40 @@ import (
 // The two hellos (sequence 0) are MAC'd with the cluster key; every later
 // frame with the session key of its direction, its sequence exactly one
 // above the previous frame's in that direction.
+//
+// A reader is told the largest body it takes before it reads a frame: a
+// longer one closes the connection before anything is allocated for it.
+// Before the session keys exist only a hello is read (maxHelloBody).
 const (
-	magic      = "SERP"
-	version    = 1
-	headerLen  = 32
-	macLen     = sha256.Size
-	nonceLen   = 16
-	maxBody    = 4 << 20
-	maxEvents  = 4096 // per events or snapshot frame
-	helloSkew  = 30 * time.Second
-	maxNameLen = 64
+	magic        = "SERP"
+	version      = 1
+	headerLen    = 32
+	macLen       = sha256.Size
+	nonceLen     = 16
+	maxBody      = 4 << 20
+	maxEvents    = 4096 // per events or snapshot frame
+	maxNameLen   = 64
+	maxHelloBody = 1 + maxNameLen + 2*nonceLen + 1
+	ackLen       = 16
+
+	// Buffers: small until the session keys exist, so that a connection
+	// that has proven nothing holds little memory.
+	handshakeBuf = 512
+	sessionBuf   = 64 << 10
 )
 
-// Frame types.
+// Frame types. A previous-release receiver drops the session on a type it
+// does not know, so the tagged types go only to a peer whose hello
+// announced helloTagged.
 const (
-	frameHello    = 1 // handshake, both directions
-	frameEvents   = 2 // active -> standby: dialog events
-	frameCores    = 3 // active -> standby: the whole Core pool (JSON); also the keepalive
-	frameSnapshot = 4 // active -> standby: dialog records of a snapshot
-	frameSnapEnd  = 5 // active -> standby: the snapshot is complete (record count)
-	frameAck      = 6 // standby -> active: sequence applied
+	frameHello          = 1 // handshake, both directions
+	frameEvents         = 2 // active -> standby: dialog events
+	frameCores          = 3 // active -> standby: the whole Core pool (JSON); also the keepalive
+	frameSnapshot       = 4 // active -> standby: dialog records of a snapshot
+	frameSnapEnd        = 5 // active -> standby: the snapshot is complete (record count)
+	frameAck            = 6 // standby -> active: sequence applied
+	frameEventsTagged   = 7 // as frameEvents, records with tags and next hop
+	frameSnapshotTagged = 8 // as frameSnapshot, records with tags and next hop
 )
 
 // Errors a receiver counts by reason.
@@ -51,6 +64,7 @@ var (
 	errBadMAC   = errors.New("bad MAC")
 	errBadSeq   = errors.New("sequence out of order")
 	errBadFrame = errors.New("malformed frame")
+	errTooLong  = fmt.Errorf("%w: over the length limit", errBadFrame)
 )
 
 type frame struct {
@@ -62,6 +76,8 @@ type frame struct {
 
 // framer writes and reads MAC'd, sequenced frames on one connection.
 type framer struct {
+	rw      io.ReadWriter
+	now     func() time.Time // the send stamp's clock
 	r       *bufio.Reader
 	w       *bufio.Writer
 	outMAC  hash.Hash
@@ -74,14 +90,17 @@ type framer struct {
 	written uint64 // bytes
 }
 
-func newFramer(rw io.ReadWriter, key []byte) *framer {
-	return &framer{r: bufio.NewReaderSize(rw, 64<<10), w: bufio.NewWriterSize(rw, 64<<10),
+func newFramer(rw io.ReadWriter, key []byte, now func() time.Time) *framer {
+	return &framer{rw: rw, now: now, r: bufio.NewReaderSize(rw, handshakeBuf), w: bufio.NewWriterSize(rw, handshakeBuf),
 		outMAC: hmac.New(sha256.New, key), inMAC: hmac.New(sha256.New, key)}
 }
 
-// session switches both directions to their session keys.
+// session switches both directions to their session keys and the
+// buffers to their session size. The writer must have been flushed.
 func (f *framer) session(out, in []byte) {
 	f.outMAC, f.inMAC = hmac.New(sha256.New, out), hmac.New(sha256.New, in)
+	f.r = bufio.NewReaderSize(f.r, sessionBuf) // keeps what the small one holds
+	f.w = bufio.NewWriterSize(f.rw, sessionBuf)
 }
 
 // write buffers one frame; the caller flushes.
@@ -95,7 +114,7 @@ func (f *framer) write(typ uint8, body []byte) error {
 	copy(h, magic)
 	h[4], h[5], h[6], h[7] = version, typ, 0, 0
 	binary.BigEndian.PutUint64(h[8:], seq)
-	binary.BigEndian.PutUint64(h[16:], uint64(time.Now().UnixNano()))
+	binary.BigEndian.PutUint64(h[16:], uint64(f.now().UnixNano()))
 	binary.BigEndian.PutUint32(h[24:], uint32(len(body)))
 	binary.BigEndian.PutUint32(h[28:], 0)
 	f.outMAC.Reset()
@@ -111,8 +130,10 @@ func (f *framer) write(typ uint8, body []byte) error {
 
 func (f *framer) flush() error { return f.w.Flush() }
 
-// read returns the next frame, checked: MAC, then sequence.
-func (f *framer) read() (frame, error) {
+// read returns the next frame, checked: length (at most limit), MAC,
+// then sequence. The body's memory grows with the bytes that arrive, not
+// with the length the header claims.
+func (f *framer) read(limit int) (frame, error) {
 	var h [headerLen]byte
 	if _, err := io.ReadFull(f.r, h[:]); err != nil {
 		return frame{}, err
@@ -121,11 +142,11 @@ func (f *framer) read() (frame, error) {
 		return frame{}, fmt.Errorf("%w: bad magic or version", errBadFrame)
 	}
 	n := binary.BigEndian.Uint32(h[24:])
-	if n > maxBody {
-		return frame{}, fmt.Errorf("%w: body of %d bytes", errBadFrame, n)
+	if uint64(n) > uint64(limit) {
+		return frame{}, fmt.Errorf("%w: type %d body of %d bytes, at most %d here", errTooLong, h[5], n, limit)
 	}
-	buf := make([]byte, int(n)+macLen)
-	if _, err := io.ReadFull(f.r, buf); err != nil {
+	buf, err := readN(f.r, int(n)+macLen)
+	if err != nil {
 		return frame{}, err
 	}
 	body, mac := buf[:n], buf[n:]
@@ -143,12 +164,39 @@ func (f *framer) read() (frame, error) {
 	return fr, nil
 }
 
+// readN reads n bytes, growing the buffer by at most 64 KiB ahead of
+// what has arrived.
+func readN(r io.Reader, n int) ([]byte, error) {
+	const step = 64 << 10
+	buf := make([]byte, 0, min(n, step))
+	for len(buf) < n {
+		k := min(n-len(buf), step)
+		buf = slices.Grow(buf, k)
+		m, err := io.ReadFull(r, buf[len(buf):len(buf)+k])
+		buf = buf[:len(buf)+m]
+		if err != nil {
+			return nil, err
+		}
+	}
+	return buf, nil
+}
+
+// Hello flags, the hello's last byte. The previous release reads the
+// byte as "refuse" when it is exactly 1 and ignores it otherwise, so a
+// refusing hello is always exactly 1 and capabilities ride only on a
+// hello that does not refuse.
+const (
+	helloRefuse = 1 << 0 // acceptor: "I hold the VIP myself"
+	helloTagged = 1 << 1 // the sender reads frameEventsTagged and frameSnapshotTagged
+)
+
 // hello is a handshake message.
 type hello struct {
 	node   string
 	nonce  [nonceLen]byte
 	echo   [nonceLen]byte // the acceptor's copy of the dialler's nonce
 	refuse bool           // acceptor: "I hold the VIP myself"
+	tagged bool           // reads tagged records
 }
 
 func (h hello) encode() []byte {
@@ -156,8 +204,11 @@ func (h hello) encode() []byte {
 	b = append(b, h.node...)
 	b = append(b, h.nonce[:]...)
 	b = append(b, h.echo[:]...)
-	if h.refuse {
-		return append(b, 1)
+	switch {
+	case h.refuse:
+		return append(b, helloRefuse)
+	case h.tagged:
+		return append(b, helloTagged)
 	}
 	return append(b, 0)
 }
@@ -171,7 +222,9 @@ func decodeHello(b []byte) (hello, error) {
 	h.node = string(b[1 : 1+n])
 	copy(h.nonce[:], b[1+n:])
 	copy(h.echo[:], b[1+n+nonceLen:])
-	h.refuse = b[len(b)-1] == 1
+	flags := b[len(b)-1]
+	h.refuse = flags&helloRefuse != 0
+	h.tagged = flags&helloTagged != 0
 	return h, nil
 }
 
@@ -186,88 +239,4 @@ func sessionKeys(key []byte, dialler, acceptor [nonceLen]byte) (toAcceptor, toDi
 		return m.Sum(nil)
 	}
 	return k("to-standby"), k("to-active")
-}
-
-// Dialog records and events share one binary encoding:
-//
-//	kind (1), Call-ID length (2), Call-ID, Core length (1), Core,
-//	at/created unix ns (8), expires unix ns (8), session seconds (4)
-func appendRecord(b []byte, kind balancer.DialogEventKind, callID, core string, at, expires time.Time, session time.Duration) []byte {
-	if len(callID) > 0xffff {
-		callID = callID[:0xffff]
-	}
-	if len(core) > 0xff {
-		core = core[:0xff]
-	}
-	b = append(b, byte(kind))
-	b = binary.BigEndian.AppendUint16(b, uint16(len(callID)))
-	b = append(b, callID...)
-	b = append(b, byte(len(core)))
-	b = append(b, core...)
-	b = binary.BigEndian.AppendUint64(b, uint64(unixNano(at)))
-	b = binary.BigEndian.AppendUint64(b, uint64(unixNano(expires)))
-	return binary.BigEndian.AppendUint32(b, uint32(session/time.Second))
-}
-
-func unixNano(t time.Time) int64 {
-	if t.IsZero() {
-		return 0
-	}
-	return t.UnixNano()
-}
-
-func fromNano(n int64) time.Time {
-	if n == 0 {
-		return time.Time{}
-	}
-	return time.Unix(0, n)
-}
-
-type record struct {
-	kind        balancer.DialogEventKind
-	callID      string
-	core        string
-	at, expires time.Time
-	session     time.Duration
-}
-
-// decodeRecords parses a frame body: a count (4 bytes) then the records.
-func decodeRecords(b []byte, fn func(record)) error {
-	if len(b) < 4 {
-		return fmt.Errorf("%w: no record count", errBadFrame)
-	}
-	n := binary.BigEndian.Uint32(b)
-	b = b[4:]
-	for i := uint32(0); i < n; i++ {
-		if len(b) < 3 {
-			return fmt.Errorf("%w: record %d truncated", errBadFrame, i)
-		}
-		var r record
-		r.kind = balancer.DialogEventKind(b[0])
-		l := int(binary.BigEndian.Uint16(b[1:]))
-		b = b[3:]
-		if len(b) < l+1 {
-			return fmt.Errorf("%w: record %d truncated", errBadFrame, i)
-		}
-		r.callID = string(b[:l])
-		cl := int(b[l])
-		b = b[l+1:]
-		if len(b) < cl+20 {
-			return fmt.Errorf("%w: record %d truncated", errBadFrame, i)
-		}
-		r.core = string(b[:cl])
-		b = b[cl:]
-		r.at = fromNano(int64(binary.BigEndian.Uint64(b)))
-		r.expires = fromNano(int64(binary.BigEndian.Uint64(b[8:])))
-		r.session = time.Duration(binary.BigEndian.Uint32(b[16:])) * time.Second
-		b = b[20:]
-		if r.kind < balancer.DialogCreate || r.kind > balancer.DialogEnd || r.callID == "" {
-			return fmt.Errorf("%w: record %d: kind %d", errBadFrame, i, r.kind)
-		}
-		fn(r)
-	}
-	if len(b) != 0 {
-		return fmt.Errorf("%w: %d trailing bytes", errBadFrame, len(b))
-	}
-	return nil
 }
