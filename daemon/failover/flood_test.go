@@ -40,14 +40,14 @@ func (h *lineLog) Handle(_ context.Context, r slog.Record) error {
 	return nil
 }
 
-// rejected returns the "heartbeat rejected" lines, in order, as
-// "reason/suppressed".
+// rejected returns the "heartbeat rejected" warnings, in order, as
+// "reason/suppressed" (the unproven ones at start are informational).
 func (h *lineLog) rejected() []string {
 	h.mu.Lock()
 	defer h.mu.Unlock()
 	var out []string
 	for _, r := range h.lines {
-		if r.Message != "heartbeat rejected" {
+		if r.Message != "heartbeat rejected" || r.Level < slog.LevelWarn {
 			continue
 		}
 		var reason string
@@ -162,7 +162,7 @@ func TestRejectLoggedOutsideLock(t *testing.T) {
 	entered, release := make(chan struct{}), make(chan struct{})
 	var once sync.Once
 	stuck := &lineLog{slow: func(r slog.Record) {
-		if r.Message == "heartbeat rejected" {
+		if r.Message == "heartbeat rejected" && r.Level >= slog.LevelWarn {
 			once.Do(func() { close(entered) })
 			<-release
 		}

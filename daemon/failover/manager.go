@@ -35,9 +35,11 @@ type Manager struct {
 	mu       sync.Mutex
 	groups   []*group
 	byName   map[string]*group
-	guard    *replayGuard
+	sess     *sessions
 	boot     uint64
 	seq      uint64
+	seqCeil  uint64             // persisted floor for the next boot's sequence
+	lastChal time.Time          // last heartbeat sent at once to an unproven one
 	send     func([]byte) error // set by Run, or by tests
 	nextSend time.Time
 	sendNow  int // immediate heartbeats owed (state changed)
@@ -115,13 +117,13 @@ func New(opt Options, net Network, links hal.Links) (*Manager, error) {
 		links:    links,
 		met:      o.Metrics,
 		byName:   map[string]*group{},
-		guard:    newReplayGuard(o.ReplayWindow),
 		boot:     binary.BigEndian.Uint64(bootb[:]),
-		seq:      uint64(o.Clock.Now().UnixNano()),
+		seq:      uint64(o.WallClock.Now().UnixNano()),
 		rejects:  newRejects(),
 		wake:     make(chan struct{}, 1),
 		notifier: newNotifier(o.Logger),
 	}
+	m.sess = newSessions(m.boot, o.ReplayWindow)
 	if r, ok := net.(hal.Relayer); ok {
 		m.relay = newRelay(r, o.Logger, o.Persist, o.RelayFor)
 	}
@@ -149,6 +151,11 @@ func (m *Manager) start(now time.Time) error {
 	var errs []error
 	if err := m.loadPins(); err != nil {
 		errs = append(errs, err)
+	}
+	if err := m.loadSeq(); err != nil {
+		// Only a peer of the previous release needs it, and only after
+		// our clock went backward: not a reason to stay down.
+		m.log.Warn("heartbeat sequence floor not kept", "err", err)
 	}
 	if err := m.relay.recover(m.groups); err != nil {
 		errs = append(errs, err)
@@ -576,8 +583,9 @@ func (m *Manager) nextWake(now time.Time) time.Time {
 }
 
 func (m *Manager) message(now time.Time, flags uint8) *Message {
-	m.seq++
-	msg := &Message{Node: m.opt.Node, Flags: flags, Boot: m.boot, Seq: m.seq, Time: now}
+	m.nextSeq()
+	msg := &Message{Node: m.opt.Node, Flags: flags, Boot: m.boot, Seq: m.seq,
+		Time: m.sess.wireTime(now, m.opt.WallClock.Now()), Session: true, Echo: m.sess.echo()}
 	for _, g := range m.groups {
 		st := GroupStatus{Name: g.opt.Name, State: g.state, Priority: uint8(g.effectivePriority())}
 		if g.opt.Role == RoleMain {
@@ -662,9 +670,13 @@ func (m *Manager) receive(b []byte, from string, now time.Time) {
 		return
 	}
 	m.mu.Lock()
-	if r := m.guard.check(msg, now); r != "" {
+	wall := m.opt.WallClock.Now()
+	if r := m.sess.check(msg, now, wall); r != "" {
+		if r == RejectUnproven {
+			m.challenge(now)
+		}
 		m.mu.Unlock()
-		m.reject(r, from, fmt.Errorf("node %s seq %d time %s (skew %v)", msg.Node, msg.Seq, msg.Time.Format(time.RFC3339Nano), now.Sub(msg.Time)), now)
+		m.reject(r, from, fmt.Errorf("node %s boot %016x seq %d session %v time %s (skew %v)", msg.Node, msg.Boot, msg.Seq, msg.Session, msg.Time.Format(time.RFC3339Nano), wall.Sub(msg.Time)), now)
 		return
 	}
 	defer m.mu.Unlock()
@@ -697,12 +709,29 @@ func (m *Manager) receive(b []byte, from string, now time.Time) {
 	m.flush(now)
 }
 
+// challenge answers an authentic heartbeat that does not echo our boot
+// id with one of ours at once (it carries the challenge: our boot id,
+// and echoes the sender's), at most four times an interval whatever
+// arrives. The caller holds mu.
+func (m *Manager) challenge(now time.Time) {
+	if !m.started || m.stopping || (!m.lastChal.IsZero() && now.Sub(m.lastChal) < m.opt.Interval/4) {
+		return
+	}
+	m.lastChal = now
+	m.sendNow = max(m.sendNow, 1)
+	m.flush(now)
+}
+
 // reject counts a rejected heartbeat and logs it, rate-limited per
 // reason (RejectLogEvery). It must be called without m.mu held.
 func (m *Manager) reject(reason, from string, err error, now time.Time) {
 	m.met.rejected(reason)
 	if logIt, suppressed := m.rejects.add(reason, now); logIt {
-		m.log.Warn("heartbeat rejected", "reason", reason, "from", from, "err", err, "suppressed", suppressed)
+		lvl := slog.LevelWarn
+		if reason == RejectUnproven {
+			lvl = slog.LevelInfo // expected once after either box starts
+		}
+		m.log.Log(context.Background(), lvl, "heartbeat rejected", "reason", reason, "from", from, "err", err, "suppressed", suppressed)
 	}
 }
 
