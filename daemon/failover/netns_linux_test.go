@@ -100,7 +100,7 @@ func newLab(t *testing.T) *lab {
 		run(t, "ip", "-n", h.ns, "link", "set", "eth0", "up")
 	}
 	l.key = filepath.Join(l.dir, "cluster.key")
-	if err := os.WriteFile(l.key, []byte("netns-test-key-0123456789abcdef"), 0o600); err != nil {
+	if err := os.WriteFile(l.key, []byte("netns-test-key-0123456789abcdef-cluster"), 0o600); err != nil {
 		t.Fatal(err)
 	}
 	return l

@@ -115,3 +115,48 @@ func TestBuildIsReproducible(t *testing.T) {
 		}
 	}
 }
+
+// TestRootfsSecretsStay0600: a cluster key in rootfs/ was copied into
+// the image as 0644 (the builder looked only at the exec bit), readable
+// by anyone on the box. Now a key (by name, or by its source mode) is
+// 0600, other files keep 0644/0755.
+func TestRootfsSecretsStay0600(t *testing.T) {
+	dir := t.TempDir()
+	for _, f := range []struct {
+		path string
+		mode os.FileMode
+	}{
+		{"etc/motd", 0o644},
+		{"data/cluster.key", 0o644}, // a checkout with umask 022
+		{"etc/sipedge/web.pem", 0o664},
+		{"etc/sipedge/token", 0o600},
+		{"etc/hook.sh", 0o755},
+		{"etc/private.sh", 0o700},
+	} {
+		p := filepath.Join(dir, f.path)
+		if err := os.MkdirAll(filepath.Dir(p), 0o755); err != nil {
+			t.Fatal(err)
+		}
+		if err := os.WriteFile(p, []byte("x"), f.mode); err != nil {
+			t.Fatal(err)
+		}
+		if err := os.Chmod(p, f.mode); err != nil {
+			t.Fatal(err)
+		}
+	}
+	dirs := map[string]bool{}
+	files, err := rootfsFiles(dir, dirs)
+	if err != nil {
+		t.Fatal(err)
+	}
+	want := map[string]uint32{"etc/motd": 0o644, "data/cluster.key": 0o600, "etc/sipedge/web.pem": 0o600,
+		"etc/sipedge/token": 0o600, "etc/hook.sh": 0o755, "etc/private.sh": 0o700}
+	if len(files) != len(want) || !dirs["data"] || !dirs["etc/sipedge"] {
+		t.Fatalf("files %d, dirs %v", len(files), dirs)
+	}
+	for _, f := range files {
+		if got := f.Mode &^ ModeFile; got != want[f.Path] || f.Mode&0o170000 != ModeFile {
+			t.Errorf("%s: mode %04o, want %04o", f.Path, got, want[f.Path])
+		}
+	}
+}
