@@ -81,9 +81,12 @@ func run(t *testing.T, args ...string) string {
 	return string(out)
 }
 
-func newLab(t *testing.T) *lab {
+func newLab(t *testing.T) *lab { return newLabNamed(t, "fo") }
+
+// newLabNamed is newLab with the namespaces' name prefix.
+func newLabNamed(t *testing.T, prefix string) *lab {
 	sfx := fmt.Sprintf("%d%03d", os.Getpid()%100000, time.Now().UnixNano()%1000)
-	l := &lab{t: t, dir: t.TempDir(), br: "fobr" + sfx, a: "foa" + sfx, b: "fob" + sfx, c: "foc" + sfx}
+	l := &lab{t: t, dir: t.TempDir(), br: prefix + "br" + sfx, a: prefix + "a" + sfx, b: prefix + "b" + sfx, c: prefix + "c" + sfx}
 	for _, ns := range []string{l.br, l.a, l.b, l.c} {
 		run(t, "ip", "netns", "add", ns)
 		ns := ns
@@ -227,6 +230,7 @@ vips:
 
 type box struct {
 	name, ns, cfg string
+	bin           string // "": this tree's build
 	cmd           *exec.Cmd
 	done          chan error
 	log           *os.File
@@ -240,6 +244,9 @@ func (l *lab) start(b *box) {
 		t.Fatal(err)
 	}
 	b.log = f
+	if b.bin != "" {
+		bin = b.bin
+	}
 	b.cmd = exec.Command("ip", "netns", "exec", b.ns, bin, "run", "-config", b.cfg)
 	b.cmd.Stdout, b.cmd.Stderr = f, f
 	if err := b.cmd.Start(); err != nil {

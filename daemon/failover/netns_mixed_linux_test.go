@@ -1,0 +1,138 @@
+package failover
+
+import (
+	"fmt"
+	"syscall"
+	"testing"
+	"time"
+
+	"github.com/sipedge/sipedge/daemon/internal/daemontest"
+	"github.com/sipedge/sipedge/hal/testenv"
+)
+
+// TestNetnsMixedVersions: a pair is updated one box at a time, so a box
+// of this release must pair with one of the previous release
+// (daemontest.PreviousRelease, built from the history) in both roles.
+// Two real daemons in network namespaces, a client probing the VIP:
+//
+//  1. main on the previous release, backup updated: one holder, the
+//     backup sees a "previous-release" peer; a clean stop of the old
+//     main hands over, its return fails back; kill -9 of the old main,
+//     takeover by the new backup, failback;
+//  2. main updated too, backup back on the previous release: the same
+//     the other way round;
+//  3. both updated: sessions proven on both sides.
+//
+// No heartbeat of a valid peer is rejected (stale, replayed, bad_mac,
+// malformed, version) on either side, and the two boxes never hold the
+// VIP at once (ip monitor in both).
+func TestNetnsMixedVersions(t *testing.T) {
+	testenv.MustHaveNetns(t)
+	testenv.Short(t, "builds the previous release and runs two daemons in network namespaces for about 40 s")
+	prev := daemontest.PreviousBinary(t)
+	sipedgeBinary(t)
+	l := newLabNamed(t, "se15c")
+	l.services(l.a, "A")
+	l.services(l.b, "B")
+	monA, monB := l.monitor(l.a), l.monitor(l.b)
+	time.Sleep(200 * time.Millisecond) // monitors subscribed
+	p := l.probe()
+	defer p.close()
+
+	cfgA := l.config("edge-a", "192.0.2.11", "192.0.2.12", "main", 150)
+	cfgB := l.config("edge-b", "192.0.2.12", "192.0.2.11", "backup", 100)
+	A := &box{name: "edge-a", ns: l.a, cfg: cfgA, bin: prev}
+	B := &box{name: "edge-b", ns: l.b, cfg: cfgB}
+
+	// clean checks that neither box rejected a heartbeat of its peer
+	// (the counters start at each daemon's start).
+	clean := func(what string) {
+		t.Helper()
+		for _, b := range []*box{A, B} {
+			r := l.vip(b).Rejected
+			if n := r[RejectStale] + r[RejectReplayed] + r[RejectBadMAC] + r[RejectMalformed] + r[RejectVersion]; n != 0 {
+				t.Errorf("%s: %s (%s) rejected its peer's heartbeats: %v", what, b.name, binName(b, prev), r)
+			}
+		}
+	}
+	session := func(b *box, want string) {
+		t.Helper()
+		st := l.vip(b)
+		if len(st.Groups) == 0 || len(st.Groups[0].Peers) != 1 || st.Groups[0].Peers[0].Session != want {
+			t.Errorf("%s sees its peer as %+v, want session %q", b.name, st.Groups, want)
+		}
+	}
+	// cycle: the holder A stops cleanly (B takes over at once), comes
+	// back (fails back), is killed (B takes over at the deadtime; the
+	// harness removes A's VIP as PID 1 does), comes back again.
+	cycle := func(what string) {
+		t.Helper()
+		stopAt := time.Now()
+		l.stop(A, syscall.SIGTERM)
+		l.waitState(B, "master", 3*time.Second)
+		t.Logf("%s: clean stop of A, B answers %v after", what, p.firstAnswer(stopAt, "B").Sub(stopAt).Round(time.Millisecond))
+		l.start(A)
+		l.waitState(A, "master", 10*time.Second)
+		l.waitState(B, "backup", 3*time.Second)
+		killAt := time.Now()
+		l.stop(A, syscall.SIGKILL)
+		run(t, "ip", "-n", l.a, "addr", "del", nsVIP+"/24", "dev", "eth0")
+		l.waitState(B, "master", 3*time.Second)
+		t.Logf("%s: kill -9 of A, B answers %v after", what, p.firstAnswer(killAt, "B").Sub(killAt).Round(time.Millisecond))
+		l.start(A)
+		l.waitState(A, "master", 10*time.Second)
+		l.waitState(B, "backup", 3*time.Second)
+		time.Sleep(500 * time.Millisecond)
+		clean(what)
+	}
+
+	// pairUp starts both boxes, checks them and runs a cycle.
+	pairUp := func(what string, newBox *box) {
+		t.Helper()
+		l.start(A)
+		l.start(B)
+		l.waitState(A, "master", 10*time.Second)
+		l.waitState(B, "backup", 5*time.Second)
+		session(newBox, SessionPrevious)
+		clean(what)
+		cycle(what)
+		session(newBox, SessionPrevious)
+	}
+
+	// 1. A previous release (main), B updated (backup).
+	pairUp("1: A previous, B new", B)
+
+	// 2. A updated, B back on the previous release.
+	l.stop(B, syscall.SIGTERM)
+	A.bin, B.bin = "", prev
+	l.stop(A, syscall.SIGTERM) // A's VIP is released; nobody holds it until A is back
+	pairUp("2: A new, B previous", A)
+
+	// 3. Both updated: B restarts on the new release.
+	l.stop(B, syscall.SIGTERM)
+	B.bin = ""
+	l.start(B)
+	l.waitState(B, "backup", 5*time.Second)
+	time.Sleep(500 * time.Millisecond)
+	session(A, SessionProven)
+	session(B, SessionProven)
+	clean("3: both new")
+	if sa := l.state(A); sa != "master" {
+		t.Errorf("A %s at the end, want master", sa)
+	}
+
+	if d, n := overlap(monA.snapshot(), monB.snapshot(), time.Now()); n != 0 {
+		t.Errorf("both boxes held the VIP %d times, %v in all", n, d)
+	}
+	if t.Failed() {
+		t.Logf("ip monitor:\n%s", l.timeline(monA, monB))
+		t.Logf("state changes:\n%s", l.changes(A, B))
+	}
+}
+
+func binName(b *box, prev string) string {
+	if b.bin == prev {
+		return fmt.Sprintf("previous release %.7s", daemontest.PreviousRelease)
+	}
+	return "this release"
+}
