@@ -2,6 +2,7 @@ package failover
 
 import (
 	"bufio"
+	"cmp"
 	"context"
 	"encoding/binary"
 	"encoding/json"
@@ -70,6 +71,8 @@ type lab struct {
 	br, a, b string // namespace names
 	c        string
 	key      string
+	// deadtime and initdead of the boxes' configs ("": 300ms, 1s).
+	deadtime, initdead string
 }
 
 func run(t *testing.T, args ...string) string {
@@ -215,12 +218,12 @@ vips:
     interface: eth0
     role: %s
     priority: %d
-    deadtime: 300ms
-    initdead: 1s
+    deadtime: %s
+    initdead: %s
     failback: {enabled: true, stable_for: 1s}
     garp: {count: 3, repeat_after: 1s}
     track: [{tcp: "127.0.0.1:3306"}]
-`, name, data, self, peer, l.key, nsVIP, role, prio)
+`, name, data, self, peer, l.key, nsVIP, role, prio, cmp.Or(l.deadtime, "300ms"), cmp.Or(l.initdead, "1s"))
 	p := filepath.Join(l.dir, name+".yaml")
 	if err := os.WriteFile(p, []byte(cfg), 0o644); err != nil {
 		l.t.Fatal(err)
@@ -305,6 +308,17 @@ func (l *lab) waitState(b *box, want string, max time.Duration) {
 		time.Sleep(20 * time.Millisecond)
 	}
 	l.t.Fatalf("%s not %s after %v (is %q); log:\n%s", b.name, want, max, l.state(b), l.tail(b))
+}
+
+// wantReason checks why b is in its current state: the mechanism a
+// handover went through, which a timing bound with room for a busy host
+// cannot tell apart.
+func (l *lab) wantReason(b *box, want string) {
+	l.t.Helper()
+	st := l.vip(b)
+	if len(st.Groups) == 0 || !strings.Contains(st.Groups[0].Reason, want) {
+		l.t.Errorf("%s: state reason %+v, want it to say %q", b.name, st.Groups, want)
+	}
 }
 
 func (l *lab) tail(b *box) string {
@@ -698,9 +712,12 @@ func TestNetnsFailover(t *testing.T) {
 	takeover := firstB.Sub(killAt)
 	_, lostKill, outageKill, _ := p.window(killAt.Add(-50*time.Millisecond), time.Now())
 	t.Logf("takeover after kill -9: first probe answered by B %v after the kill (outage %v, %d probes lost)", takeover.Round(time.Millisecond), outageKill.Round(time.Millisecond), lostKill)
-	if takeover > 500*time.Millisecond {
-		t.Errorf("takeover took %v, want < 500 ms (interval 100 ms, deadtime 300 ms)", takeover)
+	// The figure is logged; the bound only leaves a busy host room
+	// (deadtime 300 ms + 1 s), the reason says it was the deadtime.
+	if takeover > 1300*time.Millisecond {
+		t.Errorf("takeover took %v, want about the deadtime (300 ms; 1.3 s at most on a busy host)", takeover)
 	}
+	l.wantReason(B, "not heard for")
 	if n := l.neighbour(); n != macB {
 		t.Errorf("client's neighbour entry for the VIP %q, want B's MAC %s", n, macB)
 	}
@@ -722,7 +739,8 @@ func TestNetnsFailover(t *testing.T) {
 	l.stop(A, syscall.SIGTERM)
 	t.Logf("clean stop: A exited in %v", time.Since(stopAt).Round(time.Millisecond))
 	l.waitState(B, "master", 2*time.Second)
-	l.handover(p, "clean stop", stopAt, "B", 100*time.Millisecond)
+	l.wantReason(B, "stopped") // at once, not at the deadtime
+	l.handover(p, "clean stop", stopAt, "B", time.Second)
 	if n := l.neighbour(); n != macB {
 		t.Errorf("client's neighbour entry %q after clean stop, want B's MAC %s", n, macB)
 	}
@@ -765,12 +783,14 @@ func TestNetnsFailover(t *testing.T) {
 	stopAt = time.Now()
 	l.stop(A, syscall.SIGTERM)
 	l.waitState(B, "master", 2*time.Second)
-	l.handover(p, "clean stop (pinned)", stopAt, "B", 100*time.Millisecond)
+	l.wantReason(B, "stopped")
+	l.handover(p, "clean stop (pinned)", stopAt, "B", time.Second)
 	backAt = time.Now()
 	A.cmd = nil
 	l.start(A)
 	l.waitState(A, "master", 5*time.Second)
-	l.handover(p, "return of the pinned box", backAt, "A", 900*time.Millisecond)
+	l.wantReason(A, "operator") // at once, not after stable_for
+	l.handover(p, "return of the pinned box", backAt, "A", 3*time.Second)
 	if out := l.ctl(A, "vip"); !strings.Contains(out, "pin: taken over by operator") {
 		t.Errorf("ctl vip on A after restart does not show the pin:\n%s", out)
 	}
