@@ -1,7 +1,12 @@
 package failover
 
 import (
+	"cmp"
+	"encoding/json"
 	"fmt"
+	"os"
+	"os/exec"
+	"path/filepath"
 	"syscall"
 	"testing"
 	"time"
@@ -27,15 +32,7 @@ import (
 // malformed, version) on either side, and the two boxes never hold the
 // VIP at once (ip monitor in both).
 func TestNetnsMixedVersions(t *testing.T) {
-	testenv.MustHaveNetns(t)
-	testenv.Short(t, "builds the previous release and runs two daemons in network namespaces for about 40 s")
-	prev := daemontest.PreviousBinary(t)
-	sipedgeBinary(t)
-	l := newLabNamed(t, "se15c")
-	// Compatibility, not speed, is tested here: a deadtime that a host
-	// stall (measured: 0.4 s with stress-ng beside the suite) does not
-	// reach, so that no takeover by deadtime overlaps a handover.
-	l.deadtime, l.initdead = "3s", "3s"
+	l, prev := mixedLab(t, "se15c")
 	l.services(l.a, "A")
 	l.services(l.b, "B")
 	monA, monB := l.monitor(l.a), l.monitor(l.b)
@@ -134,9 +131,116 @@ func TestNetnsMixedVersions(t *testing.T) {
 	}
 }
 
+// mixedLab builds both binaries and a lab whose namespaces start with
+// prefix. Compatibility, not speed, is tested with it: the deadtime is
+// one a host stall (measured: 0.4 s with stress-ng beside the suite) does
+// not reach, so that no takeover by deadtime overlaps a handover.
+func mixedLab(t *testing.T, prefix string) (*lab, string) {
+	t.Helper()
+	testenv.MustHaveNetns(t)
+	testenv.Short(t, "builds the previous release and runs two daemons in network namespaces for 10-30 s")
+	prev := daemontest.PreviousBinary(t)
+	sipedgeBinary(t)
+	l := newLabNamed(t, prefix)
+	l.deadtime, l.initdead = "3s", "3s"
+	return l, prev
+}
+
 func binName(b *box, prev string) string {
 	if b.bin == prev {
 		return fmt.Sprintf("previous release %.7s", daemontest.PreviousRelease)
 	}
 	return "this release"
+}
+
+// edgeConfig is an edge box of the lab (SIP balancer on the VIP, hot
+// standby replication to the peer, the default port 695).
+func (l *lab) edgeConfig(name, self, peer, role string, prio int) string {
+	data := filepath.Join(l.dir, name)
+	os.MkdirAll(data, 0o755)
+	cfg := fmt.Sprintf(`node: {name: %s, profile: ha-pair, platform: generic-x86_64, data_dir: %s}
+log: {level: debug}
+sip:
+  listen: ["udp:%s:5060"]
+  cores:
+    - {name: core1, address: "198.51.100.21:5060"}
+    - {name: core2, address: "198.51.100.22:5060"}
+cluster: {listen: "%s:694", peer: "%s:694", key_file: %s, interval: 100ms}
+vips:
+  - {name: sip, address: %s/24, interface: eth0, role: %s, priority: %d, deadtime: %s, initdead: %s,
+     failback: {enabled: true, stable_for: 1s}, garp: {count: 3, repeat_after: 1s}}
+`, name, data, nsVIP, self, peer, l.key, nsVIP, role, prio, cmp.Or(l.deadtime, "300ms"), cmp.Or(l.initdead, "1s"))
+	p := filepath.Join(l.dir, name+".yaml")
+	if err := os.WriteFile(p, []byte(cfg), 0o644); err != nil {
+		l.t.Fatal(err)
+	}
+	return p
+}
+
+// replicaStatus is the part of `ctl replica` the test reads.
+type replicaStatus struct {
+	Role      string `json:"role"`
+	Connected bool   `json:"connected"`
+	PeerNode  string `json:"peer_node"`
+}
+
+func (l *lab) replica(b *box) replicaStatus {
+	out, err := exec.Command(sipedgeBinary(l.t), "ctl", "-config", b.cfg, "-json", "replica").Output()
+	var st replicaStatus
+	if err == nil {
+		json.Unmarshal(out, &st)
+	}
+	return st
+}
+
+// TestNetnsMixedVersionsReplication: two edge boxes, one on the previous
+// release, one on this tree, in both roles: the hot-standby replication
+// connects (holder active, peer standby) at start and again after a
+// clean-stop handover and the failback.
+func TestNetnsMixedVersionsReplication(t *testing.T) {
+	l, prev := mixedLab(t, "se15cr")
+	A := &box{name: "edge-a", ns: l.a, cfg: l.edgeConfig("edge-a", "192.0.2.11", "192.0.2.12", "main", 150)}
+	B := &box{name: "edge-b", ns: l.b, cfg: l.edgeConfig("edge-b", "192.0.2.12", "192.0.2.11", "backup", 100)}
+	connected := func(what string, active, standby *box) {
+		t.Helper()
+		deadline := time.Now().Add(15 * time.Second)
+		for {
+			a, s := l.replica(active), l.replica(standby)
+			if a.Connected && s.Connected && a.Role == "active" && s.Role == "standby" && a.PeerNode == standby.name {
+				return
+			}
+			if time.Now().After(deadline) {
+				t.Fatalf("%s: replication %s %+v, %s %+v; want active/standby, connected\n%s log:\n%s\n%s log:\n%s",
+					what, active.name, a, standby.name, s, A.name, l.tail(A), B.name, l.tail(B))
+			}
+			time.Sleep(100 * time.Millisecond)
+		}
+	}
+	for _, ph := range []struct {
+		what         string
+		binA, binB   string
+		stopA, stopB bool
+	}{
+		{"A previous, B new", prev, "", false, false},
+		{"A new, B previous", "", prev, true, true},
+	} {
+		if ph.stopB {
+			l.stop(B, syscall.SIGTERM)
+		}
+		if ph.stopA {
+			l.stop(A, syscall.SIGTERM)
+		}
+		A.bin, B.bin = ph.binA, ph.binB
+		l.start(A)
+		l.start(B)
+		l.waitState(A, "master", 15*time.Second)
+		l.waitState(B, "backup", 5*time.Second)
+		connected(ph.what+": start", A, B)
+		l.stop(A, syscall.SIGTERM)
+		l.waitState(B, "master", 3*time.Second)
+		l.start(A)
+		l.waitState(A, "master", 15*time.Second)
+		l.waitState(B, "backup", 5*time.Second)
+		connected(ph.what+": after failback", A, B)
+	}
 }
