@@ -24,7 +24,14 @@ type Options struct {
 	CacheDir string // downloads and the extracted kernel (gitignored)
 	RootFS   string // tree copied into the image (may be empty)
 	OutDir   string // where vmlinuz and initramfs are written
+	// ClusterKey, if set, is a cluster key file (sipedge ctl cluster
+	// keygen) put in the image as ClusterKeyPath, mode 0600: both boxes
+	// of a pair flashed from the image share it.
+	ClusterKey string
 }
+
+// ClusterKeyPath is where Options.ClusterKey goes in the image.
+const ClusterKeyPath = "etc/sipedge/cluster.key"
 
 // Result names what Build wrote.
 type Result struct {
@@ -48,6 +55,13 @@ func Build(o Options) (*Result, error) {
 	files, mods, err := Files(o.Binary, prof, k.ModuleRoot, o.RootFS)
 	if err != nil {
 		return nil, err
+	}
+	if o.ClusterKey != "" {
+		f, err := secretFile(o.ClusterKey, ClusterKeyPath)
+		if err != nil {
+			return nil, err
+		}
+		files = append(files, f)
 	}
 	var raw bytes.Buffer
 	if err := WriteCPIO(&raw, files); err != nil {

@@ -160,3 +160,23 @@ func TestRootfsSecretsStay0600(t *testing.T) {
 		}
 	}
 }
+
+// TestSecretFile: the cluster key given to the builder goes in at 0600;
+// a key file others could already read is refused.
+func TestSecretFile(t *testing.T) {
+	dir := t.TempDir()
+	good, leaked := filepath.Join(dir, "good.key"), filepath.Join(dir, "leaked.key")
+	for p, mode := range map[string]os.FileMode{good: 0o600, leaked: 0o644} {
+		if err := os.WriteFile(p, []byte("k"), mode); err != nil {
+			t.Fatal(err)
+		}
+		os.Chmod(p, mode)
+	}
+	f, err := secretFile(good, ClusterKeyPath)
+	if err != nil || f.Mode != ModeFile|0o600 || f.Path != ClusterKeyPath || string(f.Data) != "k" {
+		t.Errorf("secretFile = %+v, %v", f, err)
+	}
+	if _, err := secretFile(leaked, ClusterKeyPath); err == nil || !strings.Contains(err.Error(), "mode 0644") {
+		t.Errorf("a 0644 key: %v, want a refusal", err)
+	}
+}

@@ -68,3 +68,21 @@ func IsSecret(rel string) bool {
 	}
 	return false
 }
+
+// secretFile is the file at src as the image entry dst, mode 0600. A
+// source that group or others may read is refused: the secret has
+// already leaked on the build host.
+func secretFile(src, dst string) (File, error) {
+	fi, err := os.Stat(src)
+	if err != nil {
+		return File{}, fmt.Errorf("image: %s: %w", dst, err)
+	}
+	if perm := fi.Mode().Perm(); perm&0o077 != 0 {
+		return File{}, fmt.Errorf("image: %s: %s is readable by group or others (mode %04o): chmod 600 it, or make a new one (sipedge ctl cluster keygen)", dst, src, perm)
+	}
+	b, err := os.ReadFile(src)
+	if err != nil {
+		return File{}, fmt.Errorf("image: %s: %w", dst, err)
+	}
+	return File{Path: dst, Mode: ModeFile | 0o600, Data: b}, nil
+}
