@@ -45,9 +45,10 @@ const (
 // that is hours off or steps backward changes nothing.
 //
 // A heartbeat of the previous release (no extension) is judged as that
-// release did: its sequence above the last accepted from the node, and,
-// at first contact only (nothing accepted from the node in this process
-// yet), its timestamp within ReplayWindow of our wall clock. Once a
+// release did: its sequence above the last accepted in the sender's
+// boot, and, at first contact with a boot (none accepted from it in this
+// process yet), its timestamp within ReplayWindow of our wall clock; a
+// boot it left is refused. Once a
 // previous-release peer has been heard, the time we send is our estimate
 // of its clock (its last timestamp plus the time elapsed here since), so
 // that its own 30 s check keeps accepting us whatever our clock does.
@@ -78,6 +79,7 @@ type peerSession struct {
 	legacy      bool      // the last accepted heartbeat had no session
 	legacySeq   uint64    // last accepted previous-release sequence
 	legacyHeard bool      // a previous-release heartbeat was accepted
+	legacyBoot  uint64    // its boot
 	peerTime    time.Time // sender's timestamp in the last accepted one
 	heardAt     time.Time // our clock when it was accepted
 }
@@ -108,12 +110,21 @@ func (s *sessions) check(m *Message, now, wall time.Time) string {
 		return RejectUnproven // more node ids than a pair has
 	}
 	if !m.Session {
-		if ps.legacyHeard {
+		switch {
+		case ps.legacyHeard && m.Boot == ps.legacyBoot:
 			if m.Seq <= ps.legacySeq {
 				return RejectReplayed
 			}
-		} else if d := wall.Sub(m.Time); d > s.window || -d > s.window {
-			return RejectStale
+		case slices.Contains(ps.retired, m.Boot):
+			return RejectReplayed
+		default: // first contact, or the sender restarted
+			if d := wall.Sub(m.Time); d > s.window || -d > s.window {
+				return RejectStale
+			}
+			if ps.legacyHeard {
+				ps.retire(ps.legacyBoot)
+			}
+			ps.legacyBoot = m.Boot
 		}
 		ps.legacy, ps.legacyHeard, ps.legacySeq = true, true, m.Seq
 		ps.peerTime, ps.heardAt = m.Time, now

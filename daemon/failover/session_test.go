@@ -184,6 +184,9 @@ func TestSessionsCheck(t *testing.T) {
 		{&Message{Node: "b", Boot: 7, Seq: 1, Time: wall.Add(time.Hour)}, RejectReplayed}, // then by sequence only
 		{&Message{Node: "b", Boot: 7, Seq: 2, Time: wall.Add(time.Hour)}, ""},
 		{&Message{Node: "c", Boot: 7, Seq: 1, Time: wall.Add(31 * time.Second)}, RejectStale}, // first contact outside it
+		{&Message{Node: "b", Boot: 8, Seq: 1, Time: wall.Add(-20 * time.Second)}, ""},         // b restarted, its clock stepped back 20 s
+		{&Message{Node: "b", Boot: 7, Seq: 3, Time: wall}, RejectReplayed},                    // the boot b left
+		{&Message{Node: "b", Boot: 9, Seq: 1, Time: wall.Add(-time.Hour)}, RejectStale},       // a new boot is judged as a first contact
 	} {
 		if got := s.check(tc.m, now, wall); got != tc.want {
 			t.Errorf("%d: check(%s boot %d seq %d echo %v) = %q, want %q", i, tc.m.Node, tc.m.Boot, tc.m.Seq, tc.m.Echo, got, tc.want)
@@ -195,7 +198,7 @@ func TestSessionsCheck(t *testing.T) {
 		t.Errorf("echo %v, want [3]", e)
 	}
 	// The timestamp we send: b's clock as last heard plus the time since.
-	if got, want := s.wireTime(now, wall), wall.Add(time.Hour).Add(now.Sub(t0.Add(16*time.Second))); !got.Equal(want) {
+	if got, want := s.wireTime(now, wall), wall.Add(-20*time.Second).Add(now.Sub(t0.Add(18*time.Second))); !got.Equal(want) {
 		t.Errorf("wireTime %v, want %v (the previous-release peer's clock)", got, want)
 	}
 }
