@@ -549,9 +549,18 @@ func (m *monitor) snapshot() []addrEvent {
 	return append([]addrEvent(nil), m.events...)
 }
 
+// monitorSlack is the error of an overlap measured by two `ip monitor`
+// processes: each stamps an event when it reads it, not when the kernel
+// made it. Under load (stress-ng beside the suite) the holder's delete
+// was stamped up to 1.9 ms after the new holder's add, which the new
+// holder makes only once it has received the heartbeat the old one sends
+// after its delete. Shorter overlaps are reported as noise.
+const monitorSlack = 5 * time.Millisecond
+
 // overlap returns the total time both boxes held the VIP, from their
-// monitors' add/delete events.
-func overlap(a, b []addrEvent, end time.Time) (time.Duration, int) {
+// monitors' add/delete events, and in how many intervals; intervals
+// shorter than monitorSlack are returned apart as noise.
+func overlap(a, b []addrEvent, end time.Time) (time.Duration, int, []time.Duration) {
 	intervals := func(ev []addrEvent) [][2]time.Time {
 		var out [][2]time.Time
 		var start time.Time
@@ -569,6 +578,7 @@ func overlap(a, b []addrEvent, end time.Time) (time.Duration, int) {
 		return out
 	}
 	var total time.Duration
+	var noise []time.Duration
 	n := 0
 	for _, x := range intervals(a) {
 		for _, y := range intervals(b) {
@@ -579,13 +589,16 @@ func overlap(a, b []addrEvent, end time.Time) (time.Duration, int) {
 			if y[1].Before(e) {
 				e = y[1]
 			}
-			if e.After(s) {
-				total += e.Sub(s)
+			switch d := e.Sub(s); {
+			case d >= monitorSlack:
+				total += d
 				n++
+			case d > 0:
+				noise = append(noise, d)
 			}
 		}
 	}
-	return total, n
+	return total, n, noise
 }
 
 func (l *lab) ctl(b *box, args ...string) string {
@@ -803,8 +816,8 @@ func TestNetnsFailover(t *testing.T) {
 
 	p.close()
 	time.Sleep(100 * time.Millisecond)
-	ov, n := overlap(monA.snapshot(), monB.snapshot(), time.Now())
-	t.Logf("ip monitor: A %d VIP events, B %d; GARPs sent: B at takeover %d, A at failback %d (count 3 + repeat 3)", len(monA.snapshot()), len(monB.snapshot()), garpsB, garpsA)
+	ov, n, noise := overlap(monA.snapshot(), monB.snapshot(), time.Now())
+	t.Logf("ip monitor: A %d VIP events, B %d; GARPs sent: B at takeover %d, A at failback %d (count 3 + repeat 3); overlaps under %v (the monitors' error): %v", len(monA.snapshot()), len(monB.snapshot()), garpsB, garpsA, monitorSlack, noise)
 	if len(monA.snapshot()) < 10 || len(monB.snapshot()) < 10 {
 		t.Errorf("ip monitor saw too few VIP changes (A %v, B %v): is it working?", monA.snapshot(), monB.snapshot())
 	}

@@ -122,7 +122,7 @@ func TestNetnsMixedVersions(t *testing.T) {
 		t.Errorf("A %s at the end, want master", sa)
 	}
 
-	if d, n := overlap(monA.snapshot(), monB.snapshot(), time.Now()); n != 0 {
+	if d, n, _ := overlap(monA.snapshot(), monB.snapshot(), time.Now()); n != 0 {
 		t.Errorf("both boxes held the VIP %d times, %v in all", n, d)
 	}
 	if t.Failed() {
