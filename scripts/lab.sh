@@ -108,7 +108,7 @@ up() {
 		ip -n "$1" link set eth0 up
 		i=$((i + 1))
 	done
-	[ -f "$LAB/cluster.key" ] || head -c 32 /dev/urandom | base64 >"$LAB/cluster.key"
+	[ -f "$LAB/cluster.key" ] || "$LAB/sipedge" ctl cluster keygen "$LAB/cluster.key"
 	chmod 600 "$LAB/cluster.key"
 	ip -n $NS_A link add hb0 type veth peer name hb0 netns $NS_B
 	ip -n $NS_A addr add 198.51.100.11/24 dev hb0

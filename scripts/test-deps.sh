@@ -17,6 +17,7 @@ have file || need+=(file)
 have tcpdump || need+=(tcpdump)
 have dpkg-deb || need+=(dpkg)
 have python3 || need+=(python3)
+have git || need+=(git) # the previous release is built from the history (daemontest.PreviousBinary)
 
 if [ ${#need[@]} -eq 0 ]; then
 	echo "test-deps: all present"

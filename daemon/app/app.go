@@ -61,6 +61,7 @@ type App struct {
 	status   map[string]func() any
 	reg      *prometheus.Registry // what /metrics serves, beside the Go runtime's
 	vipHooks []func(group string, master bool)
+	alarms   alarms // standing alarms (alarms.go)
 }
 
 type subsystem struct {

@@ -28,7 +28,9 @@ type Status struct {
 	LogLevel   string            `json:"log_level"`
 	Store      StoreStatus       `json:"store"`
 	Subsystems []liveness.Status `json:"subsystems"`
-	Sections   map[string]any    `json:"sections,omitempty"`
+	// Alarms: conditions the operator must fix while the box works on.
+	Alarms   []Alarm        `json:"alarms,omitempty"`
+	Sections map[string]any `json:"sections,omitempty"`
 }
 
 // StoreStatus tells whether the store is writable.
@@ -52,6 +54,7 @@ func (a *App) NodeStatus() Status {
 		Subsystems: a.live.Snapshot(time.Now()),
 		Store:      StoreStatus{Path: a.store.Path(), OK: true, Dropped: a.events.Dropped(), Failed: a.events.Failed()},
 		Sections:   map[string]any{},
+		Alarms:     a.Alarms(),
 	}
 	if err, at := a.store.Health(); err != nil {
 		st.Store.OK, st.Store.Error, st.Store.ErrorAt = false, err.Error(), at

@@ -1,14 +1,12 @@
 package app
 
 import (
-	"bytes"
 	"context"
 	"encoding/json"
 	"errors"
 	"fmt"
 	"net"
 	"net/netip"
-	"os"
 	"reflect"
 	"strings"
 
@@ -26,6 +24,9 @@ func (a *App) setupFailover(ctx context.Context) error {
 	cfg := a.Config()
 	if cfg.Cluster == nil || len(cfg.VIPs) == 0 {
 		return nil
+	}
+	if err := a.checkClusterKey(cfg); err != nil {
+		return fmt.Errorf("failover: %w", err)
 	}
 	opt, err := FailoverOptions(cfg)
 	if err != nil {
@@ -147,11 +148,10 @@ func (e failoverEvents) Record(ev failover.Event) {
 // failover package's options (without logger, events and metrics).
 func FailoverOptions(cfg *config.Config) (failover.Options, error) {
 	cl := cfg.Cluster
-	key, err := os.ReadFile(cl.KeyFile)
+	key, _, err := config.ReadClusterKey(cl.KeyFile) // judged by checkClusterKey
 	if err != nil {
-		return failover.Options{}, fmt.Errorf("failover: cluster key: %w", err)
+		return failover.Options{}, fmt.Errorf("failover: %w", err)
 	}
-	key = bytes.TrimSpace(key)
 	opt := failover.Options{
 		Node:     cfg.Node.Name,
 		Listen:   cl.Listen,

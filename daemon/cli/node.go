@@ -57,6 +57,10 @@ func validateConfig(_ context.Context, env Env, cfgPath string, args []string) i
 		fmt.Fprintln(env.Stderr, err)
 		return 1
 	}
+	if ps := cfg.CheckClusterKey(); len(ps) > 0 {
+		fmt.Fprintln(env.Stderr, ps)
+		return 1
+	}
 	fmt.Fprintf(env.Stdout, "%s: ok (profile %s, node %s)\n", cfg.Source, cfg.Node.Profile, cfg.Node.Name)
 	return 0
 }
@@ -74,6 +78,9 @@ func printStatus(w io.Writer, raw json.RawMessage) error {
 		storeState = "FAULT: " + st.Store.Error
 	}
 	fmt.Fprintf(w, "store:    %s (%s)\n", st.Store.Path, storeState)
+	for _, al := range st.Alarms {
+		fmt.Fprintf(w, "ALARM:    [%s] %s (since %s)\n", al.ID, al.Message, al.Since.Local().Format(time.DateTime))
+	}
 	if len(st.Subsystems) > 0 {
 		fmt.Fprintln(w)
 		rows := [][]string{}

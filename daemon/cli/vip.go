@@ -96,6 +96,9 @@ func FormatVIP(st failover.Status) string {
 			if !p.Alive {
 				alive = "dead"
 			}
+			if p.Session != "" {
+				alive += ", " + p.Session
+			}
 			fmt.Fprintf(&b, "  peer %s: %s, priority %d, heard %s ago (%s)\n", p.Node, p.State, p.Priority, fmtAgo(p.LastHeard), alive)
 		}
 		for _, c := range g.Checks {

@@ -45,6 +45,10 @@ type PeerInfo struct {
 	Priority  int           `json:"priority"`
 	LastHeard time.Duration `json:"last_heard_ago"`
 	Alive     bool          `json:"alive"`
+	// Session: how its heartbeats are checked: "session" (boot id and
+	// challenge, this release), "previous-release" (sequence, timestamp
+	// at first contact), "unproven" (not yet proven fresh).
+	Session string `json:"session,omitempty"`
 }
 
 // CheckInfo is one health check's status.
@@ -94,7 +98,7 @@ func (m *Manager) Status() Status {
 		for _, p := range g.peers {
 			alive := now.Sub(p.heard) < g.opt.Deadtime && p.status.State != StateStopped
 			gi.Peers = append(gi.Peers, PeerInfo{Node: p.node, State: p.status.State.String(),
-				Priority: int(p.status.Priority), LastHeard: now.Sub(p.heard), Alive: alive})
+				Priority: int(p.status.Priority), LastHeard: now.Sub(p.heard), Alive: alive, Session: m.sess.kind(p.node)})
 			if alive && p.status.State == StateMaster {
 				gi.Holder = p.node
 			}

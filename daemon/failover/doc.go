@@ -2,7 +2,9 @@
 // sipedge pair.
 //
 // Each box sends authenticated heartbeats (UDP unicast, HMAC-SHA256 over a
-// shared key, sequence number and timestamp against replay) to its peer.
+// shared key) to its peer; replay is refused by per-boot sessions (a
+// random boot id the peer must echo, a sequence per boot), never by the
+// wall clock (session.go).
 // For every VIP group the Manager runs a small state machine (init,
 // backup, master, fault) that decides, from the heartbeats it hears, the
 // health checks it runs and the operator's commands, which box holds the

@@ -80,7 +80,13 @@ func TestProbe(t *testing.T) {
 		{"link-missing", TrackOptions{Kind: CheckLink, Target: "eth9"}, false},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
-			ctx, cancel := context.WithTimeout(context.Background(), 300*time.Millisecond)
+			// A probe that must pass gets room for a busy host; one that
+			// must fail (the silent responder) is cut short.
+			wait := 5 * time.Second
+			if !tc.ok {
+				wait = 300 * time.Millisecond
+			}
+			ctx, cancel := context.WithTimeout(context.Background(), wait)
 			defer cancel()
 			err := probe(ctx, tc.opt, links)
 			if (err == nil) != tc.ok {
@@ -114,7 +120,10 @@ func TestChecksDriveFailover(t *testing.T) {
 	}()
 	f := hal.NewFake("eth0")
 	g := groupOpts(RoleMain, 150)
-	g.Track = []TrackOptions{{Kind: CheckTCP, Target: addr, Interval: 20 * time.Millisecond}}
+	// Each check may take its whole interval (the timeout) before it
+	// counts as failed: 500 ms, so a busy host does not fail a live
+	// service twice in a row (fall 2).
+	g.Track = []TrackOptions{{Kind: CheckTCP, Target: addr, Interval: 500 * time.Millisecond}}
 	m, err := New(Options{Node: "a", Key: testKey, Interval: 100 * time.Millisecond, Groups: []GroupOptions{g}}, f, f)
 	if err != nil {
 		t.Fatal(err)
@@ -130,10 +139,10 @@ func TestChecksDriveFailover(t *testing.T) {
 		t.Fatalf("with the service up: %+v", st)
 	}
 	ln.Close()
-	deadline := time.Now().Add(2 * time.Second)
+	deadline := time.Now().Add(10 * time.Second) // two failed checks: about 1 s
 	for m.Status().Groups[0].State != "fault" {
 		if time.Now().After(deadline) {
-			t.Fatalf("no fault 2 s after the service died: %+v", m.Status().Groups[0])
+			t.Fatalf("no fault 10 s after the service died: %+v", m.Status().Groups[0])
 		}
 		time.Sleep(10 * time.Millisecond)
 	}

@@ -35,9 +35,11 @@ type Manager struct {
 	mu       sync.Mutex
 	groups   []*group
 	byName   map[string]*group
-	guard    *replayGuard
+	sess     *sessions
 	boot     uint64
 	seq      uint64
+	seqCeil  uint64             // persisted floor for the next boot's sequence
+	lastChal time.Time          // last heartbeat sent at once to an unproven one
 	send     func([]byte) error // set by Run, or by tests
 	nextSend time.Time
 	sendNow  int // immediate heartbeats owed (state changed)
@@ -115,13 +117,13 @@ func New(opt Options, net Network, links hal.Links) (*Manager, error) {
 		links:    links,
 		met:      o.Metrics,
 		byName:   map[string]*group{},
-		guard:    newReplayGuard(o.ReplayWindow),
 		boot:     binary.BigEndian.Uint64(bootb[:]),
-		seq:      uint64(o.Clock.Now().UnixNano()),
+		seq:      uint64(o.WallClock.Now().UnixNano()),
 		rejects:  newRejects(),
 		wake:     make(chan struct{}, 1),
 		notifier: newNotifier(o.Logger),
 	}
+	m.sess = newSessions(m.boot, o.ReplayWindow)
 	if r, ok := net.(hal.Relayer); ok {
 		m.relay = newRelay(r, o.Logger, o.Persist, o.RelayFor)
 	}
@@ -149,6 +151,11 @@ func (m *Manager) start(now time.Time) error {
 	var errs []error
 	if err := m.loadPins(); err != nil {
 		errs = append(errs, err)
+	}
+	if err := m.loadSeq(); err != nil {
+		// Only a peer of the previous release needs it, and only after
+		// our clock went backward: not a reason to stay down.
+		m.log.Warn("heartbeat sequence floor not kept", "err", err)
 	}
 	if err := m.relay.recover(m.groups); err != nil {
 		errs = append(errs, err)
@@ -531,20 +538,6 @@ func (m *Manager) stepLocked(now time.Time) time.Time {
 	return m.nextWake(now)
 }
 
-// flush sends the heartbeats that are due.
-func (m *Manager) flush(now time.Time) {
-	if !m.started {
-		return
-	}
-	for m.sendNow > 0 || !now.Before(m.nextSend) {
-		if m.sendNow > 0 {
-			m.sendNow--
-		}
-		m.sendHeartbeat(now, 0)
-		m.nextSend = now.Add(m.opt.Interval)
-	}
-}
-
 func (m *Manager) nextWake(now time.Time) time.Time {
 	next := m.nextSend
 	min := func(t time.Time) {
@@ -573,137 +566,6 @@ func (m *Manager) nextWake(now time.Time) time.Time {
 		min(t)
 	}
 	return next
-}
-
-func (m *Manager) message(now time.Time, flags uint8) *Message {
-	m.seq++
-	msg := &Message{Node: m.opt.Node, Flags: flags, Boot: m.boot, Seq: m.seq, Time: now}
-	for _, g := range m.groups {
-		st := GroupStatus{Name: g.opt.Name, State: g.state, Priority: uint8(g.effectivePriority())}
-		if g.opt.Role == RoleMain {
-			st.Flags |= GroupMain
-		}
-		if g.held {
-			st.Flags |= GroupHeld
-		}
-		if g.pinned {
-			st.Flags |= GroupTakeover
-		}
-		if g.released > 0 {
-			st.Flags |= GroupReleased
-			g.released--
-		}
-		if m.stopping {
-			st.State, st.Priority = StateStopped, 0
-		}
-		msg.Groups = append(msg.Groups, st)
-	}
-	return msg
-}
-
-func (m *Manager) sendHeartbeat(now time.Time, flags uint8) {
-	if m.send == nil {
-		return
-	}
-	b, err := Encode(m.message(now, flags), m.opt.Key)
-	if err != nil {
-		m.log.Error("encode heartbeat", "err", err)
-		return
-	}
-	if err := m.send(b); err != nil {
-		m.log.Debug("send heartbeat", "err", err)
-		m.met.sendError()
-		return
-	}
-	m.met.sent()
-}
-
-// setPeers records the peers' addresses: only datagrams from their IP
-// addresses (any port) are read. It must be called before start.
-func (m *Manager) setPeers(peers []netip.AddrPort) {
-	m.sources = make(map[netip.Addr]bool, len(peers))
-	for _, p := range peers {
-		m.sources[p.Addr().Unmap()] = true
-	}
-}
-
-// receiveFrom handles one datagram from the network. One whose source is
-// not a peer's address is counted and dropped before anything else: no
-// decoding, no MAC, no lock.
-func (m *Manager) receiveFrom(b []byte, src netip.AddrPort, now time.Time) {
-	if !m.sources[src.Addr().Unmap()] {
-		m.reject(RejectUnknownSource, src.String(), errUnknownSource, now)
-		return
-	}
-	m.receive(b, src.String(), now)
-}
-
-var errUnknownSource = errors.New("source address is not a configured peer")
-
-// receive handles one datagram from a peer's address. It verifies the
-// datagram before taking the lock, and logs rejections after releasing
-// it, so junk (forged, or spoofing the peer's address) cannot hold up the
-// event loop or the peer's real heartbeats.
-func (m *Manager) receive(b []byte, from string, now time.Time) {
-	msg, err := Decode(b, m.opt.Key)
-	if err != nil {
-		reason := RejectMalformed
-		switch {
-		case errors.Is(err, ErrBadMAC):
-			reason = RejectBadMAC
-		case errors.Is(err, ErrVersion):
-			reason = RejectVersion
-		}
-		m.reject(reason, from, err, now)
-		return
-	}
-	if msg.Node == m.opt.Node {
-		m.reject(RejectSelf, from, errors.New("heartbeat carries our own node id"), now)
-		return
-	}
-	m.mu.Lock()
-	if r := m.guard.check(msg, now); r != "" {
-		m.mu.Unlock()
-		m.reject(r, from, fmt.Errorf("node %s seq %d time %s (skew %v)", msg.Node, msg.Seq, msg.Time.Format(time.RFC3339Nano), now.Sub(msg.Time)), now)
-		return
-	}
-	defer m.mu.Unlock()
-	m.met.received()
-	for _, st := range msg.Groups {
-		g := m.byName[st.Name]
-		if g == nil {
-			continue
-		}
-		p := g.peers[msg.Node]
-		if p == nil {
-			p = &peerGroup{node: msg.Node}
-			g.peers[msg.Node] = p
-			m.log.Info("peer heard", "group", g.opt.Name, "peer", msg.Node, "from", from, "state", st.State)
-		}
-		if p.boot != msg.Boot || now.Sub(p.heard) >= g.opt.Deadtime {
-			p.betterSince = time.Time{} // restarted or back from silence
-		}
-		p.boot, p.heard, p.status = msg.Boot, now, st
-		pc := peerCandidate(p)
-		if pc.eligible() && st.State == StateBackup && preferred(pc, m.selfCandidate(g)) {
-			if p.betterSince.IsZero() {
-				p.betterSince = now
-			}
-		} else {
-			p.betterSince = time.Time{}
-		}
-		m.evaluate(g, now)
-	}
-	m.flush(now)
-}
-
-// reject counts a rejected heartbeat and logs it, rate-limited per
-// reason (RejectLogEvery). It must be called without m.mu held.
-func (m *Manager) reject(reason, from string, err error, now time.Time) {
-	m.met.rejected(reason)
-	if logIt, suppressed := m.rejects.add(reason, now); logIt {
-		m.log.Warn("heartbeat rejected", "reason", reason, "from", from, "err", err, "suppressed", suppressed)
-	}
 }
 
 // shutdown releases every VIP this box holds and tells the peers, so they

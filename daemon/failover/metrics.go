@@ -54,10 +54,10 @@ func NewMetrics(reg prometheus.Registerer) *Metrics {
 		}),
 		hbRejected: prometheus.NewCounterVec(prometheus.CounterOpts{
 			Namespace: "sipedge", Subsystem: "heartbeat", Name: "rejected_total",
-			Help: "Heartbeats rejected, by reason (unknown_source, malformed, version, bad_mac, replayed, stale, self).",
+			Help: "Heartbeats rejected, by reason (unknown_source, malformed, version, bad_mac, replayed, stale, self, unproven).",
 		}, []string{"reason"}),
 	}
-	for _, r := range []string{RejectUnknownSource, RejectMalformed, RejectVersion, RejectBadMAC, RejectReplayed, RejectStale, RejectSelf} {
+	for _, r := range []string{RejectUnknownSource, RejectMalformed, RejectVersion, RejectBadMAC, RejectReplayed, RejectStale, RejectSelf, RejectUnproven} {
 		m.hbRejected.WithLabelValues(r)
 	}
 	if reg != nil {

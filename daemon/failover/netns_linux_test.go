@@ -2,6 +2,7 @@ package failover
 
 import (
 	"bufio"
+	"cmp"
 	"context"
 	"encoding/binary"
 	"encoding/json"
@@ -70,6 +71,8 @@ type lab struct {
 	br, a, b string // namespace names
 	c        string
 	key      string
+	// deadtime and initdead of the boxes' configs ("": 300ms, 1s).
+	deadtime, initdead string
 }
 
 func run(t *testing.T, args ...string) string {
@@ -81,9 +84,12 @@ func run(t *testing.T, args ...string) string {
 	return string(out)
 }
 
-func newLab(t *testing.T) *lab {
+func newLab(t *testing.T) *lab { return newLabNamed(t, "fo") }
+
+// newLabNamed is newLab with the namespaces' name prefix.
+func newLabNamed(t *testing.T, prefix string) *lab {
 	sfx := fmt.Sprintf("%d%03d", os.Getpid()%100000, time.Now().UnixNano()%1000)
-	l := &lab{t: t, dir: t.TempDir(), br: "fobr" + sfx, a: "foa" + sfx, b: "fob" + sfx, c: "foc" + sfx}
+	l := &lab{t: t, dir: t.TempDir(), br: prefix + "br" + sfx, a: prefix + "a" + sfx, b: prefix + "b" + sfx, c: prefix + "c" + sfx}
 	for _, ns := range []string{l.br, l.a, l.b, l.c} {
 		run(t, "ip", "netns", "add", ns)
 		ns := ns
@@ -100,7 +106,7 @@ func newLab(t *testing.T) *lab {
 		run(t, "ip", "-n", h.ns, "link", "set", "eth0", "up")
 	}
 	l.key = filepath.Join(l.dir, "cluster.key")
-	if err := os.WriteFile(l.key, []byte("netns-test-key-0123456789abcdef"), 0o600); err != nil {
+	if err := os.WriteFile(l.key, []byte("netns-test-key-0123456789abcdef-cluster"), 0o600); err != nil {
 		t.Fatal(err)
 	}
 	return l
@@ -212,12 +218,12 @@ vips:
     interface: eth0
     role: %s
     priority: %d
-    deadtime: 300ms
-    initdead: 1s
+    deadtime: %s
+    initdead: %s
     failback: {enabled: true, stable_for: 1s}
     garp: {count: 3, repeat_after: 1s}
     track: [{tcp: "127.0.0.1:3306"}]
-`, name, data, self, peer, l.key, nsVIP, role, prio)
+`, name, data, self, peer, l.key, nsVIP, role, prio, cmp.Or(l.deadtime, "300ms"), cmp.Or(l.initdead, "1s"))
 	p := filepath.Join(l.dir, name+".yaml")
 	if err := os.WriteFile(p, []byte(cfg), 0o644); err != nil {
 		l.t.Fatal(err)
@@ -227,6 +233,7 @@ vips:
 
 type box struct {
 	name, ns, cfg string
+	bin           string // "": this tree's build
 	cmd           *exec.Cmd
 	done          chan error
 	log           *os.File
@@ -240,6 +247,9 @@ func (l *lab) start(b *box) {
 		t.Fatal(err)
 	}
 	b.log = f
+	if b.bin != "" {
+		bin = b.bin
+	}
 	b.cmd = exec.Command("ip", "netns", "exec", b.ns, bin, "run", "-config", b.cfg)
 	b.cmd.Stdout, b.cmd.Stderr = f, f
 	if err := b.cmd.Start(); err != nil {
@@ -298,6 +308,17 @@ func (l *lab) waitState(b *box, want string, max time.Duration) {
 		time.Sleep(20 * time.Millisecond)
 	}
 	l.t.Fatalf("%s not %s after %v (is %q); log:\n%s", b.name, want, max, l.state(b), l.tail(b))
+}
+
+// wantReason checks why b is in its current state: the mechanism a
+// handover went through, which a timing bound with room for a busy host
+// cannot tell apart.
+func (l *lab) wantReason(b *box, want string) {
+	l.t.Helper()
+	st := l.vip(b)
+	if len(st.Groups) == 0 || !strings.Contains(st.Groups[0].Reason, want) {
+		l.t.Errorf("%s: state reason %+v, want it to say %q", b.name, st.Groups, want)
+	}
 }
 
 func (l *lab) tail(b *box) string {
@@ -528,9 +549,18 @@ func (m *monitor) snapshot() []addrEvent {
 	return append([]addrEvent(nil), m.events...)
 }
 
+// monitorSlack is the error of an overlap measured by two `ip monitor`
+// processes: each stamps an event when it reads it, not when the kernel
+// made it. Under load (stress-ng beside the suite) the holder's delete
+// was stamped up to 1.9 ms after the new holder's add, which the new
+// holder makes only once it has received the heartbeat the old one sends
+// after its delete. Shorter overlaps are reported as noise.
+const monitorSlack = 5 * time.Millisecond
+
 // overlap returns the total time both boxes held the VIP, from their
-// monitors' add/delete events.
-func overlap(a, b []addrEvent, end time.Time) (time.Duration, int) {
+// monitors' add/delete events, and in how many intervals; intervals
+// shorter than monitorSlack are returned apart as noise.
+func overlap(a, b []addrEvent, end time.Time) (time.Duration, int, []time.Duration) {
 	intervals := func(ev []addrEvent) [][2]time.Time {
 		var out [][2]time.Time
 		var start time.Time
@@ -548,6 +578,7 @@ func overlap(a, b []addrEvent, end time.Time) (time.Duration, int) {
 		return out
 	}
 	var total time.Duration
+	var noise []time.Duration
 	n := 0
 	for _, x := range intervals(a) {
 		for _, y := range intervals(b) {
@@ -558,13 +589,16 @@ func overlap(a, b []addrEvent, end time.Time) (time.Duration, int) {
 			if y[1].Before(e) {
 				e = y[1]
 			}
-			if e.After(s) {
-				total += e.Sub(s)
+			switch d := e.Sub(s); {
+			case d >= monitorSlack:
+				total += d
 				n++
+			case d > 0:
+				noise = append(noise, d)
 			}
 		}
 	}
-	return total, n
+	return total, n, noise
 }
 
 func (l *lab) ctl(b *box, args ...string) string {
@@ -691,9 +725,12 @@ func TestNetnsFailover(t *testing.T) {
 	takeover := firstB.Sub(killAt)
 	_, lostKill, outageKill, _ := p.window(killAt.Add(-50*time.Millisecond), time.Now())
 	t.Logf("takeover after kill -9: first probe answered by B %v after the kill (outage %v, %d probes lost)", takeover.Round(time.Millisecond), outageKill.Round(time.Millisecond), lostKill)
-	if takeover > 500*time.Millisecond {
-		t.Errorf("takeover took %v, want < 500 ms (interval 100 ms, deadtime 300 ms)", takeover)
+	// The figure is logged; the bound only leaves a busy host room
+	// (deadtime 300 ms + 1 s), the reason says it was the deadtime.
+	if takeover > 1300*time.Millisecond {
+		t.Errorf("takeover took %v, want about the deadtime (300 ms; 1.3 s at most on a busy host)", takeover)
 	}
+	l.wantReason(B, "not heard for")
 	if n := l.neighbour(); n != macB {
 		t.Errorf("client's neighbour entry for the VIP %q, want B's MAC %s", n, macB)
 	}
@@ -715,7 +752,8 @@ func TestNetnsFailover(t *testing.T) {
 	l.stop(A, syscall.SIGTERM)
 	t.Logf("clean stop: A exited in %v", time.Since(stopAt).Round(time.Millisecond))
 	l.waitState(B, "master", 2*time.Second)
-	l.handover(p, "clean stop", stopAt, "B", 100*time.Millisecond)
+	l.wantReason(B, "stopped") // at once, not at the deadtime
+	l.handover(p, "clean stop", stopAt, "B", time.Second)
 	if n := l.neighbour(); n != macB {
 		t.Errorf("client's neighbour entry %q after clean stop, want B's MAC %s", n, macB)
 	}
@@ -758,12 +796,14 @@ func TestNetnsFailover(t *testing.T) {
 	stopAt = time.Now()
 	l.stop(A, syscall.SIGTERM)
 	l.waitState(B, "master", 2*time.Second)
-	l.handover(p, "clean stop (pinned)", stopAt, "B", 100*time.Millisecond)
+	l.wantReason(B, "stopped")
+	l.handover(p, "clean stop (pinned)", stopAt, "B", time.Second)
 	backAt = time.Now()
 	A.cmd = nil
 	l.start(A)
 	l.waitState(A, "master", 5*time.Second)
-	l.handover(p, "return of the pinned box", backAt, "A", 900*time.Millisecond)
+	l.wantReason(A, "operator") // at once, not after stable_for
+	l.handover(p, "return of the pinned box", backAt, "A", 3*time.Second)
 	if out := l.ctl(A, "vip"); !strings.Contains(out, "pin: taken over by operator") {
 		t.Errorf("ctl vip on A after restart does not show the pin:\n%s", out)
 	}
@@ -776,8 +816,8 @@ func TestNetnsFailover(t *testing.T) {
 
 	p.close()
 	time.Sleep(100 * time.Millisecond)
-	ov, n := overlap(monA.snapshot(), monB.snapshot(), time.Now())
-	t.Logf("ip monitor: A %d VIP events, B %d; GARPs sent: B at takeover %d, A at failback %d (count 3 + repeat 3)", len(monA.snapshot()), len(monB.snapshot()), garpsB, garpsA)
+	ov, n, noise := overlap(monA.snapshot(), monB.snapshot(), time.Now())
+	t.Logf("ip monitor: A %d VIP events, B %d; GARPs sent: B at takeover %d, A at failback %d (count 3 + repeat 3); overlaps under %v (the monitors' error): %v", len(monA.snapshot()), len(monB.snapshot()), garpsB, garpsA, monitorSlack, noise)
 	if len(monA.snapshot()) < 10 || len(monB.snapshot()) < 10 {
 		t.Errorf("ip monitor saw too few VIP changes (A %v, B %v): is it working?", monA.snapshot(), monB.snapshot())
 	}

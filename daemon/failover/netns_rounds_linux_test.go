@@ -83,8 +83,8 @@ func TestNetnsHandoverRounds(t *testing.T) {
 		}
 	}
 	p.close()
-	ov, nov := overlap(monA.snapshot(), monB.snapshot(), time.Now())
-	t.Logf("probes every %v", every)
+	ov, nov, noise := overlap(monA.snapshot(), monB.snapshot(), time.Now())
+	t.Logf("probes every %v; overlaps under %v (the monitors' error): %v", every, monitorSlack, noise)
 	t.Logf("%d rounds: clean stop lost %d probes (%d handovers with a loss), B answers %v..%v after SIGTERM; failback lost %d probes (%d handovers with a loss), A answers %v..%v after its restart; overlap %v in %d intervals",
 		n, stopLost, stopBad, minDur(stopTimes), maxDur(stopTimes), backLost, backBad, minDur(backTimes), maxDur(backTimes), ov, nov)
 	if stopLost+backLost > 0 {

@@ -33,8 +33,10 @@ type Options struct {
 	Key []byte
 	// Interval between heartbeats (default 1 s).
 	Interval time.Duration
-	// ReplayWindow: heartbeats whose timestamp differs from our clock by
-	// more than this are rejected (default 30 s).
+	// ReplayWindow: at first contact with a peer of the previous release
+	// (no session), its timestamp must be within this of our wall clock
+	// (default 30 s, as that release checks). Heartbeats of this release
+	// never depend on a clock (session.go).
 	ReplayWindow time.Duration
 	Groups       []GroupOptions
 
@@ -42,6 +44,11 @@ type Options struct {
 	Events  Events   // may be nil
 	Metrics *Metrics // may be nil
 	Clock   Clock    // nil: the system clock
+	// WallClock is read only for the timestamp heartbeats carry (for a
+	// peer of the previous release) and the first sequence number (nil:
+	// Clock). Clock serves every timer; tests step WallClock alone, as
+	// a step of the real clock leaves Go's monotonic readings alone.
+	WallClock Clock
 	// Beat, if set, is called on every turn of the event loop (at least
 	// once per interval): the daemon's liveness feeds on it.
 	Beat func()
@@ -125,17 +132,20 @@ func (o Options) withDefaults() (Options, error) {
 	if o.Clock == nil {
 		o.Clock = SystemClock{}
 	}
+	if o.WallClock == nil {
+		o.WallClock = o.Clock
+	}
 	if o.RelayFor == 0 {
 		o.RelayFor = DefaultRelayFor
 	}
-	if len(o.Groups) > maxGroups {
-		return o, fmt.Errorf("%d VIP groups, at most %d", len(o.Groups), maxGroups)
+	if len(o.Groups) > maxGroups-1 { // one entry is the session extension
+		return o, fmt.Errorf("%d VIP groups, at most %d", len(o.Groups), maxGroups-1)
 	}
 	seen := map[string]bool{}
 	groups := make([]GroupOptions, len(o.Groups))
 	for i, g := range o.Groups {
-		if g.Name == "" || len(g.Name) > maxNameLen {
-			return o, fmt.Errorf("vip %d: name must be 1..%d bytes", i, maxNameLen)
+		if g.Name == "" || len(g.Name) > maxNameLen || g.Name[0] == 0 {
+			return o, fmt.Errorf("vip %d: name must be 1..%d bytes, not starting with NUL", i, maxNameLen)
 		}
 		if seen[g.Name] {
 			return o, fmt.Errorf("vip %q: duplicate name", g.Name)

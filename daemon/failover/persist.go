@@ -21,7 +21,49 @@ type Persist interface {
 const (
 	PersistPins  = "vip.pins"
 	PersistRelay = "vip.relay"
+	// PersistSeq is a floor for the heartbeat sequence of the next
+	// boot: a peer of the previous release rejects a sequence not above
+	// the last it accepted from us, also after our restart with a clock
+	// that went backward.
+	PersistSeq = "vip.seq"
 )
+
+// seqBlock is how far ahead of the sequence in use the persisted floor
+// is set: one write per boot (and one per 2^32 heartbeats).
+const seqBlock = 1 << 32
+
+// loadSeq raises the starting sequence to the persisted floor, then
+// persists the next floor (at start).
+func (m *Manager) loadSeq() error {
+	if m.opt.Persist == nil {
+		return nil
+	}
+	var floor uint64
+	if _, err := m.opt.Persist.Load(PersistSeq, &floor); err != nil {
+		return fmt.Errorf("load heartbeat sequence floor: %w", err)
+	}
+	m.seq = max(m.seq, floor)
+	return m.saveSeq()
+}
+
+func (m *Manager) saveSeq() error {
+	m.seqCeil = m.seq + seqBlock
+	if err := m.opt.Persist.Save(PersistSeq, m.seqCeil); err != nil {
+		return fmt.Errorf("save heartbeat sequence floor: %w", err)
+	}
+	return nil
+}
+
+// nextSeq advances the heartbeat sequence, moving the persisted floor
+// when the sequence reaches it. The caller holds mu.
+func (m *Manager) nextSeq() {
+	m.seq++
+	if m.opt.Persist != nil && m.seqCeil != 0 && m.seq >= m.seqCeil {
+		if err := m.saveSeq(); err != nil {
+			m.log.Error("heartbeat sequence floor", "err", err)
+		}
+	}
+}
 
 // Pin is an operator's command that outlives a restart: a group released
 // (this box keeps off the VIP while another box can hold it) or taken

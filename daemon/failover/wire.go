@@ -23,9 +23,16 @@ import (
 //	                     state uint8, priority uint8, flags uint8 }
 //	mac      [32]byte HMAC-SHA256(key, everything before mac)
 //
-// A message is accepted only if its MAC verifies, its timestamp is within
-// the replay window of the receiver's clock and its sequence number is
-// higher than the last accepted one from that node.
+// Session extension: a box of this release appends one more entry to the
+// groups, which a box of the previous release skips as a group it does
+// not have (it ignores unknown group names), so the format stays version
+// 1 and both releases pair:
+//
+//	name     0x00 'S' 0x01 n, then n x uint64 echo (n 0..7)
+//	state    1 (init), priority 0, flags 0
+//
+// echo lists the boot ids of the receivers this sender has heard (the
+// challenges it answers); see session.go for how a receiver uses it.
 
 const (
 	wireMagic   = "SEHB"
@@ -33,6 +40,9 @@ const (
 	macLen      = sha256.Size
 	maxNameLen  = 64
 	maxGroups   = 32
+	// maxEcho bounds the boot ids a session extension echoes.
+	maxEcho   = 7
+	extHeader = "\x00S\x01"
 	// MaxMessageSize bounds a heartbeat on the wire.
 	MaxMessageSize = 4 + 1 + 1 + 1 + maxNameLen + 8 + 8 + 8 + 1 + maxGroups*(1+maxNameLen+3) + macLen
 )
@@ -75,6 +85,11 @@ type Message struct {
 	Seq    uint64
 	Time   time.Time
 	Groups []GroupStatus
+	// Session: the message carries the session extension (a sender of
+	// this release); false for the previous release's heartbeats.
+	Session bool
+	// Echo: the receivers' boot ids the sender has heard (at most 7).
+	Echo []uint64
 }
 
 // Decode errors; each maps to a rejection reason.
@@ -89,8 +104,11 @@ func Encode(m *Message, key []byte) ([]byte, error) {
 	if l := len(m.Node); l == 0 || l > maxNameLen {
 		return nil, fmt.Errorf("encode heartbeat: node id length %d out of 1..%d", l, maxNameLen)
 	}
-	if len(m.Groups) > maxGroups {
-		return nil, fmt.Errorf("encode heartbeat: %d groups, at most %d", len(m.Groups), maxGroups)
+	if n := maxGroups - boolInt(m.Session); len(m.Groups) > n {
+		return nil, fmt.Errorf("encode heartbeat: %d groups, at most %d", len(m.Groups), n)
+	}
+	if len(m.Echo) > maxEcho || (!m.Session && len(m.Echo) > 0) {
+		return nil, fmt.Errorf("encode heartbeat: %d echoed boot ids, at most %d, with the session extension", len(m.Echo), maxEcho)
 	}
 	b := make([]byte, 0, 64+len(m.Groups)*24)
 	b = append(b, wireMagic...)
@@ -99,7 +117,7 @@ func Encode(m *Message, key []byte) ([]byte, error) {
 	b = binary.BigEndian.AppendUint64(b, m.Boot)
 	b = binary.BigEndian.AppendUint64(b, m.Seq)
 	b = binary.BigEndian.AppendUint64(b, uint64(m.Time.UnixNano()))
-	b = append(b, byte(len(m.Groups)))
+	b = append(b, byte(len(m.Groups)+boolInt(m.Session)))
 	for _, g := range m.Groups {
 		if l := len(g.Name); l == 0 || l > maxNameLen {
 			return nil, fmt.Errorf("encode heartbeat: group name length %d out of 1..%d", l, maxNameLen)
@@ -108,7 +126,45 @@ func Encode(m *Message, key []byte) ([]byte, error) {
 		b = append(b, g.Name...)
 		b = append(b, byte(g.State), g.Priority, g.Flags)
 	}
+	if m.Session {
+		b = append(b, byte(len(extHeader)+1+8*len(m.Echo)))
+		b = append(b, extHeader...)
+		b = append(b, byte(len(m.Echo)))
+		for _, e := range m.Echo {
+			b = binary.BigEndian.AppendUint64(b, e)
+		}
+		b = append(b, byte(StateInit), 0, 0)
+	}
 	return macAppend(b, key), nil
+}
+
+func boolInt(b bool) int {
+	if b {
+		return 1
+	}
+	return 0
+}
+
+// decodeExt parses a session extension entry (name, state, priority,
+// flags as read) into m.
+func decodeExt(m *Message, g GroupStatus) error {
+	name := g.Name
+	if len(name) < len(extHeader)+1 || name[:len(extHeader)] != extHeader {
+		return fmt.Errorf("unknown extension %x", name)
+	}
+	n := int(name[len(extHeader)])
+	rest := name[len(extHeader)+1:]
+	if n > maxEcho || len(rest) != 8*n {
+		return fmt.Errorf("session extension: %d echoes in %d bytes", n, len(rest))
+	}
+	if g.State != StateInit || g.Priority != 0 || g.Flags != 0 {
+		return errors.New("session extension: nonzero state, priority or flags")
+	}
+	m.Session = true
+	for i := 0; i < n; i++ {
+		m.Echo = append(m.Echo, binary.BigEndian.Uint64([]byte(rest[8*i:])))
+	}
+	return nil
 }
 
 // macAppend appends HMAC-SHA256(key, b) to b.
@@ -120,7 +176,7 @@ func macAppend(b, key []byte) []byte {
 
 // Decode verifies b's MAC under key and parses it. It checks structure
 // and authenticity only; freshness (sequence, time window) is the
-// receiver's business (see replayGuard).
+// receiver's business (see sessions).
 func Decode(b []byte, key []byte) (*Message, error) {
 	if len(b) < len(wireMagic)+3+macLen || len(b) > MaxMessageSize {
 		return nil, fmt.Errorf("%w: %d bytes", ErrMalformed, len(b))
@@ -155,6 +211,16 @@ func Decode(b []byte, key []byte) (*Message, error) {
 		g.Flags = r.u8()
 		if r.err == nil && !g.State.valid() {
 			return nil, fmt.Errorf("%w: group %q state %d", ErrMalformed, g.Name, g.State)
+		}
+		if r.err == nil && g.Name[0] == 0 {
+			// The session extension: always the last entry.
+			if i != n-1 {
+				return nil, fmt.Errorf("%w: extension before the last group", ErrMalformed)
+			}
+			if err := decodeExt(m, g); err != nil {
+				return nil, fmt.Errorf("%w: %v", ErrMalformed, err)
+			}
+			continue
 		}
 		m.Groups = append(m.Groups, g)
 	}
@@ -208,46 +274,4 @@ func (r *reader) name() string {
 		return ""
 	}
 	return string(r.take(n))
-}
-
-// Rejection reasons, as counted in metrics and logged.
-const (
-	// RejectUnknownSource: the datagram came from an address that is not
-	// a configured peer's; it is dropped before it is decoded.
-	RejectUnknownSource = "unknown_source"
-	RejectMalformed     = "malformed"
-	RejectVersion       = "version"
-	RejectBadMAC        = "bad_mac"
-	RejectReplayed      = "replayed"
-	RejectStale         = "stale" // timestamp outside the window
-	RejectSelf          = "self"  // our own node id
-)
-
-// replayGuard remembers the highest sequence number accepted from each
-// node and rejects anything at or below it, and anything whose timestamp
-// is further than window from the receiver's clock.
-type replayGuard struct {
-	window time.Duration
-	last   map[string]uint64
-}
-
-func newReplayGuard(window time.Duration) *replayGuard {
-	return &replayGuard{window: window, last: map[string]uint64{}}
-}
-
-// check returns "" if m is fresh, else the rejection reason. It records
-// m's sequence number only when m is accepted.
-func (g *replayGuard) check(m *Message, now time.Time) string {
-	skew := now.Sub(m.Time)
-	if skew < 0 {
-		skew = -skew
-	}
-	if skew > g.window {
-		return RejectStale
-	}
-	if last, ok := g.last[m.Node]; ok && m.Seq <= last {
-		return RejectReplayed
-	}
-	g.last[m.Node] = m.Seq
-	return ""
 }

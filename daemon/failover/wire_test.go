@@ -113,34 +113,15 @@ func TestEncodeRejectsBadInput(t *testing.T) {
 	}
 }
 
-func TestReplayGuard(t *testing.T) {
-	g := newReplayGuard(5 * time.Second)
-	now := t0
-	msg := func(node string, seq uint64, at time.Time) *Message { return &Message{Node: node, Seq: seq, Time: at} }
-	for i, tc := range []struct {
-		m    *Message
-		want string
-	}{
-		{msg("a", 10, now), ""},
-		{msg("a", 10, now), RejectReplayed},
-		{msg("a", 9, now), RejectReplayed},
-		{msg("a", 11, now.Add(-6*time.Second)), RejectStale},
-		{msg("a", 11, now.Add(6*time.Second)), RejectStale},
-		{msg("a", 11, now.Add(4*time.Second)), ""},
-		{msg("b", 1, now), ""}, // per node
-		{msg("a", 12, now), ""},
-	} {
-		if got := g.check(tc.m, now); got != tc.want {
-			t.Errorf("%d: check(%s seq %d) = %q, want %q", i, tc.m.Node, tc.m.Seq, got, tc.want)
-		}
-	}
-}
-
 // FuzzDecode: Decode never panics, and whatever it accepts re-encodes to
 // the same bytes.
 func FuzzDecode(f *testing.F) {
 	good, _ := Encode(sampleMessage(), testKey)
 	f.Add(good)
+	sess := sampleMessage()
+	sess.Session, sess.Echo = true, []uint64{1, 2}
+	withExt, _ := Encode(sess, testKey)
+	f.Add(withExt)
 	f.Add(good[:len(good)-macLen])
 	f.Add([]byte("SEHB\x01"))
 	f.Fuzz(func(t *testing.T, b []byte) {
@@ -158,4 +139,52 @@ func FuzzDecode(f *testing.F) {
 			}
 		}
 	})
+}
+
+// TestWireSessionGolden pins the session extension's bytes (the
+// previous release reads them as one more group it does not have:
+// TestNetnsMixedVersions runs it).
+func TestWireSessionGolden(t *testing.T) {
+	m := sampleMessage()
+	m.Session, m.Echo = true, []uint64{0x0102030405060708, 42}
+	b, err := Encode(m, testKey)
+	if err != nil {
+		t.Fatal(err)
+	}
+	got, err := Decode(b, testKey)
+	if err != nil || !reflect.DeepEqual(got, m) {
+		t.Fatalf("round trip: %+v, %v", got, err)
+	}
+	golden := filepath.Join("testdata", "heartbeat-v1-session.bin")
+	if os.Getenv("UPDATE_GOLDEN") != "" {
+		if err := os.WriteFile(golden, b, 0o644); err != nil {
+			t.Fatal(err)
+		}
+	}
+	want, err := os.ReadFile(golden)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !bytes.Equal(b, want) {
+		t.Errorf("encoding differs from %s", golden)
+	}
+	// The extension is the last group entry: count 3, then
+	// 0x00 'S' 0x01 n echoes, state init, priority 0, flags 0.
+	body := b[:len(b)-macLen]
+	ext := append([]byte{byte(len(extHeader) + 1 + 16)}, extHeader...)
+	ext = append(ext, 2, 1, 2, 3, 4, 5, 6, 7, 8, 0, 0, 0, 0, 0, 0, 0, 42, byte(StateInit), 0, 0)
+	if !bytes.HasSuffix(body, ext) {
+		t.Errorf("body ends %x, want %x", body[len(body)-len(ext):], ext)
+	}
+	// Misplaced or malformed extensions are refused.
+	two := append([]byte(nil), body...)
+	two[4+1+1+1+len("edge-a")+24]++ // one more "group": the extension is no longer last
+	for name, bad := range map[string][]byte{
+		"not last":  signed(append(two, ext...)),
+		"bad state": signed(append(append([]byte(nil), body[:len(body)-3]...), byte(StateMaster), 0, 0)),
+	} {
+		if _, err := Decode(bad, testKey); !errors.Is(err, ErrMalformed) {
+			t.Errorf("%s: Decode = %v, want malformed", name, err)
+		}
+	}
 }

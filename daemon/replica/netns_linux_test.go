@@ -77,7 +77,7 @@ func newHSLab(t *testing.T, prefix string) *hsLab {
 		hsRun(t, "ip", "-n", l.ns[h.role], "link", "set", "eth0", "up")
 	}
 	l.key = filepath.Join(l.dir, "cluster.key")
-	if err := os.WriteFile(l.key, []byte("hot-standby-test-key-0123456789"), 0o600); err != nil {
+	if err := os.WriteFile(l.key, []byte("hot-standby-test-key-0123456789-cluster"), 0o600); err != nil {
 		t.Fatal(err)
 	}
 	return l

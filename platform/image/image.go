@@ -13,7 +13,6 @@ import (
 	"io/fs"
 	"os"
 	"path/filepath"
-	"strings"
 
 	"github.com/sipedge/sipedge/platform"
 )
@@ -25,7 +24,14 @@ type Options struct {
 	CacheDir string // downloads and the extracted kernel (gitignored)
 	RootFS   string // tree copied into the image (may be empty)
 	OutDir   string // where vmlinuz and initramfs are written
+	// ClusterKey, if set, is a cluster key file (sipedge ctl cluster
+	// keygen) put in the image as ClusterKeyPath, mode 0600: both boxes
+	// of a pair flashed from the image share it.
+	ClusterKey string
 }
+
+// ClusterKeyPath is where Options.ClusterKey goes in the image.
+const ClusterKeyPath = "etc/sipedge/cluster.key"
 
 // Result names what Build wrote.
 type Result struct {
@@ -50,6 +56,13 @@ func Build(o Options) (*Result, error) {
 	if err != nil {
 		return nil, err
 	}
+	if o.ClusterKey != "" {
+		f, err := secretFile(o.ClusterKey, ClusterKeyPath)
+		if err != nil {
+			return nil, err
+		}
+		files = append(files, f)
+	}
 	var raw bytes.Buffer
 	if err := WriteCPIO(&raw, files); err != nil {
 		return nil, err
@@ -73,18 +86,24 @@ func Build(o Options) (*Result, error) {
 	if err != nil {
 		return nil, err
 	}
-	if err := writeAtomic(res.Kernel, vm); err != nil {
+	if err := writeAtomic(res.Kernel, vm, 0o644); err != nil {
 		return nil, err
 	}
-	if err := writeAtomic(res.Initramfs, gz.Bytes()); err != nil {
+	// The initramfs may carry secrets (a cluster key in rootfs/): only
+	// its owner reads it.
+	if err := writeAtomic(res.Initramfs, gz.Bytes(), 0o600); err != nil {
 		return nil, err
 	}
 	return res, nil
 }
 
-func writeAtomic(path string, b []byte) error {
+func writeAtomic(path string, b []byte, mode os.FileMode) error {
 	tmp := path + ".tmp"
-	if err := os.WriteFile(tmp, b, 0o644); err != nil {
+	os.Remove(tmp) // WriteFile keeps an existing file's mode
+	if err := os.WriteFile(tmp, b, mode); err != nil {
+		return err
+	}
+	if err := os.Chmod(tmp, mode); err != nil { // whatever the umask
 		return err
 	}
 	return os.Rename(tmp, path)
@@ -138,29 +157,11 @@ func Files(binary string, prof *platform.Profile, moduleRoot, rootfs string) ([]
 		mods = append(mods, m.Name)
 	}
 	if rootfs != "" {
-		err := filepath.WalkDir(rootfs, func(p string, d fs.DirEntry, err error) error {
-			if err != nil || p == rootfs {
-				return err
-			}
-			rel := filepath.ToSlash(strings.TrimPrefix(p, rootfs+string(filepath.Separator)))
-			if d.IsDir() {
-				dirs[rel] = true
-				return nil
-			}
-			b, err := os.ReadFile(p)
-			if err != nil {
-				return err
-			}
-			mode := uint32(0o644)
-			if info, err := d.Info(); err == nil && info.Mode()&0o111 != 0 {
-				mode = 0o755
-			}
-			files = append(files, File{Path: rel, Mode: ModeFile | mode, Data: b})
-			return nil
-		})
+		fs, err := rootfsFiles(rootfs, dirs)
 		if err != nil {
-			return nil, nil, fmt.Errorf("image: rootfs: %w", err)
+			return nil, nil, err
 		}
+		files = append(files, fs...)
 	}
 	for d := range dirs {
 		mode := uint32(0o755)

@@ -115,3 +115,68 @@ func TestBuildIsReproducible(t *testing.T) {
 		}
 	}
 }
+
+// TestRootfsSecretsStay0600: a cluster key in rootfs/ was copied into
+// the image as 0644 (the builder looked only at the exec bit), readable
+// by anyone on the box. Now a key (by name, or by its source mode) is
+// 0600, other files keep 0644/0755.
+func TestRootfsSecretsStay0600(t *testing.T) {
+	dir := t.TempDir()
+	for _, f := range []struct {
+		path string
+		mode os.FileMode
+	}{
+		{"etc/motd", 0o644},
+		{"data/cluster.key", 0o644}, // a checkout with umask 022
+		{"etc/sipedge/web.pem", 0o664},
+		{"etc/sipedge/token", 0o600},
+		{"etc/hook.sh", 0o755},
+		{"etc/private.sh", 0o700},
+	} {
+		p := filepath.Join(dir, f.path)
+		if err := os.MkdirAll(filepath.Dir(p), 0o755); err != nil {
+			t.Fatal(err)
+		}
+		if err := os.WriteFile(p, []byte("x"), f.mode); err != nil {
+			t.Fatal(err)
+		}
+		if err := os.Chmod(p, f.mode); err != nil {
+			t.Fatal(err)
+		}
+	}
+	dirs := map[string]bool{}
+	files, err := rootfsFiles(dir, dirs)
+	if err != nil {
+		t.Fatal(err)
+	}
+	want := map[string]uint32{"etc/motd": 0o644, "data/cluster.key": 0o600, "etc/sipedge/web.pem": 0o600,
+		"etc/sipedge/token": 0o600, "etc/hook.sh": 0o755, "etc/private.sh": 0o700}
+	if len(files) != len(want) || !dirs["data"] || !dirs["etc/sipedge"] {
+		t.Fatalf("files %d, dirs %v", len(files), dirs)
+	}
+	for _, f := range files {
+		if got := f.Mode &^ ModeFile; got != want[f.Path] || f.Mode&0o170000 != ModeFile {
+			t.Errorf("%s: mode %04o, want %04o", f.Path, got, want[f.Path])
+		}
+	}
+}
+
+// TestSecretFile: the cluster key given to the builder goes in at 0600;
+// a key file others could already read is refused.
+func TestSecretFile(t *testing.T) {
+	dir := t.TempDir()
+	good, leaked := filepath.Join(dir, "good.key"), filepath.Join(dir, "leaked.key")
+	for p, mode := range map[string]os.FileMode{good: 0o600, leaked: 0o644} {
+		if err := os.WriteFile(p, []byte("k"), mode); err != nil {
+			t.Fatal(err)
+		}
+		os.Chmod(p, mode)
+	}
+	f, err := secretFile(good, ClusterKeyPath)
+	if err != nil || f.Mode != ModeFile|0o600 || f.Path != ClusterKeyPath || string(f.Data) != "k" {
+		t.Errorf("secretFile = %+v, %v", f, err)
+	}
+	if _, err := secretFile(leaked, ClusterKeyPath); err == nil || !strings.Contains(err.Error(), "mode 0644") {
+		t.Errorf("a 0644 key: %v, want a refusal", err)
+	}
+}

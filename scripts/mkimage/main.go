@@ -24,6 +24,7 @@ func main() {
 	flag.StringVar(&o.CacheDir, "cache", "cache", "download and extraction cache")
 	flag.StringVar(&o.RootFS, "rootfs", "rootfs", "tree to add to the image")
 	flag.StringVar(&o.OutDir, "out", "out", "output directory")
+	flag.StringVar(&o.ClusterKey, "cluster-key", "", "cluster key file (sipedge ctl cluster keygen, mode 0600) to put in the image as /"+image.ClusterKeyPath+", mode 0600")
 	printCmdline := flag.Bool("print-cmdline", false, "print the profile's kernel command line and exit")
 	flag.Parse()
 	if *printCmdline {
