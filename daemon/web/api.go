@@ -258,15 +258,14 @@ func (s *Server) login(w http.ResponseWriter, r *http.Request) {
 		writeErr(w, http.StatusForbidden, "csrf", "cross-origin request refused")
 		return
 	}
+	if !s.mayAct(addr) {
+		s.logins.WithLabelValues("not_admin").Inc()
+		writeErr(w, http.StatusForbidden, "not_admin", who+" may read this page but not log in: it is not in web.admin_from")
+		return
+	}
 	c, err := r.Cookie(cookieCSRF)
 	if err != nil || !equalToken(r.Header.Get(headerCSRF), c.Value) {
 		writeErr(w, http.StatusForbidden, "csrf", "missing or wrong CSRF token: reload the page")
-		return
-	}
-	if wait := s.limiter.locked(who); wait > 0 {
-		s.logins.WithLabelValues("locked_out").Inc()
-		w.Header().Set("Retry-After", strconv.Itoa(int(wait.Seconds())+1))
-		writeErr(w, http.StatusTooManyRequests, "locked_out", fmt.Sprintf("too many failed logins: try again in %s", wait.Round(time.Second)))
 		return
 	}
 	var body struct {
@@ -286,17 +285,32 @@ func (s *Server) login(w http.ResponseWriter, r *http.Request) {
 		writeErr(w, http.StatusConflict, ctl.CodeConflict, "no web password is set: set one from the serial console or with `sipedge ctl web password`")
 		return
 	}
-	if !h.Verify(body.Password) {
+	// The attempt is counted before the (costly) check, and only one
+	// check per source runs at a time: parallel guesses get 429 at once.
+	t, refused, wait := s.limiter.reserve(addr, s.isAdmin(addr))
+	if t == nil {
+		s.logins.WithLabelValues(refused).Inc()
+		w.Header().Set("Retry-After", strconv.Itoa(int(wait.Seconds()+0.999)))
+		msg := fmt.Sprintf("too many failed logins: try again in %s", wait.Round(time.Second))
+		switch refused {
+		case refusedBusy:
+			msg = "a login from this address (or too many from outside web.admin_from) is being checked: try again in a second"
+		case refusedGlobal:
+			msg = fmt.Sprintf("too many failed logins from outside web.admin_from: logins from there are locked for %s", wait.Round(time.Second))
+		}
+		writeErr(w, http.StatusTooManyRequests, refused, msg)
+		return
+	}
+	ok := s.verify(h, body.Password)
+	if lockedOut := t.done(ok); !ok {
 		s.logins.WithLabelValues("bad_password").Inc()
-		s.limiter.fail(who)
 		s.log.Warn("web: failed login", "remote", who)
-		if s.limiter.locked(who) > 0 {
+		if lockedOut {
 			s.opts.Event("web.lockout", who, "web logins from "+who+" locked out after repeated failures")
 		}
 		writeErr(w, http.StatusUnauthorized, "bad_password", "wrong password")
 		return
 	}
-	s.limiter.ok(who)
 	s.logins.WithLabelValues("ok").Inc()
 	id, csrf := s.sessions.create(who)
 	setCookie(w, r, cookieSession, id, 0)
@@ -309,6 +323,10 @@ func (s *Server) login(w http.ResponseWriter, r *http.Request) {
 func (s *Server) authorize(w http.ResponseWriter, r *http.Request) (string, bool) {
 	if !sameOrigin(r) {
 		writeErr(w, http.StatusForbidden, "csrf", "cross-origin request refused")
+		return "", false
+	}
+	if a, _ := clientAddr(r); !s.mayAct(a) {
+		writeErr(w, http.StatusForbidden, "not_admin", a.String()+" may read this page but not act: it is not in web.admin_from")
 		return "", false
 	}
 	c, err := r.Cookie(cookieSession)

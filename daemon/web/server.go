@@ -34,6 +34,14 @@ type Options struct {
 	// OpenTo are the networks allowed to reach the server at all; an
 	// empty list allows loopback only.
 	OpenTo []netip.Prefix
+	// AdminFrom are the administration networks: they may log in and
+	// act, and the global login lock never holds them. Loopback always
+	// is one.
+	AdminFrom []netip.Prefix
+	// ActFromOpenTo lets every open_to network log in and act (a file
+	// written before web.admin_from existed); the global lock still
+	// holds all but AdminFrom.
+	ActFromOpenTo bool
 	// Ctl runs every read and action.
 	Ctl Caller
 	// Password returns the stored web password hash; found is false
@@ -55,11 +63,14 @@ type Server struct {
 	opts     Options
 	log      *slog.Logger
 	openTo   atomic.Pointer[[]netip.Prefix]
+	access   atomic.Pointer[adminAccess]
 	sessions *sessions
 	limiter  *limiter
 	mux      *http.ServeMux
 	logins   *prometheus.CounterVec
-	actions  *prometheus.CounterVec
+	// verify checks a password (Hash.Verify; tests count the calls).
+	verify  func(Hash, string) bool
+	actions *prometheus.CounterVec
 }
 
 // New returns a server; Serve or Handler put it to work.
@@ -81,8 +92,10 @@ func New(o Options) (*Server, error) {
 	}
 	s := &Server{opts: o, log: o.Logger, sessions: newSessions(o.Now), limiter: newLimiter(o.Lockout, o.Now)}
 	s.SetOpenTo(o.OpenTo)
+	s.SetAdminFrom(o.AdminFrom, o.ActFromOpenTo)
+	s.verify = Hash.Verify
 	s.logins = prometheus.NewCounterVec(prometheus.CounterOpts{
-		Name: "sipedge_web_logins_total", Help: "Web login attempts by result (ok, bad_password, locked_out, no_password).",
+		Name: "sipedge_web_logins_total", Help: "Web login attempts by result (ok, bad_password, locked_out, global_locked_out, busy, not_admin, no_password).",
 	}, []string{"result"})
 	s.actions = prometheus.NewCounterVec(prometheus.CounterOpts{
 		Name: "sipedge_web_actions_total", Help: "Actions taken from the web page by method and result.",
@@ -102,6 +115,39 @@ func New(o Options) (*Server, error) {
 func (s *Server) SetOpenTo(p []netip.Prefix) {
 	cp := append([]netip.Prefix(nil), p...)
 	s.openTo.Store(&cp)
+}
+
+// adminAccess is who may log in and act.
+type adminAccess struct {
+	nets      []netip.Prefix
+	allOpenTo bool
+}
+
+// SetAdminFrom replaces the administration networks (a configuration
+// reload); allOpenTo lets every open_to network act (see
+// Options.ActFromOpenTo).
+func (s *Server) SetAdminFrom(p []netip.Prefix, allOpenTo bool) {
+	s.access.Store(&adminAccess{nets: append([]netip.Prefix(nil), p...), allOpenTo: allOpenTo})
+}
+
+// isAdmin tells whether a is in the administration networks (loopback
+// always is): never held by the global login lock.
+func (s *Server) isAdmin(a netip.Addr) bool {
+	return a.IsLoopback() || inAny(s.access.Load().nets, a)
+}
+
+// mayAct tells whether a may log in and act.
+func (s *Server) mayAct(a netip.Addr) bool {
+	return s.isAdmin(a) || s.access.Load().allOpenTo
+}
+
+func inAny(nets []netip.Prefix, a netip.Addr) bool {
+	for _, p := range nets {
+		if p.Contains(a) {
+			return true
+		}
+	}
+	return false
 }
 
 // LogoutAll ends every session (the password was changed).
@@ -144,12 +190,7 @@ func (s *Server) allowed(r *http.Request) bool {
 	if len(nets) == 0 {
 		return a.IsLoopback()
 	}
-	for _, p := range nets {
-		if p.Contains(a) {
-			return true
-		}
-	}
-	return false
+	return inAny(nets, a) || inAny(s.access.Load().nets, a)
 }
 
 func (s *Server) routes() {
