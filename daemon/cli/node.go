@@ -57,6 +57,12 @@ func validateConfig(_ context.Context, env Env, cfgPath string, args []string) i
 		fmt.Fprintln(env.Stderr, err)
 		return 1
 	}
+	if len(cfg.Warnings) > 0 {
+		// Accepted for compatibility (the daemon runs with an alarm),
+		// but not a file to deploy.
+		fmt.Fprintf(env.Stderr, "%s\n%s: unsafe: the daemon still runs with this file, raising an alarm\n", cfg.Warnings.Error(), cfg.Source)
+		return 1
+	}
 	fmt.Fprintf(env.Stdout, "%s: ok (profile %s, node %s)\n", cfg.Source, cfg.Node.Profile, cfg.Node.Name)
 	return 0
 }

@@ -64,6 +64,9 @@ func Parse(name string, data []byte) (*Config, error) {
 		d.problems.sort()
 		return nil, d.problems
 	}
+	c.Web.warnings(func(path, format string, args ...any) {
+		c.Warnings = append(c.Warnings, Problem{File: name, Line: lineOf(d.lines, path), Path: path, Msg: fmt.Sprintf(format, args...)})
+	})
 	return c, nil
 }
 

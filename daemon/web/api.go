@@ -194,15 +194,16 @@ func (s *Server) overview(w http.ResponseWriter, r *http.Request) {
 	ctx := r.Context()
 	_, logged := s.currentSession(r)
 	writeJSON(w, http.StatusOK, map[string]any{
-		"time":    s.opts.Now().UTC(),
-		"status":  s.part(ctx, MethodStatus, nil),
-		"cores":   s.part(ctx, s.coreMethod(), nil),
-		"vips":    s.part(ctx, MethodVIPs, nil),
-		"bans":    s.part(ctx, MethodBans, nil),
-		"replica": s.part(ctx, MethodReplica, nil),
-		"events":  s.part(ctx, MethodEvents, json.RawMessage(`{"limit":20}`)),
-		"session": map[string]any{"logged_in": logged},
-		"actions": s.availableActions(),
+		"time":     s.opts.Now().UTC(),
+		"status":   s.part(ctx, MethodStatus, nil),
+		"cores":    s.part(ctx, s.coreMethod(), nil),
+		"vips":     s.part(ctx, MethodVIPs, nil),
+		"bans":     s.part(ctx, MethodBans, nil),
+		"replica":  s.part(ctx, MethodReplica, nil),
+		"events":   s.part(ctx, MethodEvents, json.RawMessage(`{"limit":20}`)),
+		"session":  map[string]any{"logged_in": logged, "may_act": s.mayActReq(r)},
+		"warnings": s.Warnings(),
+		"actions":  s.availableActions(),
 	})
 }
 
@@ -227,7 +228,7 @@ func setCookie(w http.ResponseWriter, r *http.Request, name, value string, maxAg
 func (s *Server) session(w http.ResponseWriter, r *http.Request) {
 	_, found, _ := s.opts.Password()
 	if sess, ok := s.currentSession(r); ok {
-		writeJSON(w, http.StatusOK, map[string]any{"logged_in": true, "csrf": sess.csrf, "password_set": found})
+		writeJSON(w, http.StatusOK, map[string]any{"logged_in": true, "csrf": sess.csrf, "password_set": found, "may_act": s.mayActReq(r)})
 		return
 	}
 	tok := ""
@@ -237,7 +238,7 @@ func (s *Server) session(w http.ResponseWriter, r *http.Request) {
 		tok = token()
 		setCookie(w, r, cookieCSRF, tok, 0)
 	}
-	writeJSON(w, http.StatusOK, map[string]any{"logged_in": false, "csrf": tok, "password_set": found})
+	writeJSON(w, http.StatusOK, map[string]any{"logged_in": false, "csrf": tok, "password_set": found, "may_act": s.mayActReq(r)})
 }
 
 // sameOrigin refuses a POST whose Origin (when the browser sends one)
