@@ -11,6 +11,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/chromedp/cdproto/network"
 	"github.com/chromedp/chromedp"
 
 	"github.com/sipedge/sipedge/daemon/replica"
@@ -40,6 +41,9 @@ func TestBrowser(t *testing.T) {
 		chromedp.Flag("disable-sync", true),
 		chromedp.NoFirstRun,
 		chromedp.UserDataDir(t.TempDir()),
+		// The self-signed certificate, pinned by its public key as
+		// ctl web gives it: any other certificate is still an error.
+		chromedp.Flag("ignore-certificate-errors-spki-list", d.info.TLSSPKI),
 		chromedp.WindowSize(1000, 1100),
 	)
 	actx, cancelA := chromedp.NewExecAllocator(context.Background(), opts...)
@@ -90,6 +94,23 @@ func TestBrowser(t *testing.T) {
 		chromedp.WaitVisible(css(row("core1")+` .state.draining`)),
 	); err != nil {
 		t.Fatalf("login and drain: %v", err)
+	}
+	// Over HTTPS, with the session cookie Secure and HttpOnly.
+	if proto, err := chromedp.Run(ctx, chromedp.Evaluate[string](`location.protocol`)); err != nil || proto != "https:" {
+		t.Errorf("page protocol %q (%v), want https:", proto, err)
+	}
+	cookies, err := chromedp.Call(ctx, network.GetCookies, network.GetCookiesParams{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	secure := false
+	for _, c := range cookies.Cookies {
+		if c.Name == "sipedge_session" {
+			secure = c.Secure && c.HTTPOnly
+		}
+	}
+	if !secure {
+		t.Errorf("session cookie not Secure+HttpOnly over HTTPS: %+v", cookies)
 	}
 	events, err := chromedp.Run(ctx, chromedp.Text(css("#events")))
 	if err != nil {

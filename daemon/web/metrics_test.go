@@ -3,7 +3,6 @@ package web_test
 import (
 	"encoding/json"
 	"net/http"
-	"net/http/cookiejar"
 	"strings"
 	"testing"
 	"time"
@@ -23,8 +22,7 @@ func TestMetrics(t *testing.T) {
 	d := startDaemon(t, c)
 	d.ctl("metrics password 1\n", "web", "password")
 	// One failed login shows in the web's own counter.
-	jar, _ := cookiejar.New(nil)
-	hc := &http.Client{Jar: jar}
+	hc := d.http
 	resp, err := hc.Get(d.web + "/api/session")
 	if err != nil {
 		t.Fatal(err)
@@ -44,7 +42,7 @@ func TestMetrics(t *testing.T) {
 
 	scrape := func() map[string]*dto.MetricFamily {
 		t.Helper()
-		resp, err := http.Get(d.web + "/metrics")
+		resp, err := d.http.Get(d.web + "/metrics")
 		if err != nil {
 			t.Fatal(err)
 		}
