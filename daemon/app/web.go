@@ -167,6 +167,9 @@ func (a *App) setupWeb(ctx context.Context) error {
 		return err
 	}
 	srv = s
+	if !cfg.Web.HTTPS() && !cfg.Web.OnLoopback() && cfg.Web.PlainHTTP {
+		a.log.Warn("web: plain HTTP off loopback, as web.plain_http allows: the password and session cookie cross the network in clear", "listen", cfg.Web.Listen)
+	}
 	in := s.Info()
 	a.log.Info("web: serving", "url", in.URL, "open_to", fmt.Sprint(cfg.Web.OpenTo), "admin_from", fmt.Sprint(cfg.Web.AdminFrom), "tls_fingerprint", in.TLSFingerprint)
 	a.add("web", func(ctx context.Context) error { return s.Serve(ctx, ln) })
