@@ -62,10 +62,12 @@ func (w Web) OnLoopback() bool {
 // act: a file written before web.admin_from existed, whose open_to
 // reaches off the box.
 func (w Web) OpenToActs() bool {
-	if w.AdminFromSet {
-		return false
-	}
-	for _, p := range w.OpenTo {
+	return !w.AdminFromSet && offBox(w.OpenTo)
+}
+
+// offBox reports whether any of ps reaches beyond loopback.
+func offBox(ps []netip.Prefix) bool {
+	for _, p := range ps {
 		if !p.Addr().IsLoopback() {
 			return true
 		}
@@ -131,7 +133,7 @@ func (w Web) warnings(add func(path, format string, args ...any)) {
 	if w.Listen == "" {
 		return
 	}
-	if !w.HTTPS() && !w.PlainHTTP && !w.OnLoopback() {
+	if !w.HTTPS() && !w.PlainHTTP && !w.OnLoopback() && (offBox(w.OpenTo) || offBox(w.AdminFrom)) {
 		add("web.listen", "plain HTTP on %s: the web password and session cookie cross the network in clear; add `tls: {}` (a self-signed certificate kept in the store) or `tls: {cert: FILE, key: FILE}`, or `plain_http: true` to accept it", w.Listen)
 	}
 	if w.OpenToActs() {

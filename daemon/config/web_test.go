@@ -36,7 +36,8 @@ func TestWebGood(t *testing.T) {
 		{"embedded default", "", false, false},
 		{"self-signed", `{listen: "192.0.2.11:443", open_to: [192.0.2.0/24], admin_from: [192.0.2.0/28], tls: {}}`, true, false},
 		{"operator cert", `{listen: "192.0.2.11:443", admin_from: [192.0.2.5/32], tls: {cert: /data/web.crt, key: /data/web.key}, names: [edge-a.example.net, 198.51.100.11]}`, true, true},
-		{"plain HTTP accepted", `{listen: "0.0.0.0:8080", open_to: [127.0.0.0/8], plain_http: true}`, false, false},
+		{"plain HTTP accepted", `{listen: "0.0.0.0:8080", open_to: [192.0.2.0/24], admin_from: [192.0.2.0/28], plain_http: true}`, false, false},
+		{"plain HTTP only loopback may use", `{listen: "0.0.0.0:8080", open_to: [127.0.0.0/8]}`, false, false},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			var c *Config
