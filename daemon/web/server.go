@@ -87,9 +87,9 @@ type Server struct {
 	limiter  *limiter
 	mux      *http.ServeMux
 	logins   *prometheus.CounterVec
+	actions  *prometheus.CounterVec
 	// verify checks a password (Hash.Verify; tests count the calls).
-	verify  func(Hash, string) bool
-	actions *prometheus.CounterVec
+	verify func(Hash, string) bool
 }
 
 // New returns a server; Serve or Handler put it to work.
