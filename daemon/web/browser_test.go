@@ -208,7 +208,8 @@ func standbyPage(ctx context.Context, t *testing.T) {
 		t.Fatal(err)
 	}
 	f := &standbyCtl{pinned: true}
-	s, err := web.New(web.Options{Ctl: f, Password: func() (web.Hash, bool, error) { return h, true, nil }})
+	s, err := web.New(web.Options{Ctl: f, Password: func() (web.Hash, bool, error) { return h, true, nil },
+		Warnings: []web.Warning{{Setting: "web.listen", Message: "plain HTTP on 192.0.2.12:8080"}}})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -222,6 +223,13 @@ func standbyPage(ctx context.Context, t *testing.T) {
 		chromedp.WaitVisible(chromedp.CSS("#replica-connected .state.connected")),
 	); err != nil {
 		t.Fatalf("standby page: no Hot standby section: %v", err)
+	}
+	// The unsafe setting this box runs with is a banner.
+	if err := chromedp.Do(ctx, chromedp.WaitVisible(chromedp.CSS(`#alarms p[data-setting="web.listen"]`))); err != nil {
+		t.Fatalf("standby page: no alarm banner: %v", err)
+	}
+	if alarm, err := chromedp.Run(ctx, chromedp.Text(chromedp.CSS("#alarms"))); err != nil || !strings.Contains(alarm, "plain HTTP on 192.0.2.12:8080") {
+		t.Errorf("alarm banner %q (%v)", alarm, err)
 	}
 	text, err := chromedp.Run(ctx, chromedp.Text(chromedp.CSS("#replica-section")))
 	if err != nil {
