@@ -58,7 +58,7 @@ func TestSelfSignedKept(t *testing.T) {
 }
 
 // TestOperatorCertificate: with the operator's files the daemon serves
-// them, with HSTS, and ctl web says so.
+// them, with HSTS, and ctl web says so; a reload serves renewed files.
 func TestOperatorCertificate(t *testing.T) {
 	testenv.Short(t, "starts the daemon")
 	d := daemontest.New(t)
@@ -86,4 +86,25 @@ func TestOperatorCertificate(t *testing.T) {
 	if resp.Header.Get("Strict-Transport-Security") == "" {
 		t.Error("no HSTS with the operator's certificate")
 	}
+
+	// A renewed certificate is served after a reload, without a restart.
+	renewed, err := web.SelfSigned("edge-cert.example.net", []string{"edge-cert.example.net"}, time.Now())
+	if err != nil {
+		t.Fatal(err)
+	}
+	os.WriteFile(crt, renewed.CertPEM, 0o644)
+	os.WriteFile(key, renewed.KeyPEM, 0o600)
+	if _, errOut, code := d.Ctl("config", "reload"); code != 0 {
+		t.Fatalf("config reload: %d %s", code, errOut)
+	}
+	pair, _ = renewed.Pair(time.Now())
+	d.CtlJSON(&in, "web")
+	if in.TLSFingerprint != web.Fingerprint(pair) {
+		t.Fatalf("after the reload ctl web names %s, want the renewed %s", in.TLSFingerprint, web.Fingerprint(pair))
+	}
+	resp, err = pinnedClient(in.TLSFingerprint).Get(strings.TrimSuffix(in.URL, "/") + "/api/status")
+	if err != nil {
+		t.Fatalf("the renewed certificate is not served: %v", err)
+	}
+	resp.Body.Close()
 }
