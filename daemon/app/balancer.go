@@ -118,7 +118,7 @@ func (a *App) setupBalancer(ctx context.Context) error {
 		return nil
 	}
 	tuneGC(a)
-	for _, w := range cfg.Warnings() {
+	for _, w := range cfg.Unsafe() {
 		a.log.Warn("UNSAFE CONFIGURATION: " + w)
 	}
 	opt := BalancerOptions(cfg)
@@ -194,7 +194,7 @@ func (a *App) setupBalancer(ctx context.Context) error {
 		if err := b.SetRelay(c.Security.Relay); err != nil {
 			return err
 		}
-		for _, w := range c.Warnings() {
+		for _, w := range c.Unsafe() {
 			a.log.Warn("UNSAFE CONFIGURATION: " + w)
 		}
 		if !reflect.DeepEqual(c.SIP, cfg.SIP) {

@@ -117,19 +117,47 @@ func (a *App) setupWeb(ctx context.Context) error {
 	}
 	a.registerRestore()
 
+	a.ctl.Handle(web.MethodWeb, "the web server: address, scheme, certificate fingerprint (SHA-256), access lists, alarms", func(context.Context, json.RawMessage) (any, error) {
+		if srv == nil {
+			return web.Info{Scheme: "off"}, nil
+		}
+		in := srv.Info()
+		if in.TLSFingerprint != "" {
+			in.TLSSource = "self-signed"
+			if a.Config().Web.OperatorCert() {
+				in.TLSSource = "operator"
+			}
+		}
+		return in, nil
+	})
+
 	cfg := a.Config()
+	for _, p := range cfg.Warnings {
+		a.log.Warn("config: unsafe setting kept for compatibility", "setting", p.Path, "problem", p.Msg)
+		a.events.Event("config.unsafe", p.Path, p.Msg)
+	}
 	if cfg.Web.Listen == "" {
 		return nil
 	}
+	cert, err := a.webCertificate(cfg)
+	if err != nil {
+		return err
+	}
 	s, err := web.New(web.Options{
-		Listen:     cfg.Web.Listen,
-		OpenTo:     cfg.Web.OpenTo,
-		Ctl:        a.ctl,
-		Password:   a.webPassword,
-		Gatherer:   a.gatherer(),
-		Registerer: reg,
-		Event:      a.events.Event,
-		Logger:     a.log.With("subsystem", "web"),
+		Listen:        cfg.Web.Listen,
+		OpenTo:        cfg.Web.OpenTo,
+		AdminFrom:     cfg.Web.AdminFrom,
+		ActFromOpenTo: cfg.Web.OpenToActs(),
+		Names:         cfg.Web.Names,
+		Certificate:   cert,
+		HSTS:          cfg.Web.OperatorCert(),
+		Warnings:      webWarnings(cfg),
+		Ctl:           a.ctl,
+		Password:      a.webPassword,
+		Gatherer:      a.gatherer(),
+		Registerer:    reg,
+		Event:         a.events.Event,
+		Logger:        a.log.With("subsystem", "web"),
 	})
 	if err != nil {
 		return err
@@ -139,12 +167,23 @@ func (a *App) setupWeb(ctx context.Context) error {
 		return err
 	}
 	srv = s
-	a.log.Info("web: serving", "listen", ln.Addr().String(), "open_to", fmt.Sprint(cfg.Web.OpenTo))
+	if !cfg.Web.HTTPS() && !cfg.Web.OnLoopback() && cfg.Web.PlainHTTP {
+		a.log.Warn("web: plain HTTP off loopback, as web.plain_http allows: the password and session cookie cross the network in clear", "listen", cfg.Web.Listen)
+	}
+	in := s.Info()
+	a.log.Info("web: serving", "url", in.URL, "open_to", fmt.Sprint(cfg.Web.OpenTo), "admin_from", fmt.Sprint(cfg.Web.AdminFrom), "tls_fingerprint", in.TLSFingerprint)
 	a.add("web", func(ctx context.Context) error { return s.Serve(ctx, ln) })
 	a.onReload("web", func(c *config.Config) error {
-		s.SetOpenTo(c.Web.OpenTo)
-		if c.Web.Listen != cfg.Web.Listen {
-			return errors.New("web.listen changes take effect at the next start (web.open_to was applied)")
+		webAccess(s, c)
+		if c.Web.Listen != cfg.Web.Listen || c.Web.HTTPS() != cfg.Web.HTTPS() || c.Web.OperatorCert() != cfg.Web.OperatorCert() {
+			return errors.New("web.listen and web.tls changes take effect at the next start (access lists and names were applied)")
+		}
+		if c.Web.OperatorCert() {
+			pair, err := web.LoadPair(c.Web.TLS.Cert, c.Web.TLS.Key)
+			if err != nil {
+				return fmt.Errorf("%w (the certificate in use stays)", err)
+			}
+			s.SetCertificate(pair)
 		}
 		return nil
 	})

@@ -57,8 +57,18 @@ func validateConfig(_ context.Context, env Env, cfgPath string, args []string) i
 		fmt.Fprintln(env.Stderr, err)
 		return 1
 	}
+	bad := false
 	if ps := cfg.CheckClusterKey(); len(ps) > 0 {
 		fmt.Fprintln(env.Stderr, ps)
+		bad = true
+	}
+	if len(cfg.Warnings) > 0 {
+		// Accepted for compatibility (the daemon runs with an alarm),
+		// but not a file to deploy.
+		fmt.Fprintf(env.Stderr, "%s\n%s: unsafe: the daemon still runs with this file, raising an alarm\n", cfg.Warnings.Error(), cfg.Source)
+		bad = true
+	}
+	if bad {
 		return 1
 	}
 	fmt.Fprintf(env.Stdout, "%s: ok (profile %s, node %s)\n", cfg.Source, cfg.Node.Profile, cfg.Node.Name)

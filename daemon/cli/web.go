@@ -3,20 +3,68 @@ package cli
 import (
 	"bufio"
 	"context"
+	"encoding/json"
 	"fmt"
+	"io"
+	"net/netip"
 	"os"
 	"strings"
 	"time"
 
 	"github.com/sipedge/sipedge/daemon/console"
 	"github.com/sipedge/sipedge/daemon/ctl"
+	"github.com/sipedge/sipedge/daemon/web"
 )
 
 // webCommands are the `ctl web ...` commands.
 func webCommands() []ctlCommand {
 	return []ctlCommand{
+		{words: "web", help: "the web server: URL, certificate fingerprint (SHA-256) to pin, access lists, alarms", method: web.MethodWeb, print: printWeb},
 		{words: "web password", help: "set the web password (read from the terminal, or one line of stdin)", local: setWebPassword},
 	}
+}
+
+func printWeb(w io.Writer, raw json.RawMessage) error {
+	in, err := decode[web.Info](raw)
+	if err != nil {
+		return err
+	}
+	if in.Scheme == "off" {
+		fmt.Fprintln(w, "web:          off (web.listen is not set)")
+		return nil
+	}
+	fmt.Fprintf(w, "web:          %s\n", in.URL)
+	if in.TLSFingerprint != "" {
+		fmt.Fprintf(w, "certificate:  %s, valid until %s\n", in.TLSSource, in.TLSNotAfter.Format(time.DateOnly))
+		fmt.Fprintf(w, "SHA-256:      %s\n", in.TLSFingerprint)
+		fmt.Fprintf(w, "HSTS:         %v\n", in.HSTS)
+	} else {
+		fmt.Fprintln(w, "certificate:  none (plain HTTP)")
+	}
+	fmt.Fprintf(w, "open to:      %s\n", prefixes(in.OpenTo, "loopback"))
+	act := prefixes(in.AdminFrom, "loopback") + " (and loopback)"
+	if in.OpenToActs {
+		act += ", and every open_to network (web.admin_from not set)"
+	}
+	fmt.Fprintf(w, "admin from:   %s\n", act)
+	if len(in.Names) > 0 {
+		fmt.Fprintf(w, "names:        %s\n", strings.Join(in.Names, ", "))
+	}
+	for _, x := range in.Warnings {
+		fmt.Fprintf(w, "WARNING:      %s: %s\n", x.Setting, x.Message)
+	}
+	return nil
+}
+
+func prefixes(ps []netip.Prefix, none string) string {
+	if len(ps) == 0 {
+		return none
+	}
+	s := make([]string, len(ps))
+	for i, p := range ps {
+		s[i] = p.String()
+	}
+	return strings.Join(s, ", ")
 }
 
 // setWebPassword reads the password without echo on a terminal (twice)

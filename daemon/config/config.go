@@ -39,6 +39,10 @@ type Config struct {
 
 	// Source names the file the config came from (not in YAML).
 	Source string `yaml:"-"`
+	// Warnings are what the file may still say for compatibility but is
+	// unsafe: the daemon runs and raises an alarm, `config validate`
+	// fails (not in YAML).
+	Warnings Problems `yaml:"-"`
 }
 
 // Node identifies the box.
@@ -86,12 +90,6 @@ type Management struct {
 type Watchdog struct {
 	Device  string   `yaml:"device"` // empty: no watchdog
 	Timeout Duration `yaml:"timeout"`
-}
-
-// Web is the status page, JSON API and /metrics.
-type Web struct {
-	Listen string         `yaml:"listen"` // empty: disabled
-	OpenTo []netip.Prefix `yaml:"open_to"`
 }
 
 // SIP is the balancer.

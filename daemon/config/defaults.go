@@ -46,6 +46,7 @@ func (c *Config) applyDefaults(set map[string]int) {
 	orStr(&c.Node.DataDir, "/data")
 	orStr(&c.Log.Level, "info")
 	orStr(&c.Log.Format, "auto")
+	c.Web.applyDefaults(set)
 	if c.Watchdog.Device != "" {
 		orDur(&c.Watchdog.Timeout, 10*time.Second)
 	}

@@ -64,6 +64,9 @@ func Parse(name string, data []byte) (*Config, error) {
 		d.problems.sort()
 		return nil, d.problems
 	}
+	c.Web.warnings(func(path, format string, args ...any) {
+		c.Warnings = append(c.Warnings, Problem{File: name, Line: lineOf(d.lines, path), Path: path, Msg: fmt.Sprintf(format, args...)})
+	})
 	return c, nil
 }
 
@@ -99,7 +102,7 @@ func cleanYAMLErr(err error) string {
 }
 
 // Marshal returns c as YAML (the effective configuration).
-// Settings that are unsafe on a public address (Warnings) head it as
+// Settings that are unsafe on a public address (Unsafe) head it as
 // comments.
 func Marshal(c *Config) ([]byte, error) {
 	b, err := yaml.Marshal(c)
@@ -107,15 +110,15 @@ func Marshal(c *Config) ([]byte, error) {
 		return nil, err
 	}
 	var head []byte
-	for _, w := range c.Warnings() {
+	for _, w := range c.Unsafe() {
 		head = append(head, "# WARNING: "+w+"\n"...)
 	}
 	return append(head, b...), nil
 }
 
-// Warnings lists the settings that are valid but unsafe on a public
+// Unsafe lists the lab settings that are valid but unsafe on a public
 // address, for the log at start and `ctl config show`.
-func (c *Config) Warnings() []string {
+func (c *Config) Unsafe() []string {
 	var w []string
 	if c.Security.Relay == "open" {
 		w = append(w, "security.relay: open makes the balancer an open relay: any source may route requests to any address it can reach (toll fraud, SSRF); use it in a lab only, \"dialogs\" is the safe setting")

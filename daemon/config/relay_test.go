@@ -14,8 +14,8 @@ func TestRelayAndCaps(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if c.Security.Relay != "dialogs" || len(c.Warnings()) != 0 {
-		t.Errorf("default relay %q, warnings %v", c.Security.Relay, c.Warnings())
+	if c.Security.Relay != "dialogs" || len(c.Unsafe()) != 0 {
+		t.Errorf("default relay %q, warnings %v", c.Security.Relay, c.Unsafe())
 	}
 	want := Caps{Dialogs: 150_000, Transactions: 200_000, Branches: 200_000, SessionExpires: Duration(2 * time.Hour)}
 	if c.SIP.Caps != want {
@@ -33,8 +33,8 @@ func TestRelayAndCaps(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if len(open.Warnings()) != 1 || !strings.HasPrefix(string(b), "# WARNING: security.relay: open makes the balancer an open relay") {
-		t.Errorf("open relay not flagged: %v\n%s", open.Warnings(), b)
+	if len(open.Unsafe()) != 1 || !strings.HasPrefix(string(b), "# WARNING: security.relay: open makes the balancer an open relay") {
+		t.Errorf("open relay not flagged: %v\n%s", open.Unsafe(), b)
 	}
 	if again, err := Parse("shown", b); err != nil || again.Security.Relay != "open" {
 		t.Errorf("shown config does not parse back: %v", err)

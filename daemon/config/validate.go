@@ -72,9 +72,7 @@ func (c *Config) validate(lines map[string]int) Problems {
 	if c.Watchdog.Device != "" && c.Watchdog.Timeout.D() < time.Second {
 		add("watchdog.timeout", "must be at least 1s")
 	}
-	if c.Web.Listen != "" {
-		checkHostPort(add, "web.listen", c.Web.Listen)
-	}
+	c.Web.validate(add)
 
 	if s := c.SIP; s != nil {
 		c.validateSIP(s, add, oneOf, positive)

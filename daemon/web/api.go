@@ -194,15 +194,16 @@ func (s *Server) overview(w http.ResponseWriter, r *http.Request) {
 	ctx := r.Context()
 	_, logged := s.currentSession(r)
 	writeJSON(w, http.StatusOK, map[string]any{
-		"time":    s.opts.Now().UTC(),
-		"status":  s.part(ctx, MethodStatus, nil),
-		"cores":   s.part(ctx, s.coreMethod(), nil),
-		"vips":    s.part(ctx, MethodVIPs, nil),
-		"bans":    s.part(ctx, MethodBans, nil),
-		"replica": s.part(ctx, MethodReplica, nil),
-		"events":  s.part(ctx, MethodEvents, json.RawMessage(`{"limit":20}`)),
-		"session": map[string]any{"logged_in": logged},
-		"actions": s.availableActions(),
+		"time":     s.opts.Now().UTC(),
+		"status":   s.part(ctx, MethodStatus, nil),
+		"cores":    s.part(ctx, s.coreMethod(), nil),
+		"vips":     s.part(ctx, MethodVIPs, nil),
+		"bans":     s.part(ctx, MethodBans, nil),
+		"replica":  s.part(ctx, MethodReplica, nil),
+		"events":   s.part(ctx, MethodEvents, json.RawMessage(`{"limit":20}`)),
+		"session":  map[string]any{"logged_in": logged, "may_act": s.mayActReq(r)},
+		"warnings": s.Warnings(),
+		"actions":  s.availableActions(),
 	})
 }
 
@@ -227,7 +228,7 @@ func setCookie(w http.ResponseWriter, r *http.Request, name, value string, maxAg
 func (s *Server) session(w http.ResponseWriter, r *http.Request) {
 	_, found, _ := s.opts.Password()
 	if sess, ok := s.currentSession(r); ok {
-		writeJSON(w, http.StatusOK, map[string]any{"logged_in": true, "csrf": sess.csrf, "password_set": found})
+		writeJSON(w, http.StatusOK, map[string]any{"logged_in": true, "csrf": sess.csrf, "password_set": found, "may_act": s.mayActReq(r)})
 		return
 	}
 	tok := ""
@@ -237,7 +238,7 @@ func (s *Server) session(w http.ResponseWriter, r *http.Request) {
 		tok = token()
 		setCookie(w, r, cookieCSRF, tok, 0)
 	}
-	writeJSON(w, http.StatusOK, map[string]any{"logged_in": false, "csrf": tok, "password_set": found})
+	writeJSON(w, http.StatusOK, map[string]any{"logged_in": false, "csrf": tok, "password_set": found, "may_act": s.mayActReq(r)})
 }
 
 // sameOrigin refuses a POST whose Origin (when the browser sends one)
@@ -258,15 +259,14 @@ func (s *Server) login(w http.ResponseWriter, r *http.Request) {
 		writeErr(w, http.StatusForbidden, "csrf", "cross-origin request refused")
 		return
 	}
+	if !s.mayAct(addr) {
+		s.logins.WithLabelValues("not_admin").Inc()
+		writeErr(w, http.StatusForbidden, "not_admin", who+" may read this page but not log in: it is not in web.admin_from")
+		return
+	}
 	c, err := r.Cookie(cookieCSRF)
 	if err != nil || !equalToken(r.Header.Get(headerCSRF), c.Value) {
 		writeErr(w, http.StatusForbidden, "csrf", "missing or wrong CSRF token: reload the page")
-		return
-	}
-	if wait := s.limiter.locked(who); wait > 0 {
-		s.logins.WithLabelValues("locked_out").Inc()
-		w.Header().Set("Retry-After", strconv.Itoa(int(wait.Seconds())+1))
-		writeErr(w, http.StatusTooManyRequests, "locked_out", fmt.Sprintf("too many failed logins: try again in %s", wait.Round(time.Second)))
 		return
 	}
 	var body struct {
@@ -286,17 +286,32 @@ func (s *Server) login(w http.ResponseWriter, r *http.Request) {
 		writeErr(w, http.StatusConflict, ctl.CodeConflict, "no web password is set: set one from the serial console or with `sipedge ctl web password`")
 		return
 	}
-	if !h.Verify(body.Password) {
+	// The attempt is counted before the (costly) check, and only one
+	// check per source runs at a time: parallel guesses get 429 at once.
+	t, refused, wait := s.limiter.reserve(addr, s.isAdmin(addr))
+	if t == nil {
+		s.logins.WithLabelValues(refused).Inc()
+		w.Header().Set("Retry-After", strconv.Itoa(int(wait.Seconds()+0.999)))
+		msg := fmt.Sprintf("too many failed logins: try again in %s", wait.Round(time.Second))
+		switch refused {
+		case refusedBusy:
+			msg = "a login from this address (or too many from outside web.admin_from) is being checked: try again in a second"
+		case refusedGlobal:
+			msg = fmt.Sprintf("too many failed logins from outside web.admin_from: logins from there are locked for %s", wait.Round(time.Second))
+		}
+		writeErr(w, http.StatusTooManyRequests, refused, msg)
+		return
+	}
+	ok := s.verify(h, body.Password)
+	if lockedOut := t.done(ok); !ok {
 		s.logins.WithLabelValues("bad_password").Inc()
-		s.limiter.fail(who)
 		s.log.Warn("web: failed login", "remote", who)
-		if s.limiter.locked(who) > 0 {
+		if lockedOut {
 			s.opts.Event("web.lockout", who, "web logins from "+who+" locked out after repeated failures")
 		}
 		writeErr(w, http.StatusUnauthorized, "bad_password", "wrong password")
 		return
 	}
-	s.limiter.ok(who)
 	s.logins.WithLabelValues("ok").Inc()
 	id, csrf := s.sessions.create(who)
 	setCookie(w, r, cookieSession, id, 0)
@@ -309,6 +324,10 @@ func (s *Server) login(w http.ResponseWriter, r *http.Request) {
 func (s *Server) authorize(w http.ResponseWriter, r *http.Request) (string, bool) {
 	if !sameOrigin(r) {
 		writeErr(w, http.StatusForbidden, "csrf", "cross-origin request refused")
+		return "", false
+	}
+	if a, _ := clientAddr(r); !s.mayAct(a) {
+		writeErr(w, http.StatusForbidden, "not_admin", a.String()+" may read this page but not act: it is not in web.admin_from")
 		return "", false
 	}
 	c, err := r.Cookie(cookieSession)

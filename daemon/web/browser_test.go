@@ -11,6 +11,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/chromedp/cdproto/network"
 	"github.com/chromedp/chromedp"
 
 	"github.com/sipedge/sipedge/daemon/replica"
@@ -40,6 +41,9 @@ func TestBrowser(t *testing.T) {
 		chromedp.Flag("disable-sync", true),
 		chromedp.NoFirstRun,
 		chromedp.UserDataDir(t.TempDir()),
+		// The self-signed certificate, pinned by its public key as
+		// ctl web gives it: any other certificate is still an error.
+		chromedp.Flag("ignore-certificate-errors-spki-list", d.info.TLSSPKI),
 		chromedp.WindowSize(1000, 1100),
 	)
 	actx, cancelA := chromedp.NewExecAllocator(context.Background(), opts...)
@@ -90,6 +94,23 @@ func TestBrowser(t *testing.T) {
 		chromedp.WaitVisible(css(row("core1")+` .state.draining`)),
 	); err != nil {
 		t.Fatalf("login and drain: %v", err)
+	}
+	// Over HTTPS, with the session cookie Secure and HttpOnly.
+	if proto, err := chromedp.Run(ctx, chromedp.Evaluate[string](`location.protocol`)); err != nil || proto != "https:" {
+		t.Errorf("page protocol %q (%v), want https:", proto, err)
+	}
+	cookies, err := chromedp.Call(ctx, network.GetCookies, network.GetCookiesParams{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	secure := false
+	for _, c := range cookies.Cookies {
+		if c.Name == "sipedge_session" {
+			secure = c.Secure && c.HTTPOnly
+		}
+	}
+	if !secure {
+		t.Errorf("session cookie not Secure+HttpOnly over HTTPS: %+v", cookies)
 	}
 	events, err := chromedp.Run(ctx, chromedp.Text(css("#events")))
 	if err != nil {
@@ -187,7 +208,8 @@ func standbyPage(ctx context.Context, t *testing.T) {
 		t.Fatal(err)
 	}
 	f := &standbyCtl{pinned: true}
-	s, err := web.New(web.Options{Ctl: f, Password: func() (web.Hash, bool, error) { return h, true, nil }})
+	s, err := web.New(web.Options{Ctl: f, Password: func() (web.Hash, bool, error) { return h, true, nil },
+		Warnings: []web.Warning{{Setting: "web.listen", Message: "plain HTTP on 192.0.2.12:8080"}}})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -201,6 +223,13 @@ func standbyPage(ctx context.Context, t *testing.T) {
 		chromedp.WaitVisible(chromedp.CSS("#replica-connected .state.connected")),
 	); err != nil {
 		t.Fatalf("standby page: no Hot standby section: %v", err)
+	}
+	// The unsafe setting this box runs with is a banner.
+	if err := chromedp.Do(ctx, chromedp.WaitVisible(chromedp.CSS(`#alarms p[data-setting="web.listen"]`))); err != nil {
+		t.Fatalf("standby page: no alarm banner: %v", err)
+	}
+	if alarm, err := chromedp.Run(ctx, chromedp.Text(chromedp.CSS("#alarms"))); err != nil || !strings.Contains(alarm, "plain HTTP on 192.0.2.12:8080") {
+		t.Errorf("alarm banner %q (%v)", alarm, err)
 	}
 	text, err := chromedp.Run(ctx, chromedp.Text(chromedp.CSS("#replica-section")))
 	if err != nil {

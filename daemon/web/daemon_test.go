@@ -2,15 +2,23 @@ package web_test
 
 import (
 	"bytes"
+	"crypto/sha256"
+	"crypto/tls"
+	"crypto/x509"
+	"encoding/hex"
+	"encoding/json"
+	"errors"
 	"fmt"
 	"net"
 	"net/http"
+	"net/http/cookiejar"
 	"strings"
 	"sync"
 	"testing"
 	"time"
 
 	"github.com/sipedge/sipedge/daemon/internal/daemontest"
+	"github.com/sipedge/sipedge/daemon/web"
 	"github.com/sipedge/sipedge/hal/testenv"
 )
 
@@ -70,11 +78,14 @@ func answerOptions(req []byte) []byte {
 	return b.Bytes()
 }
 
-// daemon is `sipedge run` with the web page on a free loopback port.
+// daemon is `sipedge run` with the web page on a free loopback port,
+// over HTTPS with its self-signed certificate.
 type daemon struct {
 	*daemontest.Daemon
-	t   *testing.T
-	web string // http://127.0.0.1:port
+	t    *testing.T
+	web  string       // https://127.0.0.1:port
+	info web.Info     // ctl web
+	http *http.Client // trusts exactly the certificate ctl web names
 }
 
 func startDaemon(t *testing.T, cores ...*core) *daemon {
@@ -90,15 +101,20 @@ func startDaemon(t *testing.T, cores ...*core) *daemon {
 	dd := daemontest.New(t)
 	dd.WriteConfig(fmt.Sprintf(`node: {name: edge-web, profile: single, platform: generic-x86_64, data_dir: %q}
 log: {level: info, format: text}
-web: {listen: "127.0.0.1:%d", open_to: [127.0.0.0/8]}
+web: {listen: "127.0.0.1:%d", open_to: [127.0.0.0/8], tls: {}}
 sip:
   listen: ["udp:127.0.0.1:%d"]
   probe: {interval: 300ms, timeout: 250ms, down_after: 2, up_after: 1, codes: [200]}
   cores:
 %s`, dd.DataDir(), webPort, sipPort, cs.String()))
-	d := &daemon{Daemon: dd.Start(), t: t, web: fmt.Sprintf("http://127.0.0.1:%d", webPort)}
+	d := &daemon{Daemon: dd.Start(), t: t, web: fmt.Sprintf("https://127.0.0.1:%d", webPort)}
+	waitFor(t, "ctl web", 20*time.Second, func() bool {
+		out, _, code := d.Ctl("-json", "web")
+		return code == 0 && json.Unmarshal([]byte(out), &d.info) == nil && d.info.TLSFingerprint != ""
+	})
+	d.http = pinnedClient(d.info.TLSFingerprint)
 	waitFor(t, "the web page", 20*time.Second, func() bool {
-		resp, err := http.Get(d.web + "/api/status")
+		resp, err := d.http.Get(d.web + "/api/status")
 		if err != nil {
 			return false
 		}
@@ -106,6 +122,26 @@ sip:
 		return resp.StatusCode == 200
 	})
 	return d
+}
+
+// pinnedClient trusts one certificate, named by its SHA-256 fingerprint
+// as ctl web shows it (what an operator pins), whatever its names.
+func pinnedClient(fingerprint string) *http.Client {
+	want := strings.ReplaceAll(fingerprint, ":", "")
+	tc := &tls.Config{
+		InsecureSkipVerify: true, // replaced by the pin below
+		VerifyPeerCertificate: func(raw [][]byte, _ [][]*x509.Certificate) error {
+			if len(raw) == 0 {
+				return errors.New("no certificate")
+			}
+			if sum := sha256.Sum256(raw[0]); !strings.EqualFold(hex.EncodeToString(sum[:]), want) {
+				return fmt.Errorf("certificate SHA-256 %X is not the pinned %s", sum, fingerprint)
+			}
+			return nil
+		},
+	}
+	jar, _ := cookiejar.New(nil)
+	return &http.Client{Jar: jar, Timeout: 10 * time.Second, Transport: &http.Transport{TLSClientConfig: tc}}
 }
 
 // ctl runs `sipedge ctl -config F args...` with stdin and returns stdout.

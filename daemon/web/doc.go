@@ -11,7 +11,11 @@
 // available on this box".
 //
 // Access: the whole server answers only clients inside web.open_to
-// (others get 403). Reads need no login; every action needs a session
-// (password login, hashed with PBKDF2-SHA256, constant-time compare,
-// per-address and global lockout) and a CSRF token on every POST.
+// (others get 403) and only to a Host header that names the box (421
+// otherwise: DNS rebinding). Reads need no login; logging in and every
+// action are for web.admin_from, with a session (password login, hashed
+// with PBKDF2-SHA256, constant-time compare; attempts counted before the
+// check, one check per source, a global lock that spares admin_from) and
+// a CSRF token on every POST. With a certificate the server speaks HTTPS
+// only (TLS 1.2+, Secure cookies, HSTS with the operator's certificate).
 package web

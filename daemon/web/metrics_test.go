@@ -3,7 +3,6 @@ package web_test
 import (
 	"encoding/json"
 	"net/http"
-	"net/http/cookiejar"
 	"strings"
 	"testing"
 	"time"
@@ -23,8 +22,7 @@ func TestMetrics(t *testing.T) {
 	d := startDaemon(t, c)
 	d.ctl("metrics password 1\n", "web", "password")
 	// One failed login shows in the web's own counter.
-	jar, _ := cookiejar.New(nil)
-	hc := &http.Client{Jar: jar}
+	hc := d.http
 	resp, err := hc.Get(d.web + "/api/session")
 	if err != nil {
 		t.Fatal(err)
@@ -42,23 +40,7 @@ func TestMetrics(t *testing.T) {
 		t.Fatalf("bad login: %s, want 401", resp.Status)
 	}
 
-	scrape := func() map[string]*dto.MetricFamily {
-		t.Helper()
-		resp, err := http.Get(d.web + "/metrics")
-		if err != nil {
-			t.Fatal(err)
-		}
-		defer resp.Body.Close()
-		if resp.StatusCode != 200 {
-			t.Fatalf("/metrics: %s", resp.Status)
-		}
-		p := expfmt.NewTextParser(model.UTF8Validation)
-		fams, err := p.TextToMetricFamilies(resp.Body)
-		if err != nil {
-			t.Fatalf("/metrics does not parse: %v", err)
-		}
-		return fams
-	}
+	scrape := d.scrape
 	// The balancer's OPTIONS probes go out and the Core's 200s come in:
 	// SIP messages by method and by response class.
 	var fams map[string]*dto.MetricFamily
@@ -102,6 +84,25 @@ func TestMetrics(t *testing.T) {
 			t.Errorf("sipedge_sip_core_state has no series for core1")
 		}
 	}
+}
+
+// scrape reads and parses the daemon's /metrics.
+func (d *daemon) scrape() map[string]*dto.MetricFamily {
+	d.t.Helper()
+	resp, err := d.http.Get(d.web + "/metrics")
+	if err != nil {
+		d.t.Fatal(err)
+	}
+	defer resp.Body.Close()
+	if resp.StatusCode != 200 {
+		d.t.Fatalf("/metrics: %s", resp.Status)
+	}
+	p := expfmt.NewTextParser(model.UTF8Validation)
+	fams, err := p.TextToMetricFamilies(resp.Body)
+	if err != nil {
+		d.t.Fatalf("/metrics does not parse: %v", err)
+	}
+	return fams
 }
 
 // counter2 is the counter of family name whose labels l1=v1 and l2=v2.

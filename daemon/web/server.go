@@ -2,6 +2,7 @@ package web
 
 import (
 	"context"
+	"crypto/tls"
 	"embed"
 	"encoding/json"
 	"errors"
@@ -34,6 +35,28 @@ type Options struct {
 	// OpenTo are the networks allowed to reach the server at all; an
 	// empty list allows loopback only.
 	OpenTo []netip.Prefix
+	// AdminFrom are the administration networks: they may log in and
+	// act, and the global login lock never holds them. Loopback always
+	// is one.
+	AdminFrom []netip.Prefix
+	// ActFromOpenTo lets every open_to network log in and act (a file
+	// written before web.admin_from existed); the global lock still
+	// holds all but AdminFrom.
+	ActFromOpenTo bool
+	// Names are the host names and addresses the box is reached by,
+	// besides loopback, the listen address and the address a request
+	// came in on: any other Host header gets 421 (DNS rebinding).
+	Names []string
+	// Certificate, if set, makes the server speak HTTPS (TLS 1.2+)
+	// only; SetCertificate replaces it.
+	Certificate *tls.Certificate
+	// HSTS sends Strict-Transport-Security over TLS (only with the
+	// operator's certificate: a browser would lock itself out of a
+	// self-signed one).
+	HSTS bool
+	// Warnings are unsafe settings the box runs with (alarms): shown on
+	// the page and in sipedge_web_unsafe_config.
+	Warnings []Warning
 	// Ctl runs every read and action.
 	Ctl Caller
 	// Password returns the stored web password hash; found is false
@@ -55,11 +78,18 @@ type Server struct {
 	opts     Options
 	log      *slog.Logger
 	openTo   atomic.Pointer[[]netip.Prefix]
+	access   atomic.Pointer[adminAccess]
+	names    atomic.Pointer[[]string]
+	cert     atomic.Pointer[tls.Certificate]
+	warnings atomic.Pointer[[]Warning]
+	unsafe   *prometheus.GaugeVec
 	sessions *sessions
 	limiter  *limiter
 	mux      *http.ServeMux
 	logins   *prometheus.CounterVec
 	actions  *prometheus.CounterVec
+	// verify checks a password (Hash.Verify; tests count the calls).
+	verify func(Hash, string) bool
 }
 
 // New returns a server; Serve or Handler put it to work.
@@ -81,14 +111,22 @@ func New(o Options) (*Server, error) {
 	}
 	s := &Server{opts: o, log: o.Logger, sessions: newSessions(o.Now), limiter: newLimiter(o.Lockout, o.Now)}
 	s.SetOpenTo(o.OpenTo)
+	s.SetAdminFrom(o.AdminFrom, o.ActFromOpenTo)
+	s.SetNames(o.Names)
+	s.cert.Store(o.Certificate)
+	s.verify = Hash.Verify
 	s.logins = prometheus.NewCounterVec(prometheus.CounterOpts{
-		Name: "sipedge_web_logins_total", Help: "Web login attempts by result (ok, bad_password, locked_out, no_password).",
+		Name: "sipedge_web_logins_total", Help: "Web login attempts by result (ok, bad_password, locked_out, global_locked_out, busy, not_admin, no_password).",
 	}, []string{"result"})
 	s.actions = prometheus.NewCounterVec(prometheus.CounterOpts{
 		Name: "sipedge_web_actions_total", Help: "Actions taken from the web page by method and result.",
 	}, []string{"method", "result"})
+	s.unsafe = prometheus.NewGaugeVec(prometheus.GaugeOpts{
+		Name: "sipedge_web_unsafe_config", Help: "1 for each unsafe setting the box runs with (kept for compatibility; `sipedge ctl config validate` fails on it), by setting.",
+	}, []string{"setting"})
+	s.SetWarnings(o.Warnings)
 	if o.Registerer != nil {
-		for _, c := range []prometheus.Collector{s.logins, s.actions} {
+		for _, c := range []prometheus.Collector{s.logins, s.actions, s.unsafe} {
 			if err := o.Registerer.Register(c); err != nil {
 				return nil, fmt.Errorf("web: register metrics: %w", err)
 			}
@@ -102,6 +140,44 @@ func New(o Options) (*Server, error) {
 func (s *Server) SetOpenTo(p []netip.Prefix) {
 	cp := append([]netip.Prefix(nil), p...)
 	s.openTo.Store(&cp)
+}
+
+// adminAccess is who may log in and act.
+type adminAccess struct {
+	nets      []netip.Prefix
+	allOpenTo bool
+}
+
+// SetAdminFrom replaces the administration networks (a configuration
+// reload); allOpenTo lets every open_to network act (see
+// Options.ActFromOpenTo).
+func (s *Server) SetAdminFrom(p []netip.Prefix, allOpenTo bool) {
+	s.access.Store(&adminAccess{nets: append([]netip.Prefix(nil), p...), allOpenTo: allOpenTo})
+}
+
+// isAdmin tells whether a is in the administration networks (loopback
+// always is): never held by the global login lock.
+func (s *Server) isAdmin(a netip.Addr) bool {
+	return a.IsLoopback() || inAny(s.access.Load().nets, a)
+}
+
+// mayAct tells whether a may log in and act.
+func (s *Server) mayAct(a netip.Addr) bool {
+	return s.isAdmin(a) || s.access.Load().allOpenTo
+}
+
+func (s *Server) mayActReq(r *http.Request) bool {
+	a, ok := clientAddr(r)
+	return ok && s.mayAct(a)
+}
+
+func inAny(nets []netip.Prefix, a netip.Addr) bool {
+	for _, p := range nets {
+		if p.Contains(a) {
+			return true
+		}
+	}
+	return false
 }
 
 // LogoutAll ends every session (the password was changed).
@@ -118,9 +194,17 @@ func (s *Server) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	h.Set("X-Frame-Options", "DENY")
 	h.Set("Referrer-Policy", "no-referrer")
 	h.Set("Content-Security-Policy", "default-src 'self'; img-src 'self' data:; frame-ancestors 'none'; form-action 'self'")
+	if r.TLS != nil && s.opts.HSTS {
+		h.Set("Strict-Transport-Security", "max-age=31536000")
+	}
 	if !s.allowed(r) {
 		s.log.Debug("web: refused client outside open_to", "remote", r.RemoteAddr, "path", r.URL.Path)
 		http.Error(w, "403 forbidden: this address is not in web.open_to", http.StatusForbidden)
+		return
+	}
+	if !s.knownHost(r) {
+		s.log.Debug("web: refused unknown Host", "remote", r.RemoteAddr, "host", r.Host)
+		http.Error(w, "421 misdirected request: the Host header names none of this box's names or addresses (web.names)", http.StatusMisdirectedRequest)
 		return
 	}
 	s.mux.ServeHTTP(w, r)
@@ -144,12 +228,7 @@ func (s *Server) allowed(r *http.Request) bool {
 	if len(nets) == 0 {
 		return a.IsLoopback()
 	}
-	for _, p := range nets {
-		if p.Contains(a) {
-			return true
-		}
-	}
-	return false
+	return inAny(nets, a) || inAny(s.access.Load().nets, a)
 }
 
 func (s *Server) routes() {
@@ -204,7 +283,12 @@ func (s *Server) Serve(ctx context.Context, ln net.Listener) error {
 		ErrorLog:          slog.NewLogLogger(s.log.Handler(), slog.LevelDebug),
 	}
 	errc := make(chan error, 1)
-	go func() { errc <- hs.Serve(ln) }()
+	if s.cert.Load() != nil {
+		hs.TLSConfig = s.tlsConfig()
+		go func() { errc <- hs.ServeTLS(ln, "", "") }()
+	} else {
+		go func() { errc <- hs.Serve(ln) }()
+	}
 	select {
 	case err := <-errc:
 		return fmt.Errorf("web: %w", err)

@@ -251,16 +251,6 @@ func TestLockout(t *testing.T) {
 	}
 }
 
-func TestGlobalLockout(t *testing.T) {
-	l := newLimiter(Lockout{Failures: 100, GlobalFailures: 4, Window: time.Minute, LockFor: time.Minute}, time.Now)
-	for i := 0; i < 4; i++ {
-		l.fail("192.0.2." + string(rune('1'+i)))
-	}
-	if l.locked("198.51.100.7") == 0 {
-		t.Fatal("a spread-out guess did not lock logins out")
-	}
-}
-
 func TestClosedOutsideOpenTo(t *testing.T) {
 	f := newFake()
 	_, c := newServer(t, f, []netip.Prefix{netip.MustParsePrefix("192.0.2.0/24")}, DefaultLockout)

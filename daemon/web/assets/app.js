@@ -3,7 +3,7 @@
 "use strict";
 (function () {
   const $ = (id) => document.getElementById(id);
-  let csrf = "", loggedIn = false, actions = [], lastRouted = {}, lastTime = 0, cps = {};
+  let csrf = "", loggedIn = false, mayAct = true, actions = [], lastRouted = {}, lastTime = 0, cps = {};
 
   function el(tag, attrs, ...kids) {
     const e = document.createElement(tag);
@@ -78,13 +78,13 @@
   }
   async function refreshSession() {
     const r = await api("/api/session");
-    if (r.status === 200 && r.body) { csrf = r.body.csrf; setLoggedIn(r.body.logged_in); }
+    if (r.status === 200 && r.body) { csrf = r.body.csrf; mayAct = r.body.may_act !== false; setLoggedIn(r.body.logged_in); }
   }
   function setLoggedIn(v) {
     loggedIn = !!v;
-    $("login-form").hidden = loggedIn;
+    $("login-form").hidden = loggedIn || !mayAct;
     $("logout").hidden = !loggedIn;
-    $("who").textContent = loggedIn ? "logged in" : "read-only";
+    $("who").textContent = loggedIn ? "logged in" : mayAct ? "read-only" : "read-only (this address is not in web.admin_from)";
     document.body.classList.toggle("logged-in", loggedIn);
   }
   async function act(method, params) {
@@ -221,6 +221,13 @@
         el("td", {}, e.subject), el("td", {}, e.message)))) : na("no events"));
   }
 
+  // renderAlarms shows the unsafe settings the box runs with.
+  function renderAlarms(ws) {
+    const a = $("alarms");
+    a.hidden = !ws || !ws.length;
+    a.replaceChildren(...(ws || []).map((w) => el("p", { class: "alarm", "data-setting": w.setting }, "⚠ " + w.setting + ": " + w.message)));
+  }
+
   let timer = null, busy = false;
   async function poll(now) {
     if (timer) { clearTimeout(timer); timer = null; }
@@ -242,6 +249,7 @@
         lastTime = t;
         renderBans(o.bans);
         renderEvents(o.events);
+        renderAlarms(o.warnings);
         $("box-section").hidden = !can("reboot");
         $("updated").textContent = "updated " + new Date(o.time).toLocaleTimeString();
       }
