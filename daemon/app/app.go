@@ -121,6 +121,7 @@ func Run(ctx context.Context, opts Options) error {
 		fn   func(context.Context) error
 	}{
 		{"network", a.setupNetwork},
+		{"time", a.setupTime},
 		{"watchdog", a.setupWatchdog},
 		{"balancer", a.setupBalancer},
 		{"failover", a.setupFailover},

@@ -43,6 +43,7 @@ func ctlCommands() []ctlCommand {
 	cs = append(cs, replicaCommands()...)
 	cs = append(cs, webCommands()...)
 	cs = append(cs, networkCommands()...)
+	cs = append(cs, timeCommands()...)
 	return cs
 }
 
