@@ -23,7 +23,7 @@ type fakeClock struct {
 	failed error
 }
 
-func (c *fakeClock) Now() time.Time { c.mu.Lock(); defer c.mu.Unlock(); return time.Now().Add(c.off) }
+func (c *fakeClock) Now() time.Time             { c.mu.Lock(); defer c.mu.Unlock(); return time.Now().Add(c.off) }
 func (c *fakeClock) Step(d time.Duration) error { return c.adjust(&c.steps, d) }
 func (c *fakeClock) Slew(d time.Duration) error { return c.adjust(&c.slews, d) }
 
