@@ -126,6 +126,7 @@ func Run(ctx context.Context, opts Options) error {
 		{"balancer", a.setupBalancer},
 		{"failover", a.setupFailover},
 		{"web", a.setupWeb},
+		{"console", a.setupConsole},
 	} {
 		if err := setup.fn(runCtx); err != nil {
 			ln.Close()

@@ -49,6 +49,9 @@ type console struct {
 	term   bool
 	ctx    context.Context
 	method map[string]string
+	idle   *idleReader
+	// loginRequired: the daemon asks for the password (console.login).
+	loginRequired bool
 }
 
 // Run shows the banner and the menu until the operator exits (when
@@ -76,11 +79,24 @@ func Run(ctx context.Context, o Options) error {
 		defer restoreTerm(o.TTY, st)
 		c.term = true
 	}
-	c.in = &lineReader{r: bufio.NewReader(o.In), out: o.Out, echo: c.term}
-	c.banner()
+	c.idle = newIdleReader(o.In)
+	c.in = &lineReader{r: bufio.NewReader(c.idle), out: o.Out, echo: c.term}
+	loggedIn := false
 	for {
+		if !loggedIn {
+			if !c.login() {
+				return nil
+			}
+			loggedIn = true
+			c.banner()
+		}
 		c.menu()
 		choice, err := c.prompt("Enter an option: ")
+		if errors.Is(err, errIdle) {
+			c.logout("No key for a while: logged out.")
+			loggedIn = false
+			continue
+		}
 		if errors.Is(err, ErrCancel) {
 			continue
 		}
@@ -117,6 +133,11 @@ func Run(ctx context.Context, o Options) error {
 			if o.AllowExit {
 				c.printf("Bye.\n")
 				return nil
+			}
+			if c.loginRequired {
+				c.logout("Logged out.")
+				loggedIn = false
+				continue
 			}
 			c.banner()
 		case "":
@@ -321,6 +342,9 @@ func (c *console) menu() {
 	}
 	if !c.o.AllowExit {
 		items[11] = " 0) Show the banner again"
+		if c.loginRequired {
+			items[11] = " 0) Log out"
+		}
 	}
 	c.printf("\n")
 	for i := 0; i < 6; i++ {
@@ -679,7 +703,7 @@ func (c *console) factoryReset() {
 		c.printf("Factory reset cancelled.\n")
 		return
 	}
-	if c.call("factory.reset", map[string]bool{"confirm": true}, nil) {
+	if c.call("factory.reset", map[string]any{"confirm": true, "by": "console"}, nil) {
 		c.printf("Runtime changes wiped. Reboot (or restart the daemon) to run on the\nconfiguration file alone.\n")
 	}
 }
