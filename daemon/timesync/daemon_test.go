@@ -11,8 +11,8 @@ import (
 
 	"github.com/sipedge/sipedge/daemon/internal/daemontest"
 	"github.com/sipedge/sipedge/daemon/timesync"
-	"github.com/sipedge/sipedge/daemon/timesync/ntptest"
 	"github.com/sipedge/sipedge/hal/testenv"
+	"github.com/sipedge/sipedge/hal/testenv/ntptest"
 )
 
 // TestDaemonTimeState runs the real binary against an NTP server on

@@ -10,7 +10,7 @@ import (
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/prometheus/client_golang/prometheus/testutil"
 
-	"github.com/sipedge/sipedge/daemon/timesync/ntptest"
+	"github.com/sipedge/sipedge/hal/testenv/ntptest"
 )
 
 // fakeClock is a wall clock off from the machine's by off; Step and
