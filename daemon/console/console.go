@@ -296,6 +296,7 @@ func (c *console) banner() {
 	} else {
 		c.printf(" VIP: none\n")
 	}
+	c.fingerprint()
 	c.printf("%s\n", strings.Repeat("=", Width-1))
 }
 

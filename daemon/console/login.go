@@ -20,10 +20,28 @@ func (c *console) preBanner() {
 	host, _ := c.o.Hostname()
 	c.printf("\n%s\n", strings.Repeat("=", Width-1))
 	c.printf(" sipedge %s  -  %s\n", version.Version, host)
-	if fp := c.tlsFingerprint(); fp != "" {
-		c.printf(" web certificate SHA-256:\n  %s\n", fp)
-	}
+	c.fingerprint()
 	c.printf("%s\n", strings.Repeat("=", Width-1))
+}
+
+// fingerprint prints the web certificate's fingerprint, if any, cut at
+// colons to fit the width (a SHA-256 as hex pairs is 95 characters).
+func (c *console) fingerprint() {
+	fp := c.tlsFingerprint()
+	if fp == "" {
+		return
+	}
+	c.printf(" web certificate SHA-256:\n")
+	const room = Width - 4
+	for len(fp) > room {
+		cut := strings.LastIndexByte(fp[:room], ':') + 1
+		if cut <= 0 {
+			cut = room
+		}
+		c.printf("  %s\n", fp[:cut])
+		fp = fp[cut:]
+	}
+	c.printf("  %s\n", fp)
 }
 
 // tlsFingerprint is the web certificate's fingerprint from `ctl web`
