@@ -68,6 +68,8 @@ type Syncer struct {
 
 	mu sync.Mutex
 	st state
+	// first carries the result of the poll Begin started, for Run.
+	first chan error
 }
 
 type state struct {
@@ -148,13 +150,51 @@ func New(o Options) (*Syncer, error) {
 	return s, nil
 }
 
-// Run polls until ctx ends: at once, then every Poll; after a failed
-// poll sooner (2 s, doubling up to Poll).
+// ErrFirstPending is Begin's answer when the first poll is not over
+// within its wait (it goes on; Run takes its result).
+var ErrFirstPending = errors.New("timesync: the first poll is still waiting for the servers")
+
+// Begin starts the first poll and waits up to wait for it, so that the
+// clock is set before the rest of the daemon starts (and stamps its
+// first events) when a server answers at once. Run then goes on from
+// that poll instead of starting its own: two polls never overlap.
+func (s *Syncer) Begin(ctx context.Context, wait time.Duration) error {
+	s.first = make(chan error, 1)
+	done := make(chan error, 1)
+	go func() {
+		err := s.SyncOnce(ctx)
+		done <- err
+		s.first <- err
+	}()
+	t := time.NewTimer(wait)
+	defer t.Stop()
+	select {
+	case err := <-done:
+		return err
+	case <-t.C:
+		return ErrFirstPending
+	}
+}
+
+// Run polls until ctx ends: at once (or it takes the result of the poll
+// Begin started), then every Poll; after a failed poll sooner (2 s,
+// doubling up to Poll).
 func (s *Syncer) Run(ctx context.Context) error {
 	retry := firstRetry
 	for {
 		wait := s.o.Poll
-		if err := s.SyncOnce(ctx); err != nil {
+		var err error
+		if s.first != nil {
+			select {
+			case err = <-s.first:
+			case <-ctx.Done():
+				return nil
+			}
+			s.first = nil
+		} else {
+			err = s.SyncOnce(ctx)
+		}
+		if err != nil {
 			wait = min(retry, s.o.Poll)
 			retry = min(2*retry, s.o.Poll)
 		} else {

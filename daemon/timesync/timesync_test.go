@@ -268,3 +268,42 @@ func TestParseServer(t *testing.T) {
 		}
 	}
 }
+
+// TestBeginThenRun: the first poll Begin started is the one Run goes on
+// from, even when it outlives Begin's wait: the clock is stepped once,
+// never by two overlapping polls.
+func TestBeginThenRun(t *testing.T) {
+	srv := server(t)
+	srv.SetAhead(time.Hour)
+	clk := &fakeClock{}
+	ev := &events{}
+	s, err := New(Options{Servers: []string{srv.Addr()}, Adjust: true, Clock: clk, Event: ev.add, Timeout: time.Second, Poll: time.Hour})
+	if err != nil {
+		t.Fatal(err)
+	}
+	srv.SetSilent(true) // the first request times out (1 s)...
+	if err := s.Begin(context.Background(), 50*time.Millisecond); err != ErrFirstPending {
+		t.Fatalf("Begin = %v, want ErrFirstPending", err)
+	}
+	srv.SetSilent(false) // ... Run's retry, 2 s after it, is answered
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan struct{})
+	go func() { s.Run(ctx); close(done) }()
+	defer func() { cancel(); <-done }()
+	for deadline := time.Now().Add(30 * time.Second); !s.Status().Synced; {
+		if time.Now().After(deadline) {
+			t.Fatalf("not synced: %+v", s.Status())
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
+	time.Sleep(200 * time.Millisecond)
+	if steps, _ := clk.counts(); steps != 1 || srv.Asked() != 2 || !near(clk.off, time.Hour) {
+		t.Fatalf("steps %v, server asked %d times, clock off %v; want 1 step after 2 requests", clk.steps, srv.Asked(), clk.off)
+	}
+	// Begin with a server that answers: the clock is set when it returns.
+	s2, _ := New(Options{Servers: []string{srv.Addr()}, Adjust: true, Clock: clk, Poll: time.Hour})
+	srv.SetAhead(time.Hour + 5*time.Second)
+	if err := s2.Begin(context.Background(), 10*time.Second); err != nil || !near(clk.off, time.Hour+5*time.Second) {
+		t.Fatalf("Begin = %v, clock off %v", err, clk.off)
+	}
+}
