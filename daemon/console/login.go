@@ -3,60 +3,12 @@ package console
 import (
 	"context"
 	"errors"
-	"strings"
 	"time"
-
-	"github.com/sipedge/sipedge/daemon/version"
 )
 
 // loginWait bounds a password check: PBKDF2 with 600,000 rounds takes
 // seconds on a small box, more on an emulated one under load.
 const loginWait = 90 * time.Second
-
-// preBanner is what the console shows before the login: the product,
-// version and hostname, and the web page's certificate fingerprint, for
-// the operator to pin.
-func (c *console) preBanner() {
-	host, _ := c.o.Hostname()
-	c.printf("\n%s\n", strings.Repeat("=", Width-1))
-	c.printf(" sipedge %s  -  %s\n", version.Version, host)
-	c.fingerprint()
-	c.printf("%s\n", strings.Repeat("=", Width-1))
-}
-
-// fingerprint prints the web certificate's fingerprint, if any, cut at
-// colons to fit the width (a SHA-256 as hex pairs is 95 characters).
-func (c *console) fingerprint() {
-	fp := c.tlsFingerprint()
-	if fp == "" {
-		return
-	}
-	c.printf(" web certificate SHA-256:\n")
-	const room = Width - 4
-	for len(fp) > room {
-		cut := strings.LastIndexByte(fp[:room], ':') + 1
-		if cut <= 0 {
-			cut = room
-		}
-		c.printf("  %s\n", fp[:cut])
-		fp = fp[cut:]
-	}
-	c.printf("  %s\n", fp)
-}
-
-// tlsFingerprint is the web certificate's fingerprint from `ctl web`
-// ("" when the daemon has none or no such method).
-func (c *console) tlsFingerprint() string {
-	var w struct {
-		Fingerprint string `json:"tls_fingerprint"`
-	}
-	ctx, cancel := context.WithTimeout(c.ctx, 5*time.Second)
-	defer cancel()
-	if !c.available(methodWeb) || c.o.Client.Call(ctx, methodWeb, nil, &w) != nil {
-		return ""
-	}
-	return w.Fingerprint
-}
 
 // login runs until the operator is let in (true) or the input ends
 // (false). The daemon decides whether a password is asked, checks it

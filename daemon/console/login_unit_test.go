@@ -6,6 +6,8 @@ import (
 	"encoding/json"
 	"strings"
 	"testing"
+
+	"github.com/sipedge/sipedge/daemon/timesync"
 )
 
 // loginClient is a daemon whose console login is on, with a password
@@ -18,7 +20,9 @@ func (l *loginClient) Call(_ context.Context, method string, params, result any)
 	var answer any = map[string]any{}
 	switch method {
 	case "help":
-		answer = map[string]string{MethodSession: "", MethodLogin: "", methodWeb: ""}
+		answer = map[string]string{MethodSession: "", MethodLogin: "", methodWeb: "", timesync.MethodTime: ""}
+	case timesync.MethodTime:
+		answer = timesync.Status{Servers: []string{"192.0.2.1:123"}, Synced: true, Server: "192.0.2.1:123", OffsetSeconds: 0.0012, LastAction: "slew"}
 	case MethodSession:
 		answer = SessionInfo{LoginRequired: true, PasswordSet: true, IdleLogoutSeconds: 600}
 	case methodWeb:
@@ -59,6 +63,9 @@ func TestLoginBanner(t *testing.T) {
 		if len([]rune(l)) > Width-1 {
 			t.Errorf("line wider than %d: %q", Width-1, l)
 		}
+	}
+	if !strings.Contains(post, " time: synchronised to 192.0.2.1:123 (last poll: offset 1ms, slew)") || strings.Contains(pre, "time:") {
+		t.Errorf("the clock's state is not on the banner after the login (and only there):\n%s", s)
 	}
 	if !strings.Contains(post, "1) Status") || !strings.Contains(post, "Bye.") || len(cl.logins) != 2 {
 		t.Errorf("after the right password (logins %q):\n%s", cl.logins, post)

@@ -92,6 +92,7 @@ func TestApplianceInQEMU(t *testing.T) {
 		`node edge-qemu   role edge \(SIP balancer\)   profile single`,
 		`management: 192\.0\.2\.11/24 on bond0`,
 		`VIP: none`,
+		`time: synchronised to 192\.0\.2\.1:\d+ \(last poll: offset \S+, (step|slew)\)`,
 		` 0\) Log out`, // no Exit on a serial port
 	} {
 		if !regexp.MustCompile(re).MatchString(out) {
