@@ -36,6 +36,9 @@ func (a *App) setupConsole(context.Context) error {
 	} else if !errors.Is(err, os.ErrNotExist) {
 		a.log.Error("console: password recovery request unreadable", "path", flag, "err", err)
 	}
+	if !a.Config().Console.LoginOn() && a.underInit() {
+		a.log.Warn("console: login is off (console.login: false): anyone at the serial console port gets the menu, factory reset and reboot included")
+	}
 	a.ctl.Handle(console.MethodSession, "the serial console's login: required, password set, locked", func(context.Context, json.RawMessage) (any, error) {
 		_, set, err := a.webPassword()
 		if err != nil {
