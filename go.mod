@@ -3,6 +3,7 @@ module github.com/sipedge/sipedge
 go 1.26.0
 
 require (
+	github.com/beevik/ntp v1.6.0
 	github.com/chromedp/chromedp v0.23.0
 	github.com/creack/pty v1.1.24
 	github.com/emiago/sipgo v1.7.3

@@ -11,7 +11,10 @@
 # (e.g. `echo "set_link nic0 off" | socat - UNIX:out/qemu-monitor.sock`).
 # Four e1000 NICs, each alone on its own hub: nothing leaves QEMU. eth0 and
 # eth1 are bond0 (active-backup), eth2 and eth3 bond1 (802.3ad, which has
-# no LACP partner here).
+# no LACP partner here). For 3 s at boot PID 1 offers on ttyS0 to clear a
+# forgotten console password (press r); then the menu asks for the password
+# (a new box has one chosen first). Nothing answers the image's NTP server
+# (192.0.2.1) here: `ctl time` says so (the QEMU test gives it one).
 set -eu
 cd "$(dirname "$0")/.."
 profile=${1:-qemu-x86_64}

@@ -122,10 +122,12 @@ func Run(ctx context.Context, opts Options) error {
 		fn   func(context.Context) error
 	}{
 		{"network", a.setupNetwork},
+		{"time", a.setupTime},
 		{"watchdog", a.setupWatchdog},
 		{"balancer", a.setupBalancer},
 		{"failover", a.setupFailover},
 		{"web", a.setupWeb},
+		{"console", a.setupConsole},
 	} {
 		if err := setup.fn(runCtx); err != nil {
 			ln.Close()

@@ -95,7 +95,8 @@ func (a *App) setupWeb(ctx context.Context) error {
 	})
 	a.ctl.Handle("factory.reset", "wipe every runtime change (Cores added or drained, web password, management address): {confirm: true}", func(_ context.Context, p json.RawMessage) (any, error) {
 		var q struct {
-			Confirm bool `json:"confirm"`
+			Confirm bool   `json:"confirm"`
+			By      string `json:"by"` // "console": said in the event
 		}
 		if err := ctl.DecodeParams(p, &q); err != nil {
 			return nil, err
@@ -109,7 +110,11 @@ func (a *App) setupWeb(ctx context.Context) error {
 		if srv != nil {
 			srv.LogoutAll()
 		}
-		a.events.Event("factory.reset", a.Config().Node.Name, "runtime changes wiped (factory defaults); restart or reboot to run on the configuration file alone")
+		by := ""
+		if q.By == "console" {
+			by = " from the serial console"
+		}
+		a.events.Event("factory.reset", a.Config().Node.Name, "runtime changes wiped (factory defaults)"+by+"; restart or reboot to run on the configuration file alone")
 		return map[string]any{"reset": true, "restart_needed": true}, nil
 	})
 	if _, ok := a.ctl.Methods()["management.set"]; !ok {

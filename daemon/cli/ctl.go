@@ -44,6 +44,7 @@ func ctlCommands() []ctlCommand {
 	cs = append(cs, webCommands()...)
 	cs = append(cs, networkCommands()...)
 	cs = append(cs, clusterCommands()...)
+	cs = append(cs, timeCommands()...)
 	return cs
 }
 

@@ -36,6 +36,8 @@ type Config struct {
 	Cluster  *Cluster `yaml:"cluster"`
 	VIPs     []VIP    `yaml:"vips"`
 	Security Security `yaml:"security"`
+	Time     Time     `yaml:"time"`    // time.go
+	Console  Console  `yaml:"console"` // console.go
 
 	// Source names the file the config came from (not in YAML).
 	Source string `yaml:"-"`

@@ -129,4 +129,6 @@ func (c *Config) applyDefaults(set map[string]int) {
 	orInt(&c.Security.Limits.MessageBytes, 16384)
 	orInt(&c.Security.Limits.URIBytes, 512)
 	orInt(&c.Security.Limits.Headers, 128)
+	c.timeDefaults()
+	c.consoleDefaults()
 }

@@ -168,6 +168,8 @@ func (c *Config) validate(lines map[string]int) Problems {
 	if sec.Limits.Headers < 8 {
 		add("security.limits.headers", "%d is below 8", sec.Limits.Headers)
 	}
+	c.validateTime(add)
+	c.validateConsole(add)
 	return ps
 }
 

@@ -10,13 +10,9 @@ import (
 	"log/slog"
 	"os"
 	"os/exec"
-	"sort"
 	"strconv"
 	"strings"
 	"time"
-
-	"github.com/sipedge/sipedge/daemon/config"
-	"github.com/sipedge/sipedge/daemon/version"
 )
 
 // Width and Height are the terminal the console is written for.
@@ -49,6 +45,9 @@ type console struct {
 	term   bool
 	ctx    context.Context
 	method map[string]string
+	idle   *idleReader
+	// loginRequired: the daemon asks for the password (console.login).
+	loginRequired bool
 }
 
 // Run shows the banner and the menu until the operator exits (when
@@ -76,11 +75,24 @@ func Run(ctx context.Context, o Options) error {
 		defer restoreTerm(o.TTY, st)
 		c.term = true
 	}
-	c.in = &lineReader{r: bufio.NewReader(o.In), out: o.Out, echo: c.term}
-	c.banner()
+	c.idle = newIdleReader(o.In)
+	c.in = &lineReader{r: bufio.NewReader(c.idle), out: o.Out, echo: c.term}
+	loggedIn := false
 	for {
+		if !loggedIn {
+			if !c.login() {
+				return nil
+			}
+			loggedIn = true
+			c.banner()
+		}
 		c.menu()
 		choice, err := c.prompt("Enter an option: ")
+		if errors.Is(err, errIdle) {
+			c.logout("No key for a while: logged out.")
+			loggedIn = false
+			continue
+		}
 		if errors.Is(err, ErrCancel) {
 			continue
 		}
@@ -117,6 +129,11 @@ func Run(ctx context.Context, o Options) error {
 			if o.AllowExit {
 				c.printf("Bye.\n")
 				return nil
+			}
+			if c.loginRequired {
+				c.logout("Logged out.")
+				loggedIn = false
+				continue
 			}
 			c.banner()
 		case "":
@@ -222,93 +239,6 @@ func (c *console) pause() {
 	c.prompt("Press Enter to continue. ")
 }
 
-// --- banner and menu
-
-type vipGroup struct {
-	Name    string `json:"name"`
-	Address string `json:"address"`
-	Role    string `json:"role"`
-	State   string `json:"state"`
-	Holder  string `json:"holder"`
-}
-
-type vipStatus struct {
-	Groups []vipGroup `json:"groups"`
-}
-
-func (c *console) banner() {
-	host, _ := c.o.Hostname()
-	ctx, cancel := context.WithTimeout(c.ctx, 5*time.Second)
-	defer cancel()
-	c.method = nil // re-ask which methods the daemon has
-	c.printf("\n%s\n", strings.Repeat("=", Width-1))
-	c.printf(" sipedge %s  -  %s\n", version.Version, host)
-	var shown map[string]string
-	if err := c.o.Client.Call(ctx, "config.show", nil, &shown); err != nil {
-		c.printf(" daemon: NOT ANSWERING (%v)\n", err)
-		c.printf("%s\n", strings.Repeat("=", Width-1))
-		return
-	}
-	cfg, err := config.Parse("daemon", []byte(shown["yaml"]))
-	if err != nil {
-		c.printf(" configuration: %v\n", firstLine(err.Error()))
-	} else {
-		role := "edge (SIP balancer)"
-		if cfg.SIP == nil {
-			role = "db"
-		}
-		c.printf(" node %s   role %s   profile %s\n", cfg.Node.Name, role, cfg.Node.Profile)
-		c.printf(" management: %s\n", c.managementText(cfg))
-	}
-	var vs vipStatus
-	if c.available("vip") && c.o.Client.Call(ctx, "vip", nil, &vs) == nil {
-		for _, g := range vs.Groups {
-			c.printf(" VIP %-8s %-18s %-8s state %-8s holder %s\n", g.Name, g.Address, g.Role, g.State, g.Holder)
-		}
-		if len(vs.Groups) == 0 {
-			c.printf(" VIP: none\n")
-		}
-	} else if cfg != nil && len(cfg.VIPs) > 0 {
-		for _, v := range cfg.VIPs {
-			c.printf(" VIP %-8s %-18s %-8s state unknown (failover not running)\n", v.Name, v.Address, v.Role)
-		}
-	} else {
-		c.printf(" VIP: none\n")
-	}
-	c.printf("%s\n", strings.Repeat("=", Width-1))
-}
-
-func (c *console) managementText(cfg *config.Config) string {
-	var m struct {
-		Configured *struct {
-			Interface string `json:"Interface"`
-			Address   string `json:"Address"`
-		} `json:"configured"`
-		Runtime *struct {
-			Interface string `json:"interface"`
-			Address   string `json:"address"`
-		} `json:"runtime"`
-	}
-	if c.available("management.show") {
-		ctx, cancel := context.WithTimeout(c.ctx, 5*time.Second)
-		defer cancel()
-		if c.o.Client.Call(ctx, "management.show", nil, &m) == nil && m.Runtime != nil {
-			return fmt.Sprintf("%s on %s (set at runtime)", m.Runtime.Address, orNone(m.Runtime.Interface))
-		}
-	}
-	if mg := cfg.Network.Management; mg != nil {
-		return fmt.Sprintf("%s on %s", mg.Address, orNone(mg.Interface))
-	}
-	return "not configured"
-}
-
-func orNone(s string) string {
-	if s == "" {
-		return "(default interface)"
-	}
-	return s
-}
-
 func (c *console) menu() {
 	items := []string{
 		" 1) Status", " 2) Cores", " 3) Failover (VIPs)", " 4) Set management address",
@@ -321,6 +251,9 @@ func (c *console) menu() {
 	}
 	if !c.o.AllowExit {
 		items[11] = " 0) Show the banner again"
+		if c.loginRequired {
+			items[11] = " 0) Log out"
+		}
 	}
 	c.printf("\n")
 	for i := 0; i < 6; i++ {
@@ -330,95 +263,6 @@ func (c *console) menu() {
 }
 
 // --- menu actions
-
-func (c *console) status() {
-	var st struct {
-		Node     string `json:"node"`
-		Profile  string `json:"profile"`
-		Platform string `json:"platform"`
-		Version  string `json:"version"`
-		Uptime   string `json:"uptime"`
-		Config   string `json:"config"`
-		Store    struct {
-			Path  string `json:"path"`
-			OK    bool   `json:"ok"`
-			Error string `json:"error"`
-		} `json:"store"`
-		Subsystems []struct {
-			Name string `json:"name"`
-			OK   bool   `json:"ok"`
-		} `json:"subsystems"`
-		Sections map[string]json.RawMessage `json:"sections"`
-	}
-	if !c.call("status", nil, &st) {
-		return
-	}
-	var b strings.Builder
-	fmt.Fprintf(&b, "node %s  profile %s  platform %s\n", st.Node, st.Profile, st.Platform)
-	fmt.Fprintf(&b, "version %s  uptime %s\nconfig %s\n", st.Version, st.Uptime, st.Config)
-	store := "ok"
-	if !st.Store.OK {
-		store = "FAULT: " + st.Store.Error
-	}
-	fmt.Fprintf(&b, "store %s (%s)\n", st.Store.Path, store)
-	var subs []string
-	for _, s := range st.Subsystems {
-		state := "alive"
-		if !s.OK {
-			state = "STALE"
-		}
-		subs = append(subs, s.Name+" "+state)
-	}
-	fmt.Fprintf(&b, "subsystems: %s\n", strings.Join(subs, ", "))
-	names := make([]string, 0, len(st.Sections))
-	for n := range st.Sections {
-		names = append(names, n)
-	}
-	sort.Strings(names)
-	for _, n := range names {
-		fmt.Fprintf(&b, "\n[%s]\n", n)
-		flatten(&b, "", st.Sections[n])
-	}
-	c.page(b.String())
-	c.pause()
-}
-
-// flatten prints JSON as "key: value" lines, nested keys joined by dots.
-func flatten(b *strings.Builder, prefix string, raw json.RawMessage) {
-	var v any
-	if json.Unmarshal(raw, &v) != nil {
-		fmt.Fprintf(b, "%s%s\n", prefix, raw)
-		return
-	}
-	var walk func(p string, v any)
-	walk = func(p string, v any) {
-		switch x := v.(type) {
-		case map[string]any:
-			ks := make([]string, 0, len(x))
-			for k := range x {
-				ks = append(ks, k)
-			}
-			sort.Strings(ks)
-			for _, k := range ks {
-				walk(join(p, k), x[k])
-			}
-		case []any:
-			for i, e := range x {
-				walk(join(p, strconv.Itoa(i)), e)
-			}
-		default:
-			fmt.Fprintf(b, "  %s: %v\n", p, x)
-		}
-	}
-	walk(prefix, v)
-}
-
-func join(p, k string) string {
-	if p == "" {
-		return k
-	}
-	return p + "." + k
-}
 
 type coreInfo struct {
 	Name      string  `json:"name"`
@@ -679,7 +523,7 @@ func (c *console) factoryReset() {
 		c.printf("Factory reset cancelled.\n")
 		return
 	}
-	if c.call("factory.reset", map[string]bool{"confirm": true}, nil) {
+	if c.call("factory.reset", map[string]any{"confirm": true, "by": "console"}, nil) {
 		c.printf("Runtime changes wiped. Reboot (or restart the daemon) to run on the\nconfiguration file alone.\n")
 	}
 }

@@ -75,7 +75,23 @@ func (tm *term) line(s string) { tm.send(s + "\r") }
 
 const menuPrompt = `Enter an option: `
 
-func startDaemon(t *testing.T) (cfgPath string, ctl func(args ...string) string) {
+func startDaemon(t *testing.T, extra ...string) (cfgPath string, ctl func(args ...string) string) {
+	t.Helper()
+	d := startDaemonWith(t, extra...)
+	ctl = func(args ...string) string {
+		t.Helper()
+		out, errOut, code := d.Ctl(args...)
+		if code != 0 {
+			t.Fatalf("sipedge ctl %v: exit %d\n%s%s", args, code, out, errOut)
+		}
+		return out
+	}
+	return d.Config, ctl
+}
+
+// startDaemonWith starts the real daemon on loopback with one Core that
+// does not answer, and extra YAML appended to its configuration.
+func startDaemonWith(t *testing.T, extra ...string) *daemontest.Daemon {
 	t.Helper()
 	pc, err := net.ListenUDP("udp", &net.UDPAddr{IP: net.IPv4(127, 0, 0, 1)})
 	if err != nil {
@@ -91,28 +107,16 @@ sip:
   listen: ["udp:127.0.0.1:%d"]
   cores:
     - {name: core1, address: %q}
-`, d.DataDir(), testenv.FreePort(t), testenv.FreePort(t), coreAddr))
+%s`, d.DataDir(), testenv.FreePort(t), testenv.FreePort(t), coreAddr, strings.Join(extra, "\n")))
 	d.Start()
-	ctl = func(args ...string) string {
-		t.Helper()
-		out, errOut, code := d.Ctl(args...)
-		if code != 0 {
-			t.Fatalf("sipedge ctl %v: exit %d\n%s%s", args, code, out, errOut)
-		}
-		return out
-	}
-	return d.Config, ctl
+	return d
 }
 
-// TestConsoleOverPTY drives `sipedge console` of the real binary over a
-// pseudo-terminal, expect-style, through every menu path.
-func TestConsoleOverPTY(t *testing.T) {
-	testenv.Short(t, "starts the daemon and the console")
-	bin := testenv.SipedgeBinary(t)
-	cfgPath, ctl := startDaemon(t)
-	original, _ := os.ReadFile(cfgPath)
-
-	cmd := exec.Command(bin, "console", "-config", cfgPath, "-shell", "-")
+// startConsole runs `sipedge console ARGS` on a pseudo-terminal of 80x24;
+// exited yields its end.
+func startConsole(t *testing.T, bin string, args ...string) (*term, chan error) {
+	t.Helper()
+	cmd := exec.Command(bin, append([]string{"console"}, args...)...)
 	f, err := pty.StartWithSize(cmd, &pty.Winsize{Rows: 24, Cols: 80})
 	if err != nil {
 		t.Fatal(err)
@@ -130,6 +134,28 @@ func TestConsoleOverPTY(t *testing.T) {
 	})
 	tm := &term{t: t, f: f}
 	go tm.read()
+	return tm, exited
+}
+
+// TestConsoleOverPTY drives `sipedge console` of the real binary over a
+// pseudo-terminal, expect-style, through every menu path.
+func TestConsoleOverPTY(t *testing.T) {
+	testenv.Short(t, "starts the daemon and the console")
+	bin := testenv.SipedgeBinary(t)
+	cfgPath, ctl := startDaemon(t)
+	original, _ := os.ReadFile(cfgPath)
+
+	tm, exited := startConsole(t, bin, "-config", cfgPath, "-shell", "-")
+
+	// A new box has no password: the console has one chosen before the
+	// menu (login is on by default in a configuration file).
+	tm.expect(`(?s)sipedge .*No password is set on this box.*New password: `)
+	tm.line("console secret 0")
+	tm.expect(`Again: `)
+	tm.line("console secret 0")
+	if got := tm.expect(`Password set\.`); strings.Contains(got, "console secret") {
+		t.Errorf("the password was echoed: %q", got)
+	}
 
 	// Banner.
 	banner := tm.expect(`(?s)sipedge .*?` + menuPrompt)
@@ -303,6 +329,9 @@ func TestConsoleOverPTY(t *testing.T) {
 	tm.expect(`Type RESET to confirm`)
 	tm.line("RESET")
 	tm.expect(`Runtime changes wiped\.`)
+	if out := ctl("events"); !strings.Contains(out, "runtime changes wiped (factory defaults) from the serial console") {
+		t.Errorf("the factory reset is not an event naming the console:\n%s", out)
+	}
 	tm.line("")
 	tm.expect(`management: not configured`)
 	tm.expect(menuPrompt)

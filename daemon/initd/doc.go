@@ -13,7 +13,9 @@
 // ARP for a VIP beside the peer that takes it over, and then restarts
 // the daemon, or reboots the box if it keeps dying. It also keeps the
 // operator's console menu running on the board profile's console port
-// (KeepRunning: restarted with back-off, never a reboot), while the
+// (KeepRunning: restarted with back-off, never a reboot), after offering
+// there for 3 s to clear a forgotten console password (requestRecovery,
+// see daemon/console), while the
 // kernel, PID 1 and the daemon log to /dev/console, the profile's log
 // port, where the lab's debug hooks listen with sipedge.debug=1.
 package initd

@@ -11,6 +11,7 @@ import (
 	"golang.org/x/sys/unix"
 
 	"github.com/sipedge/sipedge/daemon/config"
+	"github.com/sipedge/sipedge/daemon/console"
 	"github.com/sipedge/sipedge/hal"
 	"github.com/sipedge/sipedge/platform"
 )
@@ -143,6 +144,9 @@ func boot(o Options, log *slog.Logger) error {
 			log.Info("initd: VIPs removed after daemon death", "vips", len(cur.VIPs))
 		},
 	})
+	if o.SerialConsole != nil && prof.Console.Device != "" && cfg.Console.RecoveryOn() {
+		requestRecovery(ctx, cfg.Node.DataDir, "/dev/"+prof.Console.Device, prof.Console.Baud, console.OfferRecovery, log)
+	}
 	if o.SerialConsole != nil && prof.Console.Device != "" {
 		args := o.SerialConsole(prof)
 		log.Info("initd: console menu", "device", prof.Console.Device, "baud", prof.Console.Baud, "log", prof.LogDevice())

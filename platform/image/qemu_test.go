@@ -1,13 +1,19 @@
 package image
 
 import (
+	"fmt"
+	"io/fs"
+	"net"
+	"os"
 	"path/filepath"
 	"regexp"
+	"strconv"
 	"strings"
 	"testing"
 	"time"
 
 	"github.com/sipedge/sipedge/hal/testenv"
+	"github.com/sipedge/sipedge/hal/testenv/ntptest"
 	"github.com/sipedge/sipedge/platform"
 )
 
@@ -22,6 +28,14 @@ import (
 // other. Freezing the daemon gets the VM reset by the watchdog after one
 // timeout (measured from the freeze to QEMU's WATCHDOG event), and the
 // next boot says so, in the log and in the menu.
+//
+// The console: a new box has its first password chosen before the menu;
+// log out, a wrong password refused, the right one accepted. At the
+// second boot the recovery key is pressed in PID 1's window on ttyS0:
+// the daemon clears the password and the console asks for a new one.
+// The clock: the VM's RTC starts in 2001 and the daemon's first SNTP
+// poll steps it, from a server on the host's loopback reached through
+// QEMU's user network on eth0's hub as the gateway 192.0.2.1.
 func TestApplianceInQEMU(t *testing.T) {
 	qemu := testenv.MustHaveQEMU(t)
 	testenv.Short(t, "boots a VM twice (about a minute and a half under TCG)")
@@ -31,13 +45,30 @@ func TestApplianceInQEMU(t *testing.T) {
 		t.Fatal(err)
 	}
 	timeout := prof.Watchdog.Timeout.D() // the image's config says the same
-	res, err := Build(Options{Binary: testenv.SipedgeBinary(t), Profile: prof.Name, CacheDir: cache,
-		RootFS: filepath.Join(repoRoot(t), "rootfs"), OutDir: t.TempDir()})
+	// The NTP server: on the host's loopback, reached from the VM as its
+	// management gateway 192.0.2.1 through QEMU's user network on eth0's
+	// hub (slirp forwards what is sent to its host address to 127.0.0.1).
+	// The VM's RTC starts in 2001: the daemon's first poll steps it.
+	ntpd, err := ntptest.Start("127.0.0.1:0")
 	if err != nil {
 		t.Fatal(err)
 	}
-	v := bootVM(t, qemu, res)
+	defer ntpd.Close()
+	_, ntpPort, _ := net.SplitHostPort(ntpd.Addr())
+	rootfs := copyRootFS(t, "ntp: [192.0.2.1]", `ntp: ["192.0.2.1:`+ntpPort+`"]`)
+	res, err := Build(Options{Binary: testenv.SipedgeBinary(t), Profile: prof.Name, CacheDir: cache,
+		RootFS: rootfs, OutDir: t.TempDir()})
+	if err != nil {
+		t.Fatal(err)
+	}
+	v := bootVM(t, qemu, res, "-rtc", "base=2001-01-01T00:00:00",
+		"-netdev", "user,id=u0,net=192.0.2.0/24,host=192.0.2.1,ipv6=off", "-netdev", "hubport,id=u0p,hubid=0,netdev=u0")
 	since := func(at time.Time) string { return at.Sub(v.started).Round(100 * time.Millisecond).String() }
+	// The operator's port, ttyS0, from the start: PID 1 offers the
+	// password recovery there before it starts the daemon and the menu.
+	m := v.openMenu()
+	m.expect(`Press r within 3 seconds to clear it`, 90*time.Second)
+	_, offerEnd := v.expectAt(`initd: console menu"`, 30*time.Second) // nothing pressed: boot goes on
 
 	// Boot 1 (cold): modules, daemon, both bonds with both slaves up.
 	// Every line below comes from the log port, ttyS1.
@@ -51,35 +82,31 @@ func TestApplianceInQEMU(t *testing.T) {
 	v.expect(`bond created" bond=bond1 mode=802\.3ad miimon=100ms .*slaves=eth2,eth3`, 10*time.Second)
 	_, bond1At := v.expectAt(`bond status" bond=bond1 summary="mode=802\.3ad up=true active=none slaves=eth2:up,eth3:up"`, 30*time.Second)
 
-	// The operator's port, ttyS0: the banner once the daemon answers.
-	m := v.openMenu()
-	var menuAt time.Time
-	for deadline := time.Now().Add(30 * time.Second); ; {
-		m.line("") // Enter redraws the banner
-		out := plain(m.expect(`Enter an option: `, 20*time.Second))
-		if strings.Contains(out, "node edge-qemu") {
-			menuAt = time.Now()
-			banner := []string{
-				`sipedge \S+  -  edge-qemu`, // product, version, hostname
-				`node edge-qemu   role edge \(SIP balancer\)   profile single`,
-				`management: 192\.0\.2\.11/24 on bond0`,
-				`VIP: none`,
-				` 0\) Show the banner again`, // no Exit on a serial port
-			}
-			for _, re := range banner {
-				if !regexp.MustCompile(re).MatchString(out) {
-					t.Errorf("banner lacks %q:\n%s", re, out)
-				}
-			}
-			break
+	// The menu, once the daemon answers: a new box has its password
+	// chosen before anything else (the image's console.login).
+	firstPassword(t, m, "qemu-Secret-41")
+	out := plain(m.expect(`Enter an option: `, 20*time.Second))
+	menuAt := time.Now()
+	for _, re := range []string{
+		`sipedge \S+  -  edge-qemu`, // product, version, hostname
+		`node edge-qemu   role edge \(SIP balancer\)   profile single`,
+		`management: 192\.0\.2\.11/24 on bond0`,
+		`VIP: none`,
+		`time: synchronised to 192\.0\.2\.1:\d+ \(last poll: offset \S+, (step|slew)\)`,
+		` 0\) Log out`, // no Exit on a serial port
+	} {
+		if !regexp.MustCompile(re).MatchString(out) {
+			t.Errorf("banner lacks %q:\n%s", re, out)
 		}
-		if time.Now().After(deadline) {
-			t.Fatalf("the menu never showed the daemon's banner:\n%s", out)
-		}
-		time.Sleep(time.Second)
 	}
-	t.Logf("boot 1 (QEMU start ->): PID 1 modules loaded %s, daemon started %s, watchdog armed %s, bond0 up with both slaves %s, bond1 (802.3ad) up with both slaves %s, menu banner from the daemon %s (ready)",
-		since(modsAt), since(daemonAt), since(armedAt), since(bondAt), since(bond1At), since(menuAt))
+	// The clock, from 2001, stepped by the daemon's first good poll.
+	step, stepAt := v.expectAt(`timesync: clock stepped" .*offset=(\d+)h`, 90*time.Second)
+	if h, _ := strconv.Atoi(step[1]); h < 24*365*20 {
+		t.Errorf("the clock was stepped by %sh, want the ~25 years since 2001", step[1])
+	}
+	v.expect(`event=time\.step`, 10*time.Second)
+	t.Logf("boot 1 (QEMU start ->): PID 1 modules loaded %s, recovery offer over %s, daemon started %s, watchdog armed %s, bond0 up with both slaves %s, bond1 (802.3ad) up with both slaves %s, clock stepped from 2001 %s, first password set and menu banner %s (ready)",
+		since(modsAt), since(offerEnd), since(daemonAt), since(armedAt), since(bondAt), since(bond1At), since(stepAt), since(menuAt))
 
 	// 1) Status: every subsystem alive, the watchdog armed, both bonds
 	// read back through the HAL (bond1's mode as the kernel reports it).
@@ -94,6 +121,7 @@ func TestApplianceInQEMU(t *testing.T) {
 		`bonds\.1\.slaves\.0\.name: eth2\n`, `bonds\.1\.slaves\.0\.mii_up: true\n`,
 		`bonds\.1\.slaves\.1\.name: eth3\n`, `bonds\.1\.slaves\.1\.mii_up: true\n`,
 		`management\.gateway: 192\.0\.2\.1\n`, `management\.source: configuration`,
+		`\[time\]`, `synced: true`, `steps: 1\n`, `stratum: 2\n`,
 		`default_routes\.0\.gateway: 192\.0\.2\.1\n`, `default_routes\.0\.interface: bond0`,
 	} {
 		if !regexp.MustCompile(re).MatchString(status) {
@@ -152,6 +180,20 @@ func TestApplianceInQEMU(t *testing.T) {
 		}
 	}
 
+	// 0) Log out: a wrong password is refused (an event), the new one
+	// lets the operator in again.
+	m.line("0")
+	m.expect(`Logged out\.`, 10*time.Second)
+	m.expect(`Password: `, 10*time.Second)
+	m.line("qemu-Secret-41")
+	m.expect(`Login incorrect\.`, 90*time.Second)
+	v.expect(`event=console\.login_failed`, 10*time.Second)
+	m.expect(`Password: `, 10*time.Second)
+	m.line("qemu-Secret-42")
+	m.expect(`node edge-qemu`, 90*time.Second)
+	m.expect(`Enter an option: `, 10*time.Second)
+	v.expect(`event=console\.login `, 10*time.Second)
+
 	// 4) A new management gateway (same address: web.listen names it) is
 	// stored at once and pending until the daemon's next start; PID 1
 	// restarts a killed daemon, which applies it.
@@ -201,6 +243,12 @@ func TestApplianceInQEMU(t *testing.T) {
 	_, frozeAt := v.expectAt(`CONSOLE SIGSTOP pid=\d+ err=<nil>`, 10*time.Second)
 	wd := v.qmpEvent("WATCHDOG", frozeAt.Add(-time.Second), timeout+30*time.Second)
 	reset := v.qmpEvent("RESET", wd.At, 10*time.Second)
+	// The next boot: the operator, at the console port, asks for the
+	// password recovery within PID 1's window.
+	m.skip()
+	m.expect(`Press r within 3 seconds to clear it`, 90*time.Second)
+	m.key("r")
+	m.expect(`the console and web password will be cleared`, 10*time.Second)
 	if !strings.Contains(string(wd.Data), `"reset"`) {
 		t.Errorf("WATCHDOG event %s, want action reset", wd.Data)
 	}
@@ -223,18 +271,14 @@ func TestApplianceInQEMU(t *testing.T) {
 	_, bond2At := v.expectAt(`summary="mode=active-backup up=true active=eth1 slaves=eth0:down,eth1:up"`, 30*time.Second)
 	t.Logf("boot 2: reset -> bond0 up on eth1 %v", bond2At.Sub(reset.At).Round(100*time.Millisecond))
 
-	// The menu on the same port, restarted by the new PID 1, says so too.
-	m.skip()
-	for deadline := time.Now().Add(30 * time.Second); ; {
-		m.line("")
-		if out := plain(m.expect(`Enter an option: `, 20*time.Second)); strings.Contains(out, "node edge-qemu") {
-			break
-		}
-		if time.Now().After(deadline) {
-			t.Fatal("the menu did not come back after the watchdog reset")
-		}
-		time.Sleep(time.Second)
-	}
+	// PID 1 passed the recovery on; the daemon cleared the password.
+	v.expect(`initd: console password recovery requested at boot`, 10*time.Second)
+	v.expect(`event=console\.password_reset`, 10*time.Second)
+
+	// The menu on the same port, restarted by the new PID 1, has a new
+	// password chosen, and says the watchdog reset the box.
+	firstPassword(t, m, "qemu-Secret-43")
+	m.expect(`(?s)node edge-qemu.*Enter an option: `, 20*time.Second)
 	m.line("1")
 	if st := plain(m.paged(20 * time.Second)); !strings.Contains(st, "last_reset_by_watchdog: true") {
 		t.Errorf("status after the watchdog reset:\n%s", st)
@@ -250,4 +294,66 @@ func TestApplianceInQEMU(t *testing.T) {
 		t.Fatal("VM did not power off")
 	}
 	t.Logf("whole VM run: %v", time.Since(v.started).Round(time.Millisecond))
+}
+
+// firstPassword waits on the menu port until the console reaches the
+// daemon, which has no password yet, and chooses pw as the box's first
+// password.
+func firstPassword(t *testing.T, m *menu, pw string) {
+	t.Helper()
+	for deadline := time.Now().Add(60 * time.Second); ; {
+		out := plain(m.expect(`New password: |Press Enter to try again\. `, 60*time.Second))
+		if strings.HasSuffix(out, "New password: ") {
+			if !strings.Contains(out, "No password is set on this box") {
+				t.Errorf("the console asks for a new password without saying why:\n%s", out)
+			}
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("the console never reached the daemon:\n%s", out)
+		}
+		time.Sleep(time.Second)
+		m.line("")
+	}
+	m.line(pw)
+	m.expect(`Again: `, 10*time.Second)
+	m.line(pw)
+	t0 := time.Now()
+	if out := plain(m.expect(`Password set\.`, 90*time.Second)); strings.Contains(out, pw) {
+		t.Errorf("the password was echoed:\n%s", out)
+	}
+	t.Logf("first password set (PBKDF2-SHA256, 600,000 rounds, under TCG) in %v", time.Since(t0).Round(100*time.Millisecond))
+}
+
+// copyRootFS copies the repository's rootfs/ into a temporary directory,
+// replacing old by new in the box's configuration.
+func copyRootFS(t *testing.T, old, new string) string {
+	t.Helper()
+	src := filepath.Join(repoRoot(t), "rootfs")
+	dst := t.TempDir()
+	err := filepath.WalkDir(src, func(p string, d fs.DirEntry, err error) error {
+		if err != nil {
+			return err
+		}
+		rel, _ := filepath.Rel(src, p)
+		to := filepath.Join(dst, rel)
+		if d.IsDir() {
+			return os.MkdirAll(to, 0o755)
+		}
+		b, err := os.ReadFile(p)
+		if err != nil {
+			return err
+		}
+		if rel == filepath.Join("etc", "sipedge", "config.yaml") {
+			if !strings.Contains(string(b), old) {
+				return fmt.Errorf("%s lacks %q", p, old)
+			}
+			b = []byte(strings.Replace(string(b), old, new, 1))
+		}
+		return os.WriteFile(to, b, 0o644)
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	return dst
 }

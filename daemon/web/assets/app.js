@@ -112,6 +112,8 @@
     const sec = st.sections || {};
     $("network").replaceChildren(sec.network ? generic(sec.network) : na("not available on this box"));
     $("watchdog").replaceChildren(sec.watchdog ? generic(sec.watchdog) : na("not available on this box"));
+    $("time-section").hidden = !sec.time; // the SNTP client, when time.ntp is set
+    if (sec.time) $("time").replaceChildren(generic(sec.time));
   }
 
   function coreList(part, st) {

@@ -1,0 +1,100 @@
+package console
+
+import (
+	"encoding/json"
+	"fmt"
+	"sort"
+	"strconv"
+	"strings"
+)
+
+// status is menu entry 1: the node's state and every subsystem's
+// section (the time sync's among them), flattened to "key: value" lines.
+func (c *console) status() {
+	var st struct {
+		Node     string `json:"node"`
+		Profile  string `json:"profile"`
+		Platform string `json:"platform"`
+		Version  string `json:"version"`
+		Uptime   string `json:"uptime"`
+		Config   string `json:"config"`
+		Store    struct {
+			Path  string `json:"path"`
+			OK    bool   `json:"ok"`
+			Error string `json:"error"`
+		} `json:"store"`
+		Subsystems []struct {
+			Name string `json:"name"`
+			OK   bool   `json:"ok"`
+		} `json:"subsystems"`
+		Sections map[string]json.RawMessage `json:"sections"`
+	}
+	if !c.call("status", nil, &st) {
+		return
+	}
+	var b strings.Builder
+	fmt.Fprintf(&b, "node %s  profile %s  platform %s\n", st.Node, st.Profile, st.Platform)
+	fmt.Fprintf(&b, "version %s  uptime %s\nconfig %s\n", st.Version, st.Uptime, st.Config)
+	store := "ok"
+	if !st.Store.OK {
+		store = "FAULT: " + st.Store.Error
+	}
+	fmt.Fprintf(&b, "store %s (%s)\n", st.Store.Path, store)
+	var subs []string
+	for _, s := range st.Subsystems {
+		state := "alive"
+		if !s.OK {
+			state = "STALE"
+		}
+		subs = append(subs, s.Name+" "+state)
+	}
+	fmt.Fprintf(&b, "subsystems: %s\n", strings.Join(subs, ", "))
+	names := make([]string, 0, len(st.Sections))
+	for n := range st.Sections {
+		names = append(names, n)
+	}
+	sort.Strings(names)
+	for _, n := range names {
+		fmt.Fprintf(&b, "\n[%s]\n", n)
+		flatten(&b, "", st.Sections[n])
+	}
+	c.page(b.String())
+	c.pause()
+}
+
+// flatten prints JSON as "key: value" lines, nested keys joined by dots.
+func flatten(b *strings.Builder, prefix string, raw json.RawMessage) {
+	var v any
+	if json.Unmarshal(raw, &v) != nil {
+		fmt.Fprintf(b, "%s%s\n", prefix, raw)
+		return
+	}
+	var walk func(p string, v any)
+	walk = func(p string, v any) {
+		switch x := v.(type) {
+		case map[string]any:
+			ks := make([]string, 0, len(x))
+			for k := range x {
+				ks = append(ks, k)
+			}
+			sort.Strings(ks)
+			for _, k := range ks {
+				walk(join(p, k), x[k])
+			}
+		case []any:
+			for i, e := range x {
+				walk(join(p, strconv.Itoa(i)), e)
+			}
+		default:
+			fmt.Fprintf(b, "  %s: %v\n", p, x)
+		}
+	}
+	walk(prefix, v)
+}
+
+func join(p, k string) string {
+	if p == "" {
+		return k
+	}
+	return p + "." + k
+}
