@@ -106,7 +106,10 @@ cluster: {listen: "%s:694", peer: "%s:694", key_file: %s, interval: 100ms}
 vips:
   - {name: sip, address: %s/24, interface: eth0, role: %s, deadtime: 300ms, initdead: 1s, failback: {enabled: false}, garp: {count: 3, repeat_after: 1s},
      track: [{sip_options: local}]}   # each box's own balancer, on its loopback health listener
-security: {trusted: [192.0.2.0/24]}   # the load steps are not a flood
+# The callers are strangers (security.relay: dialogs, the default): their
+# BYEs after a takeover pass only as dialogs mirrored with both tags. The
+# boxes themselves are trusted; the Cores are by their addresses.
+security: {trusted: [192.0.2.11/32, 192.0.2.12/32], flood: {requests: 0}}
 `, name, data, hsVIP, hsCore1, hsCore2, self, peer, l.key, hsVIP, role)
 	p := filepath.Join(l.dir, name+".yaml")
 	if err := os.WriteFile(p, []byte(cfg), 0o644); err != nil {
