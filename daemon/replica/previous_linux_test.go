@@ -1,49 +1,16 @@
 package replica_test
 
 import (
-	"os"
 	"os/exec"
-	"path/filepath"
 	"strconv"
-	"strings"
 	"syscall"
 	"testing"
 	"time"
 
+	"github.com/sipedge/sipedge/daemon/internal/daemontest"
 	"github.com/sipedge/sipedge/daemon/internal/sipptest"
 	"github.com/sipedge/sipedge/hal/testenv"
 )
-
-// previousRelease is the commit whose replication wire this release
-// stays compatible with.
-const previousRelease = "3c0e3bf"
-
-// previousBinary builds the sipedge binary of previousRelease from this
-// checkout's git history.
-func previousBinary(t *testing.T) string {
-	t.Helper()
-	mod, err := exec.Command("go", "env", "GOMOD").Output()
-	if err != nil {
-		t.Fatal(err)
-	}
-	root := filepath.Dir(strings.TrimSpace(string(mod)))
-	dir := t.TempDir()
-	tarball := filepath.Join(dir, "previous.tar")
-	if out, err := exec.Command("git", "-C", root, "archive", "-o", tarball, previousRelease).CombinedOutput(); err != nil {
-		testenv.Missing(t, "the previous release %s is not in this checkout's history: %v %s", previousRelease, err, out)
-	}
-	if out, err := exec.Command("tar", "-x", "-C", dir, "-f", tarball).CombinedOutput(); err != nil {
-		t.Fatalf("unpacking %s: %v %s", previousRelease, err, out)
-	}
-	bin := filepath.Join(dir, "sipedge-previous")
-	build := exec.Command("go", "build", "-trimpath", "-o", bin, "./daemon")
-	build.Dir = dir
-	build.Env = append(os.Environ(), "CGO_ENABLED=0")
-	if out, err := build.CombinedOutput(); err != nil {
-		t.Fatalf("building %s: %v\n%s", previousRelease, err, out)
-	}
-	return bin
-}
 
 // TestNetnsPairWithPreviousRelease runs box A on the previous release's
 // binary and box B on this one (namespaces se15r*, addresses as in
@@ -55,7 +22,7 @@ func TestNetnsPairWithPreviousRelease(t *testing.T) {
 	testenv.MustHaveNetns(t)
 	testenv.MustHaveSIPp(t)
 	testenv.Short(t, "builds the previous release and runs it beside this one in network namespaces for about 45 s")
-	prev := previousBinary(t)
+	prev := daemontest.PreviousBinary(t)
 	l := newHSLab(t, "se15r")
 	cur := l.bin
 	core1 := l.sipp("core1", l.ns["cores"], hsCore1, 5060, 90*time.Second, "-sf", "testdata/core_uas.xml")
