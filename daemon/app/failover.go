@@ -9,6 +9,7 @@ import (
 	"net/netip"
 	"reflect"
 	"strings"
+	"time"
 
 	"github.com/sipedge/sipedge/daemon/config"
 	"github.com/sipedge/sipedge/daemon/ctl"
@@ -158,14 +159,14 @@ func FailoverOptions(cfg *config.Config) (failover.Options, error) {
 		Peers:    []string{cl.Peer},
 		Key:      key,
 		Interval: cl.Interval.D(),
-		RelayFor: cl.HandoverRelay.D(),
+		RelayFor: zeroIsNone(cl.HandoverRelay.D()),
 	}
 	for _, v := range cfg.VIPs {
 		g := failover.GroupOptions{
 			Name: v.Name, Address: v.Address, Interface: v.Interface,
 			Role: failover.Role(v.Role), Priority: v.Priority,
 			Deadtime: v.Deadtime.D(), Initdead: v.Initdead.D(),
-			Failback: v.Failback.On(), StableFor: v.Failback.StableFor.D(),
+			Failback: v.Failback.On(), StableFor: zeroIsNone(v.Failback.StableFor.D()),
 			GARPCount: v.GARP.Count, GARPRepeatAfter: v.GARP.RepeatAfter.D(),
 			Notify: v.Notify,
 		}
@@ -188,6 +189,16 @@ func FailoverOptions(cfg *config.Config) (failover.Options, error) {
 		opt.Groups = append(opt.Groups, g)
 	}
 	return opt, nil
+}
+
+// zeroIsNone maps a config duration (defaults already filled, so 0 was
+// written as 0: "no wait") to the failover package's convention, where
+// 0 means its default and a negative value none.
+func zeroIsNone(d time.Duration) time.Duration {
+	if d == 0 {
+		return -1
+	}
+	return d
 }
 
 // localSIP is where this box's own balancer answers OPTIONS for a

@@ -1,6 +1,7 @@
 package config
 
 import (
+	"fmt"
 	"net/netip"
 	"path/filepath"
 	"time"
@@ -21,6 +22,14 @@ var DefaultScanners = []string{"friendly-scanner", "sipvicious", "sipcli", "sip-
 func orDur(d *Duration, v time.Duration) {
 	if *d == 0 {
 		*d = Duration(v)
+	}
+}
+
+// orDurUnlessGiven defaults a duration where a 0 written in the file
+// means zero ("no wait"), not the default.
+func orDurUnlessGiven(set map[string]int, path string, d *Duration, v time.Duration) {
+	if _, given := set[path]; !given {
+		orDur(d, v)
 	}
 }
 
@@ -94,7 +103,7 @@ func (c *Config) applyDefaults(set map[string]int) {
 	}
 	if cl := c.Cluster; cl != nil {
 		orDur(&cl.Interval, DefaultInterval)
-		orDur(&cl.HandoverRelay, 3*time.Second)
+		orDurUnlessGiven(set, "cluster.handover_relay", &cl.HandoverRelay, 3*time.Second) // 0: no relay
 		orStr(&cl.KeyFile, filepath.Join(c.Node.DataDir, "cluster.key"))
 		c.replicationDefaults(cl)
 	}
@@ -108,9 +117,10 @@ func (c *Config) applyDefaults(set map[string]int) {
 		}
 		orDur(&v.Deadtime, DefaultDeadtime)
 		orDur(&v.Initdead, 3*v.Deadtime.D())
-		orDur(&v.Failback.StableFor, 5*time.Second)
+		p := fmt.Sprintf("vips[%d]", i)
+		orDurUnlessGiven(set, p+".failback.stable_for", &v.Failback.StableFor, 5*time.Second) // 0: hand back at once
 		orInt(&v.GARP.Count, 5)
-		orDur(&v.GARP.RepeatAfter, 5*time.Second)
+		orDurUnlessGiven(set, p+".garp.repeat_after", &v.GARP.RepeatAfter, 5*time.Second) // 0: no repeat
 	}
 	orStr(&c.Security.Untrusted, "allow")
 	orStr(&c.Security.Relay, "dialogs")

@@ -44,6 +44,7 @@ func Parse(name string, data []byte) (*Config, error) {
 	}
 	// Validate even after decode problems, so the operator sees every
 	// problem at once; a field that failed to decode is reported once.
+	zeros := c.zeroWarnings(d.lines) // before the defaults fill them
 	c.applyDefaults(d.lines)
 	reported := map[string]bool{}
 	for _, p := range d.problems {
@@ -63,6 +64,10 @@ func Parse(name string, data []byte) (*Config, error) {
 		}
 		d.problems.sort()
 		return nil, d.problems
+	}
+	for _, p := range zeros {
+		p.File = name
+		c.Warnings = append(c.Warnings, p)
 	}
 	c.Web.warnings(func(path, format string, args ...any) {
 		c.Warnings = append(c.Warnings, Problem{File: name, Line: lineOf(d.lines, path), Path: path, Msg: fmt.Sprintf(format, args...)})

@@ -1,6 +1,7 @@
 package config
 
 import (
+	"fmt"
 	"strings"
 	"testing"
 	"time"
@@ -47,6 +48,46 @@ func TestRelayAndCaps(t *testing.T) {
 	} {
 		if _, err := Parse("bad.yaml", []byte("sip:\n  listen: [\"udp:127.0.0.1:5060\"]\n"+strings.TrimPrefix(bad, "sip:\n  listen: [\"udp:127.0.0.1:5060\"]\n"))); err == nil {
 			t.Errorf("accepted %q", bad)
+		}
+	}
+}
+
+// TestZeroMeansZero (issue 18 item 7): a wait written as 0 is no wait
+// (stable_for, garp.repeat_after, handover_relay), left out it is the
+// default; a field that may not be zero, written as 0, keeps the default
+// as before but under a warning naming it (config validate fails).
+func TestZeroMeansZero(t *testing.T) {
+	const head = "node: {profile: four-box}\ncluster: {listen: \"192.0.2.11:694\", peer: \"192.0.2.12:694\", %s}\nvips:\n  - {name: sip, address: 192.0.2.10/24, interface: eth0, role: main, track: [{tcp: \"127.0.0.1:3306\"}], %s}\n"
+	c, err := Parse("zero.yaml", fmt.Appendf(nil, head, "handover_relay: 0s", "failback: {stable_for: 0s}, garp: {repeat_after: 0s}"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	v := c.VIPs[0]
+	if v.Failback.StableFor != 0 || v.GARP.RepeatAfter != 0 || c.Cluster.HandoverRelay != 0 {
+		t.Errorf("zero not kept: stable_for %v, repeat_after %v, handover_relay %v", v.Failback.StableFor, v.GARP.RepeatAfter, c.Cluster.HandoverRelay)
+	}
+	if len(c.Warnings) != 0 {
+		t.Errorf("warnings for zeros that make sense: %v", c.Warnings)
+	}
+	c, err = Parse("absent.yaml", fmt.Appendf(nil, head, "interval: 1s", "priority: 150"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	v = c.VIPs[0]
+	if v.Failback.StableFor.D() != 5*time.Second || v.GARP.RepeatAfter.D() != 5*time.Second || c.Cluster.HandoverRelay.D() != 3*time.Second {
+		t.Errorf("defaults lost: stable_for %v, repeat_after %v, handover_relay %v", v.Failback.StableFor, v.GARP.RepeatAfter, c.Cluster.HandoverRelay)
+	}
+	c, err = Parse("old.yaml", fmt.Appendf(nil, head, "interval: 0s", "deadtime: 0s, initdead: 0s, garp: {count: 0}"))
+	if err != nil {
+		t.Fatalf("a file that worked is refused: %v", err)
+	}
+	if c.VIPs[0].Deadtime.D() != 10*time.Second || c.Cluster.Interval.D() != time.Second || c.VIPs[0].GARP.Count != 5 {
+		t.Errorf("old meaning of 0 lost: %+v %+v", c.VIPs[0], c.Cluster)
+	}
+	got := c.Warnings.Error()
+	for _, f := range []string{"cluster.interval", "vips[0].deadtime", "vips[0].initdead", "vips[0].garp.count"} {
+		if !strings.Contains(got, f+": may not be zero") {
+			t.Errorf("no warning for %s in:\n%s", f, got)
 		}
 	}
 }

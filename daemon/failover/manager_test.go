@@ -526,3 +526,24 @@ func TestSimultaneousRecovery(t *testing.T) {
 		})
 	}
 }
+
+// TestFailbackNoWait (issue 18 item 7): StableFor negative (the config's
+// stable_for: 0s) hands the VIP back on the first heartbeat that shows
+// the preferred peer healthy in backup, with no overlap.
+func TestFailbackNoWait(t *testing.T) {
+	s, a, _ := pair(t, func(ga, gb *GroupOptions) { ga.StableFor, gb.StableFor = -1, -1 })
+	s.kill(a, false)
+	s.run(time.Second)
+	s.wantHolders("edge-b")
+	s.boot(a)
+	took, ok := s.until(3*time.Second, func() bool { return a.state("sip") == StateMaster })
+	if !ok {
+		t.Fatal("no failback")
+	}
+	if took > 400*time.Millisecond {
+		t.Errorf("failback %v after A's return with no stable_for, want within a few heartbeats (100 ms interval)", took)
+	}
+	if s.overlap != 0 {
+		t.Errorf("both held the VIP for %v", s.overlap)
+	}
+}

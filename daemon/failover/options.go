@@ -76,7 +76,8 @@ type GroupOptions struct {
 	Initdead time.Duration
 	// Failback (auto-failback, on by default in the config): the holder
 	// returns the VIP to a preferred peer once that peer has been heard,
-	// healthy and preferred, for StableFor.
+	// healthy and preferred, for StableFor: 0 means DefaultStableFor,
+	// negative no wait (hand back on the first such heartbeat).
 	Failback  bool
 	StableFor time.Duration
 	// GARPCount announcements are sent at takeover and again
@@ -182,8 +183,11 @@ func (o Options) withDefaults() (Options, error) {
 		if g.Initdead <= 0 {
 			g.Initdead = 2 * g.Deadtime
 		}
-		if g.StableFor <= 0 {
+		switch {
+		case g.StableFor == 0:
 			g.StableFor = DefaultStableFor
+		case g.StableFor < 0:
+			g.StableFor = 0 // no wait, as the config's stable_for: 0s
 		}
 		if g.GARPCount <= 0 {
 			g.GARPCount = DefaultGARPCount
