@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # Installs the peers the test suite uses, if any is missing: SIPp
-# (sip-tester), Kamailio, QEMU, Chromium, iproute2, and the tools the image
+# (sip-tester), Kamailio, QEMU, Chromium, MariaDB, iproute2, and the tools the image
 # build needs. Needs root and apt-get; otherwise it says what is missing
 # and the tests that need it skip (or fail under SIPEDGE_TEST_STRICT=1).
 set -euo pipefail
@@ -17,6 +17,8 @@ have file || need+=(file)
 have tcpdump || need+=(tcpdump)
 have dpkg-deb || need+=(dpkg)
 have python3 || need+=(python3)
+have mariadbd || need+=(mariadb-server)
+have mariadb || need+=(mariadb-client)
 have git || need+=(git) # the previous release is built from the history (daemontest.PreviousBinary)
 
 if [ ${#need[@]} -eq 0 ]; then

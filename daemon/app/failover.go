@@ -170,12 +170,21 @@ func FailoverOptions(cfg *config.Config) (failover.Options, error) {
 			GARPCount: v.GARP.Count, GARPRepeatAfter: v.GARP.RepeatAfter.D(),
 			Notify: v.Notify,
 		}
+		if v.Follows != nil {
+			g.Follows = v.Follows.Group
+		}
 		for _, t := range v.Track {
 			switch {
 			case t.TCP != "":
 				g.Track = append(g.Track, failover.TrackOptions{Kind: failover.CheckTCP, Target: t.TCP, Weight: t.Weight, Fall: t.Fall, Rise: t.Rise})
 			case t.Link != "":
 				g.Track = append(g.Track, failover.TrackOptions{Kind: failover.CheckLink, Target: t.Link, Weight: t.Weight, Fall: t.Fall, Rise: t.Rise})
+			case t.MySQL != nil:
+				tr, err := mysqlTrack(t, cl.Interval.D())
+				if err != nil {
+					return opt, fmt.Errorf("failover: vip %s: %w", v.Name, err)
+				}
+				g.Track = append(g.Track, tr)
 			case t.SIPOptions != "":
 				target := t.SIPOptions
 				if target == "local" {

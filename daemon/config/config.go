@@ -210,6 +210,9 @@ type VIP struct {
 	GARP      GARP         `yaml:"garp"`
 	Track     []Track      `yaml:"track"`
 	Notify    string       `yaml:"notify"`
+	// Follows makes this a reader VIP: it lives on the box that does not
+	// hold the named group (dbcheck.go).
+	Follows *Follows `yaml:"follows"`
 }
 
 // Failback returns the VIP to the main box once it is back and stable.
@@ -228,11 +231,12 @@ type GARP struct {
 }
 
 // Track is one health check of a VIP group; exactly one of SIPOptions,
-// Link and TCP is set.
+// Link, TCP and MySQL is set.
 type Track struct {
-	SIPOptions string `yaml:"sip_options"` // "local" or host:port
-	Link       string `yaml:"link"`        // interface name
-	TCP        string `yaml:"tcp"`         // host:port
+	SIPOptions string      `yaml:"sip_options"` // "local" or host:port
+	Link       string      `yaml:"link"`        // interface name
+	TCP        string      `yaml:"tcp"`         // host:port
+	MySQL      *MySQLTrack `yaml:"mysql"`
 	// Weight != 0: a failing check lowers the group's priority by |Weight|
 	// (keepalived writes it negative, e.g. -20); 0 (the default): a
 	// failing check puts the group in fault.

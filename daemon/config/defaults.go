@@ -120,6 +120,9 @@ func (c *Config) applyDefaults(set map[string]int) {
 		p := fmt.Sprintf("vips[%d]", i)
 		orDurUnlessGiven(set, p+".failback.stable_for", &v.Failback.StableFor, 5*time.Second) // 0: hand back at once
 		orInt(&v.GARP.Count, 5)
+		if v.Follows != nil {
+			orStr(&v.Follows.On, "peer")
+		}
 		orDurUnlessGiven(set, p+".garp.repeat_after", &v.GARP.RepeatAfter, 5*time.Second) // 0: no repeat
 	}
 	orStr(&c.Security.Untrusted, "allow")

@@ -98,10 +98,10 @@ func (c *Config) checkProfile(add func(path, format string, args ...any)) {
 		for i, v := range c.VIPs {
 			hasTCP := false
 			for _, t := range v.Track {
-				hasTCP = hasTCP || t.TCP != ""
+				hasTCP = hasTCP || t.TCP != "" || t.MySQL != nil
 			}
 			if !hasTCP {
-				add(fmt.Sprintf("vips[%d].track", i), "a DB box's VIP should track its database: add {tcp: \"127.0.0.1:3306\"}")
+				add(fmt.Sprintf("vips[%d].track", i), "a DB box's VIP should track its database: add {mysql: {address: \"127.0.0.1:3306\", user: ..., password_file: ...}} or {tcp: \"127.0.0.1:3306\"}")
 			}
 		}
 	}

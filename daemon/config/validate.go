@@ -122,6 +122,7 @@ func (c *Config) validate(lines map[string]int) Problems {
 		if v.Failback.StableFor < 0 {
 			add(p+".failback.stable_for", "must not be negative")
 		}
+		c.validateFollows(p, v, add)
 		for j, t := range v.Track {
 			tp := fmt.Sprintf("%s.track[%d]", p, j)
 			n := 0
@@ -130,8 +131,12 @@ func (c *Config) validate(lines map[string]int) Problems {
 					n++
 				}
 			}
+			if t.MySQL != nil {
+				n++
+				c.validateMySQL(tp+".mysql", v, t.MySQL, add)
+			}
 			if n != 1 {
-				add(tp, "set exactly one of sip_options, link, tcp")
+				add(tp, "set exactly one of sip_options, link, tcp, mysql")
 			}
 			if t.Weight < -253 || t.Weight > 253 {
 				add(tp+".weight", "%d is outside -253..253", t.Weight)

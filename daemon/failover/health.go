@@ -26,9 +26,17 @@ func (m *Manager) runChecks(ctx context.Context) {
 func (m *Manager) checkLoop(ctx context.Context, g *group, c *checkState) {
 	t := time.NewTicker(c.opt.Interval)
 	defer t.Stop()
+	if c.mysql != nil {
+		defer c.mysql.close()
+	}
 	for {
 		pctx, cancel := context.WithTimeout(ctx, c.opt.Timeout)
-		err := probe(pctx, c.opt, m.links)
+		var err error
+		if c.mysql != nil {
+			err = c.mysql.probe(pctx, c.opt.Timeout, c.opt.Interval)
+		} else {
+			err = probe(pctx, c.opt, m.links)
+		}
 		cancel()
 		if ctx.Err() != nil {
 			return

@@ -73,6 +73,10 @@ type group struct {
 
 	peers  map[string]*peerGroup
 	checks []*checkState
+	// leader is the primary group a reader VIP follows (nil: none);
+	// followers are the groups that follow this one.
+	leader    *group
+	followers []*group
 
 	retry       bool      // a takeover or release failed; try again
 	garpAt      time.Time // next repeat burst; zero: none
@@ -92,6 +96,7 @@ type peerGroup struct {
 
 type checkState struct {
 	opt        TrackOptions
+	mysql      *mysqlProber // for a mysql check
 	ok         bool
 	fails, oks int
 	lastErr    string
@@ -135,11 +140,16 @@ func New(opt Options, net Network, links hal.Links) (*Manager, error) {
 			}
 			// A check counts as passing until it has failed Fall times,
 			// so a box does not start in fault.
-			g.checks = append(g.checks, &checkState{opt: t, ok: true})
+			c := &checkState{opt: t, ok: true}
+			if t.Kind == CheckMySQL {
+				c.mysql = newMySQLProber(t)
+			}
+			g.checks = append(g.checks, c)
 		}
 		m.groups = append(m.groups, g)
 		m.byName[go_.Name] = g
 	}
+	m.linkFollowers()
 	return m, nil
 }
 
@@ -204,7 +214,7 @@ func (g *group) effectivePriority() int {
 }
 
 func (g *group) penalty() int {
-	n := 0
+	n := g.followPenalty()
 	for _, c := range g.checks {
 		if !c.ok && c.opt.Weight > 0 {
 			n += c.opt.Weight
@@ -377,6 +387,8 @@ func (m *Manager) evaluate(g *group, now time.Time) {
 		switch {
 		case self.held:
 			m.become(g, StateBackup, "released by operator to "+bestPeer.node, now)
+		case g.followPenalty() > 0:
+			m.become(g, StateBackup, fmt.Sprintf("follows %s on the peer: this box holds %s, peer %s takes this VIP", g.leader.opt.Name, g.leader.opt.Name, bestPeer.node), now)
 		case g.penalty() > 0:
 			m.become(g, StateBackup, fmt.Sprintf("health checks lowered priority to %d, peer %s has %d", self.priority, bestPeer.node, best.priority), now)
 		case g.opt.Failback && !g.pinned && bestPeer.status.State == StateBackup &&
@@ -459,6 +471,7 @@ func (m *Manager) become(g *group, to State, reason string, now time.Time) {
 		m.sendNow = 1
 	}
 	g.transitions++
+	defer m.leaderChanged(g, now)
 	m.met.setState(g.opt.Name, to)
 	m.met.transition(g.opt.Name, from, to)
 	m.met.setPriority(g.opt.Name, g.effectivePriority())

@@ -89,6 +89,9 @@ type GroupOptions struct {
 	// "Notify GROUP NEWSTATE OLDSTATE REASON", killed after NotifyTimeout.
 	Notify        string
 	NotifyTimeout time.Duration
+	// Follows names a primary group: this group (a reader VIP) lives on
+	// the box that does not hold the primary (follow.go).
+	Follows string
 }
 
 // Check kinds.
@@ -100,8 +103,10 @@ const (
 
 // TrackOptions is one health check of a group.
 type TrackOptions struct {
-	Kind   string // tcp | sip_options | link
-	Target string // host:port for tcp and sip_options; interface for link
+	Kind   string // tcp | sip_options | link | mysql
+	Target string // host:port for tcp, sip_options and mysql; interface for link
+	// MySQL is the login and conditions of a mysql check.
+	MySQL *MySQLOptions
 	// Weight > 0: a failing check lowers the priority by Weight.
 	// Weight 0: a failing check puts the group in fault.
 	Weight   int
@@ -198,7 +203,7 @@ func (o Options) withDefaults() (Options, error) {
 		tr := make([]TrackOptions, len(g.Track))
 		for j, t := range g.Track {
 			switch t.Kind {
-			case CheckTCP, CheckSIPOptions, CheckLink:
+			case CheckTCP, CheckSIPOptions, CheckLink, CheckMySQL:
 			default:
 				return o, fmt.Errorf("vip %q: track %d: unknown kind %q", g.Name, j, t.Kind)
 			}
@@ -226,5 +231,5 @@ func (o Options) withDefaults() (Options, error) {
 		groups[i] = g
 	}
 	o.Groups = groups
-	return o, nil
+	return o, checkFollows(groups)
 }
