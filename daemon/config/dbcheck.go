@@ -13,8 +13,10 @@ type MySQLTrack struct {
 	// no password.
 	PasswordFile string `yaml:"password_file"`
 	Query        string `yaml:"query"` // default SELECT 1
-	// Writable: fail while the server is read_only (a writer VIP on the
-	// box whose database must take writes). A reader VIP accepts either.
+	// Writable: while this box holds the VIP, fail when the server is
+	// read_only (a writer VIP: its holder must take writes). A box that
+	// does not hold it is not asked (notify promotes it at takeover).
+	// A reader VIP accepts either.
 	Writable bool `yaml:"writable"`
 	// MaxLag: fail unless the server is a replica lagging at most this
 	// (0: not checked).

@@ -33,7 +33,10 @@ func (m *Manager) checkLoop(ctx context.Context, g *group, c *checkState) {
 		pctx, cancel := context.WithTimeout(ctx, c.opt.Timeout)
 		var err error
 		if c.mysql != nil {
-			err = c.mysql.probe(pctx, c.opt.Timeout, c.opt.Interval)
+			m.mu.Lock()
+			holding := g.state == StateMaster
+			m.mu.Unlock()
+			err = c.mysql.probe(pctx, c.opt.Timeout, c.opt.Interval, holding)
 		} else {
 			err = probe(pctx, c.opt, m.links)
 		}

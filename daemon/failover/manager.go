@@ -142,7 +142,7 @@ func New(opt Options, net Network, links hal.Links) (*Manager, error) {
 			// so a box does not start in fault.
 			c := &checkState{opt: t, ok: true}
 			if t.Kind == CheckMySQL {
-				c.mysql = newMySQLProber(t)
+				c.mysql = newMySQLProber(t, o.Logger)
 			}
 			g.checks = append(g.checks, c)
 		}

@@ -5,6 +5,7 @@ import (
 	"database/sql"
 	"errors"
 	"fmt"
+	"log/slog"
 	"strconv"
 	"strings"
 	"sync"
@@ -30,9 +31,11 @@ type MySQLOptions struct {
 	// Query is run each time (default "SELECT 1"); an error fails the
 	// check, rows are not judged (the first is read, the rest dropped).
 	Query string
-	// Writable: fail while the server reports @@global.read_only = 1 (a
-	// writer VIP on a box whose database must take writes). A reader VIP
-	// accepts either.
+	// Writable: while this box holds the VIP, fail when the server
+	// reports @@global.read_only = 1 (a writer VIP). A box that does not
+	// hold it is not asked: its database is promoted when it takes the
+	// VIP (the notify hook), and a stale demotion must not keep it from
+	// taking the VIP back. A reader VIP accepts either.
 	Writable bool
 	// MaxLag > 0: fail unless the server is a replica whose SQL thread
 	// runs and lags at most this much (Seconds_Behind_Master).
@@ -43,6 +46,7 @@ type MySQLOptions struct {
 // most one, closed after three idle intervals): a check every second
 // does not log in every second.
 type mysqlProber struct {
+	log    *slog.Logger
 	target string
 	opt    MySQLOptions
 	once   sync.Once
@@ -50,8 +54,8 @@ type mysqlProber struct {
 	err    error
 }
 
-func newMySQLProber(t TrackOptions) *mysqlProber {
-	p := &mysqlProber{target: t.Target}
+func newMySQLProber(t TrackOptions, log *slog.Logger) *mysqlProber {
+	p := &mysqlProber{target: t.Target, log: log}
 	if t.MySQL != nil {
 		p.opt = *t.MySQL
 	}
@@ -69,7 +73,7 @@ func (p *mysqlProber) open(timeout, interval time.Duration) (*sql.DB, error) {
 		// Every step is bounded, also when the caller's context is not:
 		// the dial, the handshake and each read and write.
 		cfg.Timeout, cfg.ReadTimeout, cfg.WriteTimeout = timeout, timeout, timeout
-		cfg.Params = map[string]string{}
+		cfg.Logger = driverLog{p.log}
 		c, err := mysql.NewConnector(cfg)
 		if err != nil {
 			p.err = fmt.Errorf("mysql %s: %w", p.target, err)
@@ -83,8 +87,8 @@ func (p *mysqlProber) open(timeout, interval time.Duration) (*sql.DB, error) {
 	return p.db, p.err
 }
 
-// probe runs one check until ctx ends.
-func (p *mysqlProber) probe(ctx context.Context, timeout, interval time.Duration) error {
+// probe runs one check until ctx ends; holding: this box holds the VIP.
+func (p *mysqlProber) probe(ctx context.Context, timeout, interval time.Duration, holding bool) error {
 	db, err := p.open(timeout, interval)
 	if err != nil {
 		return err
@@ -102,7 +106,7 @@ func (p *mysqlProber) probe(ctx context.Context, timeout, interval time.Duration
 	if err := errors.Join(rows.Err(), rows.Close()); err != nil {
 		return fmt.Errorf("mysql %s: query: %w", p.target, ctxErr(ctx, err))
 	}
-	if p.opt.Writable {
+	if p.opt.Writable && holding {
 		var ro int
 		if err := conn.QueryRowContext(ctx, "SELECT @@global.read_only").Scan(&ro); err != nil {
 			return fmt.Errorf("mysql %s: read_only: %w", p.target, ctxErr(ctx, err))
@@ -174,6 +178,12 @@ func ctxErr(ctx context.Context, err error) error {
 	}
 	return err
 }
+
+// driverLog sends the driver's own messages (already reported as the
+// check's error) to the debug log instead of stderr.
+type driverLog struct{ log *slog.Logger }
+
+func (d driverLog) Print(v ...any) { d.log.Debug("mysql driver: " + fmt.Sprint(v...)) }
 
 // close releases the prober's connection.
 func (p *mysqlProber) close() {
