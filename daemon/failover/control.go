@@ -34,8 +34,10 @@ type GroupInfo struct {
 	TakeoverIn *time.Duration `json:"takeover_in,omitempty"`
 	Peers      []PeerInfo     `json:"peers"`
 	Checks     []CheckInfo    `json:"checks,omitempty"`
-	GARPs      uint64         `json:"garps_sent"`
-	Error      string         `json:"last_error,omitempty"`
+	// Placement is the last VIP placement check (nil: none yet).
+	Placement *PlacementInfo `json:"placement,omitempty"`
+	GARPs     uint64         `json:"garps_sent"`
+	Error     string         `json:"last_error,omitempty"`
 }
 
 // PeerInfo is what this box knows of a peer for one group.
@@ -124,6 +126,7 @@ func (m *Manager) Status() Status {
 		for _, c := range g.checks {
 			gi.Checks = append(gi.Checks, CheckInfo{Check: c.opt.String(), OK: c.ok, Weight: c.opt.Weight, Error: c.lastErr})
 		}
+		gi.Placement = g.placementInfo()
 		st.Groups = append(st.Groups, gi)
 	}
 	return st

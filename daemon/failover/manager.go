@@ -77,6 +77,7 @@ type group struct {
 	// followers are the groups that follow this one.
 	leader    *group
 	followers []*group
+	place     placement
 
 	retry       bool      // a takeover or release failed; try again
 	garpAt      time.Time // next repeat burst; zero: none
@@ -297,6 +298,7 @@ func (m *Manager) evaluate(g *group, now time.Time) {
 		return
 	}
 	alive := g.alive(now)
+	m.notePeerHolder(g, alive, now)
 	if f := g.faulted(); f != "" {
 		if g.state != StateFault {
 			m.become(g, StateFault, "health check failed: "+f, now)

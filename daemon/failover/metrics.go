@@ -16,6 +16,7 @@ type Metrics struct {
 	hbSendErr   prometheus.Counter
 	hbReceived  prometheus.Counter
 	hbRejected  *prometheus.CounterVec
+	placement   *prometheus.GaugeVec
 }
 
 var allStates = []State{StateInit, StateBackup, StateMaster, StateFault, StateStopped}
@@ -56,6 +57,10 @@ func NewMetrics(reg prometheus.Registerer) *Metrics {
 			Namespace: "sipedge", Subsystem: "heartbeat", Name: "rejected_total",
 			Help: "Heartbeats rejected, by reason (unknown_source, malformed, version, bad_mac, replayed, stale, self, unproven).",
 		}, []string{"reason"}),
+		placement: prometheus.NewGaugeVec(prometheus.GaugeOpts{
+			Namespace: "sipedge", Subsystem: "vip", Name: "placement_ok",
+			Help: "1 if the last VIP placement check passed (the peer answers ARP on the VIP's segment, its gratuitous ARP is heard), 0 if not; absent before the first check.",
+		}, []string{"group"}),
 	}
 	for _, r := range []string{RejectUnknownSource, RejectMalformed, RejectVersion, RejectBadMAC, RejectReplayed, RejectStale, RejectSelf, RejectUnproven} {
 		m.hbRejected.WithLabelValues(r)
@@ -69,6 +74,7 @@ func NewMetrics(reg prometheus.Registerer) *Metrics {
 		m.hbSendErr = register(reg, m.hbSendErr)
 		m.hbReceived = register(reg, m.hbReceived)
 		m.hbRejected = register(reg, m.hbRejected)
+		m.placement = register(reg, m.placement)
 	}
 	return m
 }
@@ -139,5 +145,15 @@ func (m *Metrics) received() {
 func (m *Metrics) rejected(reason string) {
 	if m != nil {
 		m.hbRejected.WithLabelValues(reason).Inc()
+	}
+}
+
+func (m *Metrics) setPlacement(group string, ok bool) {
+	if m != nil {
+		v := 0.0
+		if ok {
+			v = 1
+		}
+		m.placement.WithLabelValues(group).Set(v)
 	}
 }

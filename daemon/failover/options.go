@@ -60,6 +60,14 @@ type Options struct {
 	// DefaultRelayFor; negative turns the relay off. It needs a Network
 	// that implements hal.Relayer.
 	RelayFor time.Duration
+	// PlacementEvery: run the VIP placement check (placement.go) this
+	// often, besides at start and after a change of holder. 0 means
+	// DefaultPlacementEvery; negative turns it off. It needs a Network
+	// that implements hal.ARPProber.
+	PlacementEvery time.Duration
+	// OnPlacement, if set, is called when a group's placement verdict or
+	// findings change (the daemon raises or clears an alarm).
+	OnPlacement func(group string, info PlacementInfo)
 }
 
 // GroupOptions configures one VIP group.
@@ -89,6 +97,10 @@ type GroupOptions struct {
 	// "Notify GROUP NEWSTATE OLDSTATE REASON", killed after NotifyTimeout.
 	Notify        string
 	NotifyTimeout time.Duration
+	// PeerAddress is the peer's own address in the VIP's subnet, which
+	// the placement check probes (invalid: the peer's heartbeat address
+	// when it lies in the subnet).
+	PeerAddress netip.Addr
 	// Follows names a primary group: this group (a reader VIP) lives on
 	// the box that does not hold the primary (follow.go).
 	Follows string
@@ -143,6 +155,9 @@ func (o Options) withDefaults() (Options, error) {
 	}
 	if o.RelayFor == 0 {
 		o.RelayFor = DefaultRelayFor
+	}
+	if o.PlacementEvery == 0 {
+		o.PlacementEvery = DefaultPlacementEvery
 	}
 	if len(o.Groups) > maxGroups-1 { // one entry is the session extension
 		return o, fmt.Errorf("%d VIP groups, at most %d", len(o.Groups), maxGroups-1)

@@ -84,6 +84,7 @@ func (m *Manager) Run(ctx context.Context) error {
 		}
 	}()
 	m.runChecks(cctx)
+	m.runPlacement(cctx)
 
 	timer := time.NewTimer(0)
 	defer timer.Stop()

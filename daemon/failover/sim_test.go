@@ -44,6 +44,7 @@ type simNode struct {
 	outbox [][]byte
 	sent   [][]byte         // every datagram ever sent (for replay tests)
 	relay  *hal.FakeRelayer // nil: the HAL cannot relay
+	arp    *hal.FakeARP     // nil: the HAL cannot probe ARP
 	ops    []string         // address and relay operations in order (with relay)
 }
 
@@ -93,6 +94,9 @@ func (s *sim) boot(n *simNode) {
 	var nw Network = n.hal
 	if n.relay != nil {
 		nw = &relayNet{Fake: n.hal, FakeRelayer: n.relay, n: n}
+	}
+	if n.arp != nil {
+		nw = arpNet{Fake: n.hal, FakeARP: n.arp}
 	}
 	m, err := New(n.opt, nw, n.hal)
 	if err != nil {
