@@ -44,6 +44,7 @@ func (a *App) setupFailover(ctx context.Context) error {
 	opt.Metrics = failover.NewMetrics(a.metrics())
 	opt.Beat = beat.Beat
 	opt.Persist = failoverPersist{a}
+	opt.OnPlacement = a.placementAlarm
 	m, err := failover.New(opt, n, n)
 	if err != nil {
 		return err
@@ -75,6 +76,10 @@ func (a *App) setupFailover(ctx context.Context) error {
 		return ctl.Errorf(ctl.CodeConflict, "%v", err)
 	}
 	a.ctl.Handle("vip", "VIP groups: state, holder, peer last heard, time to takeover", func(context.Context, json.RawMessage) (any, error) {
+		return m.Status(), nil
+	})
+	a.ctl.Handle(failover.MethodVIPCheck, "run the VIP placement check now (the peer on the VIP's layer-2 segment): the groups with their findings", func(ctx context.Context, _ json.RawMessage) (any, error) {
+		m.CheckPlacement(ctx)
 		return m.Status(), nil
 	})
 	a.ctl.Handle("vip.release", "give a VIP group to the peer for maintenance: {group}", func(_ context.Context, p json.RawMessage) (any, error) {
@@ -168,7 +173,7 @@ func FailoverOptions(cfg *config.Config) (failover.Options, error) {
 			Deadtime: v.Deadtime.D(), Initdead: v.Initdead.D(),
 			Failback: v.Failback.On(), StableFor: zeroIsNone(v.Failback.StableFor.D()),
 			GARPCount: v.GARP.Count, GARPRepeatAfter: v.GARP.RepeatAfter.D(),
-			Notify: v.Notify,
+			Notify: v.Notify, PeerAddress: v.PeerAddress,
 		}
 		if v.Follows != nil {
 			g.Follows = v.Follows.Group

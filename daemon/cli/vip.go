@@ -17,6 +17,7 @@ func vipCommands() []ctlCommand {
 	group := exactly(1, func(a []string) any { return map[string]string{"group": a[0]} })
 	return []ctlCommand{
 		{words: "vip", also: "show", help: "VIP groups: state, holder, peer last heard, time to takeover", method: "vip", print: printVIP},
+		{words: "vip check", help: "run the VIP placement check now: is the peer on each VIP's layer-2 segment?", method: failover.MethodVIPCheck, print: printVIP},
 		{words: "vip release", args: "GROUP", help: "give the VIP group to the peer (maintenance) until vip auto or vip takeover", method: "vip.release", params: group, print: printVIP},
 		{words: "vip takeover", args: "GROUP", help: "take the VIP group from the peer at once and keep it", method: "vip.takeover", params: group, print: printVIP},
 		{words: "vip auto", args: "GROUP", help: "end a vip release or vip takeover: back to priority and failback", method: "vip.auto", params: group, print: printVIP},
@@ -101,6 +102,9 @@ func FormatVIP(st failover.Status) string {
 			}
 			fmt.Fprintf(&b, "  peer %s: %s, priority %d, heard %s ago (%s)\n", p.Node, p.State, p.Priority, fmtAgo(p.LastHeard), alive)
 		}
+		if p := g.Placement; p != nil {
+			fmt.Fprintf(&b, "  placement: %s\n", placementText(p))
+		}
 		for _, c := range g.Checks {
 			res := "ok"
 			if !c.OK {
@@ -151,4 +155,19 @@ func fmtAgo(d time.Duration) string {
 	default:
 		return d.Round(time.Second).String()
 	}
+}
+
+// placementText renders a VIP placement check for `ctl vip`.
+func placementText(p *failover.PlacementInfo) string {
+	if !p.OK {
+		return "WARNING " + strings.Join(p.Findings, "; ") + " (checked " + fmtAgo(time.Since(p.Checked)) + " ago)"
+	}
+	s := "ok"
+	if p.PeerAddress != "" {
+		s += ", peer " + p.PeerAddress + " answers ARP from " + p.PeerMAC
+	}
+	if len(p.Findings) > 0 {
+		s += " (" + strings.Join(p.Findings, "; ") + ")"
+	}
+	return s + " (checked " + fmtAgo(time.Since(p.Checked)) + " ago)"
 }

@@ -210,6 +210,10 @@ type VIP struct {
 	GARP      GARP         `yaml:"garp"`
 	Track     []Track      `yaml:"track"`
 	Notify    string       `yaml:"notify"`
+	// PeerAddress is the peer's own address in the VIP's subnet, which
+	// the placement check probes by ARP (default: cluster.peer's address
+	// when it lies in the subnet).
+	PeerAddress netip.Addr `yaml:"peer_address"`
 	// Follows makes this a reader VIP: it lives on the box that does not
 	// hold the named group (dbcheck.go).
 	Follows *Follows `yaml:"follows"`

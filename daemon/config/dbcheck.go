@@ -57,6 +57,12 @@ func (c *Config) validateMySQL(path string, v VIP, m *MySQLTrack, add func(strin
 	}
 }
 
+func (c *Config) validatePeerAddress(p string, v VIP, add func(string, string, ...any)) {
+	if v.PeerAddress.IsValid() && v.Address.IsValid() && !v.Address.Masked().Contains(v.PeerAddress) {
+		add(p+".peer_address", "%s is outside the VIP's subnet %s: give the peer's address on the VIP's segment", v.PeerAddress, v.Address.Masked())
+	}
+}
+
 func (c *Config) validateFollows(p string, v VIP, add func(string, string, ...any)) {
 	f := v.Follows
 	if f == nil {

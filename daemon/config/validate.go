@@ -123,6 +123,7 @@ func (c *Config) validate(lines map[string]int) Problems {
 			add(p+".failback.stable_for", "must not be negative")
 		}
 		c.validateFollows(p, v, add)
+		c.validatePeerAddress(p, v, add)
 		for j, t := range v.Track {
 			tp := fmt.Sprintf("%s.track[%d]", p, j)
 			n := 0

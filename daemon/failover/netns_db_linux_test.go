@@ -26,13 +26,7 @@ const (
 
 // newDBLab makes the bridge and the three namespaces (k18 prefix).
 func newDBLab(t *testing.T) *lab {
-	sfx := fmt.Sprintf("%d%03d", os.Getpid()%100000, time.Now().UnixNano()%1000)
-	l := &lab{t: t, dir: t.TempDir(), br: "k18br" + sfx, a: "k18a" + sfx, b: "k18b" + sfx, c: "k18c" + sfx}
-	for _, ns := range []string{l.br, l.a, l.b, l.c} {
-		run(t, "ip", "netns", "add", ns)
-		t.Cleanup(func() { _ = exec.Command("ip", "netns", "del", ns).Run() })
-		run(t, "ip", "-n", ns, "link", "set", "lo", "up")
-	}
+	l := newNamespaces(t, "k18")
 	run(t, "ip", "-n", l.br, "link", "add", "br0", "type", "bridge")
 	run(t, "ip", "-n", l.br, "link", "set", "br0", "up")
 	for i, h := range []struct{ ns, addr string }{{l.a, dbA}, {l.b, dbB}, {l.c, dbClient}} {
@@ -42,8 +36,22 @@ func newDBLab(t *testing.T) *lab {
 		run(t, "ip", "-n", h.ns, "addr", "add", h.addr+"/27", "dev", "eth0")
 		run(t, "ip", "-n", h.ns, "link", "set", "eth0", "up")
 	}
+	return l
+}
+
+// newNamespaces makes a lab's four namespaces (named prefix + br, a, b,
+// c + a unique suffix, loopback up, deleted at cleanup) and its cluster
+// key; the caller wires them.
+func newNamespaces(t *testing.T, prefix string) *lab {
+	sfx := fmt.Sprintf("%d%03d", os.Getpid()%100000, time.Now().UnixNano()%1000)
+	l := &lab{t: t, dir: t.TempDir(), br: prefix + "br" + sfx, a: prefix + "a" + sfx, b: prefix + "b" + sfx, c: prefix + "c" + sfx}
+	for _, ns := range []string{l.br, l.a, l.b, l.c} {
+		run(t, "ip", "netns", "add", ns)
+		t.Cleanup(func() { _ = exec.Command("ip", "netns", "del", ns).Run() })
+		run(t, "ip", "-n", ns, "link", "set", "lo", "up")
+	}
 	l.key = filepath.Join(l.dir, "cluster.key")
-	if err := os.WriteFile(l.key, []byte("k18-netns-db-test-key-0123456789abcdef"), 0o600); err != nil {
+	if err := os.WriteFile(l.key, []byte(prefix+"-netns-test-key-0123456789abcdef"), 0o600); err != nil {
 		t.Fatal(err)
 	}
 	return l
