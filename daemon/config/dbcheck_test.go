@@ -1,6 +1,8 @@
 package config
 
 import (
+	"fmt"
+	"os"
 	"strings"
 	"testing"
 	"time"
@@ -51,5 +53,35 @@ func TestMySQLTrackAndFollows(t *testing.T) {
 		if err == nil || !strings.Contains(err.Error(), tc.want) {
 			t.Errorf("%s: err %v, want %q", tc.to, err, tc.want)
 		}
+	}
+}
+
+// TestREADMEWorkedExample: the configurations of the top README's
+// worked example parse and validate without a warning.
+func TestREADMEWorkedExample(t *testing.T) {
+	data, err := os.ReadFile("../../README.md")
+	if err != nil {
+		t.Fatal(err)
+	}
+	_, sec, ok := strings.Cut(string(data), "### Worked example")
+	if !ok {
+		t.Fatal("README has no worked example")
+	}
+	sec, _, _ = strings.Cut(sec, "\n## ")
+	n := 0
+	for _, block := range strings.Split(sec, "```yaml\n")[1:] {
+		y, _, _ := strings.Cut(block, "```")
+		n++
+		c, err := Parse(fmt.Sprintf("README example %d", n), []byte(y))
+		if err != nil {
+			t.Errorf("README example %d:\n%s\n%v", n, y, err)
+			continue
+		}
+		if len(c.Warnings) > 0 {
+			t.Errorf("README example %d: warnings %v", n, c.Warnings)
+		}
+	}
+	if n != 2 {
+		t.Errorf("%d YAML examples, want 2 (an edge box, a DB box)", n)
 	}
 }
