@@ -87,7 +87,7 @@ func (c *Config) validateFollows(p string, v VIP, add func(string, string, ...an
 	case leader.Follows != nil:
 		add(p+".follows.group", "%q follows %q itself: follow a primary group", f.Group, leader.Follows.Group)
 	}
-	if v.Priority < 2 {
-		add(p+".priority", "a reader VIP needs priority 2 or more (holding %s leaves it 1)", f.Group)
+	if v.Priority < 3 {
+		add(p+".priority", "a reader VIP needs priority 3 or more (holding %s leaves it 2, waiting for it 1)", f.Group)
 	}
 }

@@ -9,21 +9,39 @@ import (
 // on: peer}`) lives on the box that does not hold its primary group: the
 // GUI reads from the backup database while the writer VIP is on the
 // main. It needs nothing new on the wire: while this box holds the
-// primary, the reader's effective priority drops to 1 (the floor), which
-// the heartbeat carries like any priority, so the peer is preferred for
-// it; the holder releases at once when that happens (the reason says
-// "follows"). A box with no live, eligible peer holds both: a reader
-// priority of 1 still wins when nobody else competes. Its own health
-// checks (a mysql check accepting either read_only) still apply: a box
-// whose database is down holds neither.
+// primary, the reader's effective priority drops to 2, which the
+// heartbeat carries like any priority, so the peer is preferred for it;
+// the holder releases at once when that happens (the reason says
+// "follows"). While this box waits for the primary to come back to it
+// (backup, preferred, failback on), the reader's priority is 1: the
+// peer, still holding the primary at 2, keeps the reader too, so a
+// failback does not bounce the reader through this box. A box with no
+// live, eligible peer holds both: a low priority still wins when nobody
+// else competes. Its own health checks (a mysql check accepting either
+// read_only) still apply: a box whose database is down holds neither.
 
-// followPenalty is what holding the primary takes off the reader's
-// priority: all of it but 1.
+// followPenalty is what the primary takes off the reader's priority:
+// down to 2 while this box holds it, to 1 while it is due back here.
 func (g *group) followPenalty() int {
-	if g.leader == nil || g.leader.state != StateMaster {
+	switch {
+	case g.leader == nil:
 		return 0
+	case g.leader.state == StateMaster:
+		return g.opt.Priority - 2
+	case g.leader.due:
+		return g.opt.Priority - 1
 	}
-	return g.opt.Priority - 1
+	return 0
+}
+
+// setDue records whether failback will bring g's VIP to this box; its
+// followers' priority changes with it.
+func (m *Manager) setDue(g *group, due bool, now time.Time) {
+	if g.due == due {
+		return
+	}
+	g.due = due
+	m.leaderChanged(g, now)
 }
 
 // linkFollowers points each reader group at its primary (names were
@@ -43,6 +61,9 @@ func (m *Manager) linkFollowers() {
 // state: their priority changed with it, and the peer hears the new one
 // in the heartbeat become already owes.
 func (m *Manager) leaderChanged(g *group, now time.Time) {
+	if len(g.followers) > 0 {
+		m.sendNow = max(m.sendNow, 1)
+	}
 	for _, f := range g.followers {
 		m.met.setPriority(f.opt.Name, f.effectivePriority())
 		m.evaluate(f, now)
@@ -68,8 +89,8 @@ func checkFollows(groups []GroupOptions) error {
 			return fmt.Errorf("vip %q follows itself", g.Name)
 		case l.Follows != "":
 			return fmt.Errorf("vip %q follows %q, which follows %q: follow a primary group", g.Name, g.Follows, l.Follows)
-		case g.Priority < 2:
-			return fmt.Errorf("vip %q: a reader VIP needs priority 2 or more (1 is what holding %q leaves it)", g.Name, g.Follows)
+		case g.Priority < 3:
+			return fmt.Errorf("vip %q: a reader VIP needs priority 3 or more (holding %q leaves it 2, waiting for it 1)", g.Name, g.Follows)
 		}
 	}
 	return nil

@@ -61,8 +61,8 @@ func TestReaderFollowsPeer(t *testing.T) {
 	s.runReader(time.Second)
 	s.wantHolders("db-a")
 	s.wantReader("db-b")
-	if p := a.m.Status().Groups[1].Effective; p != 1 {
-		t.Errorf("A's reader priority %d while it holds the primary, want 1", p)
+	if p := a.m.Status().Groups[1].Effective; p != 2 {
+		t.Errorf("A's reader priority %d while it holds the primary, want 2", p)
 	}
 
 	s.kill(a, false)
@@ -75,6 +75,11 @@ func TestReaderFollowsPeer(t *testing.T) {
 	s.runReader(3 * time.Second) // failback (stable_for 1 s)
 	s.wantHolders("db-a")
 	s.wantReader("db-b")
+	for _, e := range a.ev.events {
+		if e.Group == "rd" && e.To == StateMaster {
+			t.Errorf("the reader went through A during the failback: %s", e.Reason)
+		}
+	}
 
 	s.kill(b, false)
 	_ = b.hal.DelAddress("eth0", readerVIP)
@@ -104,7 +109,7 @@ func TestFollowsValidation(t *testing.T) {
 	}{
 		{"nope", "rd", 100, "no such group"},
 		{"rd", "rd", 100, "follows itself"},
-		{"sip", "rd", 1, "priority 2 or more"},
+		{"sip", "rd", 2, "priority 3 or more"},
 	} {
 		p, r := groupOpts(RoleMain, 150), groupOpts(RoleMain, tc.prio)
 		r.Name, r.Address, r.Follows = tc.self, readerVIP, tc.follows

@@ -77,6 +77,7 @@ type group struct {
 	// followers are the groups that follow this one.
 	leader    *group
 	followers []*group
+	due       bool // backup, and failback will give this box the VIP
 	place     placement
 
 	retry       bool      // a takeover or release failed; try again
@@ -300,6 +301,7 @@ func (m *Manager) evaluate(g *group, now time.Time) {
 	alive := g.alive(now)
 	m.notePeerHolder(g, alive, now)
 	if f := g.faulted(); f != "" {
+		m.setDue(g, false, now)
 		if g.state != StateFault {
 			m.become(g, StateFault, "health check failed: "+f, now)
 		}
@@ -322,6 +324,7 @@ func (m *Manager) evaluate(g *group, now time.Time) {
 			break
 		}
 	}
+	m.setDue(g, g.state == StateBackup && g.opt.Failback && master != nil && preferred(self, peerCandidate(master)), now)
 
 	switch g.state {
 	case StateInit:

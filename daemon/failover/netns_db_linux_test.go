@@ -1,6 +1,7 @@
 package failover
 
 import (
+	"database/sql"
 	"fmt"
 	"net"
 	"os"
@@ -143,15 +144,34 @@ func TestNetnsMySQLReader(t *testing.T) {
 	writer := clientDB(t, l.c, dbWriterVIP+":3306")
 	reader := clientDB(t, l.c, dbReaderVIP+":3306")
 
+	// writable waits for a write through the writer VIP to succeed: the
+	// new holder's notify hook promotes its database just after the
+	// takeover (behind a demotion queued while a hung server stalled it).
+	writable := func(step string) {
+		t.Helper()
+		start := time.Now()
+		var err error
+		for time.Since(start) < 10*time.Second {
+			if err = write(writer, step); err == nil {
+				t.Logf("%s: writes through the writer VIP %v after it answered", step, time.Since(start).Round(time.Millisecond))
+				return
+			}
+			time.Sleep(50 * time.Millisecond)
+		}
+		t.Errorf("%s: no write through the writer VIP within 10 s: %v", step, err)
+	}
 	steady := func(step string) {
 		t.Helper()
 		waitServer(t, writer, step+": writer VIP", "1", 20*time.Second)
 		waitServer(t, reader, step+": reader VIP", "2", 20*time.Second)
-		if err := write(writer, step); err != nil {
-			t.Errorf("%s: write through the writer VIP: %v", step, err)
+		writable(step)
+		// The backup's notify hook demotes it just after it let go.
+		refused := false
+		for end := time.Now().Add(10 * time.Second); !refused && time.Now().Before(end); time.Sleep(50 * time.Millisecond) {
+			refused = write(reader, step) != nil
 		}
-		if err := write(reader, step); err == nil {
-			t.Errorf("%s: a write through the reader VIP reached a writable server", step)
+		if !refused {
+			t.Errorf("%s: writes through the reader VIP still reach a writable server after 10 s", step)
 		}
 	}
 	// takenOver waits for B to answer on both VIPs and to take writes.
@@ -159,15 +179,7 @@ func TestNetnsMySQLReader(t *testing.T) {
 		t.Helper()
 		took := waitServer(t, writer, step+": writer VIP", "2", 20*time.Second)
 		waitServer(t, reader, step+": reader VIP", "2", 5*time.Second)
-		var err error
-		for end := time.Now().Add(10 * time.Second); time.Now().Before(end); time.Sleep(50 * time.Millisecond) {
-			if err = write(writer, step); err == nil {
-				break
-			}
-		}
-		if err != nil {
-			t.Errorf("%s: no write through the writer VIP after takeover: %v", step, err)
-		}
+		writable(step)
 		return took
 	}
 
@@ -182,7 +194,11 @@ func TestNetnsMySQLReader(t *testing.T) {
 
 	my[l.a].start()
 	back := time.Now()
+	stopWatch := watchReader(reader, "2")
 	steady("mysqld A back")
+	if other := stopWatch(); other > 0 {
+		t.Errorf("the reader VIP was answered by the main %d times during the failback (it should stay on the backup)", other)
+	}
 	t.Logf("mysqld A back: failback to A within %v", time.Since(back).Round(time.Millisecond))
 	if ro, err := my[l.b].sql("SELECT @@global.read_only"); err != nil || ro != "1" {
 		t.Errorf("B after failback: read_only %q (%v), want 1 (demoted by notify)", ro, err)
@@ -210,6 +226,30 @@ func TestNetnsMySQLReader(t *testing.T) {
 	l.stop(b, syscall.SIGTERM)
 	waitServer(t, reader, "B's daemon stopped: reader VIP", "1", 20*time.Second)
 	waitServer(t, writer, "B's daemon stopped: writer VIP", "1", time.Second)
+}
+
+// watchReader reads server_id through db every 100 ms (at most 600
+// times) until the returned function is called; that returns how many
+// answers came from a server other than want.
+func watchReader(db *sql.DB, want string) func() int {
+	stop, done := make(chan struct{}), make(chan int)
+	go func() {
+		other := 0
+		for i := 0; i < 600; i++ {
+			if id, err := serverID(db); err == nil && id != want {
+				other++
+			}
+			select {
+			case <-stop:
+				done <- other
+				return
+			case <-time.After(100 * time.Millisecond):
+			}
+		}
+		<-stop
+		done <- other
+	}()
+	return func() int { close(stop); return <-done }
 }
 
 func groupState(st Status, name string) string {
