@@ -182,18 +182,40 @@ func (m *Manager) checkPlacement(ctx context.Context, pr hal.ARPProber, g *group
 		return info
 	}
 	find := func(format string, args ...any) { info.Findings = append(info.Findings, fmt.Sprintf(format, args...)) }
+	if m.links != nil { // loopback has a hardware address of zeros
+		if st, err := m.links.Link(ifname); err == nil && (len(st.HardwareAddr) != 6 || !slices.ContainsFunc(st.HardwareAddr, func(b byte) bool { return b != 0 })) {
+			info.OK, info.Checked = true, m.opt.Clock.Now()
+			find("%s is not an Ethernet interface: placement not checked", ifname)
+			return info
+		}
+	}
 
+	// The VIP's segment: its subnet; for a /31 or /32 VIP, the subnets of
+	// this box's own addresses on the interface.
 	own, err := m.net.Addresses(ifname)
+	var subnets []netip.Prefix
+	if vip.Bits() < 31 {
+		subnets = []netip.Prefix{subnet}
+	} else {
+		for _, p := range own {
+			if p.Addr() != vip.Addr() && p.Addr().Is4() {
+				subnets = append(subnets, p.Masked())
+			}
+		}
+	}
+	inSegment := func(a netip.Addr) bool {
+		return slices.ContainsFunc(subnets, func(p netip.Prefix) bool { return p.Contains(a) })
+	}
 	if err != nil {
 		find("cannot read the addresses of %s: %v", ifname, err)
-	} else if !slices.ContainsFunc(own, func(p netip.Prefix) bool { return p.Addr() != vip.Addr() && subnet.Contains(p.Addr()) }) {
+	} else if !slices.ContainsFunc(own, func(p netip.Prefix) bool { return p.Addr() != vip.Addr() && inSegment(p.Addr()) }) {
 		find("this box has no address of its own in the VIP's subnet %s on %s", subnet, ifname)
 	}
 
 	peer := g.opt.PeerAddress
 	if !peer.IsValid() {
 		for a := range m.sources {
-			if subnet.Contains(a) {
+			if inSegment(a) {
 				peer = a
 			}
 		}

@@ -101,6 +101,12 @@ func TestPlacementFindings(t *testing.T) {
 	if info.OK || !strings.Contains(got, "no address of its own in the VIP's subnet 198.51.100.0/24") || !strings.Contains(got, "the peer has no known address in the VIP's subnet") {
 		t.Errorf("VIP outside both boxes' subnets: %+v", info)
 	}
+	// A /32 VIP: the segment is that of the box's own addresses.
+	host := netip.MustParsePrefix("192.0.2.10/32")
+	_, a, _, _ = placementPair(t, true, func(ga, gb *GroupOptions) { ga.Address, gb.Address = host, host })
+	if info = check(t, a); !info.OK || info.PeerAddress != "192.0.2.12" {
+		t.Errorf("/32 VIP: %+v, want the peer's address in this box's subnet probed", info)
+	}
 	// An address given for the peer is probed instead.
 	_, a, _, _ = placementPair(t, false, func(ga, gb *GroupOptions) {
 		ga.Address, gb.Address = other, other
