@@ -2,6 +2,7 @@ package config
 
 import (
 	"fmt"
+	"reflect"
 	"strings"
 	"testing"
 	"time"
@@ -88,6 +89,45 @@ func TestZeroMeansZero(t *testing.T) {
 	for _, f := range []string{"cluster.interval", "vips[0].deadtime", "vips[0].initdead", "vips[0].garp.count"} {
 		if !strings.Contains(got, f+": may not be zero") {
 			t.Errorf("no warning for %s in:\n%s", f, got)
+		}
+	}
+	c, err = Parse("sip.yaml", []byte("sip:\n  listen: [\"udp:127.0.0.1:5060\"]\n  probe: {interval: 0s}\n  cores: [{name: c1, address: \"127.0.0.1:5070\", weight: 0, max_calls: 0}]\nsecurity: {flood: {requests: 0}}\n"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if c.SIP.Probe.Interval.D() != 5*time.Second || c.SIP.Cores[0].Weight != 1 || c.Security.Flood.Requests != 0 {
+		t.Errorf("old meanings lost: probe %v, weight %d, flood requests %d", c.SIP.Probe.Interval, c.SIP.Cores[0].Weight, c.Security.Flood.Requests)
+	}
+	got = c.Warnings.Error()
+	if !strings.Contains(got, "sip.probe.interval: may not be zero") || !strings.Contains(got, "sip.cores[0].weight: may not be zero") || strings.Contains(got, "max_calls") || strings.Contains(got, "flood.requests") {
+		t.Errorf("warnings:\n%s", got)
+	}
+}
+
+// TestNonZeroFieldsExist: every field the zero rule names is a field of
+// the file (a typo would silently check nothing).
+func TestNonZeroFieldsExist(t *testing.T) {
+	for _, f := range nonZeroFields {
+		typ := reflect.TypeFor[Config]()
+		for _, part := range strings.Split(f.path, ".") {
+			name, _, list := strings.Cut(part, "[")
+			found := false
+			for typ.Kind() == reflect.Pointer {
+				typ = typ.Elem()
+			}
+			for i := range typ.NumField() {
+				if tag, _, _ := strings.Cut(typ.Field(i).Tag.Get("yaml"), ","); tag == name {
+					typ, found = typ.Field(i).Type, true
+					break
+				}
+			}
+			if !found {
+				t.Errorf("%s: no field %q", f.path, name)
+				break
+			}
+			if list {
+				typ = typ.Elem()
+			}
 		}
 	}
 }

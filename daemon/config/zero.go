@@ -9,8 +9,9 @@ import (
 // A zero written in the file means zero where zero makes sense: the
 // waits `vips[].failback.stable_for` (hand back at once),
 // `vips[].garp.repeat_after` (no second announcement) and
-// `cluster.handover_relay` (no relay) take it literally (applyDefaults).
-// The fields below may not be zero. Files written before this rule had
+// `cluster.handover_relay` (no relay) take it literally (applyDefaults),
+// as do `security.flood.requests` (flood protection off) and
+// `sip.cores[].max_calls` (no limit). The fields below may not be zero. Files written before this rule had
 // a 0 there silently replaced by the default; such a file keeps working
 // (the default is used, as before) under a warning, and `sipedge config
 // validate` fails on it, naming the field and the value to write.
@@ -23,9 +24,42 @@ type nonZero struct {
 
 var nonZeroFields = []nonZero{
 	{"cluster.interval", "heartbeats need a period"},
+	{"cluster.replication.port", "a TCP port"},
 	{"vips[].deadtime", "a peer silent for no time at all is never alive"},
 	{"vips[].initdead", "a booting box must wait at least a deadtime to hear its peer"},
 	{"vips[].garp.count", "a takeover nobody is told about leaves clients on the old box"},
+	{"network.bonds[].miimon", "link monitoring needs a period"},
+	{"watchdog.timeout", "the watchdog needs a timeout"},
+	{"sip.probe.interval", "Core probes need a period"},
+	{"sip.probe.timeout", "a probe answered in no time at all never is"},
+	{"sip.probe.down_after", "a count of failed probes"},
+	{"sip.probe.up_after", "a count of answered probes"},
+	{"sip.retry.attempt_timeout", "a Core needs time to answer"},
+	{"sip.retry.max_tries", "a call needs one try at least"},
+	{"sip.dialog_ttl", "a dialog's lifetime"},
+	{"sip.udp_buffer_bytes", "a buffer size"},
+	{"sip.overload.queue_delay", "every call would be refused"},
+	{"sip.overload.queue_length", "a queue size"},
+	{"sip.overload.retry_after", "the 503's Retry-After"},
+	{"sip.tcp.idle_timeout", "a connection's idle time"},
+	{"sip.tcp.message_timeout", "a message's time to arrive"},
+	{"sip.tcp.max_connections", "a connection cap"},
+	{"sip.tcp.max_per_source", "a connection cap"},
+	{"sip.caps.dialogs", "a table cap"},
+	{"sip.caps.transactions", "a table cap"},
+	{"sip.caps.branches", "a table cap"},
+	{"sip.caps.session_expires", "a session's lifetime"},
+	{"sip.cores[].weight", "weight 0 was always 1; take a Core out with ctl cores disable"},
+	{"security.flood.per", "a rate needs a period"},
+	{"security.flood.ban", "a ban's length"},
+	{"security.flood.sources", "a table cap"},
+	{"security.limits.message_bytes", "a size limit"},
+	{"security.limits.uri_bytes", "a size limit"},
+	{"security.limits.headers", "a count limit"},
+	{"time.poll", "SNTP needs a period"},
+	{"time.step_threshold", "a threshold"},
+	{"time.panic", "a threshold"},
+	{"console.idle_logout", "a session's idle time"},
 }
 
 // zeroWarnings reports every non-zero field the file gave as zero,
