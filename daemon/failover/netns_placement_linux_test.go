@@ -164,7 +164,7 @@ func TestNetnsPlacement(t *testing.T) {
 		a, b := l.startPair()
 		wants := map[*box][]string{
 			a: {"the peer has no known address in the VIP's subnet 192.0.2.96/27"},
-			b: {"this box has no address of its own in the VIP's subnet 192.0.2.96/27 on eth0", "the peer 192.0.2.97 does not answer ARP on eth0"},
+			b: {"this box has no address of its own in the VIP's subnet 192.0.2.96/27 on eth0", "the peer 192.0.2.97 does not answer ARP on eth0 (hal: arp probe 192.0.2.97 on eth0: no ARP answer) though its heartbeats arrive"},
 		}
 		for x, want := range wants {
 			p, alarms := l.placement(x)
@@ -185,5 +185,11 @@ func TestNetnsPlacement(t *testing.T) {
 				t.Errorf("%s: ctl vip does not show the warning:\n%s", x.name, out)
 			}
 		}
+		// Not tested here: B's gratuitous ARP not heard by A after B takes
+		// the VIP. Measured: once B holds 192.0.2.110/27, its route to
+		// that /27 sends its heartbeats to A out of eth0, where A is not,
+		// so A stops hearing B and takes the VIP back within the
+		// deadtime (split brain): the failure this check warns about.
+		// TestPlacementGARP covers the finding.
 	})
 }

@@ -232,9 +232,15 @@ func (m *Manager) checkPlacement(ctx context.Context, pr hal.ARPProber, g *group
 		pctx, cancel := context.WithTimeout(ctx, placementProbeFor)
 		mac, err := pr.ProbeARP(pctx, ifname, peer)
 		cancel()
-		if err != nil {
-			find("the peer %s does not answer ARP on %s (%v): it is not on this box's layer-2 segment, and the VIP cannot move between the two", peer, ifname, err)
-		} else {
+		m.mu.Lock()
+		heard := len(g.alive(m.opt.Clock.Now())) > 0
+		m.mu.Unlock()
+		switch {
+		case err != nil && heard:
+			find("the peer %s does not answer ARP on %s (%v) though its heartbeats arrive: it is not on this box's layer-2 segment, and the VIP cannot move between the two", peer, ifname, err)
+		case err != nil:
+			find("the peer %s does not answer ARP on %s (%v) and is not heard: it is down, or not on this box's layer-2 segment", peer, ifname, err)
+		default:
 			info.PeerMAC = mac.String()
 		}
 	}
