@@ -11,8 +11,10 @@ import (
 // main. It needs nothing new on the wire: while this box holds the
 // primary, the reader's effective priority drops to 2, which the
 // heartbeat carries like any priority, so the peer is preferred for it;
-// the holder releases at once when that happens (the reason says
-// "follows"). While this box waits for the primary to come back to it
+// the holder releases once the peer has been preferred for stable_for,
+// as in a failback (the reason says "follows"): the checks of the two
+// groups rise at different moments when a database comes back, and a
+// release at once let the reader bounce through the main box. While this box waits for the primary to come back to it
 // (backup, preferred, failback on), the reader's priority is 1: the
 // peer, still holding the primary at 2, keeps the reader too, so a
 // failback does not bounce the reader through this box. A box with no

@@ -1,6 +1,7 @@
 package failover
 
 import (
+	"errors"
 	"net/netip"
 	"strings"
 	"testing"
@@ -116,6 +117,49 @@ func TestFollowsValidation(t *testing.T) {
 		_, err := (Options{Node: "a", Key: testKey, Interval: 100 * time.Millisecond, Groups: []GroupOptions{p, r}}).withDefaults()
 		if err == nil || !strings.Contains(err.Error(), tc.want) {
 			t.Errorf("follows %q: err %v, want %q", tc.follows, err, tc.want)
+		}
+	}
+}
+
+// TestReaderChecksRiseApart: A's database comes back and its reader
+// check rises 500 ms before its writer check; the reader stays on B (a
+// release at once moved it to A and back).
+func TestReaderChecksRiseApart(t *testing.T) {
+	s := newSim(t)
+	groups := func(role Role, prio int) []GroupOptions {
+		p := groupOpts(role, prio)
+		p.Track = []TrackOptions{{Kind: CheckTCP, Target: "127.0.0.1:3306"}}
+		r := p
+		r.Name, r.Address, r.Follows = "rd", readerVIP, "sip"
+		return []GroupOptions{p, r}
+	}
+	a, b := s.add("db-a", groups(RoleMain, 150)...), s.add("db-b", groups(RoleBackup, 100)...)
+	s.boot(a)
+	s.boot(b)
+	s.runReader(time.Second)
+	s.wantHolders("db-a")
+	s.wantReader("db-b")
+	report := func(name string, err error) {
+		g := a.m.byName[name]
+		for range 2 {
+			a.m.reportCheck(g, g.checks[0], err, s.clock.now)
+			s.deliver()
+		}
+	}
+	report("sip", errors.New("mysqld down"))
+	report("rd", errors.New("mysqld down"))
+	s.runReader(time.Second)
+	s.wantHolders("db-b")
+	s.wantReader("db-b")
+	report("rd", nil)
+	s.runReader(500 * time.Millisecond)
+	report("sip", nil)
+	s.runReader(3 * time.Second)
+	s.wantHolders("db-a")
+	s.wantReader("db-b")
+	for _, e := range a.ev.events {
+		if e.Group == "rd" && e.To == StateMaster {
+			t.Errorf("the reader went through A: %s", e.Reason)
 		}
 	}
 }

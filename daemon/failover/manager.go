@@ -215,8 +215,11 @@ func (g *group) effectivePriority() int {
 	return p
 }
 
-func (g *group) penalty() int {
-	n := g.followPenalty()
+func (g *group) penalty() int { return g.followPenalty() + g.checkPenalty() }
+
+// checkPenalty is what failing weighted checks take off the priority.
+func (g *group) checkPenalty() int {
+	n := 0
 	for _, c := range g.checks {
 		if !c.ok && c.opt.Weight > 0 {
 			n += c.opt.Weight
@@ -392,10 +395,13 @@ func (m *Manager) evaluate(g *group, now time.Time) {
 		switch {
 		case self.held:
 			m.become(g, StateBackup, "released by operator to "+bestPeer.node, now)
-		case g.followPenalty() > 0:
-			m.become(g, StateBackup, fmt.Sprintf("follows %s on the peer: this box holds %s, peer %s takes this VIP", g.leader.opt.Name, g.leader.opt.Name, bestPeer.node), now)
-		case g.penalty() > 0:
+		case g.checkPenalty() > 0:
 			m.become(g, StateBackup, fmt.Sprintf("health checks lowered priority to %d, peer %s has %d", self.priority, bestPeer.node, best.priority), now)
+		case g.followPenalty() > 0 && !g.pinned && bestPeer.status.State == StateBackup &&
+			!bestPeer.betterSince.IsZero() && now.Sub(bestPeer.betterSince) >= g.opt.StableFor:
+			// Stable for stable_for, as a failback: the two boxes' checks
+			// rise at different moments, and the reader must not bounce.
+			m.become(g, StateBackup, fmt.Sprintf("follows %s on the peer: this box holds %s, peer %s takes this VIP", g.leader.opt.Name, g.leader.opt.Name, bestPeer.node), now)
 		case g.opt.Failback && !g.pinned && bestPeer.status.State == StateBackup &&
 			!bestPeer.betterSince.IsZero() && now.Sub(bestPeer.betterSince) >= g.opt.StableFor:
 			m.become(g, StateBackup, fmt.Sprintf("failback to preferred peer %s, stable for %v", bestPeer.node, now.Sub(bestPeer.betterSince).Round(time.Millisecond)), now)

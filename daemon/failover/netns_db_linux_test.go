@@ -1,12 +1,14 @@
 package failover
 
 import (
+	"context"
 	"database/sql"
 	"fmt"
 	"net"
 	"os"
 	"os/exec"
 	"path/filepath"
+	"strings"
 	"syscall"
 	"testing"
 	"time"
@@ -137,6 +139,7 @@ func TestNetnsMySQLReader(t *testing.T) {
 		d.setupUsers()
 		my[x.ns] = d
 	}
+	probeConditions(t, my[l.b])
 	a := &box{name: "db-a", ns: l.a, cfg: l.dbConfig("db-a", dbA, dbB, "main", 150, my[l.a].sock())}
 	b := &box{name: "db-b", ns: l.b, cfg: l.dbConfig("db-b", dbB, dbA, "backup", 100, my[l.b].sock())}
 	l.start(a)
@@ -250,6 +253,48 @@ func watchReader(db *sql.DB, want string) func() int {
 		done <- other
 	}()
 	return func() int { close(stop); return <-done }
+}
+
+// probeConditions runs the mysql check's prober in d's namespace
+// against d (read-only, no replica), with each condition.
+func probeConditions(t *testing.T, d *mariadb) {
+	t.Helper()
+	ns := d.ns
+	lag := MySQLOptions{User: "probe", Password: "probe-pw-k18", MaxLag: 30 * time.Second}
+	for _, tc := range []struct {
+		name    string
+		opt     MySQLOptions
+		holding bool
+		want    string // "" : passes
+	}{
+		{"login and SELECT 1", MySQLOptions{User: "probe", Password: "probe-pw-k18"}, false, ""},
+		{"wrong password", MySQLOptions{User: "probe", Password: "nope"}, false, "Access denied"},
+		{"bad query", MySQLOptions{User: "probe", Password: "probe-pw-k18", Query: "SELECT nope"}, false, "Unknown column"},
+		{"writable, not holding", MySQLOptions{User: "probe", Password: "probe-pw-k18", Writable: true}, false, ""},
+		{"writable, holding", MySQLOptions{User: "probe", Password: "probe-pw-k18", Writable: true}, true, "read_only=1"},
+		{"max_lag without the privilege", lag, false, "SLAVE MONITOR"},
+		{"grant", MySQLOptions{}, false, ""},
+		{"max_lag on a server that is no replica", lag, false, "not a replica"},
+	} {
+		if tc.name == "grant" {
+			d.mustSQL("GRANT SLAVE MONITOR ON *.* TO 'probe'@'%'")
+			continue
+		}
+		p := newMySQLProber(TrackOptions{Target: "127.0.0.1:3306", MySQL: &tc.opt}, testLogger(t))
+		var err error
+		if nerr := inNetns(ns, func() error {
+			ctx, cancel := context.WithTimeout(context.Background(), 3*time.Second)
+			defer cancel()
+			err = p.probe(ctx, 3*time.Second, time.Second, tc.holding)
+			return nil
+		}); nerr != nil {
+			t.Fatal(nerr)
+		}
+		p.close()
+		if (tc.want == "") != (err == nil) || (err != nil && !strings.Contains(err.Error(), tc.want)) {
+			t.Errorf("%s: %v, want %q", tc.name, err, tc.want)
+		}
+	}
 }
 
 func groupState(st Status, name string) string {
