@@ -39,7 +39,7 @@ VIP=192.0.2.10
 
 need_root() { [ "$(id -u)" = 0 ] || { echo "lab.sh: needs root (network namespaces)" >&2; exit 1; }; }
 
-config() { # name self peer role priority
+config() { # name self peer role priority peer-on-the-VIP's-segment
 	mkdir -p "$LAB/$1"
 	cat >"$LAB/$1.yaml" <<YAML
 node: {name: $1, profile: four-box, platform: generic-x86_64, data_dir: $LAB/$1}
@@ -55,6 +55,7 @@ vips:
     failback: {enabled: true, stable_for: 1s}
     garp: {count: 3, repeat_after: 1s}
     track: [{tcp: "127.0.0.1:3306"}]
+    peer_address: $6   # the heartbeat runs on hb0: tell the placement check where the peer is on eth0
 YAML
 }
 
@@ -115,8 +116,8 @@ up() {
 	ip -n $NS_B addr add 198.51.100.12/24 dev hb0
 	ip -n $NS_A link set hb0 up
 	ip -n $NS_B link set hb0 up
-	config edge-a 198.51.100.11 198.51.100.12 main 150
-	config edge-b 198.51.100.12 198.51.100.11 backup 100
+	config edge-a 198.51.100.11 198.51.100.12 main 150 192.0.2.12
+	config edge-b 198.51.100.12 198.51.100.11 backup 100 192.0.2.11
 	db_listener $NS_A
 	db_listener $NS_B
 	start edge-a
