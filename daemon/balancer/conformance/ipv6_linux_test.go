@@ -53,7 +53,7 @@ var knownBrokenCalls = map[string]string{
 const calls = 3
 
 // TestIPv6Calls places calls on each path and checks that each is set
-// up and ended at the Core (its BYE answered there), and that the Core
+// up and ended at the Core (its ACK and BYE arrive there), and that the Core
 // saw our Record-Route for each side: one entry when both sides share a
 // listener, two (RFC 5658: the Core's side on top) when they do not.
 func TestIPv6Calls(t *testing.T) {
@@ -130,8 +130,9 @@ sip:
 		problems = append(problems, fmt.Sprintf("%d of %d calls succeeded at the caller", ok, calls))
 	}
 	c := core.Counts()
-	if c["INVITE_Recv"] != calls || c["BYE_Recv"] != calls {
-		problems = append(problems, fmt.Sprintf("the Core got %d INVITEs and %d BYEs, want %d each (calls left up)", c["INVITE_Recv"], c["BYE_Recv"], calls))
+	if c["INVITE_Recv"] != calls || c["ACK_Recv"] != calls || c["BYE_Recv"] != calls {
+		problems = append(problems, fmt.Sprintf("the Core got %d INVITEs, %d ACKs and %d BYEs, want %d each (calls left up)",
+			c["INVITE_Recv"], c["ACK_Recv"], c["BYE_Recv"], calls))
 	}
 	want := []string{fmt.Sprintf("<sip:%s:%d;lr>", bracket(fc.core), port)}
 	if fc.caller != fc.core {
@@ -141,7 +142,8 @@ sip:
 		problems = append(problems, fmt.Sprintf("Record-Route at the Core %q, want %q", got, want))
 	}
 	if len(problems) > 0 {
-		t.Logf("caller output:\n%s\ndaemon log:\n%s", tail(caller.Output(), 3000), tail(d.Log.String(), 6000))
+		errs, _ := os.ReadFile(filepath.Join(caller.Dir, "errors.log"))
+		t.Logf("caller output:\n%s\ncaller errors:\n%s\ndaemon log:\n%s", tail(caller.Output(), 3000), tail(string(errs), 3000), tail(d.Log.String(), 6000))
 	}
 	return strings.Join(problems, "; ")
 }
