@@ -57,6 +57,7 @@ const calls = 3
 // saw our Record-Route for each side: one entry when both sides share a
 // listener, two (RFC 5658: the Core's side on top) when they do not.
 func TestIPv6Calls(t *testing.T) {
+	testenv.Short(t, "places SIPp calls on five paths for about 25 s")
 	testenv.MustHaveSIPp(t)
 	testenv.SipedgeBinary(t)
 	results := map[string]string{}

@@ -9,6 +9,8 @@ import (
 	"slices"
 	"strings"
 	"testing"
+
+	"github.com/sipedge/sipedge/hal/testenv"
 )
 
 // row is one RFC message and what a proxy must do with it.
@@ -267,6 +269,7 @@ func (r row) problem(ob observation, src netip.AddrPort, trusted bool) string {
 // source, to the real binary with two Cores behind it, and compares
 // what it does with the table.
 func TestRFCTorture(t *testing.T) {
+	testenv.Short(t, "sends 122 messages to the daemon in a network namespace for about 2.5 minutes")
 	l := startLab(t)
 	only := os.Getenv("CONFORMANCE_ROWS") // e.g. "wsinv,ipv6-good": run only these
 	var jobs []job
