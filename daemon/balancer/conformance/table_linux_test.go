@@ -238,7 +238,7 @@ func finalHas(name string, values ...string) func(observation) string {
 }
 
 // problem compares an observation with the row ("" when they agree).
-func (r row) problem(ob observation, src netip.AddrPort, trusted bool) string {
+func (r row) problem(sent []byte, ob observation, src netip.AddrPort, trusted bool) string {
 	want := r.wantFor(trusted)
 	if ob.outcome != want {
 		return fmt.Sprintf("%s, want %s", ob.outcome, want)
@@ -257,6 +257,9 @@ func (r row) problem(ob observation, src netip.AddrPort, trusted bool) string {
 	}
 	if want.kind != dropped && ob.final == nil {
 		return fmt.Sprintf("%s but no final response reached the caller", ob.outcome)
+	}
+	if p := forwardProblem(sent, ob); p != "" {
+		return p
 	}
 	if r.check != nil {
 		return r.check(ob)
@@ -294,7 +297,7 @@ func TestRFCTorture(t *testing.T) {
 			mode = "trusted"
 		}
 		ob := l.send(j.src, j.msg)
-		p := j.r.problem(ob, l.caller[j.src].addr, trusted)
+		p := j.r.problem(j.msg, ob, l.caller[j.src].addr, trusted)
 		if p != "" || testing.Verbose() {
 			p += ob.describe()
 		}
