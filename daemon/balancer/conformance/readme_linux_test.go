@@ -21,22 +21,22 @@ func cell(s string) string { return strings.ReplaceAll(s, "|", `\|`) }
 // readmeTables renders the torture table and the call-path table.
 func readmeTables() string {
 	var b strings.Builder
-	b.WriteString("| Message | Section | RFC: verdict, what a proxy does | Want (trusted) | Want (untrusted) | Responses to | Our choice, why | Today, where it differs |\n")
+	b.WriteString("| Message | Section | RFC: verdict, what a proxy does | Want (trusted) | Want (untrusted) | Responses to (18.2.2; never a sent-by host or maddr) | Our choice, why | Today, where it differs |\n")
 	b.WriteString("|---|---|---|---|---|---|---|---|\n")
 	for _, r := range rows {
 		verdict := "invalid"
 		if r.valid {
 			verdict = "valid"
 		}
-		reply := "sent-by port (5060)"
+		reply := "source address, port 5060 (no sent-by port)"
 		rfc := strings.TrimPrefix(strings.TrimPrefix(r.rfc, "valid: "), "invalid: ")
 		switch {
 		case r.wantFor(true) == drop && r.wantFor(false) == drop:
 			reply = "—"
 		case r.replyPort < 0:
-			reply = "source port (rport)"
+			reply = "source address and port (rport)"
 		case r.replyPort > 0:
-			reply = fmt.Sprintf("sent-by port %d", r.replyPort)
+			reply = fmt.Sprintf("source address, sent-by port %d", r.replyPort)
 		}
 		var today []string
 		for _, mode := range []string{"trusted", "untrusted"} {
