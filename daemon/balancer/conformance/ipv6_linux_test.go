@@ -45,8 +45,8 @@ const sendV6onV4 = "with listeners on both families, messages to an IPv6 address
 // main on 2026-12-03).
 var knownBrokenCalls = map[string]string{
 	"ipv6-listener-only":    "ACK and BYE carry our own Route <sip:[::1]:P;lr>, not recognised as ours: the BYE is not forwarded (404) and the call stays up at the Core",
-	"ipv6":                  sendV6onV4 + "INVITEs and probes never reach the IPv6 Core, the Core is marked down",
-	"ipv4-caller-ipv6-core": sendV6onV4 + "INVITEs never reach the IPv6 Core",
+	"ipv6":                  sendV6onV4 + "INVITEs and OPTIONS probes never reach the IPv6 Core (it is marked down, or never up)",
+	"ipv4-caller-ipv6-core": sendV6onV4 + "INVITEs and OPTIONS probes never reach the IPv6 Core (it is marked down, or never up)",
 	"ipv6-caller-ipv4-core": sendV6onV4 + "the Core's 100/200 never reach the IPv6 caller; the Record-Route pair at the Core is right",
 }
 
@@ -114,19 +114,17 @@ sip:
     - {name: core1, address: "%s:%d"}
 `, d.DataDir(), logLevel(), listen, bracket(fc.core), corePort))
 	d.Start()
-	daemontest.WaitFor(t, 10*time.Second, "core1 active", func() bool {
-		var st struct {
-			Cores []struct{ State string } `json:"cores"`
-		}
-		d.CtlJSON(&st, "cores")
-		return len(st.Cores) == 1 && st.Cores[0].State == "active"
-	})
+	// Not a fatal wait: on the broken paths the Core's probes may never
+	// be answered, and that is the finding.
+	var problems []string
+	if !coreActive(d, 10*time.Second) {
+		problems = append(problems, "the Core never became active (its OPTIONS probes unanswered)")
+	}
 	caller := sipptest.Start(t, sipptest.Options{Name: "caller", IP: fc.caller.String(), Timeout: 60 * time.Second},
 		fmt.Sprintf("%s:%d", bracket(fc.caller), port), "-sf", "../testdata/caller_uac.xml",
 		"-m", strconv.Itoa(calls), "-r", "10", "-d", "200", "-recv_timeout", "5000")
 	caller.Wait(45 * time.Second)
 	core.Stop()
-	var problems []string
 	if ok := caller.Stat("SuccessfulCall(C)"); ok != calls {
 		problems = append(problems, fmt.Sprintf("%d of %d calls succeeded at the caller", ok, calls))
 	}
@@ -147,6 +145,20 @@ sip:
 		t.Logf("caller output:\n%s\ncaller errors:\n%s\ndaemon log:\n%s", tail(caller.Output(), 3000), tail(string(errs), 3000), tail(d.Log.String(), 6000))
 	}
 	return strings.Join(problems, "; ")
+}
+
+// coreActive waits up to d for the daemon's one Core to be active.
+func coreActive(d *daemontest.Daemon, within time.Duration) bool {
+	for end := time.Now().Add(within); time.Now().Before(end); time.Sleep(100 * time.Millisecond) {
+		var st struct {
+			Cores []struct{ State string } `json:"cores"`
+		}
+		d.CtlJSON(&st, "cores")
+		if len(st.Cores) == 1 && st.Cores[0].State == "active" {
+			return true
+		}
+	}
+	return false
 }
 
 // inviteRecordRoute reads SIPp's message log and returns the Record-Route
