@@ -48,6 +48,7 @@ func (a *App) setupFailover(ctx context.Context) error {
 		return err
 	}
 	a.add("failover", m.Run)
+	a.setupPair(m, opt.Interval)
 	a.addStatus("vip", func() any { return m.Status() })
 	a.onReload("failover", func(c *config.Config) error {
 		if !reflect.DeepEqual(c.Cluster, cfg.Cluster) || !reflect.DeepEqual(c.VIPs, cfg.VIPs) {
