@@ -27,43 +27,57 @@ func (a *App) setupHistory(context.Context) error {
 		return a.hist.Snapshot(), nil
 	})
 	a.add("history", func(ctx context.Context) error {
-		var prev map[string]uint64
-		var prevAt time.Time
+		// The counters start at zero with the daemon.
+		prev, prevAt := map[string]uint64{}, a.started
+		// Sample in the middle of each second, so that timer jitter never
+		// puts two samples in one second or none in the next.
+		select {
+		case <-ctx.Done():
+			return nil
+		case <-time.After(time.Until(time.Now().Truncate(time.Second).Add(1500 * time.Millisecond))):
+		}
 		t := time.NewTicker(history.FineStep)
 		defer t.Stop()
 		for {
+			if cs, ok := a.section("sip").(CoresStatus); ok {
+				now := time.Now()
+				if now.Unix() > prevAt.Unix() {
+					a.hist.Record(now, sampleRates(cs, prev, now.Sub(prevAt)))
+					prev, prevAt = cs.Stats, now
+				}
+			} // else no balancer on this box: only VIP events
 			select {
 			case <-ctx.Done():
 				return nil
-			case now := <-t.C:
-				cs, ok := a.section("sip").(CoresStatus)
-				if !ok {
-					continue // no balancer on this box: only VIP events
-				}
-				vals := map[string]float64{}
-				var active int64
-				for _, c := range cs.Cores {
-					active += c.Calls
-					vals[seriesLatency+c.Name] = c.LatencyMS
-				}
-				vals[seriesActive] = float64(active)
-				if prev != nil {
-					dt := now.Sub(prevAt).Seconds()
-					rate := func(keys ...string) float64 {
-						var d uint64
-						for _, k := range keys {
-							d += cs.Stats[k] - prev[k]
-						}
-						return float64(d) / dt
-					}
-					vals[seriesCPS] = rate("calls")
-					vals[seriesFailed] = rate("replies_5xx", "replies_6xx")
-					vals[series503] = rate("replies_503")
-				}
-				prev, prevAt = cs.Stats, now
-				a.hist.Record(now, vals)
+			case <-t.C:
 			}
 		}
 	})
 	return nil
+}
+
+// sampleRates is one second's values: gauges from cs, rates from the
+// counters' change since prev (taken dt ago).
+func sampleRates(cs CoresStatus, prev map[string]uint64, dt time.Duration) map[string]float64 {
+	vals := map[string]float64{}
+	var active int64
+	for _, c := range cs.Cores {
+		active += c.Calls
+		vals[seriesLatency+c.Name] = c.LatencyMS
+	}
+	vals[seriesActive] = float64(active)
+	if dt <= 0 {
+		return vals
+	}
+	rate := func(keys ...string) float64 {
+		var d uint64
+		for _, k := range keys {
+			d += cs.Stats[k] - prev[k]
+		}
+		return float64(d) / dt.Seconds()
+	}
+	vals[seriesCPS] = rate("calls")
+	vals[seriesFailed] = rate("replies_5xx", "replies_6xx")
+	vals[series503] = rate("replies_503")
+	return vals
 }
