@@ -3,13 +3,14 @@ package console
 import (
 	"encoding/json"
 	"fmt"
-	"sort"
 	"strconv"
 	"strings"
 )
 
 // status is menu entry 1: the node's state and every subsystem's
-// section (the time sync's among them), flattened to "key: value" lines.
+// section as a short operator's summary (summary.go); a section without
+// one is flattened to "key: value" lines, its empty and zero values left
+// out.
 func (c *console) status() {
 	var st struct {
 		Node     string `json:"node"`
@@ -49,14 +50,24 @@ func (c *console) status() {
 		subs = append(subs, s.Name+" "+state)
 	}
 	fmt.Fprintf(&b, "subsystems: %s\n", strings.Join(subs, ", "))
-	names := make([]string, 0, len(st.Sections))
-	for n := range st.Sections {
-		names = append(names, n)
+	done := map[string]bool{}
+	for _, sm := range summarizers {
+		raw, ok := st.Sections[sm.name]
+		if !ok || string(raw) == "null" {
+			continue
+		}
+		done[sm.name] = true
+		b.WriteString("\n")
+		if err := sm.fn(&b, raw); err != nil {
+			fmt.Fprintf(&b, "[%s]\n", sm.name)
+			flatten(&b, "", raw)
+		}
 	}
-	sort.Strings(names)
-	for _, n := range names {
-		fmt.Fprintf(&b, "\n[%s]\n", n)
-		flatten(&b, "", st.Sections[n])
+	for _, n := range sortedKeys(st.Sections) {
+		if !done[n] {
+			fmt.Fprintf(&b, "\n[%s]\n", n)
+			flatten(&b, "", st.Sections[n])
+		}
 	}
 	c.page(b.String())
 	c.pause()
@@ -73,12 +84,7 @@ func flatten(b *strings.Builder, prefix string, raw json.RawMessage) {
 	walk = func(p string, v any) {
 		switch x := v.(type) {
 		case map[string]any:
-			ks := make([]string, 0, len(x))
-			for k := range x {
-				ks = append(ks, k)
-			}
-			sort.Strings(ks)
-			for _, k := range ks {
+			for _, k := range sortedKeys(x) {
 				walk(join(p, k), x[k])
 			}
 		case []any:
@@ -86,7 +92,9 @@ func flatten(b *strings.Builder, prefix string, raw json.RawMessage) {
 				walk(join(p, strconv.Itoa(i)), e)
 			}
 		default:
-			fmt.Fprintf(b, "  %s: %v\n", p, x)
+			if x != nil && x != false && x != "" && x != float64(0) {
+				fmt.Fprintf(b, "  %s: %v\n", p, x)
+			}
 		}
 	}
 	walk(prefix, v)

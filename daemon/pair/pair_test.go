@@ -74,3 +74,27 @@ func TestViewText(t *testing.T) {
 		t.Errorf("earlier release peer:\n%s", out)
 	}
 }
+
+// TestCompact: the banner's form fits 79 columns in 8 rows.
+func TestCompact(t *testing.T) {
+	now := time.Date(2026, 12, 3, 4, 0, 0, 0, time.UTC)
+	st := failover.Status{Node: "edge-b", Groups: []failover.GroupInfo{{Name: "sip", Role: "backup", State: "master", Holder: "edge-b"}}}
+	lost := now.Add(-90 * time.Second)
+	peers := []failover.PairPeer{{Node: "edge-a", LastHeard: lost, Ago: 90 * time.Second, UnreachableSince: &lost,
+		Groups: []failover.PairGroup{{Name: "sip", State: "backup", Main: true}}}}
+	out := Compact(Build(Summary{Version: "v10", Kind: "edge", Calls: 42, CoresUp: 2, CoresTotal: 2}, st, peers), now, 79)
+	lines := strings.Split(strings.TrimRight(out, "\n"), "\n")
+	if len(lines) > 8 {
+		t.Errorf("%d rows:\n%s", len(lines), out)
+	}
+	for _, l := range lines {
+		if len(l) > 79 {
+			t.Errorf("line of %d characters: %q", len(l), l)
+		}
+	}
+	for _, want := range []string{"backup, v10", "main, earlier release", "42, Cores 2 of 2 up", "UNREACHABLE since 03:58:30Z"} {
+		if !strings.Contains(out, want) {
+			t.Errorf("compact lacks %q:\n%s", want, out)
+		}
+	}
+}

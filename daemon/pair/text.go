@@ -7,9 +7,14 @@ import (
 )
 
 // Text renders the view as two columns (this box, then the peer) of at
-// most width characters, for `ctl pair` and the console banner. now is
-// for "ago" figures.
-func Text(v View, now time.Time, width int) string {
+// most width characters, for `ctl pair`. now is for "ago" figures.
+func Text(v View, now time.Time, width int) string { return render(v, now, width, false) }
+
+// Compact is Text in fewer rows (role and version, calls and Cores
+// joined; no profile), for the console banner.
+func Compact(v View, now time.Time, width int) string { return render(v, now, width, true) }
+
+func render(v View, now time.Time, width int, compact bool) string {
 	if len(v.Boxes) == 0 {
 		return "pair: no boxes\n"
 	}
@@ -39,31 +44,30 @@ func Text(v View, now time.Time, width int) string {
 			return "up"
 		case b.Reachable:
 			return "up"
-		case b.Stopped && b.UnreachableSince != nil:
-			return "STOPPED " + since(*b.UnreachableSince, now)
 		case b.UnreachableSince != nil:
-			return "UNREACHABLE since " + since(*b.UnreachableSince, now)
+			what := "UNREACHABLE since "
+			if b.Stopped {
+				what = "STOPPED at "
+			}
+			if compact { // the heartbeat row says how long ago
+				return what + b.UnreachableSince.UTC().Format("15:04:05Z")
+			}
+			return what + since(*b.UnreachableSince, now)
 		}
 		return "UNREACHABLE"
 	})
-	add("role", func(b Box) string { return b.Role })
-	add("version", func(b Box) string {
-		switch {
-		case b.Summary != nil:
-			return b.Summary.Version
-		case b.SummaryError != "":
-			return "unreadable summary"
-		case b.LastHeard != nil:
-			return "earlier release"
-		}
-		return "-"
-	})
-	add("profile", func(b Box) string {
-		if b.Summary == nil {
-			return "-"
-		}
-		return strings.TrimSpace(b.Summary.Profile + " " + b.Summary.Kind)
-	})
+	if compact {
+		add("role", func(b Box) string { return b.Role + ", " + versionOf(b) })
+	} else {
+		add("role", func(b Box) string { return b.Role })
+		add("version", versionOf)
+		add("profile", func(b Box) string {
+			if b.Summary == nil {
+				return "-"
+			}
+			return strings.TrimSpace(b.Summary.Profile + " " + b.Summary.Kind)
+		})
+	}
 	names := []string{}
 	for _, b := range v.Boxes {
 		for _, g := range b.Groups {
@@ -83,18 +87,29 @@ func Text(v View, now time.Time, width int) string {
 			return "-"
 		})
 	}
-	add("Cores", func(b Box) string {
+	cores := func(b Box) string {
 		if b.Summary == nil || b.Summary.Kind == "db" {
 			return "-"
 		}
 		return fmt.Sprintf("%d of %d up", b.Summary.CoresUp, b.Summary.CoresTotal)
-	})
-	add("calls", func(b Box) string {
+	}
+	calls := func(b Box) string {
 		if b.Summary == nil || b.Summary.Kind == "db" {
 			return "-"
 		}
 		return fmt.Sprint(b.Summary.Calls)
-	})
+	}
+	if compact {
+		add("calls", func(b Box) string {
+			if calls(b) == "-" {
+				return "-"
+			}
+			return calls(b) + ", Cores " + cores(b)
+		})
+	} else {
+		add("Cores", cores)
+		add("calls", calls)
+	}
 	add("replication", func(b Box) string {
 		if b.Summary == nil || b.Summary.Replica == "" {
 			return "-"
@@ -151,4 +166,16 @@ func ago(d time.Duration) string {
 		return d.Round(time.Second).String()
 	}
 	return d.Round(time.Minute).String()
+}
+
+func versionOf(b Box) string {
+	switch {
+	case b.Summary != nil:
+		return b.Summary.Version
+	case b.SummaryError != "":
+		return "unreadable summary"
+	case b.LastHeard != nil:
+		return "earlier release"
+	}
+	return "-"
 }
