@@ -41,15 +41,11 @@ func (c *console) status() {
 		store = "FAULT: " + st.Store.Error
 	}
 	fmt.Fprintf(&b, "store %s (%s)\n", st.Store.Path, store)
-	var subs []string
+	subs := make([]named, 0, len(st.Subsystems))
 	for _, s := range st.Subsystems {
-		state := "alive"
-		if !s.OK {
-			state = "STALE"
-		}
-		subs = append(subs, s.Name+" "+state)
+		subs = append(subs, named{s.Name, s.OK})
 	}
-	fmt.Fprintf(&b, "subsystems: %s\n", strings.Join(subs, ", "))
+	fmt.Fprintf(&b, "subsystems: %s\n", states(subs, "alive", "STALE"))
 	done := map[string]bool{}
 	for _, sm := range summarizers {
 		raw, ok := st.Sections[sm.name]

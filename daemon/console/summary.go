@@ -167,15 +167,11 @@ func sumNetwork(b *strings.Builder, raw json.RawMessage) error {
 	if err := json.Unmarshal(raw, &n); err != nil {
 		return err
 	}
-	var links []string
+	links := make([]named, 0, len(n.Links))
 	for _, l := range n.Links {
-		st := "up"
-		if !l.OperUp {
-			st = "DOWN"
-		}
-		links = append(links, l.Name+" "+st)
+		links = append(links, named{l.Name, l.OperUp})
 	}
-	fmt.Fprintf(b, "Network: links %s\n", strings.Join(links, ", "))
+	fmt.Fprintf(b, "Network: links %s\n", states(links, "up", "DOWN"))
 	for _, bd := range n.Bonds {
 		fmt.Fprintf(b, "  bond %s %s, active %s, up %v\n", bd.Name, bd.Mode, bd.ActiveSlave, bd.Up)
 	}
@@ -240,4 +236,23 @@ func sortedKeys[V any](m map[string]V) []string {
 	}
 	sort.Strings(ks)
 	return ks
+}
+
+// named is a thing with a name that is fine or not (a link, a subsystem).
+type named struct {
+	name string
+	ok   bool
+}
+
+// states lists each item as "name good" or "name bad", comma-separated.
+func states(items []named, good, bad string) string {
+	out := make([]string, 0, len(items))
+	for _, it := range items {
+		st := good
+		if !it.ok {
+			st = bad
+		}
+		out = append(out, it.name+" "+st)
+	}
+	return strings.Join(out, ", ")
 }

@@ -1,7 +1,6 @@
 package failover
 
 import (
-	"context"
 	"encoding/json"
 	"fmt"
 	"io"
@@ -16,6 +15,7 @@ import (
 
 	"github.com/chromedp/chromedp"
 
+	"github.com/sipedge/sipedge/daemon/internal/daemontest"
 	"github.com/sipedge/sipedge/hal/testenv"
 )
 
@@ -123,7 +123,7 @@ func TestNetnsPair(t *testing.T) {
 
 	// The page of A, through a forwarder into A's namespace.
 	web := forwardInto(t, l.a, "192.0.2.11:43080")
-	ctx := pairBrowser(t, chromium)
+	ctx := daemontest.Browser(t, chromium, "")
 	peerCell := `#pair tr[data-row="state"] td[data-box="peer"]`
 	if err := chromedp.Do(ctx,
 		chromedp.Navigate("http://"+web+"/"),
@@ -203,20 +203,4 @@ func forwardInto(t *testing.T, ns, target string) string {
 		}
 	}()
 	return ln.Addr().String()
-}
-
-// pairBrowser is a headless Chromium for the test (120 s at most).
-func pairBrowser(t *testing.T, chromium string) context.Context {
-	t.Helper()
-	opts := append(chromedp.DefaultExecAllocatorOptions[:],
-		chromedp.ExecPath(chromium), chromedp.NoSandbox, chromedp.DisableGPU, chromedp.NoFirstRun,
-		chromedp.Flag("disable-background-networking", true), chromedp.UserDataDir(t.TempDir()),
-		chromedp.WindowSize(1000, 1100))
-	actx, cancelA := chromedp.NewExecAllocator(context.Background(), opts...)
-	t.Cleanup(cancelA)
-	ctx, cancel := chromedp.NewContext(actx, chromedp.WithLogf(t.Logf))
-	t.Cleanup(cancel)
-	ctx, cancelT := context.WithTimeout(ctx, 120*time.Second)
-	t.Cleanup(cancelT)
-	return ctx
 }

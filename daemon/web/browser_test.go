@@ -14,6 +14,7 @@ import (
 	"github.com/chromedp/cdproto/network"
 	"github.com/chromedp/chromedp"
 
+	"github.com/sipedge/sipedge/daemon/internal/daemontest"
 	"github.com/sipedge/sipedge/daemon/replica"
 	"github.com/sipedge/sipedge/daemon/web"
 	"github.com/sipedge/sipedge/hal/testenv"
@@ -32,7 +33,7 @@ func TestBrowser(t *testing.T) {
 		t.Fatalf("ctl web password: %q", out)
 	}
 
-	ctx := newBrowser(t, chromium, d.info.TLSSPKI)
+	ctx := daemontest.Browser(t, chromium, d.info.TLSSPKI)
 
 	row := func(name string) string { return `tr[data-core="` + name + `"]` }
 	css := func(s string) chromedp.CSS { return chromedp.CSS(s) }
@@ -145,34 +146,6 @@ func TestBrowser(t *testing.T) {
 	}
 
 	standbyPage(ctx, t)
-}
-
-// newBrowser starts a headless Chromium for the test (stopped at its
-// end, 120 s at most) that accepts exactly the self-signed certificate
-// whose public key is spki (as ctl web gives it).
-func newBrowser(t *testing.T, chromium, spki string) context.Context {
-	t.Helper()
-	opts := append(chromedp.DefaultExecAllocatorOptions[:],
-		chromedp.ExecPath(chromium),
-		chromedp.NoSandbox,
-		chromedp.DisableGPU,
-		chromedp.Flag("disable-background-networking", true),
-		chromedp.Flag("disable-component-update", true),
-		chromedp.Flag("disable-sync", true),
-		chromedp.NoFirstRun,
-		chromedp.UserDataDir(t.TempDir()),
-		// The self-signed certificate, pinned by its public key as
-		// ctl web gives it: any other certificate is still an error.
-		chromedp.Flag("ignore-certificate-errors-spki-list", spki),
-		chromedp.WindowSize(1000, 1100),
-	)
-	actx, cancelA := chromedp.NewExecAllocator(context.Background(), opts...)
-	t.Cleanup(cancelA)
-	ctx, cancel := chromedp.NewContext(actx, chromedp.WithLogf(t.Logf))
-	t.Cleanup(cancel)
-	ctx, cancelT := context.WithTimeout(ctx, 120*time.Second)
-	t.Cleanup(cancelT)
-	return ctx
 }
 
 // standbyCtl is a box in hot standby whose VIP group an operator took

@@ -11,6 +11,7 @@ import (
 
 	"github.com/chromedp/chromedp"
 
+	"github.com/sipedge/sipedge/daemon/internal/daemontest"
 	"github.com/sipedge/sipedge/daemon/internal/sipptest"
 	"github.com/sipedge/sipedge/hal/testenv"
 )
@@ -65,7 +66,7 @@ func TestBrowserCharts(t *testing.T) {
 	}
 	time.Sleep(2500 * time.Millisecond) // the last second sampled
 
-	ctx := newBrowser(t, chromium, d.info.TLSSPKI)
+	ctx := daemontest.Browser(t, chromium, d.info.TLSSPKI)
 	line := `#charts svg path[data-series="cps"]`
 	if err := chromedp.Do(ctx, chromedp.Navigate(d.web+"/"), chromedp.WaitReady(chromedp.CSS(line))); err != nil {
 		t.Fatalf("no calls-per-second chart on the page: %v", err)
