@@ -141,6 +141,11 @@ func TestNetnsPair(t *testing.T) {
 		}
 	}
 
+	// A's charts mark the moment it took the VIP on the time axis.
+	if err := chromedp.Do(ctx, chromedp.WaitReady(chromedp.CSS(`#charts line.vip-event[data-group="sip"][data-state="master"]`))); err != nil {
+		t.Errorf("page of A: no VIP event marked on the charts: %v", err)
+	}
+
 	// B dies: A's page and ctl pair say since when it is unreachable.
 	killed := time.Now()
 	l.stop(B, syscall.SIGKILL)

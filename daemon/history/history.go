@@ -138,8 +138,11 @@ func (h *History) closeBuckets(b int64) {
 }
 
 // Mark adds an event (at most MaxEvents are kept; those older than an
-// hour are dropped).
+// hour are dropped). A nil History drops it.
 func (h *History) Mark(e Event) {
+	if h == nil {
+		return
+	}
 	h.mu.Lock()
 	defer h.mu.Unlock()
 	cut := e.Time.Add(-CoarseSpan)
