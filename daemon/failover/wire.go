@@ -39,7 +39,7 @@ import (
 // pages, opaque to this package, cut into chunks carried as more group
 // entries before the session extension. Both the previous release and
 // the first session release skip them as groups they do not have (the
-// name starts with 0x01, which no configured group name does):
+// name starts with 0x01 'P', which Encode refuses for a group):
 //
 //	name     0x01 'P' index total, then up to 60 bytes of the summary
 //	state    1 (init), priority 0, flags 0
@@ -148,8 +148,8 @@ func Encode(m *Message, key []byte) ([]byte, error) {
 		if l := len(g.Name); l == 0 || l > maxNameLen {
 			return nil, fmt.Errorf("encode heartbeat: group name length %d out of 1..%d", l, maxNameLen)
 		}
-		if g.Name[0] < ' ' {
-			return nil, fmt.Errorf("encode heartbeat: group name %q starts with a control character (reserved for extensions)", g.Name)
+		if strings.HasPrefix(g.Name, sumHeader) {
+			return nil, fmt.Errorf("encode heartbeat: group name %q starts like a pair summary chunk", g.Name)
 		}
 		b = append(b, byte(len(g.Name)))
 		b = append(b, g.Name...)
