@@ -10,6 +10,7 @@ import (
 	"errors"
 	"fmt"
 	"time"
+	"unicode"
 
 	"github.com/sipedge/sipedge/daemon/failover"
 )
@@ -85,7 +86,30 @@ func Decode(b []byte) (Summary, error) {
 	if err := json.Unmarshal(b, &s); err != nil {
 		return s, fmt.Errorf("pair summary: %w", err)
 	}
+	s.Version, s.Profile, s.Kind, s.Replica = Printable(s.Version), Printable(s.Profile), Printable(s.Kind), Printable(s.Replica)
+	for i := range s.Cores {
+		s.Cores[i].Name, s.Cores[i].State = Printable(s.Cores[i].Name), Printable(s.Cores[i].State)
+	}
 	return s, nil
+}
+
+// maxText bounds a string from the peer as the views show it.
+const maxText = 64
+
+// Printable is s as a view may show it: control and other non-printable
+// characters (a terminal escape sequence from the peer, say) become '?',
+// and at most 64 characters are kept.
+func Printable(s string) string {
+	r := []rune(s)
+	if len(r) > maxText {
+		r = r[:maxText]
+	}
+	for i, c := range r {
+		if !unicode.IsPrint(c) {
+			r[i] = '?'
+		}
+	}
+	return string(r)
 }
 
 // View is both boxes side by side: this box first, then its peer(s).
@@ -147,7 +171,7 @@ func Build(self Summary, st failover.Status, peers []failover.PairPeer) View {
 	me.Role = joinRoles(roles)
 	v := View{Boxes: []Box{me}}
 	for _, p := range peers {
-		b := Box{Node: p.Node, Address: p.Address, Reachable: p.Alive, UnreachableSince: p.UnreachableSince,
+		b := Box{Node: Printable(p.Node), Address: p.Address, Reachable: p.Alive, UnreachableSince: p.UnreachableSince,
 			Stopped: p.Stopped, Session: p.Session, Groups: []Group{}}
 		if !p.LastHeard.IsZero() {
 			t := p.LastHeard
@@ -160,7 +184,7 @@ func Build(self Summary, st failover.Status, peers []failover.PairPeer) View {
 				role = string(failover.RoleMain)
 			}
 			roles = appendNew(roles, role)
-			b.Groups = append(b.Groups, Group{Name: g.Name, Role: role, State: g.State, Holder: holders[g.Name]})
+			b.Groups = append(b.Groups, Group{Name: Printable(g.Name), Role: role, State: g.State, Holder: Printable(holders[g.Name])})
 		}
 		b.Role = joinRoles(roles)
 		if len(p.Summary) > 0 {

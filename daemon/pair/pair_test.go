@@ -98,3 +98,20 @@ func TestCompact(t *testing.T) {
 		}
 	}
 }
+
+// TestPeerTextIsPrintable: what the peer sends reaches the console and
+// ctl as printable text only (no terminal escape sequences), bounded.
+func TestPeerTextIsPrintable(t *testing.T) {
+	b, _ := Encode(Summary{Version: "v1\x1b[2J\x1b]0;owned\x07", Kind: "edge", Cores: []Core{{Name: "c\r\n1", State: strings.Repeat("x", 200)}}})
+	s, err := Decode(b)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if s.Version != "v1?[2J?]0;owned?" || s.Cores[0].Name != "c??1" || len(s.Cores[0].State) != 64 {
+		t.Errorf("decoded %q %q %d", s.Version, s.Cores[0].Name, len(s.Cores[0].State))
+	}
+	v := Build(Summary{}, failover.Status{Node: "a"}, []failover.PairPeer{{Node: "b\x1b[1m", Groups: []failover.PairGroup{{Name: "g\x1b", State: "backup"}}}})
+	if out := Text(v, time.Now(), 100); strings.ContainsAny(out, "\x1b\r\a") {
+		t.Errorf("control characters in the text: %q", out)
+	}
+}
