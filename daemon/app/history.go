@@ -16,6 +16,9 @@ const (
 	seriesFailed  = "failed"   // 5xx and 6xx answers to callers per second
 	series503     = "503"      // 503s to callers per second
 	seriesLatency = "latency:" // + Core name: its last probe's latency, ms
+	// maxFill: seconds a late sample fills with its values (longer is a
+	// gap in the charts).
+	maxFill = 10
 )
 
 // setupHistory keeps the last hour of the balancer's traffic for the
@@ -42,7 +45,16 @@ func (a *App) setupHistory(context.Context) error {
 			if cs, ok := a.section("sip").(CoresStatus); ok {
 				now := time.Now()
 				if now.Unix() > prevAt.Unix() {
-					a.hist.Record(now, sampleRates(cs, prev, now.Sub(prevAt)))
+					vals := sampleRates(cs, prev, now.Sub(prevAt))
+					// A stalled box missed seconds: the rate measured over
+					// them holds for each (a longer stall is a gap).
+					from := now.Unix()
+					if miss := now.Unix() - prevAt.Unix(); miss > 1 && miss <= maxFill {
+						from = prevAt.Unix() + 1
+					}
+					for s := from; s <= now.Unix(); s++ {
+						a.hist.Record(time.Unix(s, 0), vals)
+					}
 					prev, prevAt = cs.Stats, now
 				}
 			} // else no balancer on this box: only VIP events
