@@ -127,6 +127,15 @@ func TestBrowser(t *testing.T) {
 		t.Errorf("Hot standby section hidden = %v (%v) on a box without replication", hidden, err)
 	}
 
+	screenshot(ctx, t, "web-status-page.png")
+
+	standbyPage(ctx, t)
+}
+
+// screenshot saves the page as name in the test's temporary directory
+// and in $SIPEDGE_ARTIFACTS when set.
+func screenshot(ctx context.Context, t *testing.T, name string) {
+	t.Helper()
 	png, err := chromedp.Run(ctx, chromedp.FullScreenshot(100)) // quality 100: PNG
 	if err != nil {
 		t.Fatal(err)
@@ -135,7 +144,7 @@ func TestBrowser(t *testing.T) {
 		if dir == "" {
 			continue
 		}
-		p := filepath.Join(dir, "web-status-page.png")
+		p := filepath.Join(dir, name)
 		if err := os.MkdirAll(dir, 0o755); err != nil {
 			t.Errorf("artifacts dir: %v", err)
 		} else if err := os.WriteFile(p, png, 0o644); err != nil {
@@ -144,8 +153,6 @@ func TestBrowser(t *testing.T) {
 			t.Logf("screenshot: %s (%d bytes)", p, len(png))
 		}
 	}
-
-	standbyPage(ctx, t)
 }
 
 // standbyCtl is a box in hot standby whose VIP group an operator took

@@ -127,4 +127,9 @@ func TestBrowserCharts(t *testing.T) {
 	if d := attr(line, "d"); strings.Count(d, "L") < calls/rate {
 		t.Errorf("the line is not drawn: d=%q", d)
 	}
+	// The last 10 minutes, as the operator would look at a run.
+	if err := chromedp.Do(ctx, chromedp.Click(chromedp.CSS(`button.span[data-span="600"]`)), chromedp.WaitReady(chromedp.CSS(`button.span.on[data-span="600"]`))); err != nil {
+		t.Errorf("10-minute view: %v", err)
+	}
+	screenshot(ctx, t, "web-charts.png")
 }
