@@ -45,16 +45,7 @@ func (a *App) setupHistory(context.Context) error {
 			if cs, ok := a.section("sip").(CoresStatus); ok {
 				now := time.Now()
 				if now.Unix() > prevAt.Unix() {
-					vals := sampleRates(cs, prev, now.Sub(prevAt))
-					// A stalled box missed seconds: the rate measured over
-					// them holds for each (a longer stall is a gap).
-					from := now.Unix()
-					if miss := now.Unix() - prevAt.Unix(); miss > 1 && miss <= maxFill {
-						from = prevAt.Unix() + 1
-					}
-					for s := from; s <= now.Unix(); s++ {
-						a.hist.Record(time.Unix(s, 0), vals)
-					}
+					recordSample(a.hist, prevAt, now, sampleRates(cs, prev, now.Sub(prevAt)))
 					prev, prevAt = cs.Stats, now
 				}
 			} // else no balancer on this box: only VIP events
@@ -92,4 +83,18 @@ func sampleRates(cs CoresStatus, prev map[string]uint64, dt time.Duration) map[s
 	vals[seriesFailed] = rate("replies_5xx", "replies_6xx")
 	vals[series503] = rate("replies_503")
 	return vals
+}
+
+// recordSample stores vals, measured over (prevAt, now], for now's
+// second; a sample that comes late (the box stalled) fills the seconds
+// it missed with the same values, up to maxFill seconds (a longer stall
+// stays a gap).
+func recordSample(h *history.History, prevAt, now time.Time, vals map[string]float64) {
+	from := now.Unix()
+	if miss := now.Unix() - prevAt.Unix(); miss > 1 && miss <= maxFill {
+		from = prevAt.Unix() + 1
+	}
+	for s := from; s <= now.Unix(); s++ {
+		h.Record(time.Unix(s, 0), vals)
+	}
 }
