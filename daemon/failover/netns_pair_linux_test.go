@@ -71,6 +71,7 @@ func TestNetnsPair(t *testing.T) {
 		t.Fatal(err)
 	}
 	fmt.Fprintln(f, `web: {listen: "192.0.2.11:43080", open_to: [192.0.2.0/24], plain_http: true}`)
+	fmt.Fprintln(f, `console: {login: false}`)
 	f.Close()
 	A := &box{name: "edge-a", ns: l.a, cfg: cfgA}
 	B := &box{name: "edge-b", ns: l.b, cfg: l.edgeConfig("edge-b", "192.0.2.12", "192.0.2.11", "backup", 100)}
@@ -121,6 +122,13 @@ func TestNetnsPair(t *testing.T) {
 		}
 	}
 
+	// A's console banner shows both boxes.
+	banner := l.consoleBanner(A)
+	t.Logf("A's console:\n%s", banner)
+	if !strings.Contains(banner, "edge-b (peer)") || !strings.Contains(banner, "master, holder edge-a") {
+		t.Error("A's console banner lacks the pair")
+	}
+
 	// The page of A, through a forwarder into A's namespace.
 	web := forwardInto(t, l.a, "192.0.2.11:43080")
 	ctx := daemontest.Browser(t, chromium, "")
@@ -165,6 +173,9 @@ func TestNetnsPair(t *testing.T) {
 	if text := l.ctl(A, "pair"); !strings.Contains(text, "UNREACHABLE since") {
 		t.Errorf("ctl pair on A after B was killed:\n%s", text)
 	}
+	if banner := l.consoleBanner(A); !strings.Contains(banner, "UNREACHABLE since") {
+		t.Errorf("A's console banner after B was killed:\n%s", banner)
+	}
 
 	// B is back.
 	l.start(B)
@@ -172,6 +183,19 @@ func TestNetnsPair(t *testing.T) {
 	if err := chromedp.Do(ctx, chromedp.WaitVisible(chromedp.CSS(peerCell+" .state.up"))); err != nil {
 		t.Fatalf("page of A: B not shown up again: %v", err)
 	}
+}
+
+// consoleBanner runs b's serial console menu (console.login off) on a
+// pipe, leaves at once and returns what it printed.
+func (l *lab) consoleBanner(b *box) string {
+	l.t.Helper()
+	cmd := exec.Command(sipedgeBinary(l.t), "console", "-config", b.cfg, "-shell", "-")
+	cmd.Stdin = strings.NewReader("0\n")
+	out, err := cmd.CombinedOutput()
+	if err != nil {
+		l.t.Errorf("sipedge console on %s: %v\n%s", b.name, err, out)
+	}
+	return string(out)
 }
 
 // forwardInto listens on 127.0.0.1 (the host's) and forwards each
