@@ -26,6 +26,7 @@ import (
 
 	"github.com/sipedge/sipedge/daemon/config"
 	"github.com/sipedge/sipedge/daemon/ctl"
+	"github.com/sipedge/sipedge/daemon/history"
 	"github.com/sipedge/sipedge/daemon/liveness"
 	"github.com/sipedge/sipedge/daemon/logging"
 	"github.com/sipedge/sipedge/daemon/store"
@@ -61,7 +62,8 @@ type App struct {
 	status   map[string]func() any
 	reg      *prometheus.Registry // what /metrics serves, beside the Go runtime's
 	vipHooks []func(group string, master bool)
-	alarms   alarms // standing alarms (alarms.go)
+	alarms   alarms           // standing alarms (alarms.go)
+	hist     *history.History // the charts' last hour (history.go)
 }
 
 type subsystem struct {
@@ -124,6 +126,7 @@ func Run(ctx context.Context, opts Options) error {
 		{"network", a.setupNetwork},
 		{"time", a.setupTime},
 		{"watchdog", a.setupWatchdog},
+		{"history", a.setupHistory},
 		{"balancer", a.setupBalancer},
 		{"failover", a.setupFailover},
 		{"web", a.setupWeb},

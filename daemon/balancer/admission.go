@@ -43,7 +43,7 @@ func (b *Balancer) shedNew(in inbound, q int, lag time.Duration) bool {
 	}
 	b.stats.Shed.Add(1)
 	b.stats.Received.Add(1)
-	b.stats.Replies5xx.Add(1)
+	b.stats.countReply(503)
 	if err := b.send(in.lis.transport, dst, resp, in.conn); err != nil {
 		b.log.Debug("shed reply", "dst", dst, "err", err)
 	}

@@ -36,6 +36,9 @@ type Options struct {
 	Logger   *slog.Logger
 	// Baud is the line speed Serial sets on its device (0: leave it).
 	Baud int
+	// DaemonWait: how long the session waits for the daemon to answer
+	// before the login and the first banner (0: DaemonWait).
+	DaemonWait time.Duration
 }
 
 type console struct {
@@ -77,6 +80,7 @@ func Run(ctx context.Context, o Options) error {
 	}
 	c.idle = newIdleReader(o.In)
 	c.in = &lineReader{r: bufio.NewReader(c.idle), out: o.Out, echo: c.term}
+	c.waitDaemon()
 	loggedIn := false
 	for {
 		if !loggedIn {

@@ -250,6 +250,8 @@ func (s *Server) routes() {
 	m.HandleFunc("GET /api/vips", s.read(MethodVIPs, nil))
 	m.HandleFunc("GET /api/bans", s.read(MethodBans, nil))
 	m.HandleFunc("GET /api/replica", s.read(MethodReplica, nil))
+	m.HandleFunc("GET /api/pair", s.read(MethodPair, nil))
+	m.HandleFunc("GET /api/history", s.read(MethodHistory, nil))
 	m.HandleFunc("GET /api/events", s.events)
 	m.HandleFunc("GET /api/session", s.session)
 	m.HandleFunc("POST /api/login", s.login)
