@@ -121,6 +121,7 @@ func Run(ctx context.Context, opts Options) error {
 		name string
 		fn   func(context.Context) error
 	}{
+		{"update", a.setupUpdate}, // first: a trial's test flags act at start
 		{"network", a.setupNetwork},
 		{"time", a.setupTime},
 		{"watchdog", a.setupWatchdog},
