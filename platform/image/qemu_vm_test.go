@@ -67,10 +67,10 @@ func bootVM(t *testing.T, qemu string, res *Result, extra ...string) *vm {
 			// second UART the log port.
 			"-append", res.Cmdline+" sipedge.debug=1")
 	}
-	args = append(args, "-serial", "unix:" + filepath.Join(dir, "ttyS0.sock") + ",server=on,wait=off", // ttyS0: menu
+	args = append(args, "-serial", "unix:"+filepath.Join(dir, "ttyS0.sock")+",server=on,wait=off", // ttyS0: menu
 		"-serial", "stdio", // ttyS1: log and debug hooks
-		"-monitor", "unix:" + v.mon + ",server=on,wait=off",
-		"-qmp", "unix:" + filepath.Join(dir, "qmp.sock") + ",server=on,wait=off",
+		"-monitor", "unix:"+v.mon+",server=on,wait=off",
+		"-qmp", "unix:"+filepath.Join(dir, "qmp.sock")+",server=on,wait=off",
 		"-device", "i6300esb", "-action", "watchdog=reset",
 		"-netdev", "hubport,id=n0,hubid=0", "-device", "e1000,netdev=n0,id=nic0,mac=52:54:00:5e:00:01",
 		"-netdev", "hubport,id=n1,hubid=1", "-device", "e1000,netdev=n1,id=nic1,mac=52:54:00:5e:00:02",
