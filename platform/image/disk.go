@@ -3,6 +3,7 @@ package image
 import (
 	"bytes"
 	"fmt"
+	"io/fs"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -115,7 +116,7 @@ type DiskResult struct {
 // mounted: sfdisk, mke2fs -d, grub-mkimage and writes at offsets. The
 // same inputs give the same bytes.
 func BuildDisk(o Options, res *Result, do DiskOptions) (*DiskResult, error) {
-	for _, tool := range []string{"sfdisk", "mke2fs", "grub-mkimage"} {
+	for _, tool := range []string{"sfdisk", "mke2fs", "debugfs", "grub-mkimage"} {
 		if _, err := exec.LookPath(tool); err != nil {
 			return nil, fmt.Errorf("image: disk: %s not found (apt-get install fdisk e2fsprogs grub-pc-bin)", tool)
 		}
@@ -270,12 +271,50 @@ func seedData(dir string, o Options) error {
 // mke2fs makes a file system image of size bytes holding the tree dir,
 // with fixed UUIDs, hash seed and times.
 func mke2fs(img, dir, fstype, label, uuid string, size int64, epoch time.Time) error {
-	cmd := exec.Command("mke2fs", "-q", "-F", "-t", fstype, "-b", "4096", "-m", "0", "-L", label, "-U", uuid,
+	// The features are named, not taken from the build host's
+	// mke2fs.conf (MKE2FS_CONFIG=/dev/null): the same bytes anywhere,
+	// and the data partition's journal whatever the host's defaults
+	// (without one a power cut corrupts it: the QEMU update test's
+	// kill during a write found that).
+	features := "^has_journal"
+	if fstype == "ext4" {
+		features = "has_journal,extent,huge_file,flex_bg,metadata_csum,64bit,dir_nlink,extra_isize"
+	}
+	cmd := exec.Command("mke2fs", "-q", "-F", "-t", fstype, "-O", features, "-I", "256", "-b", "4096", "-m", "0", "-L", label, "-U", uuid,
 		"-E", "hash_seed="+uuid+",root_owner=0:0,lazy_itable_init=0", "-d", dir, img, strconv.FormatInt(size/1024, 10)+"k")
+	// mke2fs -d copies each file's times: all of them are the epoch.
+	err := filepath.WalkDir(dir, func(p string, _ fs.DirEntry, err error) error {
+		if err != nil {
+			return err
+		}
+		return os.Chtimes(p, epoch, epoch)
+	})
+	if err != nil {
+		return fmt.Errorf("image: disk: %w", err)
+	}
 	ts := strconv.FormatInt(epoch.Unix(), 10)
 	cmd.Env = append(os.Environ(), "E2FSPROGS_FAKE_TIME="+ts, "SOURCE_DATE_EPOCH="+ts, "MKE2FS_CONFIG=/dev/null")
 	if out, err := cmd.CombinedOutput(); err != nil {
 		return fmt.Errorf("image: disk: mke2fs %s: %w: %s", label, err, bytes.TrimSpace(out))
+	}
+	// The inode times are the source files' (utimes cannot set ctime,
+	// and reading a file may move its atime): debugfs sets them all to
+	// the epoch.
+	var script strings.Builder
+	filepath.WalkDir(dir, func(p string, _ fs.DirEntry, err error) error {
+		if rel, _ := filepath.Rel(dir, p); err == nil && rel != "." {
+			for _, f := range []string{"ctime", "atime", "mtime"} {
+				fmt.Fprintf(&script, "sif /%[1]s %[2]s @%[3]s\nsif /%[1]s %[2]s_extra 0\n", filepath.ToSlash(rel), f, ts)
+			}
+		}
+		return nil
+	})
+	dbg := exec.Command("debugfs", "-w", "-f", "-", img)
+	dbg.Stdin = strings.NewReader(script.String())
+	dbg.Env = cmd.Env
+	out, err := dbg.CombinedOutput()
+	if err != nil || bytes.Contains(out, []byte("sif: ")) {
+		return fmt.Errorf("image: disk: debugfs %s: %v: %s", label, err, bytes.TrimSpace(out))
 	}
 	return nil
 }
