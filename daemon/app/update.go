@@ -5,6 +5,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"net/netip"
 	"os"
 	"strings"
 	"syscall"
@@ -24,6 +25,7 @@ import (
 // ApplyParams are update.apply's parameters.
 type ApplyParams struct {
 	File  string `json:"file"`  // the bundle, a path on this box
+	URL   string `json:"url"`   // or where to fetch it: http(s) on the management network
 	Force bool   `json:"force"` // a downgrade, or with an unhealthy peer
 }
 
@@ -72,8 +74,21 @@ func (a *App) setupUpdate(ctx context.Context) error {
 		if err := ctl.DecodeParams(p, &q); err != nil {
 			return nil, err
 		}
+		if q.URL != "" && q.File == "" {
+			var allowed []netip.Prefix
+			if m := a.Config().Network.Management; m != nil && m.Address.IsValid() {
+				allowed = append(allowed, m.Address.Masked())
+			}
+			a.log.Info("update: fetching", "url", q.URL)
+			path, err := update.Fetch(ctx, q.URL, allowed, cfg.Node.DataDir, 5*time.Minute)
+			if err != nil {
+				return nil, ctl.Errorf(ctl.CodeBadRequest, "%v", err)
+			}
+			defer os.Remove(path)
+			q.File = path
+		}
 		if q.File == "" {
-			return nil, ctl.Errorf(ctl.CodeBadRequest, "no bundle file given")
+			return nil, ctl.Errorf(ctl.CodeBadRequest, "no bundle file or url given")
 		}
 		f, err := os.Open(q.File)
 		if err != nil {
