@@ -134,6 +134,9 @@ func (a *App) setupUpdate(ctx context.Context) error {
 		Persistent: func() bool { return onPartition(cfg.Node.DataDir) },
 		Healthy:    func(ctx context.Context) error { return a.trialHealth(ctx, st.Forced) },
 		Committed: func(took time.Duration) {
+			if err := a.store.CommitSchema(); err != nil {
+				a.log.Error("update: store schema", "err", err)
+			}
 			a.events.Event("update.committed", node, fmt.Sprintf("update from %s to %s committed in slot %s after %s", st.From, st.To, boot.Slot, took.Round(time.Second)))
 		},
 		Failed: func(reason string) {
