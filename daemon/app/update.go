@@ -188,20 +188,32 @@ func markForced(dataDir string) error {
 	return update.WriteState(dataDir, s)
 }
 
-// peerReady is nil unless this box holds a VIP whose peer is not alive.
-func (a *App) peerReady() error {
+// vipStatus is the failover manager's status, if it runs.
+func (a *App) vipStatus() (failover.Status, bool) {
 	a.statusMu.Lock()
 	f := a.status["vip"]
 	a.statusMu.Unlock()
 	if f == nil {
-		return nil
+		return failover.Status{}, false
 	}
 	st, ok := f().(failover.Status)
+	return st, ok
+}
+
+// peerReady is nil unless this box holds a VIP whose peer is not alive.
+func (a *App) peerReady() error {
+	st, ok := a.vipStatus()
 	if !ok {
 		return nil
 	}
+	return peersDown(st, true)
+}
+
+// peersDown names the first VIP group (only those this box holds, with
+// heldOnly) that has no live peer: the pair cannot lose this box now.
+func peersDown(st failover.Status, heldOnly bool) error {
 	for _, g := range st.Groups {
-		if g.Holder != st.Node {
+		if heldOnly && g.Holder != st.Node {
 			continue
 		}
 		alive := false
@@ -209,7 +221,10 @@ func (a *App) peerReady() error {
 			alive = alive || p.Alive
 		}
 		if !alive {
-			return fmt.Errorf("this box holds VIP %s and no peer is alive to take it", g.Name)
+			if heldOnly {
+				return fmt.Errorf("this box holds VIP %s and no peer is alive to take it", g.Name)
+			}
+			return fmt.Errorf("no peer of VIP %s heard", g.Name)
 		}
 	}
 	return nil
@@ -238,21 +253,8 @@ func (a *App) trialHealth(ctx context.Context, forced bool) error {
 	if forced {
 		return nil
 	}
-	a.statusMu.Lock()
-	f := a.status["vip"]
-	a.statusMu.Unlock()
-	if f != nil {
-		if st, ok := f().(failover.Status); ok {
-			for _, g := range st.Groups {
-				heard := len(g.Peers) == 0
-				for _, p := range g.Peers {
-					heard = heard || p.Alive
-				}
-				if !heard {
-					return fmt.Errorf("peer of VIP %s not heard", g.Name)
-				}
-			}
-		}
+	if st, ok := a.vipStatus(); ok {
+		return peersDown(st, false)
 	}
 	return nil
 }

@@ -40,7 +40,7 @@ func CheckRollback(dataDir, envPath string, boot Boot, watchdogReset bool) (stri
 	if s.Reason == "" {
 		switch {
 		case s.Phase == PhasePending:
-			s.Reason = "it never started (the trial boot did not reach the daemon)"
+			s.Reason = "the trial never reached a running daemon with /data mounted (a kernel or early boot failure)"
 		case watchdogReset:
 			s.Reason = "it hung and the watchdog reset the box"
 		default:
