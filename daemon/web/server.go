@@ -259,6 +259,7 @@ func (s *Server) routes() {
 	m.HandleFunc("POST /api/logout", s.logout)
 	m.HandleFunc("POST /api/action/{method}", s.action)
 	m.HandleFunc("POST /api/update", s.uploadUpdate) // update.go
+	m.HandleFunc("GET /api/update/status", s.read(MethodUpdate, nil))
 	if s.opts.Gatherer != nil {
 		m.Handle("GET /metrics", promhttp.HandlerFor(s.opts.Gatherer, promhttp.HandlerOpts{ErrorHandling: promhttp.ContinueOnError}))
 	}

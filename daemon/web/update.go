@@ -17,6 +17,9 @@ import (
 // (daemon/update.MethodApply).
 const MethodUpdateApply = "update.apply"
 
+// MethodUpdate is the firmware's status (version, slot, last update).
+const MethodUpdate = "update"
+
 // MaxUpload bounds an uploaded update bundle (a 64 MiB slot image and
 // its header).
 const MaxUpload = 65<<20 + 128<<10

@@ -3,6 +3,7 @@ package web
 import (
 	"context"
 	"encoding/json"
+	"io"
 	"os"
 	"strings"
 	"testing"
@@ -30,7 +31,23 @@ func TestUpdateUpload(t *testing.T) {
 		}
 		return map[string]any{"version": "v1.0.0+2", "slot": "B"}, nil
 	}
+	f.methods[MethodUpdate] = func(context.Context, json.RawMessage) (any, error) {
+		return map[string]any{"version": "v1.0.0+1", "slot": "A"}, nil
+	}
 	_, c := newServer(t, f, nil, DefaultLockout)
+	// The page and the status it reads.
+	if code, v := c.do("GET", "/api/update/status", "", nil); code != 200 || v["slot"] != "A" {
+		t.Fatalf("update status: %d %v", code, v)
+	}
+	resp, err := c.http.Get(c.base + "/static/update.html")
+	if err != nil || resp.StatusCode != 200 {
+		t.Fatalf("update page: %v %v", resp, err)
+	}
+	page, _ := io.ReadAll(resp.Body)
+	resp.Body.Close()
+	if !strings.Contains(string(page), `<script src="/static/update.js"`) || !strings.Contains(string(page), `id="update-form"`) {
+		t.Fatalf("update page:\n%s", page)
+	}
 	body := "SIPEDGE-BUNDLE1\n...signed bytes..."
 	// No session: refused, the daemon never called.
 	c.session()
