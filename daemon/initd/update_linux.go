@@ -8,15 +8,16 @@ import (
 
 // rebootOnUpdate runs when the daemon has exited: a daemon that asked
 // for a reboot (an update applied, or its trial given up) gets one; on a
-// trial boot any death of the daemon fails the trial at once (recorded
-// for the old firmware to report) and the box reboots into the old slot
-// instead of restarting the new daemon.
+// trial boot, until it commits, any death of the daemon fails the trial
+// at once (recorded for the old firmware to report) and the box reboots
+// into the old slot instead of restarting the new daemon.
 func rebootOnUpdate(dataDir string, boot update.Boot, persistent bool, how string, log *slog.Logger) {
 	requested := update.TakeRebootRequest()
-	if !requested && !boot.Trial {
+	reboot, failed := afterDaemonExit(dataDir, boot, persistent, requested)
+	if !reboot {
 		return
 	}
-	if boot.Trial && persistent {
+	if failed {
 		if err := update.RecordTrialFailure(dataDir, "the daemon exited during the trial ("+how+")"); err != nil {
 			log.Error("initd: recording the failed trial", "err", err)
 		}

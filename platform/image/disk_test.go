@@ -33,14 +33,15 @@ func TestDiskImage(t *testing.T) {
 	cache := needKernel(t)
 	bin := testenv.SipedgeBinary(t)
 	rootfs := filepath.Join(repoRoot(t), "rootfs")
+	// One initramfs (TestBuildIsReproducible checks its bytes), two disks.
+	res, err := Build(Options{Binary: bin, Profile: "qemu-x86_64", CacheDir: cache, RootFS: rootfs, OutDir: t.TempDir()})
+	if err != nil {
+		t.Fatal(err)
+	}
 	var disks [2][]byte
 	var slot []byte
 	for i := range disks {
 		out := t.TempDir()
-		res, err := Build(Options{Binary: bin, Profile: "qemu-x86_64", CacheDir: cache, RootFS: rootfs, OutDir: out})
-		if err != nil {
-			t.Fatal(err)
-		}
 		dr, err := BuildDisk(Options{RootFS: rootfs, OutDir: out}, res, DiskOptions{SourceDate: time.Unix(1700000000, 0)})
 		if err != nil {
 			t.Fatal(err)

@@ -6,6 +6,7 @@ import (
 	"os/exec"
 	"path/filepath"
 	"regexp"
+	"strconv"
 	"testing"
 	"time"
 
@@ -191,6 +192,10 @@ func TestUpdateInQEMU(t *testing.T) {
 	out, applied = apply(v, "vdb")
 	if !regexp.MustCompile(`ok: .*"version":"v0\.1\.0\+101".*"slot":"B"`).MatchString(out) {
 		t.Fatalf("apply good bundle: %s", out)
+	}
+	if m := regexp.MustCompile(`"bytes":(\d+).*"took":(\d+)`).FindStringSubmatch(out); m != nil {
+		ns, _ := strconv.ParseInt(m[2], 10, 64)
+		t.Logf("good bundle: %s bytes written to slot B, read back and checked in %s", m[1], time.Duration(ns).Round(100*time.Millisecond))
 	}
 	v.expect(`initd: disk" .*slot=B trial=true data_persistent=true`, 3*time.Minute)
 	_, committed := v.expectAt(`update: committed" version=v0\.1\.0\+101 slot=B`, 3*time.Minute)
