@@ -118,17 +118,17 @@ func boot(o Options, log *slog.Logger) error {
 			}
 		}
 	}
-	boot := update.ReadBoot()
+	booted := update.ReadBoot()
 	persistent := false
 	if cfg.Node.DataDir != "" {
-		if prof.Disk != "" && boot.Slot != "" {
+		if prof.Disk != "" && booted.Slot != "" {
 			dm := MountDisk(DiskLayout{Boot: update.PartPath(prof.Disk, update.PartBoot), Data: update.PartPath(prof.Disk, update.PartData)},
 				cfg.Node.DataDir, update.BootDir, filepath.Dir(o.ConfigPath), SysMount)
 			persistent = dm.Persistent
 			if dm.Err != nil {
 				log.Error("initd: disk", "err", dm.Err, "data_persistent", dm.Persistent)
 			}
-			log.Info("initd: disk", "slot", boot.Slot, "trial", boot.Trial, "data_persistent", dm.Persistent, "config_seeded", dm.Seeded)
+			log.Info("initd: disk", "slot", booted.Slot, "trial", booted.Trial, "data_persistent", dm.Persistent, "config_seeded", dm.Seeded)
 			cfg = loadConfig(o.ConfigPath, log) // the data partition's
 		} else {
 			skipped, err := MountAll(MountTable(cfg.Node.DataDir, o.DataDev)[len(base):], SysMount)
@@ -186,7 +186,7 @@ func boot(o Options, log *slog.Logger) error {
 				log.Error("initd: VIP cleanup", "err", err)
 			}
 			log.Info("initd: VIPs removed after daemon death", "vips", len(cur.VIPs))
-			rebootOnUpdate(cur.Node.DataDir, boot, persistent, how, log)
+			rebootOnUpdate(cur.Node.DataDir, booted, persistent, how, log)
 		},
 	})
 	if o.SerialConsole != nil && prof.Console.Device != "" && cfg.Console.RecoveryOn() {
