@@ -23,7 +23,11 @@ func (c *console) updateFirmware() {
 	if !c.call("update", nil, &st) {
 		return
 	}
-	c.printf("Running %s in slot %s.\n", st.Version, st.Slot)
+	if st.Slot != "" {
+		c.printf("Running %s in slot %s.\n", st.Version, st.Slot)
+	} else {
+		c.printf("Running %s.\n", st.Version)
+	}
 	if st.Unavailable != "" {
 		c.printf("Updates are not possible now: %s\n", st.Unavailable)
 		return
