@@ -1,8 +1,8 @@
 #!/usr/bin/env bash
 # Installs the peers the test suite uses, if any is missing: SIPp
 # (sip-tester), Kamailio, QEMU, Chromium, iproute2, and the tools the image
-# build needs (the disk image: sfdisk, mke2fs, BIOS GRUB). Needs root and apt-get; otherwise it says what is missing
-# and the tests that need it skip (or fail under SIPEDGE_TEST_STRICT=1).
+# build needs (the disk image: sfdisk, mke2fs, BIOS GRUB). Needs root and
+# apt-get; otherwise it says what is missing and the tests that need it skip (or fail under SIPEDGE_TEST_STRICT=1).
 set -euo pipefail
 
 need=()

@@ -2,11 +2,18 @@ package image
 
 import (
 	"bytes"
+	"crypto/tls"
+	"encoding/json"
+	"fmt"
+	"io"
+	"net/http"
+	"net/http/cookiejar"
 	"os"
 	"os/exec"
 	"path/filepath"
 	"regexp"
 	"strconv"
+	"strings"
 	"testing"
 	"time"
 
@@ -67,7 +74,9 @@ func writeBundle(t *testing.T, dir, name string, m bundle.Manifest, slot []byte,
 //     comes back, reporting the hang;
 //   - QEMU killed while the good bundle is being written to slot B: the
 //     next start boots A;
-//   - the good bundle applied: the trial boot of B commits after
+//   - the good bundle uploaded over HTTPS to the web API with the
+//     operator's password (QEMU's user network forwards a loopback port
+//     to the box's web server): the trial boot of B commits after
 //     update.commit_after of health, and `ctl update` shows the new
 //     version in slot B.
 func TestUpdateInQEMU(t *testing.T) {
@@ -116,7 +125,13 @@ func TestUpdateInQEMU(t *testing.T) {
 		writeBundle(t, dir, "exit", m("v0.1.0+101", "qemu-x86_64", &bundle.TestFlags{ExitAtStart: true}), slotB, false), // vdf
 		writeBundle(t, dir, "hang", m("v0.1.0+101", "qemu-x86_64", &bundle.TestFlags{HangAtStart: true}), slotB, false), // vdg
 	}
-	drives := []string{"-drive", "file=" + disk.Disk + ",format=raw,if=virtio"}
+	// QEMU's user network on eth0's hub: the host reaches the box's web
+	// server (192.0.2.11:443) on a loopback port, as a management host
+	// would with curl.
+	webPort := testenv.FreePort(t)
+	drives := []string{"-drive", "file=" + disk.Disk + ",format=raw,if=virtio",
+		"-netdev", fmt.Sprintf("user,id=u0,net=192.0.2.0/24,host=192.0.2.1,ipv6=off,hostfwd=tcp:127.0.0.1:%d-192.0.2.11:443", webPort),
+		"-netdev", "hubport,id=u0p,hubid=0,netdev=u0"}
 	for _, b := range bundles {
 		drives = append(drives, "-drive", "file="+b+",format=raw,if=virtio,readonly=on")
 	}
@@ -188,10 +203,21 @@ func TestUpdateInQEMU(t *testing.T) {
 	v = boot()
 	bootedA(v, "boot 6 (QEMU killed while slot B was written)")
 
-	// Boot 7: the good bundle, committed.
-	out, applied = apply(v, "vdb")
-	if !regexp.MustCompile(`ok: .*"version":"v0\.1\.0\+101".*"slot":"B"`).MatchString(out) {
-		t.Fatalf("apply good bundle: %s", out)
+	// Boot 7: the good bundle, uploaded over HTTPS to the web API with
+	// the operator's password (login, then the session and its CSRF
+	// token), committed.
+	if out := ctlCall(v, "web.password", `{"password":"update-Secret-17"}`); !strings.HasPrefix(out, "ok") {
+		t.Fatalf("web.password: %s", out)
+	}
+	good, err := os.ReadFile(bundles[0])
+	if err != nil {
+		t.Fatal(err)
+	}
+	v.phase()
+	applied = time.Now()
+	out = uploadBundle(t, fmt.Sprintf("https://127.0.0.1:%d", webPort), "update-Secret-17", good)
+	if !regexp.MustCompile(`"version":"v0\.1\.0\+101".*"slot":"B"`).MatchString(out) {
+		t.Fatalf("upload good bundle: %s", out)
 	}
 	if m := regexp.MustCompile(`"bytes":(\d+).*"took":(\d+)`).FindStringSubmatch(out); m != nil {
 		ns, _ := strconv.ParseInt(m[2], 10, 64)
@@ -203,5 +229,57 @@ func TestUpdateInQEMU(t *testing.T) {
 	if !regexp.MustCompile(`"version":"v0\.1\.0\+101".*"slot":"B","trial":false.*"phase":"committed"`).MatchString(out) {
 		t.Errorf("ctl update after the commit: %s", out)
 	}
-	t.Logf("good bundle: apply -> committed %s", committed.Sub(applied).Round(100*time.Millisecond))
+	t.Logf("good bundle: upload started -> committed %s", committed.Sub(applied).Round(100*time.Millisecond))
+}
+
+// uploadBundle logs in to the box's web API as a management host does
+// (GET /api/session for the login's CSRF token, POST /api/login with the
+// password) and POSTs the bundle to /api/update with the session; it
+// returns the answer's body.
+func uploadBundle(t *testing.T, base, password string, b []byte) string {
+	t.Helper()
+	jar, _ := cookiejar.New(nil)
+	c := &http.Client{Jar: jar, Timeout: 5 * time.Minute,
+		// The box's self-signed certificate (its fingerprint is in
+		// `ctl web`); the bundle carries its own signature.
+		Transport: &http.Transport{TLSClientConfig: &tls.Config{InsecureSkipVerify: true}}}
+	call := func(method, path, csrf string, body io.Reader) map[string]any {
+		t.Helper()
+		req, _ := http.NewRequest(method, base+path, body)
+		if csrf != "" {
+			req.Header.Set("X-CSRF-Token", csrf)
+		}
+		resp, err := c.Do(req)
+		if err != nil {
+			t.Fatalf("%s %s: %v", method, path, err)
+		}
+		defer resp.Body.Close()
+		raw, _ := io.ReadAll(resp.Body)
+		var v map[string]any
+		if err := json.Unmarshal(raw, &v); err != nil || resp.StatusCode != 200 {
+			t.Fatalf("%s %s: %s %s", method, path, resp.Status, raw)
+		}
+		v["raw"] = string(raw)
+		return v
+	}
+	var s map[string]any
+	deadline := time.Now().Add(time.Minute)
+	for { // the web server may still be starting
+		req, _ := http.NewRequest("GET", base+"/api/session", nil)
+		resp, err := c.Do(req)
+		if err == nil {
+			json.NewDecoder(resp.Body).Decode(&s)
+			resp.Body.Close()
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("web API: %v", err)
+		}
+		time.Sleep(time.Second)
+	}
+	csrf, _ := s["csrf"].(string)
+	pw, _ := json.Marshal(map[string]string{"password": password})
+	login := call("POST", "/api/login", csrf, bytes.NewReader(pw))
+	csrf, _ = login["csrf"].(string)
+	return call("POST", "/api/update", csrf, bytes.NewReader(b))["raw"].(string)
 }
