@@ -63,3 +63,24 @@ func TestGrubEditenvReads(t *testing.T) {
 		t.Fatalf("after grub-editenv: %v %v", env, err)
 	}
 }
+
+// FuzzParse: any block is parsed or refused; what parses encodes back
+// to a block that parses to the same variables.
+func FuzzParse(f *testing.F) {
+	b, _ := Env{"slot": "A", "try": "B"}.Encode()
+	f.Add(b)
+	f.Fuzz(func(t *testing.T, b []byte) {
+		env, err := Parse(b)
+		if err != nil {
+			return
+		}
+		out, err := env.Encode()
+		if err != nil {
+			return // e.g. a name with '#', which Parse reads as a comment line's rest
+		}
+		again, err := Parse(out)
+		if err != nil || len(again) != len(env) {
+			t.Fatalf("round trip: %v %v -> %v", env, err, again)
+		}
+	})
+}
