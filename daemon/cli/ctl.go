@@ -47,6 +47,7 @@ func ctlCommands() []ctlCommand {
 	cs = append(cs, networkCommands()...)
 	cs = append(cs, clusterCommands()...)
 	cs = append(cs, timeCommands()...)
+	cs = append(cs, updateCommands()...)
 	return cs
 }
 

@@ -129,6 +129,8 @@ func Run(ctx context.Context, o Options) error {
 			c.reboot()
 		case "11":
 			c.shell()
+		case "12":
+			c.updateFirmware() // update.go
 		case "0":
 			if o.AllowExit {
 				c.printf("Bye.\n")
@@ -263,6 +265,7 @@ func (c *console) menu() {
 	for i := 0; i < 6; i++ {
 		c.printf(" %-38s %s\n", items[i], items[i+6])
 	}
+	c.printf(" %-38s\n", "12) Update firmware (from a URL)")
 	c.printf("\n")
 }
 
