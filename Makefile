@@ -3,13 +3,24 @@
 
 GO       ?= go
 VERSION  ?= $(shell git describe --tags --always --dirty 2>/dev/null || echo dev)
-LDFLAGS  := -s -w -X github.com/sipedge/sipedge/daemon/version.Version=$(VERSION)
+# The build number orders builds (tags vMAJOR.MINOR.PATCH, then this).
+BUILD    ?= $(shell git rev-list --count HEAD 2>/dev/null || echo 0)
+# The source date stamps the image's file systems and the bundle.
+SOURCE_DATE_EPOCH ?= $(shell git log -1 --format=%ct 2>/dev/null || echo 0)
+export SOURCE_DATE_EPOCH
+# UPDATE_PUBKEY names the file with the public key (base64) that verifies
+# update bundles (`go run ./scripts/mkupdate -keygen PRIV PUB`); UPDATE_KEY
+# the private key that `make update` signs with.
+UPDATE_PUBKEY ?=
+UPDATE_KEY ?=
+LDFLAGS  := -s -w -X github.com/sipedge/sipedge/daemon/version.Version=$(VERSION) -X github.com/sipedge/sipedge/daemon/version.Build=$(BUILD) \
+	$(if $(UPDATE_PUBKEY),-X github.com/sipedge/sipedge/platform/bundle.ReleaseKey=$(shell cat $(UPDATE_PUBKEY)))
 BIN      := bin/sipedge
 # One package at a time: the timing tests (VIP takeover, watchdog) stay
 # honest on a 2-core machine.
 TESTFLAGS ?= -count=1 -timeout 40m -p 1
 
-.PHONY: all build run test test-short fuzz deps bench pgo image qemu lab lab-down vet clean
+.PHONY: all build run test test-short fuzz deps bench pgo image update qemu lab lab-down vet clean
 
 all: build
 
@@ -53,8 +64,14 @@ bench: build
 pgo:
 	cp "$$(ls results/bench-*/sipedge/cpu-*.pb.gz | tail -1)" daemon/default.pgo
 
+# out/vmlinuz, out/initramfs-*.cpio.gz, and out/disk.img (GRUB, slots A
+# and B, /data) with out/slot.img.
 image: build
 	bash scripts/image.sh
+
+# out/sipedge-update.bundle: out/slot.img signed with UPDATE_KEY.
+update: image
+	go run ./scripts/mkupdate -slot out/slot.img -version '$(VERSION)' -build '$(BUILD)' -key '$(UPDATE_KEY)' -out out/sipedge-update.bundle
 
 qemu: image
 	bash scripts/qemu.sh

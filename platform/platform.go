@@ -49,6 +49,10 @@ type Profile struct {
 	// and the debug hooks. Empty: the same as Console (one shared port).
 	Log      Log      `yaml:"log"`
 	Watchdog Watchdog `yaml:"watchdog"`
+	// Disk is the block device of the boot disk (out/disk.img's layout:
+	// boot, slot A, slot B, data), e.g. /dev/vda; empty when the board
+	// boots without one (an initramfs loaded by QEMU's -kernel).
+	Disk string `yaml:"disk"`
 }
 
 // Module is one kernel module, loaded in list order.

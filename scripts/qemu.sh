@@ -1,4 +1,4 @@
-#!/bin/sh
+#!/usr/bin/env bash
 # Boots the image built by scripts/image.sh under QEMU (TCG) with the
 # board profile's two serial roles (platform/README.md):
 #   ttyS0, the operator's console menu: on this terminal (Ctrl-A X quits,
@@ -15,13 +15,25 @@
 # forgotten console password (press r); then the menu asks for the password
 # (a new box has one chosen first). Nothing answers the image's NTP server
 # (192.0.2.1) here: `ctl time` says so (the QEMU test gives it one).
+# With -disk first it boots out/disk.img instead (GRUB, slots A and B,
+# /data; a copy in out/disk-run.img, kept between runs, so updates and
+# the data survive a restart): the command line is grub.cfg's, without
+# the debug hooks.
 set -eu
 cd "$(dirname "$0")/.."
+boot=()
+if [ "${1:-}" = -disk ]; then
+	shift
+	[ -f out/disk-run.img ] || cp --sparse=always out/disk.img out/disk-run.img
+	boot=(-drive file=out/disk-run.img,format=raw,if=virtio)
+fi
 profile=${1:-qemu-x86_64}
-cmdline=$(go run ./scripts/mkimage -profile "$profile" -print-cmdline)
+if [ ${#boot[@]} -eq 0 ]; then
+	cmdline=$(go run ./scripts/mkimage -profile "$profile" -print-cmdline)
+	boot=(-kernel out/vmlinuz -initrd "out/initramfs-$profile.cpio.gz" -append "$cmdline sipedge.debug=1")
+fi
 exec qemu-system-x86_64 -machine q35 -m 512 -nodefaults -display none -no-user-config \
-  -kernel out/vmlinuz -initrd "out/initramfs-$profile.cpio.gz" \
-  -append "$cmdline sipedge.debug=1" \
+  "${boot[@]}" \
   -serial mon:stdio \
   -chardev socket,id=log,path=out/ttyS1.sock,server=on,wait=off,logfile=out/ttyS1.log \
   -serial chardev:log \

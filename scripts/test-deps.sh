@@ -1,8 +1,8 @@
 #!/usr/bin/env bash
 # Installs the peers the test suite uses, if any is missing: SIPp
 # (sip-tester), Kamailio, QEMU, Chromium, MariaDB, iproute2, and the tools the image
-# build needs. Needs root and apt-get; otherwise it says what is missing
-# and the tests that need it skip (or fail under SIPEDGE_TEST_STRICT=1).
+# build needs (the disk image: sfdisk, mke2fs, BIOS GRUB). Needs root and
+# apt-get; otherwise it says what is missing and the tests that need it skip (or fail under SIPEDGE_TEST_STRICT=1).
 set -euo pipefail
 
 need=()
@@ -17,6 +17,9 @@ have file || need+=(file)
 have tcpdump || need+=(tcpdump)
 have dpkg-deb || need+=(dpkg)
 have python3 || need+=(python3)
+have sfdisk || need+=(fdisk)           # the disk image (make image, the update QEMU test)
+have mke2fs || need+=(e2fsprogs)
+have grub-mkimage || need+=(grub-pc-bin grub-common)
 have mariadbd || need+=(mariadb-server)
 have mariadb || need+=(mariadb-client)
 have git || need+=(git) # the previous release is built from the history (daemontest.PreviousBinary)

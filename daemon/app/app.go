@@ -26,9 +26,11 @@ import (
 
 	"github.com/sipedge/sipedge/daemon/config"
 	"github.com/sipedge/sipedge/daemon/ctl"
+	"github.com/sipedge/sipedge/daemon/history"
 	"github.com/sipedge/sipedge/daemon/liveness"
 	"github.com/sipedge/sipedge/daemon/logging"
 	"github.com/sipedge/sipedge/daemon/store"
+	"github.com/sipedge/sipedge/daemon/update"
 	"github.com/sipedge/sipedge/daemon/version"
 )
 
@@ -61,7 +63,8 @@ type App struct {
 	status   map[string]func() any
 	reg      *prometheus.Registry // what /metrics serves, beside the Go runtime's
 	vipHooks []func(group string, master bool)
-	alarms   alarms // standing alarms (alarms.go)
+	alarms   alarms           // standing alarms (alarms.go)
+	hist     *history.History // the charts' last hour (history.go)
 }
 
 type subsystem struct {
@@ -98,7 +101,9 @@ func Run(ctx context.Context, opts Options) error {
 	a.cfg.Store(cfg)
 	a.log.Info("sipedge starting", "version", version.Version, "config", cfg.Source, "node", cfg.Node.Name, "profile", cfg.Node.Profile, "pid", os.Getpid())
 
-	a.store, err = store.Open(cfg.Node.DataDir, store.Options{Logger: a.log})
+	// A trial boot keeps the store's schema for the firmware it may roll
+	// back to (update.go commits it).
+	a.store, err = store.Open(cfg.Node.DataDir, store.Options{Logger: a.log, DeferSchema: update.ReadBoot().Trial})
 	if err != nil {
 		return err
 	}
@@ -121,9 +126,11 @@ func Run(ctx context.Context, opts Options) error {
 		name string
 		fn   func(context.Context) error
 	}{
+		{"update", a.setupUpdate}, // first: a trial's test flags act at start
 		{"network", a.setupNetwork},
 		{"time", a.setupTime},
 		{"watchdog", a.setupWatchdog},
+		{"history", a.setupHistory},
 		{"balancer", a.setupBalancer},
 		{"failover", a.setupFailover},
 		{"web", a.setupWeb},

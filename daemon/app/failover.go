@@ -14,6 +14,7 @@ import (
 	"github.com/sipedge/sipedge/daemon/config"
 	"github.com/sipedge/sipedge/daemon/ctl"
 	"github.com/sipedge/sipedge/daemon/failover"
+	"github.com/sipedge/sipedge/daemon/history"
 	"github.com/sipedge/sipedge/daemon/store"
 	"github.com/sipedge/sipedge/hal"
 )
@@ -50,6 +51,7 @@ func (a *App) setupFailover(ctx context.Context) error {
 		return err
 	}
 	a.add("failover", m.Run)
+	a.setupPair(m, opt.Interval)
 	a.addStatus("vip", func() any { return m.Status() })
 	a.onReload("failover", func(c *config.Config) error {
 		if !reflect.DeepEqual(c.Cluster, cfg.Cluster) || !reflect.DeepEqual(c.VIPs, cfg.VIPs) {
@@ -143,6 +145,7 @@ func (e failoverEvents) Record(ev failover.Event) {
 		msg = fmt.Sprintf("%s: %s", ev.To, ev.Reason)
 	}
 	e.a.events.Event("vip."+ev.To.String(), ev.Group, msg)
+	e.a.hist.Mark(history.Event{Time: ev.Time, Group: ev.Group, State: ev.To.String(), Text: msg})
 	if (ev.From == failover.StateMaster) != (ev.To == failover.StateMaster) {
 		for _, fn := range e.a.vipHooks {
 			fn(ev.Group, ev.To == failover.StateMaster)

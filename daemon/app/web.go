@@ -158,6 +158,7 @@ func (a *App) setupWeb(ctx context.Context) error {
 		HSTS:          cfg.Web.OperatorCert(),
 		Warnings:      webWarnings(cfg),
 		Ctl:           a.ctl,
+		UploadDir:     cfg.Node.DataDir,
 		Password:      a.webPassword,
 		Gatherer:      a.gatherer(),
 		Registerer:    reg,

@@ -67,6 +67,7 @@ func NewCollector(b *Balancer) *Collector {
 	add("send_errors", "Socket send errors.", func(s *Stats) uint64 { return s.SendErrors.Load() })
 	add("replies_4xx", "4xx responses sent to callers.", func(s *Stats) uint64 { return s.Replies4xx.Load() })
 	add("replies_5xx", "5xx responses sent to callers.", func(s *Stats) uint64 { return s.Replies5xx.Load() })
+	add("replies_503", "503 responses sent to callers (among the 5xx).", func(s *Stats) uint64 { return s.Replies503.Load() })
 	core := []string{"core"}
 	c.calls = prometheus.NewDesc("sipedge_sip_core_calls", "Confirmed calls on the Core (2xx to BYE).", core, nil)
 	c.pending = prometheus.NewDesc("sipedge_sip_core_pending", "INVITEs in progress on the Core.", core, nil)

@@ -28,6 +28,7 @@ type Stats struct {
 	Replies4xx      atomic.Uint64 // 4xx sent upstream (ours or forwarded)
 	Replies5xx      atomic.Uint64
 	Replies6xx      atomic.Uint64
+	Replies503      atomic.Uint64 // 503s among Replies5xx (no Core, shed, forwarded)
 
 	// FinalsRetransmitted counts non-2xx finals to INVITE sent again to
 	// a UDP caller that had not ACKed them (Timer G); FinalsUnacked the
@@ -82,6 +83,9 @@ func (s *Stats) countReply(code int) {
 		s.Replies6xx.Add(1)
 	case code >= 500:
 		s.Replies5xx.Add(1)
+		if code == 503 {
+			s.Replies503.Add(1)
+		}
 	case code >= 400:
 		s.Replies4xx.Add(1)
 	}
@@ -98,6 +102,7 @@ func (s *Stats) Snapshot() map[string]uint64 {
 		"attempt_timeouts": s.AttemptTimeouts.Load(), "no_core": s.NoCore.Load(), "cancels_sent": s.CancelsSent.Load(),
 		"dialogs_expired": s.DialogsExpired.Load(), "send_errors": s.SendErrors.Load(),
 		"replies_4xx": s.Replies4xx.Load(), "replies_5xx": s.Replies5xx.Load(), "replies_6xx": s.Replies6xx.Load(),
+		"replies_503": s.Replies503.Load(),
 	}
 	for i, r := range tcpRefusedReasons {
 		m["tcp_refused_"+r] = s.TCPRefused[i].Load()

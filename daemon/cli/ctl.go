@@ -40,11 +40,14 @@ func ctlCommands() []ctlCommand {
 	cs = append(cs, coreCommands()...)
 	cs = append(cs, banCommands()...)
 	cs = append(cs, vipCommands()...)
+	cs = append(cs, pairCommands()...)
+	cs = append(cs, historyCommands()...)
 	cs = append(cs, replicaCommands()...)
 	cs = append(cs, webCommands()...)
 	cs = append(cs, networkCommands()...)
 	cs = append(cs, clusterCommands()...)
 	cs = append(cs, timeCommands()...)
+	cs = append(cs, updateCommands()...)
 	return cs
 }
 

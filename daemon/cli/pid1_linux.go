@@ -5,6 +5,7 @@ import (
 	"os"
 	"strconv"
 
+	"github.com/sipedge/sipedge/daemon/config"
 	"github.com/sipedge/sipedge/daemon/initd"
 	"github.com/sipedge/sipedge/platform"
 )
@@ -29,7 +30,11 @@ func runPID1(ctx context.Context) int {
 	// reads /proc/cmdline then.
 	o.Debug = func(ctx context.Context, s *initd.Supervisor) {
 		if initd.KernelArg("sipedge.debug=1") {
-			initd.DebugConsole(os.Stdin, os.Stdout)(ctx, s)
+			socket := config.Default().SocketPath()
+			if cfg, err := config.Load(DefaultConfigPath); err == nil {
+				socket = cfg.SocketPath()
+			}
+			initd.DebugConsole(os.Stdin, os.Stdout, socket)(ctx, s)
 		}
 	}
 	initd.Main(o)

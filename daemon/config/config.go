@@ -38,6 +38,7 @@ type Config struct {
 	Security Security `yaml:"security"`
 	Time     Time     `yaml:"time"`    // time.go
 	Console  Console  `yaml:"console"` // console.go
+	Update   Update   `yaml:"update"`  // update.go
 
 	// Source names the file the config came from (not in YAML).
 	Source string `yaml:"-"`

@@ -144,4 +144,5 @@ func (c *Config) applyDefaults(set map[string]int) {
 	orInt(&c.Security.Limits.Headers, 128)
 	c.timeDefaults()
 	c.consoleDefaults()
+	c.updateDefaults()
 }

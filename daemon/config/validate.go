@@ -176,6 +176,7 @@ func (c *Config) validate(lines map[string]int) Problems {
 	}
 	c.validateTime(add)
 	c.validateConsole(add)
+	c.validateUpdate(add)
 	return ps
 }
 

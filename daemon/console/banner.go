@@ -7,6 +7,7 @@ import (
 	"time"
 
 	"github.com/sipedge/sipedge/daemon/config"
+	"github.com/sipedge/sipedge/daemon/pair"
 	"github.com/sipedge/sipedge/daemon/timesync"
 	"github.com/sipedge/sipedge/daemon/version"
 )
@@ -95,8 +96,14 @@ func (c *console) banner() {
 	if t := c.timeText(); t != "" {
 		c.printf(" time: %s\n", t)
 	}
+	var pv pair.View
 	var vs vipStatus
-	if c.available("vip") && c.o.Client.Call(ctx, "vip", nil, &vs) == nil {
+	if c.available(pair.MethodPair) && c.o.Client.Call(ctx, pair.MethodPair, nil, &pv) == nil && len(pv.Boxes) > 1 {
+		// Both boxes side by side (with each VIP group's state and holder).
+		for _, l := range strings.Split(strings.TrimRight(pair.Compact(pv, time.Now(), Width-2), "\n"), "\n") {
+			c.printf(" %s\n", l)
+		}
+	} else if c.available("vip") && c.o.Client.Call(ctx, "vip", nil, &vs) == nil {
 		for _, g := range vs.Groups {
 			c.printf(" VIP %-8s %-18s %-8s state %-8s holder %s\n", g.Name, g.Address, g.Role, g.State, g.Holder)
 		}

@@ -36,6 +36,9 @@ type Options struct {
 	Logger   *slog.Logger
 	// Baud is the line speed Serial sets on its device (0: leave it).
 	Baud int
+	// DaemonWait: how long the session waits for the daemon to answer
+	// before the login and the first banner (0: DaemonWait).
+	DaemonWait time.Duration
 }
 
 type console struct {
@@ -77,6 +80,7 @@ func Run(ctx context.Context, o Options) error {
 	}
 	c.idle = newIdleReader(o.In)
 	c.in = &lineReader{r: bufio.NewReader(c.idle), out: o.Out, echo: c.term}
+	c.waitDaemon()
 	loggedIn := false
 	for {
 		if !loggedIn {
@@ -125,6 +129,8 @@ func Run(ctx context.Context, o Options) error {
 			c.reboot()
 		case "11":
 			c.shell()
+		case "12":
+			c.updateFirmware() // update.go
 		case "0":
 			if o.AllowExit {
 				c.printf("Bye.\n")
@@ -259,6 +265,7 @@ func (c *console) menu() {
 	for i := 0; i < 6; i++ {
 		c.printf(" %-38s %s\n", items[i], items[i+6])
 	}
+	c.printf(" %-38s\n", "12) Update firmware (from a URL)")
 	c.printf("\n")
 }
 

@@ -181,7 +181,20 @@ func TestConsoleOverPTY(t *testing.T) {
 	// 1) Status.
 	tm.line("1")
 	tm.expect(`node edge-con +profile single`)
-	if got := tm.expect(`-- more: Enter, or q to stop -- |Press Enter to continue\. `); strings.HasSuffix(got, "-- ") {
+	// A readable summary, not a flattened key dump.
+	status := tm.expect(`-- more: Enter, or q to stop -- |Press Enter to continue\. `)
+	for _, want := range []string{"SIP balancer (", "calls up 0, dialogs 0; Cores ", "core1 ", "since start: 0 calls routed", "Edge: 0 sources banned now"} {
+		if !strings.Contains(status, want) {
+			t.Errorf("status lacks %q:\n%s", want, status)
+		}
+	}
+	t.Logf("status:\n%s", status)
+	for _, junk := range []string{"counts.", "<nil>", ": 0\r", "stats."} {
+		if strings.Contains(status, junk) {
+			t.Errorf("status has a flattened key dump (%q):\n%s", junk, status)
+		}
+	}
+	if strings.HasSuffix(status, "-- ") {
 		tm.line("q") // stop paging; "Press Enter" follows
 	}
 	tm.line("")

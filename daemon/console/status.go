@@ -3,13 +3,14 @@ package console
 import (
 	"encoding/json"
 	"fmt"
-	"sort"
 	"strconv"
 	"strings"
 )
 
 // status is menu entry 1: the node's state and every subsystem's
-// section (the time sync's among them), flattened to "key: value" lines.
+// section as a short operator's summary (summary.go); a section without
+// one is flattened to "key: value" lines, its empty and zero values left
+// out.
 func (c *console) status() {
 	var st struct {
 		Node     string `json:"node"`
@@ -40,23 +41,29 @@ func (c *console) status() {
 		store = "FAULT: " + st.Store.Error
 	}
 	fmt.Fprintf(&b, "store %s (%s)\n", st.Store.Path, store)
-	var subs []string
+	subs := make([]named, 0, len(st.Subsystems))
 	for _, s := range st.Subsystems {
-		state := "alive"
-		if !s.OK {
-			state = "STALE"
+		subs = append(subs, named{s.Name, s.OK})
+	}
+	fmt.Fprintf(&b, "subsystems: %s\n", states(subs, "alive", "STALE"))
+	done := map[string]bool{}
+	for _, sm := range summarizers {
+		raw, ok := st.Sections[sm.name]
+		if !ok || string(raw) == "null" {
+			continue
 		}
-		subs = append(subs, s.Name+" "+state)
+		done[sm.name] = true
+		b.WriteString("\n")
+		if err := sm.fn(&b, raw); err != nil {
+			fmt.Fprintf(&b, "[%s]\n", sm.name)
+			flatten(&b, "", raw)
+		}
 	}
-	fmt.Fprintf(&b, "subsystems: %s\n", strings.Join(subs, ", "))
-	names := make([]string, 0, len(st.Sections))
-	for n := range st.Sections {
-		names = append(names, n)
-	}
-	sort.Strings(names)
-	for _, n := range names {
-		fmt.Fprintf(&b, "\n[%s]\n", n)
-		flatten(&b, "", st.Sections[n])
+	for _, n := range sortedKeys(st.Sections) {
+		if !done[n] {
+			fmt.Fprintf(&b, "\n[%s]\n", n)
+			flatten(&b, "", st.Sections[n])
+		}
 	}
 	c.page(b.String())
 	c.pause()
@@ -73,12 +80,7 @@ func flatten(b *strings.Builder, prefix string, raw json.RawMessage) {
 	walk = func(p string, v any) {
 		switch x := v.(type) {
 		case map[string]any:
-			ks := make([]string, 0, len(x))
-			for k := range x {
-				ks = append(ks, k)
-			}
-			sort.Strings(ks)
-			for _, k := range ks {
+			for _, k := range sortedKeys(x) {
 				walk(join(p, k), x[k])
 			}
 		case []any:
@@ -86,7 +88,9 @@ func flatten(b *strings.Builder, prefix string, raw json.RawMessage) {
 				walk(join(p, strconv.Itoa(i)), e)
 			}
 		default:
-			fmt.Fprintf(b, "  %s: %v\n", p, x)
+			if x != nil && x != false && x != "" && x != float64(0) {
+				fmt.Fprintf(b, "  %s: %v\n", p, x)
+			}
 		}
 	}
 	walk(prefix, v)

@@ -70,6 +70,7 @@ func (m *Manager) receive(b []byte, from string, now time.Time) {
 	}
 	defer m.mu.Unlock()
 	m.met.received()
+	m.pair.heard(msg, now, wall)
 	for _, st := range msg.Groups {
 		g := m.byName[st.Name]
 		if g == nil {
@@ -162,6 +163,7 @@ func (m *Manager) message(now time.Time, flags uint8) *Message {
 		}
 		msg.Groups = append(msg.Groups, st)
 	}
+	msg.Summary = m.pair.outgoing(m, len(msg.Groups))
 	return msg
 }
 

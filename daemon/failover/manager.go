@@ -36,6 +36,7 @@ type Manager struct {
 	groups   []*group
 	byName   map[string]*group
 	sess     *sessions
+	pair     pairBoard // pair summaries: ours to send, the peers' (pair.go)
 	boot     uint64
 	seq      uint64
 	seqCeil  uint64             // persisted floor for the next boot's sequence

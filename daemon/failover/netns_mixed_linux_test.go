@@ -95,6 +95,13 @@ func TestNetnsMixedVersions(t *testing.T) {
 		l.waitState(A, "master", 15*time.Second)
 		l.waitState(B, "backup", 5*time.Second)
 		session(newBox, SessionPrevious)
+		// The new box shows its previous-release peer in ctl pair: its
+		// groups from its heartbeats, no summary (it sends none), while
+		// the old box skips the summary the new one sends (clean).
+		if v := l.pair(newBox); len(v.Boxes) != 2 || !v.Boxes[1].Reachable || v.Boxes[1].Summary != nil ||
+			len(v.Boxes[1].Groups) != 1 || v.Boxes[1].Groups[0].State == "" {
+			t.Errorf("%s: ctl pair on the new box %s: %+v", what, newBox.name, v.Boxes)
+		}
 		clean(what)
 		cycle(what)
 		session(newBox, SessionPrevious)
@@ -117,6 +124,11 @@ func TestNetnsMixedVersions(t *testing.T) {
 	time.Sleep(500 * time.Millisecond)
 	session(A, SessionProven)
 	session(B, SessionProven)
+	for _, b := range []*box{A, B} {
+		if v := l.pair(b); len(v.Boxes) != 2 || v.Boxes[1].Summary == nil {
+			t.Errorf("3: both new: ctl pair on %s has no summary of its peer: %+v", b.name, v.Boxes)
+		}
+	}
 	clean("3: both new")
 	if sa := l.state(A); sa != "master" {
 		t.Errorf("A %s at the end, want master", sa)

@@ -6,6 +6,7 @@ import (
 	"encoding/binary"
 	"errors"
 	"fmt"
+	"strings"
 	"time"
 )
 
@@ -33,6 +34,18 @@ import (
 //
 // echo lists the boot ids of the receivers this sender has heard (the
 // challenges it answers); see session.go for how a receiver uses it.
+//
+// Pair summary (pair.go): the sender's status summary for the peer's
+// pages, opaque to this package, cut into chunks carried as more group
+// entries before the session extension. Both the previous release and
+// the first session release skip them as groups they do not have (the
+// name starts with 0x01 'P', which Encode refuses for a group):
+//
+//	name     0x01 'P' index total, then up to 60 bytes of the summary
+//	state    1 (init), priority 0, flags 0
+//
+// The summary is at most MaxSummary bytes; the chunks and the groups
+// together never exceed the 32 entries every release accepts.
 
 const (
 	wireMagic   = "SEHB"
@@ -43,6 +56,12 @@ const (
 	// maxEcho bounds the boot ids a session extension echoes.
 	maxEcho   = 7
 	extHeader = "\x00S\x01"
+	// sumHeader starts the name of a pair summary chunk.
+	sumHeader = "\x01P"
+	// sumChunk is the summary bytes one entry carries.
+	sumChunk = maxNameLen - len(sumHeader) - 2
+	// MaxSummary bounds the pair summary a heartbeat carries.
+	MaxSummary = 16 * sumChunk
 	// MaxMessageSize bounds a heartbeat on the wire.
 	MaxMessageSize = 4 + 1 + 1 + 1 + maxNameLen + 8 + 8 + 8 + 1 + maxGroups*(1+maxNameLen+3) + macLen
 )
@@ -90,6 +109,9 @@ type Message struct {
 	Session bool
 	// Echo: the receivers' boot ids the sender has heard (at most 7).
 	Echo []uint64
+	// Summary: the sender's pair summary (at most MaxSummary bytes,
+	// opaque here); nil from a sender that sends none.
+	Summary []byte
 }
 
 // Decode errors; each maps to a rejection reason.
@@ -104,8 +126,12 @@ func Encode(m *Message, key []byte) ([]byte, error) {
 	if l := len(m.Node); l == 0 || l > maxNameLen {
 		return nil, fmt.Errorf("encode heartbeat: node id length %d out of 1..%d", l, maxNameLen)
 	}
-	if n := maxGroups - boolInt(m.Session); len(m.Groups) > n {
-		return nil, fmt.Errorf("encode heartbeat: %d groups, at most %d", len(m.Groups), n)
+	chunks := summaryChunks(len(m.Summary))
+	if len(m.Summary) > MaxSummary {
+		return nil, fmt.Errorf("encode heartbeat: pair summary of %d bytes, at most %d", len(m.Summary), MaxSummary)
+	}
+	if n := maxGroups - boolInt(m.Session) - chunks; len(m.Groups) > n {
+		return nil, fmt.Errorf("encode heartbeat: %d groups, at most %d beside a %d-byte summary", len(m.Groups), n, len(m.Summary))
 	}
 	if len(m.Echo) > maxEcho || (!m.Session && len(m.Echo) > 0) {
 		return nil, fmt.Errorf("encode heartbeat: %d echoed boot ids, at most %d, with the session extension", len(m.Echo), maxEcho)
@@ -117,14 +143,25 @@ func Encode(m *Message, key []byte) ([]byte, error) {
 	b = binary.BigEndian.AppendUint64(b, m.Boot)
 	b = binary.BigEndian.AppendUint64(b, m.Seq)
 	b = binary.BigEndian.AppendUint64(b, uint64(m.Time.UnixNano()))
-	b = append(b, byte(len(m.Groups)+boolInt(m.Session)))
+	b = append(b, byte(len(m.Groups)+chunks+boolInt(m.Session)))
 	for _, g := range m.Groups {
 		if l := len(g.Name); l == 0 || l > maxNameLen {
 			return nil, fmt.Errorf("encode heartbeat: group name length %d out of 1..%d", l, maxNameLen)
 		}
+		if strings.HasPrefix(g.Name, sumHeader) {
+			return nil, fmt.Errorf("encode heartbeat: group name %q starts like a pair summary chunk", g.Name)
+		}
 		b = append(b, byte(len(g.Name)))
 		b = append(b, g.Name...)
 		b = append(b, byte(g.State), g.Priority, g.Flags)
+	}
+	for i := 0; i < chunks; i++ {
+		part := m.Summary[i*sumChunk : min((i+1)*sumChunk, len(m.Summary))]
+		b = append(b, byte(len(sumHeader)+2+len(part)))
+		b = append(b, sumHeader...)
+		b = append(b, byte(i), byte(chunks))
+		b = append(b, part...)
+		b = append(b, byte(StateInit), 0, 0)
 	}
 	if m.Session {
 		b = append(b, byte(len(extHeader)+1+8*len(m.Echo)))
@@ -136,6 +173,29 @@ func Encode(m *Message, key []byte) ([]byte, error) {
 		b = append(b, byte(StateInit), 0, 0)
 	}
 	return macAppend(b, key), nil
+}
+
+// summaryChunks is the number of entries a summary of n bytes takes.
+func summaryChunks(n int) int { return (n + sumChunk - 1) / sumChunk }
+
+// decodeSummary appends a summary chunk (name, state, priority, flags as
+// read) to m.Summary: chunks come in order, all with the same total.
+func decodeSummary(m *Message, g GroupStatus, total *int) error {
+	name := g.Name
+	if len(name) < len(sumHeader)+2 || g.State != StateInit || g.Priority != 0 || g.Flags != 0 {
+		return errors.New("pair summary chunk: short, or nonzero state, priority or flags")
+	}
+	idx, n := int(name[len(sumHeader)]), int(name[len(sumHeader)+1])
+	want := summaryChunks(len(m.Summary))
+	if n == 0 || n > summaryChunks(MaxSummary) || idx != want || (*total != 0 && n != *total) {
+		return fmt.Errorf("pair summary chunk %d of %d out of order", idx, n)
+	}
+	if idx > 0 && len(m.Summary) != idx*sumChunk {
+		return fmt.Errorf("pair summary chunk %d after a short chunk", idx)
+	}
+	*total = n
+	m.Summary = append(m.Summary, name[len(sumHeader)+2:]...)
+	return nil
 }
 
 func boolInt(b bool) int {
@@ -204,6 +264,7 @@ func Decode(b []byte, key []byte) (*Message, error) {
 	if r.err == nil && n > maxGroups {
 		return nil, fmt.Errorf("%w: %d groups", ErrMalformed, n)
 	}
+	sumTotal := 0
 	for i := 0; i < n && r.err == nil; i++ {
 		g := GroupStatus{Name: r.name()}
 		g.State = State(r.u8())
@@ -222,10 +283,22 @@ func Decode(b []byte, key []byte) (*Message, error) {
 			}
 			continue
 		}
+		if r.err == nil && strings.HasPrefix(g.Name, sumHeader) {
+			if err := decodeSummary(m, g, &sumTotal); err != nil {
+				return nil, fmt.Errorf("%w: %v", ErrMalformed, err)
+			}
+			continue
+		}
+		if sumTotal != 0 {
+			return nil, fmt.Errorf("%w: group %q after the pair summary", ErrMalformed, g.Name)
+		}
 		m.Groups = append(m.Groups, g)
 	}
 	if r.err != nil {
 		return nil, fmt.Errorf("%w: %v", ErrMalformed, r.err)
+	}
+	if sumTotal != summaryChunks(len(m.Summary)) {
+		return nil, fmt.Errorf("%w: pair summary: %d of %d chunks", ErrMalformed, summaryChunks(len(m.Summary)), sumTotal)
 	}
 	if len(r.b) != 0 {
 		return nil, fmt.Errorf("%w: %d trailing bytes", ErrMalformed, len(r.b))

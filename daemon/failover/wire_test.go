@@ -3,9 +3,11 @@ package failover
 import (
 	"bytes"
 	"errors"
+	"fmt"
 	"os"
 	"path/filepath"
 	"reflect"
+	"strings"
 	"testing"
 	"time"
 )
@@ -122,6 +124,9 @@ func FuzzDecode(f *testing.F) {
 	sess.Session, sess.Echo = true, []uint64{1, 2}
 	withExt, _ := Encode(sess, testKey)
 	f.Add(withExt)
+	sess.Summary = []byte(strings.Repeat("s", 70))
+	withSum, _ := Encode(sess, testKey)
+	f.Add(withSum)
 	f.Add(good[:len(good)-macLen])
 	f.Add([]byte("SEHB\x01"))
 	f.Fuzz(func(t *testing.T, b []byte) {
@@ -186,5 +191,106 @@ func TestWireSessionGolden(t *testing.T) {
 		if _, err := Decode(bad, testKey); !errors.Is(err, ErrMalformed) {
 			t.Errorf("%s: Decode = %v, want malformed", name, err)
 		}
+	}
+}
+
+// TestWireSummary: a pair summary of any size up to MaxSummary travels
+// in chunks before the session extension and comes back whole; the
+// layout is what both earlier releases skip (group entries whose names
+// they do not have); disordered or oversized summaries are refused.
+func TestWireSummary(t *testing.T) {
+	for _, n := range []int{1, sumChunk - 1, sumChunk, sumChunk + 1, 500, MaxSummary} {
+		m := sampleMessage()
+		m.Session, m.Echo = true, []uint64{7}
+		m.Summary = bytes.Repeat([]byte{'x'}, n)
+		m.Summary[n-1] = 'z'
+		b, err := Encode(m, testKey)
+		if err != nil {
+			t.Fatalf("%d bytes: %v", n, err)
+		}
+		if len(b) > MaxMessageSize {
+			t.Fatalf("%d bytes: heartbeat of %d bytes, above %d", n, len(b), MaxMessageSize)
+		}
+		got, err := Decode(b, testKey)
+		if err != nil || !reflect.DeepEqual(got, m) {
+			t.Fatalf("%d bytes: round trip %v", n, err)
+		}
+		// What an earlier release sees: every entry a group with a name of
+		// 1..64 bytes and a valid state; the summary chunks are names no
+		// configured group has (they start with 0x01).
+		r := reader{b: b[5 : len(b)-macLen]}
+		r.u8()
+		r.name()
+		r.u64()
+		r.u64()
+		r.u64()
+		entries := int(r.u8())
+		chunks := 0
+		for i := 0; i < entries; i++ {
+			name := r.name()
+			st := State(r.u8())
+			r.u8()
+			r.u8()
+			if r.err != nil || !st.valid() {
+				t.Fatalf("%d bytes: entry %d unreadable by the previous release: %v state %d", n, i, r.err, st)
+			}
+			if strings.HasPrefix(name, sumHeader) {
+				chunks++
+			}
+		}
+		if entries > maxGroups || chunks != summaryChunks(n) || len(r.b) != 0 {
+			t.Fatalf("%d bytes: %d entries, %d chunks, %d bytes left", n, entries, chunks, len(r.b))
+		}
+	}
+	m := sampleMessage()
+	m.Summary = make([]byte, MaxSummary+1)
+	if _, err := Encode(m, testKey); err == nil {
+		t.Error("a summary above MaxSummary was encoded")
+	}
+	m.Summary = make([]byte, MaxSummary)
+	m.Groups = make([]GroupStatus, maxGroups-summaryChunks(MaxSummary)+1)
+	for i := range m.Groups {
+		m.Groups[i] = GroupStatus{Name: fmt.Sprint("g", i), State: StateBackup}
+	}
+	if _, err := Encode(m, testKey); err == nil {
+		t.Error("groups and summary chunks above 32 entries were encoded")
+	}
+	if _, err := Encode(&Message{Node: "a", Groups: []GroupStatus{{Name: sumHeader + "x", State: StateBackup}}}, testKey); err == nil {
+		t.Error("a group named like a summary chunk was encoded")
+	}
+
+	// Chunks out of order, short in the middle, or a group after them.
+	chunk := func(idx, total byte, payload string) []byte {
+		e := []byte{byte(len(sumHeader) + 2 + len(payload))}
+		e = append(e, sumHeader...)
+		e = append(e, idx, total)
+		e = append(e, payload...)
+		return append(e, byte(StateInit), 0, 0)
+	}
+	group := append(append([]byte{2}, "gg"...), byte(StateBackup), 0, 0)
+	full := strings.Repeat("y", sumChunk)
+	base, _ := Encode(&Message{Node: "edge-a", Boot: 1, Seq: 2, Time: time.Unix(0, 3)}, testKey)
+	head := base[:len(base)-macLen-1] // up to the entry count
+	for name, entries := range map[string][][]byte{
+		"second first":        {chunk(1, 2, "b"), chunk(0, 2, full)},
+		"short middle":        {chunk(0, 2, "a"), chunk(1, 2, "b")},
+		"missing last":        {chunk(0, 2, full)},
+		"totals differ":       {chunk(0, 2, full), chunk(1, 3, "b")},
+		"group after summary": {chunk(0, 1, "a"), group},
+		"empty":               {chunk(0, 1, "")},
+		"too many":            {chunk(0, 17, full)},
+	} {
+		b := append(append([]byte(nil), head...), byte(len(entries)))
+		for _, e := range entries {
+			b = append(b, e...)
+		}
+		if _, err := Decode(signed(b), testKey); !errors.Is(err, ErrMalformed) {
+			t.Errorf("%s: Decode = %v, want malformed", name, err)
+		}
+	}
+	ok := append(append([]byte(nil), head...), 3)
+	ok = append(append(append(ok, group...), chunk(0, 2, full)...), chunk(1, 2, "b")...)
+	if got, err := Decode(signed(ok), testKey); err != nil || string(got.Summary) != full+"b" || len(got.Groups) != 1 {
+		t.Errorf("a well-formed summary was refused: %v", err)
 	}
 }

@@ -3,11 +3,15 @@ package initd
 import (
 	"bufio"
 	"context"
+	"encoding/json"
 	"fmt"
 	"io"
 	"os"
 	"strings"
 	"syscall"
+	"time"
+
+	"github.com/sipedge/sipedge/daemon/ctl"
 )
 
 // DebugConsole returns a Debug hook that reads commands, one per line,
@@ -20,12 +24,18 @@ import (
 //	sipedge-freeze    SIGSTOP the daemon (the watchdog must reset the box)
 //	sipedge-kill      SIGKILL the daemon (PID 1 must clean up and restart it)
 //	sipedge-poweroff  power the machine off
-func DebugConsole(in io.Reader, out io.Writer) func(ctx context.Context, s *Supervisor) {
+//	sipedge-ctl METHOD [JSON]  call the daemon's control method on socket
+//	                  and print its answer (the lab has no shell)
+func DebugConsole(in io.Reader, out io.Writer, socket string) func(ctx context.Context, s *Supervisor) {
 	return func(ctx context.Context, s *Supervisor) {
 		sc := bufio.NewScanner(in)
 		for sc.Scan() && ctx.Err() == nil {
 			cmd := strings.TrimSpace(sc.Text())
 			pid := s.DaemonPID()
+			if method, params, ok := strings.Cut(cmd+" ", " "); ok && method == "sipedge-ctl" {
+				go debugCtl(ctx, out, socket, strings.TrimSpace(params))
+				continue
+			}
 			switch cmd {
 			case "sipedge-pid":
 				fmt.Fprintf(out, "CONSOLE daemon pid=%d starts=%d\n", pid, s.Starts())
@@ -48,6 +58,24 @@ func DebugConsole(in io.Reader, out io.Writer) func(ctx context.Context, s *Supe
 			}
 		}
 	}
+}
+
+// debugCtl calls one control method ("METHOD [JSON]") and prints the
+// answer on one line.
+func debugCtl(ctx context.Context, out io.Writer, socket, line string) {
+	method, params, _ := strings.Cut(line, " ")
+	var p any
+	if params = strings.TrimSpace(params); params != "" {
+		p = json.RawMessage(params)
+	}
+	ctx, cancel := context.WithTimeout(ctx, 5*time.Minute)
+	defer cancel()
+	raw, err := ctl.CallRaw(ctx, socket, method, p)
+	if err != nil {
+		fmt.Fprintf(out, "CONSOLE ctl %s error: %v\n", method, err)
+		return
+	}
+	fmt.Fprintf(out, "CONSOLE ctl %s ok: %s\n", method, raw)
 }
 
 // KernelArg reports whether the kernel command line (/proc/cmdline)

@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"log/slog"
 	"os"
+	"path/filepath"
 	"strings"
 	"time"
 
@@ -12,6 +13,7 @@ import (
 
 	"github.com/sipedge/sipedge/daemon/config"
 	"github.com/sipedge/sipedge/daemon/console"
+	"github.com/sipedge/sipedge/daemon/update"
 	"github.com/sipedge/sipedge/hal"
 	"github.com/sipedge/sipedge/platform"
 )
@@ -72,17 +74,15 @@ func loadConfig(path string, log *slog.Logger) *config.Config {
 
 func boot(o Options, log *slog.Logger) error {
 	cfg := loadConfig(o.ConfigPath, log)
-	skipped, err := MountAll(MountTable(cfg.Node.DataDir, o.DataDev), SysMount)
+	// The system mounts first; the data partition once its drivers
+	// (the disk's, ext4) are loaded.
+	base := MountTable("", "")
+	skipped, err := MountAll(base, SysMount)
 	for _, s := range skipped {
 		log.Warn("initd: optional mount skipped", "err", s)
 	}
 	if err != nil {
 		return err
-	}
-	if cfg.Node.Name != "" {
-		if err := unix.Sethostname([]byte(cfg.Node.Name)); err != nil {
-			log.Warn("initd: sethostname", "err", err)
-		}
 	}
 	prof, err := platform.Lookup(cfg.Node.Platform)
 	if err != nil {
@@ -101,6 +101,49 @@ func boot(o Options, log *slog.Logger) error {
 	log.Info("initd: modules", "platform", prof.Name, "loaded", strings.Join(loaded, ","), "skipped", strings.Join(skippedMods, ","), "took", time.Since(t0).Round(time.Millisecond))
 	if err != nil {
 		return err
+	}
+	// The watchdog, as soon as its driver is there: from now on a hang
+	// anywhere (a bad firmware on trial included) resets the box.
+	wdDev, wdTimeout := cfg.Watchdog.Device, cfg.Watchdog.Timeout.D()
+	pet := func() {}
+	if wdDev != "" {
+		if err := PetWatchdog(wdDev, wdTimeout); err != nil {
+			log.Warn("initd: watchdog not armed early", "device", wdDev, "err", err)
+		} else {
+			log.Info("initd: watchdog armed", "device", wdDev, "timeout", wdTimeout)
+			pet = func() {
+				if err := PetWatchdog(wdDev, wdTimeout); err != nil {
+					log.Warn("initd: watchdog", "err", err)
+				}
+			}
+		}
+	}
+	booted := update.ReadBoot()
+	persistent := false
+	if cfg.Node.DataDir != "" {
+		if prof.Disk != "" && booted.Slot != "" {
+			dm := MountDisk(DiskLayout{Boot: update.PartPath(prof.Disk, update.PartBoot), Data: update.PartPath(prof.Disk, update.PartData)},
+				cfg.Node.DataDir, update.BootDir, filepath.Dir(o.ConfigPath), SysMount)
+			persistent = dm.Persistent
+			if dm.Err != nil {
+				log.Error("initd: disk", "err", dm.Err, "data_persistent", dm.Persistent)
+			}
+			log.Info("initd: disk", "slot", booted.Slot, "trial", booted.Trial, "data_persistent", dm.Persistent, "config_seeded", dm.Seeded)
+			cfg = loadConfig(o.ConfigPath, log) // the data partition's
+		} else {
+			skipped, err := MountAll(MountTable(cfg.Node.DataDir, o.DataDev)[len(base):], SysMount)
+			for _, s := range skipped {
+				log.Warn("initd: optional mount skipped", "err", s)
+			}
+			if err != nil {
+				return err
+			}
+		}
+	}
+	if cfg.Node.Name != "" {
+		if err := unix.Sethostname([]byte(cfg.Node.Name)); err != nil {
+			log.Warn("initd: sethostname", "err", err)
+		}
 	}
 	net, err := hal.OpenNetwork()
 	if err != nil {
@@ -133,15 +176,17 @@ func boot(o Options, log *slog.Logger) error {
 	sup := NewSupervisor(SuperviseOptions{
 		Logger: log,
 		Start: func() (int, error) {
+			pet()
 			return startChild(self, o.DaemonArgs, os.Stdin, nil)
 		},
 		Wait: wait,
-		OnExit: func(string) {
+		OnExit: func(how string) {
 			cur := loadConfig(o.ConfigPath, log)
 			for _, err := range RemoveVIPs(net, cur) {
 				log.Error("initd: VIP cleanup", "err", err)
 			}
 			log.Info("initd: VIPs removed after daemon death", "vips", len(cur.VIPs))
+			rebootOnUpdate(cur.Node.DataDir, booted, persistent, how, log)
 		},
 	})
 	if o.SerialConsole != nil && prof.Console.Device != "" && cfg.Console.RecoveryOn() {

@@ -50,6 +50,11 @@ type Options struct {
 	LockTimeout time.Duration // default 1s
 	MaxEvents   int           // ring size of the event log; default 10000
 	Logger      *slog.Logger
+	// DeferSchema keeps an older store's schema version as it is (a
+	// firmware on its trial boot): the firmware it replaces must still
+	// open the store after a rollback. CommitSchema records the new
+	// version once the trial has committed.
+	DeferSchema bool
 }
 
 // Store is the open database.
@@ -87,14 +92,14 @@ func Open(dir string, opts Options) (*Store, error) {
 		return nil, fmt.Errorf("store %s: %w", path, err)
 	}
 	s := &Store{db: db, path: path, maxEvents: opts.MaxEvents, log: opts.Logger}
-	if err := s.init(); err != nil {
+	if err := s.init(opts.DeferSchema); err != nil {
 		db.Close()
 		return nil, fmt.Errorf("store %s: %w", path, err)
 	}
 	return s, nil
 }
 
-func (s *Store) init() error {
+func (s *Store) init(deferSchema bool) error {
 	return s.db.Update(func(tx *bolt.Tx) error {
 		meta, err := tx.CreateBucketIfNotExists([]byte(bucketMeta))
 		if err != nil {
@@ -109,8 +114,12 @@ func (s *Store) init() error {
 				return fmt.Errorf("schema version %d was written by newer firmware (this one knows up to %d); refusing to open: upgrade the firmware or move the data dir aside", n, SchemaVersion)
 			}
 		}
-		if err := meta.Put([]byte("schema"), []byte(strconv.Itoa(SchemaVersion))); err != nil {
-			return err
+		if v := meta.Get([]byte("schema")); v == nil || !deferSchema {
+			if err := meta.Put([]byte("schema"), []byte(strconv.Itoa(SchemaVersion))); err != nil {
+				return err
+			}
+		} else if string(v) != strconv.Itoa(SchemaVersion) {
+			s.log.Warn("store: schema version kept until the trial commits", "stored", string(v), "firmware", SchemaVersion)
 		}
 		for _, b := range []string{string(Runtime), string(State), bucketEvents} {
 			if _, err := tx.CreateBucketIfNotExists([]byte(b)); err != nil {
@@ -119,6 +128,27 @@ func (s *Store) init() error {
 		}
 		return nil
 	})
+}
+
+// CommitSchema records this firmware's schema version (after a trial
+// boot opened the store with DeferSchema and committed). A firmware
+// whose schema differs from the previous one's must read the previous
+// layout until then.
+func (s *Store) CommitSchema() error {
+	return s.db.Update(func(tx *bolt.Tx) error {
+		return tx.Bucket([]byte(bucketMeta)).Put([]byte("schema"), []byte(strconv.Itoa(SchemaVersion)))
+	})
+}
+
+// Schema is the schema version recorded in the store.
+func (s *Store) Schema() (int, error) {
+	var n int
+	err := s.db.View(func(tx *bolt.Tx) error {
+		var err error
+		n, err = strconv.Atoi(string(tx.Bucket([]byte(bucketMeta)).Get([]byte("schema"))))
+		return err
+	})
+	return n, err
 }
 
 // Path is the database file's path.

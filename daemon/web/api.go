@@ -11,6 +11,8 @@ import (
 	"time"
 
 	"github.com/sipedge/sipedge/daemon/ctl"
+	"github.com/sipedge/sipedge/daemon/history"
+	"github.com/sipedge/sipedge/daemon/pair"
 )
 
 // Control methods the page reads. Methods registered by the balancer and
@@ -24,6 +26,10 @@ const (
 	// MethodReplica is the hot-standby channel (only on an edge box with
 	// cluster.replication): the page shows its section only then.
 	MethodReplica = "replica"
+	// MethodPair: both boxes of the pair (the page's pair section).
+	MethodPair = pair.MethodPair
+	// MethodHistory: the last hour the charts draw.
+	MethodHistory = history.MethodHistory
 )
 
 // CoreMethods are the names the Core pool listing may have; the first
@@ -140,6 +146,8 @@ func (s *Server) apiIndex(w http.ResponseWriter, r *http.Request) {
 			"/api/events":   "recent events: ?limit=N&after=SEQ",
 			"/api/bans":     "sources banned at the edge (" + MethodBans + ")",
 			"/api/replica":  "hot standby: role, connected, peer, lag, dialogs mirrored (" + MethodReplica + ")",
+			"/api/pair":     "both boxes of the pair side by side (" + MethodPair + ")",
+			"/api/history":  "the last hour for the charts: 1 s for 10 minutes, 10 s before (" + MethodHistory + ")",
 			"/api/session":  "whether this browser is logged in, and its CSRF token",
 			"/metrics":      "Prometheus text format",
 		},
@@ -200,6 +208,7 @@ func (s *Server) overview(w http.ResponseWriter, r *http.Request) {
 		"vips":     s.part(ctx, MethodVIPs, nil),
 		"bans":     s.part(ctx, MethodBans, nil),
 		"replica":  s.part(ctx, MethodReplica, nil),
+		"pair":     s.part(ctx, MethodPair, nil),
 		"events":   s.part(ctx, MethodEvents, json.RawMessage(`{"limit":20}`)),
 		"session":  map[string]any{"logged_in": logged, "may_act": s.mayActReq(r)},
 		"warnings": s.Warnings(),

@@ -14,6 +14,7 @@ import (
 	"github.com/chromedp/cdproto/network"
 	"github.com/chromedp/chromedp"
 
+	"github.com/sipedge/sipedge/daemon/internal/daemontest"
 	"github.com/sipedge/sipedge/daemon/replica"
 	"github.com/sipedge/sipedge/daemon/web"
 	"github.com/sipedge/sipedge/hal/testenv"
@@ -32,26 +33,7 @@ func TestBrowser(t *testing.T) {
 		t.Fatalf("ctl web password: %q", out)
 	}
 
-	opts := append(chromedp.DefaultExecAllocatorOptions[:],
-		chromedp.ExecPath(chromium),
-		chromedp.NoSandbox,
-		chromedp.DisableGPU,
-		chromedp.Flag("disable-background-networking", true),
-		chromedp.Flag("disable-component-update", true),
-		chromedp.Flag("disable-sync", true),
-		chromedp.NoFirstRun,
-		chromedp.UserDataDir(t.TempDir()),
-		// The self-signed certificate, pinned by its public key as
-		// ctl web gives it: any other certificate is still an error.
-		chromedp.Flag("ignore-certificate-errors-spki-list", d.info.TLSSPKI),
-		chromedp.WindowSize(1000, 1100),
-	)
-	actx, cancelA := chromedp.NewExecAllocator(context.Background(), opts...)
-	defer cancelA()
-	ctx, cancel := chromedp.NewContext(actx, chromedp.WithLogf(t.Logf))
-	defer cancel()
-	ctx, cancelT := context.WithTimeout(ctx, 120*time.Second)
-	defer cancelT()
+	ctx := daemontest.Browser(t, chromium, d.info.TLSSPKI)
 
 	row := func(name string) string { return `tr[data-core="` + name + `"]` }
 	css := func(s string) chromedp.CSS { return chromedp.CSS(s) }
@@ -145,6 +127,15 @@ func TestBrowser(t *testing.T) {
 		t.Errorf("Hot standby section hidden = %v (%v) on a box without replication", hidden, err)
 	}
 
+	screenshot(ctx, t, "web-status-page.png")
+
+	standbyPage(ctx, t)
+}
+
+// screenshot saves the page as name in the test's temporary directory
+// and in $SIPEDGE_ARTIFACTS when set.
+func screenshot(ctx context.Context, t *testing.T, name string) {
+	t.Helper()
 	png, err := chromedp.Run(ctx, chromedp.FullScreenshot(100)) // quality 100: PNG
 	if err != nil {
 		t.Fatal(err)
@@ -153,7 +144,7 @@ func TestBrowser(t *testing.T) {
 		if dir == "" {
 			continue
 		}
-		p := filepath.Join(dir, "web-status-page.png")
+		p := filepath.Join(dir, name)
 		if err := os.MkdirAll(dir, 0o755); err != nil {
 			t.Errorf("artifacts dir: %v", err)
 		} else if err := os.WriteFile(p, png, 0o644); err != nil {
@@ -162,8 +153,6 @@ func TestBrowser(t *testing.T) {
 			t.Logf("screenshot: %s (%d bytes)", p, len(png))
 		}
 	}
-
-	standbyPage(ctx, t)
 }
 
 // standbyCtl is a box in hot standby whose VIP group an operator took

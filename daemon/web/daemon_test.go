@@ -84,6 +84,7 @@ type daemon struct {
 	*daemontest.Daemon
 	t    *testing.T
 	web  string       // https://127.0.0.1:port
+	sip  string       // the balancer's UDP listener, 127.0.0.1:port
 	info web.Info     // ctl web
 	http *http.Client // trusts exactly the certificate ctl web names
 }
@@ -107,7 +108,7 @@ sip:
   probe: {interval: 300ms, timeout: 250ms, down_after: 2, up_after: 1, codes: [200]}
   cores:
 %s`, dd.DataDir(), webPort, sipPort, cs.String()))
-	d := &daemon{Daemon: dd.Start(), t: t, web: fmt.Sprintf("https://127.0.0.1:%d", webPort)}
+	d := &daemon{Daemon: dd.Start(), t: t, web: fmt.Sprintf("https://127.0.0.1:%d", webPort), sip: fmt.Sprintf("127.0.0.1:%d", sipPort)}
 	waitFor(t, "ctl web", 20*time.Second, func() bool {
 		out, _, code := d.Ctl("-json", "web")
 		return code == 0 && json.Unmarshal([]byte(out), &d.info) == nil && d.info.TLSFingerprint != ""

@@ -59,6 +59,9 @@ type Options struct {
 	Warnings []Warning
 	// Ctl runs every read and action.
 	Ctl Caller
+	// UploadDir keeps an uploaded update bundle while it is applied
+	// (the data partition: /tmp is a small tmpfs). Empty: os.TempDir().
+	UploadDir string
 	// Password returns the stored web password hash; found is false
 	// while none is set (then nobody can log in).
 	Password func() (h Hash, found bool, err error)
@@ -250,11 +253,15 @@ func (s *Server) routes() {
 	m.HandleFunc("GET /api/vips", s.read(MethodVIPs, nil))
 	m.HandleFunc("GET /api/bans", s.read(MethodBans, nil))
 	m.HandleFunc("GET /api/replica", s.read(MethodReplica, nil))
+	m.HandleFunc("GET /api/pair", s.read(MethodPair, nil))
+	m.HandleFunc("GET /api/history", s.read(MethodHistory, nil))
 	m.HandleFunc("GET /api/events", s.events)
 	m.HandleFunc("GET /api/session", s.session)
 	m.HandleFunc("POST /api/login", s.login)
 	m.HandleFunc("POST /api/logout", s.logout)
 	m.HandleFunc("POST /api/action/{method}", s.action)
+	m.HandleFunc("POST /api/update", s.uploadUpdate) // update.go
+	m.HandleFunc("GET /api/update/status", s.read(MethodUpdate, nil))
 	if s.opts.Gatherer != nil {
 		m.Handle("GET /metrics", promhttp.HandlerFor(s.opts.Gatherer, promhttp.HandlerOpts{ErrorHandling: promhttp.ContinueOnError}))
 	}

@@ -92,7 +92,7 @@ func TestBuildIsReproducible(t *testing.T) {
 		if st, err := os.Stat(res.Kernel); err != nil || st.Size() < 1<<20 {
 			t.Fatalf("kernel: %v %v", st, err)
 		}
-		if strings.Join(res.Modules, " ") != "watchdog i6300esb softdog tls bonding e1000" {
+		if strings.Join(res.Modules, " ") != "watchdog i6300esb softdog tls bonding e1000 virtio_ring virtio virtio_pci_legacy_dev virtio_pci_modern_dev virtio_pci virtio_blk crc16 crc32c_generic mbcache jbd2 ext4" {
 			t.Fatalf("modules = %v", res.Modules)
 		}
 	}

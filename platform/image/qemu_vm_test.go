@@ -55,26 +55,29 @@ type qmpEvent struct {
 	Data json.RawMessage
 }
 
-// bootVM starts QEMU; extra arguments come after the machine's.
+// bootVM starts QEMU; extra arguments come after the machine's. With
+// res nil it boots from a disk the extra arguments give.
 func bootVM(t *testing.T, qemu string, res *Result, extra ...string) *vm {
 	dir := t.TempDir()
 	v := &vm{t: t, dir: dir, mon: filepath.Join(dir, "mon.sock"), more: make(chan struct{}, 1), done: make(chan struct{})}
-	args := []string{"-machine", "q35", "-m", "512", "-nodefaults", "-no-user-config", "-display", "none",
-		"-kernel", res.Kernel, "-initrd", res.Initramfs,
-		// The profile's own command line: console=ttyS1 makes the
-		// second UART the log port.
-		"-append", res.Cmdline + " sipedge.debug=1",
-		"-serial", "unix:" + filepath.Join(dir, "ttyS0.sock") + ",server=on,wait=off", // ttyS0: menu
+	args := []string{"-machine", "q35", "-m", "512", "-nodefaults", "-no-user-config", "-display", "none"}
+	if res != nil { // else the extra arguments give a disk to boot from
+		args = append(args, "-kernel", res.Kernel, "-initrd", res.Initramfs,
+			// The profile's own command line: console=ttyS1 makes the
+			// second UART the log port.
+			"-append", res.Cmdline+" sipedge.debug=1")
+	}
+	args = append(args, "-serial", "unix:"+filepath.Join(dir, "ttyS0.sock")+",server=on,wait=off", // ttyS0: menu
 		"-serial", "stdio", // ttyS1: log and debug hooks
-		"-monitor", "unix:" + v.mon + ",server=on,wait=off",
-		"-qmp", "unix:" + filepath.Join(dir, "qmp.sock") + ",server=on,wait=off",
+		"-monitor", "unix:"+v.mon+",server=on,wait=off",
+		"-qmp", "unix:"+filepath.Join(dir, "qmp.sock")+",server=on,wait=off",
 		"-device", "i6300esb", "-action", "watchdog=reset",
 		"-netdev", "hubport,id=n0,hubid=0", "-device", "e1000,netdev=n0,id=nic0,mac=52:54:00:5e:00:01",
 		"-netdev", "hubport,id=n1,hubid=1", "-device", "e1000,netdev=n1,id=nic1,mac=52:54:00:5e:00:02",
 		// eth2 and eth3: bond1, 802.3ad, with no LACP partner (each alone
 		// on its hub, as eth0 and eth1 are).
 		"-netdev", "hubport,id=n2,hubid=2", "-device", "e1000,netdev=n2,id=nic2,mac=52:54:00:5e:00:03",
-		"-netdev", "hubport,id=n3,hubid=3", "-device", "e1000,netdev=n3,id=nic3,mac=52:54:00:5e:00:04"}
+		"-netdev", "hubport,id=n3,hubid=3", "-device", "e1000,netdev=n3,id=nic3,mac=52:54:00:5e:00:04")
 	v.cmd = exec.Command(qemu, append(args, extra...)...)
 	var err error
 	if v.stdin, err = v.cmd.StdinPipe(); err != nil {

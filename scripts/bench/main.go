@@ -17,7 +17,9 @@
 //  3. overload: twice the sustained rate for -overload; completed calls
 //     per second against the sustained rate, calls refused with 503,
 //     Cores marked down (a healthy Core must stay up);
-//  4. recovery: the sustained rate again right after, 0 failed calls;
+//  4. recovery: the sustained rate again right after: its first 5 s on
+//     their own, then 0 failed calls (-rounds repeats 3 and 4;
+//     -overload-only RATE runs only them, overload.go);
 //  5. sources: the sustained rate for -untrusted from the box itself
 //     (127.0.0.1, trusted) and then from callers outside
 //     security.trusted (127.0.0.2: sipedge's routing policy checks every
@@ -32,7 +34,6 @@
 package main
 
 import (
-	"encoding/json"
 	"flag"
 	"fmt"
 	"os"
@@ -43,7 +44,6 @@ import (
 	"strconv"
 	"strings"
 	"sync"
-	"text/tabwriter"
 	"time"
 )
 
@@ -56,6 +56,8 @@ type options struct {
 	sustain       time.Duration
 	overload      time.Duration
 	recover       time.Duration
+	rounds        int
+	overloadOnly  int
 	untrusted     time.Duration
 	callMS        int
 	dialogs       int
@@ -77,8 +79,7 @@ type result struct {
 	CPUPer1000   float64     `json:"cpu_s_per_1000_calls"`
 	RSSMiB       float64     `json:"rss_mib_after_sustained"`
 	Goroutines   []int       `json:"goroutines_per_step"`
-	Overload     *phase      `json:"overload,omitempty"`
-	Recovery     *phase      `json:"recovery,omitempty"`
+	Rounds       []round     `json:"overload_rounds,omitempty"`
 	Sources      *sources    `json:"sources,omitempty"`
 	Dialogs      *dialogRun  `json:"dialogs,omitempty"`
 	UDPDrops     int64       `json:"udp_drops_total"`
@@ -131,8 +132,10 @@ func main() {
 	flag.DurationVar(&o.stepDur, "step", 10*time.Second, "length of each step")
 	flag.DurationVar(&o.sustain, "sustain", 60*time.Second, "length of the sustained run at the highest clean rate")
 	flag.DurationVar(&o.overload, "overload", 60*time.Second, "length of the overload run at twice the sustained rate (0: skip)")
-	flag.DurationVar(&o.recover, "recover", 10*time.Second, "length of the normal-load run right after the overload")
-	flag.DurationVar(&o.untrusted, "untrusted", 20*time.Second, "length of each of the two runs at the sustained rate, callers trusted then outside security.trusted (0: skip)")
+	flag.DurationVar(&o.recover, "recover", 10*time.Second, "length of the normal-load run judged after the overload (after its first 5 s)")
+	flag.IntVar(&o.rounds, "rounds", 1, "overload and recovery rounds")
+	flag.IntVar(&o.overloadOnly, "overload-only", 0, "run only the overload rounds, with this sustained rate (CPS)")
+	flag.DurationVar(&o.untrusted, "untrusted", 20*time.Second, "length of each of the two runs at the sustained rate, callers trusted and outside security.trusted, each in two halves (0: skip)")
 	flag.IntVar(&o.callMS, "call-ms", 100, "call length in milliseconds")
 	flag.IntVar(&o.dialogs, "dialogs", 100000, "concurrent dialogs to hold with long calls (0: skip)")
 	flag.IntVar(&o.dialogRate, "dialog-rate", 3000, "call rate of the dialog test")
@@ -351,6 +354,16 @@ func measure(o options, name string, base int, t0 time.Time) (*result, error) {
 	if _, err := run("warm-up", caller, 50, 3*time.Second, o.callMS, nil); err != nil { // Cores probed up
 		return nil, err
 	}
+	if o.overloadOnly > 0 {
+		r.SustainedCPS = o.overloadOnly
+		if err := overloadRounds(o, r, run, cores, t.shed); err != nil {
+			return nil, err
+		}
+		r.UDPDrops = udpDrops(base)
+		close(stopSampling)
+		<-samplerDone
+		return r, nil
+	}
 	retried := false
 	for _, rate := range o.steps {
 		p, err := run("step", caller, rate, o.stepDur, o.callMS, nil)
@@ -435,43 +448,29 @@ func measure(o options, name string, base int, t0 time.Time) (*result, error) {
 		r.RSSMiB = s.RSSMiB
 	}
 
-	// The same rate from the box itself, then from strangers.
+	// The same rate from the box itself and from strangers, in halves
+	// (trusted, untrusted, untrusted, trusted: what the run before left
+	// behind weighs on both the same).
 	if o.untrusted > 0 && r.SustainedCPS > 0 {
 		s := &sources{}
-		for _, ip := range []string{trustedIP, untrustedIP} {
+		for _, ip := range sourceOrder {
 			time.Sleep(3 * time.Second)
 			callerIP = ip
-			p, err := run("from-"+ip, caller, r.SustainedCPS, o.untrusted, o.callMS, nil)
+			p, err := run("from-"+ip, caller, r.SustainedCPS, o.untrusted/2, o.callMS, nil)
 			callerIP = trustedIP
 			if err != nil {
 				return nil, err
 			}
-			if ip == trustedIP {
-				s.Trusted = &p
-			} else {
-				s.Untrusted = &p
-			}
+			s.add(ip, p)
 		}
 		r.Sources = s
 	}
 
 	// Overload: twice the sustained rate, then normal load again.
 	if o.overload > 0 && r.SustainedCPS > 0 {
-		time.Sleep(3 * time.Second)
-		shed0 := t.shed()
-		p, err := run("overload", filepath.Join(o.scenarios, "caller-overload.xml"), 2*r.SustainedCPS, o.overload, o.callMS, nil)
-		if err != nil {
+		if err := overloadRounds(o, r, run, cores, t.shed); err != nil {
 			return nil, err
 		}
-		p.Shed503 = t.shed() - shed0
-		p.Clean = float64(p.Success)/o.overload.Seconds() >= 0.9*float64(r.SustainedCPS) && p.CoresDown == 0
-		p.Why = fmt.Sprintf("completed %.0f CPS = %.0f %% of the sustained rate", float64(p.Success)/o.overload.Seconds(), 100*float64(p.Success)/o.overload.Seconds()/float64(r.SustainedCPS))
-		r.Overload = &p
-		rp, err := run("recovery", caller, r.SustainedCPS, o.recover, o.callMS, nil)
-		if err != nil {
-			return nil, err
-		}
-		r.Recovery = &rp
 	}
 
 	// Dialogs: long calls until o.dialogs are up at once.
@@ -557,124 +556,6 @@ func pprofTop(prof, out, base string) {
 	os.WriteFile(strings.TrimSuffix(out, ".txt")+"-cum.txt", cum, 0o644)
 }
 
-func yes(b bool) string {
-	if b {
-		return "met"
-	}
-	return "NOT met"
-}
-
-func report(o options, rs []*result, took time.Duration) {
-	var b strings.Builder
-	fmt.Fprintf(&b, "bench %s, %d-ms calls, steps of %s, sustained %s, overload %s; took %s\n\n",
-		time.Now().UTC().Format(time.RFC3339), o.callMS, o.stepDur, o.sustain, o.overload, took.Round(time.Second))
-	tw := tabwriter.NewWriter(&b, 2, 8, 2, ' ', tabwriter.AlignRight)
-	fmt.Fprintln(tw, "balancer\tclean step CPS\tsustained CPS\tfailed\tp99 ms\tACK/BYE at Cores\tCPU-s/1000 calls\tRSS MiB (PSS)\tgoroutines per step\tmallocs/call\tpprof allocs/call\tUDP drops\t")
-	for _, r := range rs {
-		s := r.Sustained
-		if s == nil {
-			s = &phase{}
-		}
-		fmt.Fprintf(tw, "%s\t%d\t%d\t%d/%d\t%d\t%d/%d of %d\t%.3f\t%.0f\t%v\t%.0f\t%.0f\t%d\t\n", r.Target, r.CleanCPS, r.SustainedCPS,
-			s.Failed, s.Calls, s.P99ms, s.Cores.ACKs, s.Cores.BYEs, s.Success, r.CPUPer1000, r.RSSMiB, r.Goroutines, s.MallocsPerCall, s.AllocsPerCall, r.UDPDrops)
-	}
-	tw.Flush()
-	fmt.Fprintln(&b)
-	tw = tabwriter.NewWriter(&b, 2, 8, 2, ' ', tabwriter.AlignRight)
-	fmt.Fprintln(tw, "overload\toffered CPS\tcompleted CPS\t% of sustained\trefused 503\tfailed\tCores marked down\tno-Core 503s\tthen normal load: failed\t")
-	for _, r := range rs {
-		if r.Overload == nil {
-			continue
-		}
-		p, rec := r.Overload, r.Recovery
-		done := float64(p.Success) / p.Duration.Seconds()
-		fmt.Fprintf(tw, "%s\t%d\t%.0f\t%.0f\t%d\t%d\t%d\t%d\t%d of %d\t\n", r.Target, p.Rate, done, 100*done/float64(max(r.SustainedCPS, 1)),
-			p.Refused503, p.Failed, p.CoresDown, p.NoCore, rec.Failed, rec.Calls)
-	}
-	tw.Flush()
-	for _, r := range rs {
-		if d := r.Dialogs; d != nil {
-			fmt.Fprintf(&b, "\n%s dialogs: %d CPS of %d-s calls: peak %d dialogs at once, peak RSS %.0f MiB, %.0f MiB after they ended (%d left), %d failed of %d\n",
-				r.Target, d.Rate, d.CallMS/1000, d.PeakDialogs, d.PeakRSSMiB, d.EndRSSMiB, d.EndDialogs, d.Failed, d.Calls)
-		}
-	}
-	var base, us *result
-	var sameRatios []float64 // sipedge/kamailio CPU per call, clean steps at the same rate
-	for _, r := range rs {
-		switch r.Target {
-		case "kamailio":
-			base = r
-		case "sipedge":
-			us = r
-		}
-	}
-	if base != nil && us != nil {
-		// CPU per call at the same offered rate, where both were clean.
-		var same []string
-		for _, a := range us.Steps {
-			for _, k := range base.Steps {
-				if a.Rate == k.Rate && why(a) == "" && why(k) == "" && k.CPUSeconds > 0 {
-					ra := a.CPUSeconds / float64(max(a.Success, 1))
-					rk := k.CPUSeconds / float64(max(k.Success, 1))
-					same = append(same, fmt.Sprintf("%d CPS %.3f/%.3f = %.2f", a.Rate, 1000*ra, 1000*rk, ra/rk))
-					sameRatios = append(sameRatios, ra/rk)
-				}
-			}
-		}
-		fmt.Fprintf(&b, "\nCPU-s per 1000 calls at the same rate (clean steps, sipedge/kamailio): %s\n", strings.Join(same, "; "))
-		sustained := fmt.Sprintf("%.2f", ratio(us.SustainedCPS, base.SustainedCPS))
-		if base.SustainedCPS == 0 {
-			sustained = fmt.Sprintf("n/a (kamailio held no clean sustained run; against its highest clean step %.2f)", ratio(us.SustainedCPS, base.CleanCPS))
-		}
-		fmt.Fprintf(&b, "\nratios sipedge / kamailio (same run): sustained rate %s (target >= 1.0), CPU per call %.2f (target <= 1.0), RSS %.2f, clean step rate %.2f\n",
-			sustained, us.CPUPer1000/nonzero(base.CPUPer1000), us.RSSMiB/nonzero(base.RSSMiB), ratio(us.CleanCPS, base.CleanCPS))
-	}
-	if us != nil {
-		fmt.Fprintf(&b, "\nsipedge targets (issue 10):\n")
-		if base != nil {
-			fmt.Fprintf(&b, "  1. sustained rate >= Kamailio's: %s (%d vs %d CPS)\n", yes(us.SustainedCPS > 0 && us.SustainedCPS >= base.SustainedCPS), us.SustainedCPS, base.SustainedCPS)
-			// Judged at the same rate: per-call CPU falls as the rate
-			// rises (batching), so each at its own sustained rate favours
-			// the faster one, and sipedge's sustained run carries the CPU
-			// profiler. The clean steps are the same rates, unprofiled.
-			if len(sameRatios) > 0 {
-				m := median(sameRatios)
-				fmt.Fprintf(&b, "  2. CPU per call <= Kamailio's: %s at the same rate (median of %d clean steps both ran: %.2f); each at its own sustained rate, sipedge's with the CPU profiler on: %.3f vs %.3f CPU-s/1000\n",
-					yes(m <= 1.0), len(sameRatios), m, us.CPUPer1000, base.CPUPer1000)
-			} else {
-				fmt.Fprintf(&b, "  2. CPU per call <= Kamailio's: %s (%.3f vs %.3f CPU-s/1000, each at its own sustained rate)\n", yes(us.CPUPer1000 > 0 && us.CPUPer1000 <= base.CPUPer1000), us.CPUPer1000, base.CPUPer1000)
-			}
-		}
-		fmt.Fprintf(&b, "  3. RSS after the sustained run <= 300 MB: %s (%.0f MiB)\n", yes(us.RSSMiB > 0 && us.RSSMiB*1.048576 <= 300), us.RSSMiB)
-		if d := us.Dialogs; d != nil {
-			fmt.Fprintf(&b, "     100,000 dialogs in <= 300 MB: %s (%d dialogs, %.0f MiB)\n", yes(d.PeakDialogs >= 100000 && d.PeakRSSMiB*1.048576 <= 300), d.PeakDialogs, d.PeakRSSMiB)
-		}
-		fmt.Fprintf(&b, "     goroutines per step: %v\n", us.Goroutines)
-		if p := us.Overload; p != nil {
-			fmt.Fprintf(&b, "  4. overload: %s (%s, %d Cores marked down); back to normal load: %d failed: %s\n", yes(p.Clean), p.Why, p.CoresDown, us.Recovery.Failed, yes(us.Recovery.Failed == 0))
-		}
-		fmt.Fprintf(&b, "  5. kernel UDP receive drops on the balancer's socket over the run: %d (exported as sipedge_sip_udp_kernel_drops)\n", us.UDPDrops)
-	}
-	reportSources(&b, rs)
-	fmt.Printf("\n%s", b.String())
-	os.WriteFile(filepath.Join(o.out, "summary.txt"), []byte(b.String()), 0o644)
-	j, _ := json.MarshalIndent(rs, "", "  ")
-	os.WriteFile(filepath.Join(o.out, "results.json"), j, 0o644)
-	if err := plot(filepath.Join(o.out, "plot.png"), rs); err != nil {
-		fmt.Fprintf(os.Stderr, "bench: plot: %v\n", err)
-	}
-	fmt.Printf("results in %s\n", o.out)
-}
-
-func ratio(a, b int) float64 { return float64(a) / nonzero(float64(b)) }
-
-func nonzero(f float64) float64 {
-	if f == 0 {
-		return 1
-	}
-	return f
-}
-
 // backoff is the rate to try after a sustained run at rate failed: the
 // highest step below it (clean, as the steps stop at the first failure),
 // else 80 % of it.
@@ -689,14 +570,4 @@ func backoff(rate int, steps []int) int {
 		return rate * 8 / 10
 	}
 	return next
-}
-
-// median of xs (not empty); xs is sorted in place.
-func median(xs []float64) float64 {
-	slices.Sort(xs)
-	n := len(xs)
-	if n%2 == 1 {
-		return xs[n/2]
-	}
-	return (xs[n/2-1] + xs[n/2]) / 2
 }

@@ -16,10 +16,40 @@ const (
 	untrustedIP = "127.0.0.2"
 )
 
-// sources holds the two runs.
+// sourceOrder is the order of the four half runs.
+var sourceOrder = []string{trustedIP, untrustedIP, untrustedIP, trustedIP}
+
+// sources holds the two runs, each the sum of its halves.
 type sources struct {
 	Trusted   *phase `json:"trusted"`
 	Untrusted *phase `json:"untrusted"`
+}
+
+// add counts a half run into its source's run.
+func (s *sources) add(ip string, p phase) {
+	run := &s.Trusted
+	if ip == untrustedIP {
+		run = &s.Untrusted
+	}
+	if *run == nil {
+		*run = &p
+		return
+	}
+	m := *run
+	m.Calls += p.Calls
+	m.Success += p.Success
+	m.Failed += p.Failed
+	m.Refused503 += p.Refused503
+	m.Retransmissions += p.Retransmissions
+	m.P99ms = max(m.P99ms, p.P99ms)
+	m.Duration += p.Duration
+	m.CPUSeconds += p.CPUSeconds
+	m.UDPDrops += p.UDPDrops
+	m.CoresDown += p.CoresDown
+	if !p.Clean {
+		m.Clean = false
+		m.Why = strings.TrimPrefix(m.Why+"; "+p.Why, "; ")
+	}
 }
 
 // perCall is CPU-s per 1000 completed calls of a run.
@@ -40,7 +70,7 @@ func reportSources(b *strings.Builder, rs []*result) {
 	if len(lines) == 0 {
 		return
 	}
-	fmt.Fprintf(b, "\ncallers trusted (%s) and outside security.trusted (%s), same rate, same run:\n%s\n", trustedIP, untrustedIP, strings.Join(lines, "\n"))
+	fmt.Fprintf(b, "\ncallers trusted (%s) and outside security.trusted (%s), same rate, same run, in halves (trusted, untrusted, untrusted, trusted):\n%s\n", trustedIP, untrustedIP, strings.Join(lines, "\n"))
 }
 
 func runLine(p *phase) string {

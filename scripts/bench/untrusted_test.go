@@ -32,3 +32,26 @@ func TestReportSources(t *testing.T) {
 		t.Errorf("no runs, yet: %q", b.String())
 	}
 }
+
+// TestSourcesAddHalves: the four half runs add up per source, and one
+// unclean half makes its source's run unclean, with the reason kept.
+func TestSourcesAddHalves(t *testing.T) {
+	half := func(failed int, cpu float64) phase {
+		p := phase{callerRun: callerRun{Rate: 5000, Calls: 50000, Success: 50000 - failed, Failed: failed, CPUSeconds: cpu, P99ms: 10}, Clean: failed == 0}
+		if failed > 0 {
+			p.Why = "failed"
+		}
+		return p
+	}
+	var s sources
+	s.add(trustedIP, half(0, 4))
+	s.add(untrustedIP, half(0, 5))
+	s.add(untrustedIP, half(7, 5))
+	s.add(trustedIP, half(0, 4))
+	if s.Trusted.Calls != 100000 || s.Trusted.CPUSeconds != 8 || !s.Trusted.Clean {
+		t.Errorf("trusted = %+v", *s.Trusted)
+	}
+	if s.Untrusted.Calls != 100000 || s.Untrusted.Failed != 7 || s.Untrusted.Clean || s.Untrusted.Why != "failed" {
+		t.Errorf("untrusted = %+v", *s.Untrusted)
+	}
+}

@@ -230,6 +230,125 @@
     a.replaceChildren(...(ws || []).map((w) => el("p", { class: "alarm", "data-setting": w.setting }, "⚠ " + w.setting + ": " + w.message)));
   }
 
+  // renderPair shows both boxes of the pair side by side (ctl pair); the
+  // section stays hidden on a box without a peer.
+  function renderPair(part) {
+    const v = part && part.available ? part.result : null;
+    const boxes = v && v.boxes ? v.boxes : [];
+    $("pair-section").hidden = boxes.length < 2;
+    if (boxes.length < 2) return;
+    const cell = (b, f) => { try { return f(b); } catch (e) { return "–"; } };
+    const sum = (b) => b.summary || null;
+    const groups = [...new Set(boxes.flatMap((b) => (b.groups || []).map((g) => g.name)))];
+    const rows = [
+      ["box", (b) => (b.node || b.address || "?") + (b.self ? " (this box)" : " (peer)")],
+      ["state", (b) => {
+        if (b.self || b.reachable) return state("up");
+        const since = b.unreachable_since ? " since " + new Date(b.unreachable_since).toLocaleString() : "";
+        return el("span", { class: "unreachable" }, (b.stopped ? "stopped" : "peer unreachable") + since);
+      }],
+      ["role", (b) => b.role || "–"],
+      ["version", (b) => sum(b) ? sum(b).v : b.summary_error ? "unreadable summary" : b.last_heard ? "earlier release" : "–"],
+      ["profile", (b) => sum(b) ? [sum(b).p, sum(b).k].filter(Boolean).join(" ") : "–"],
+      ...groups.map((n) => ["VIP " + n, (b) => {
+        const g = (b.groups || []).find((x) => x.name === n);
+        return g ? el("span", {}, state(g.state), " holder " + (g.holder || "none")) : "–";
+      }]),
+      ["Cores", (b) => sum(b) && sum(b).k !== "db" ? (sum(b).cu || 0) + " of " + (sum(b).ct || 0) + " up" : "–"],
+      ["calls", (b) => sum(b) && sum(b).k !== "db" ? String(sum(b).c || 0) : "–"],
+      ["replication", (b) => sum(b) && sum(b).r ? sum(b).r + (sum(b).rc ? ", lag " + Number(sum(b).rl || 0).toFixed(1) + " ms" : ", NOT connected") : "–"],
+      ["last heartbeat", (b) => b.self ? "–" : b.last_heard ? fmtDur((b.last_heard_ago_ms || 0) * 1e6) + " ago" : "never heard"],
+    ];
+    $("pair").replaceChildren(table(["", ...boxes.map((b) => b.node || b.address || "peer")],
+      rows.map(([k, f]) => el("tr", { "data-row": k }, el("td", {}, k),
+        ...boxes.map((b) => el("td", { "data-box": b.self ? "self" : "peer" }, cell(b, f)))))));
+  }
+
+  // Charts: the last hour from /api/history, drawn as SVG by this script
+  // (no library, no network). Each line carries its values in data-
+  // attributes (data-values: the per-second part, data-max).
+  const SVG = "http://www.w3.org/2000/svg";
+  let span = 3600, lastHistory = null;
+  function svg(tag, attrs, ...kids) {
+    const e = document.createElementNS(SVG, tag);
+    for (const [k, v] of Object.entries(attrs || {})) e.setAttribute(k, v);
+    for (const k of kids) e.append(k instanceof Node ? k : String(k));
+    return e;
+  }
+  function points(h, name) {
+    const out = [];
+    for (const b of [h.coarse, h.fine]) {
+      const vals = (b.series || {})[name] || [];
+      vals.forEach((v, i) => out.push([b.start + i * b.step, v]));
+    }
+    return out;
+  }
+  function chart(h, title, names, unit) {
+    const W = 600, H = 130, L = 40, R = 6, T = 8, B = 18;
+    const from = h.now - span, to = h.now;
+    const series = names.map((n) => [n, points(h, n).filter((p) => p[0] >= from)]);
+    let top = 0;
+    for (const [, pts] of series) for (const [, v] of pts) if (v !== null && v > top) top = v;
+    top = top > 0 ? top * 1.1 : 1;
+    const x = (t) => L + (W - L - R) * (t - from) / Math.max(1, to - from);
+    const y = (v) => T + (H - T - B) * (1 - v / top);
+    const g = svg("svg", { class: "chart", viewBox: "0 0 " + W + " " + H, role: "img", "aria-label": title, "data-chart": title });
+    for (const f of [0, 0.5, 1]) {
+      g.append(svg("line", { class: "grid", x1: L, x2: W - R, y1: y(top * f / 1.1), y2: y(top * f / 1.1) }),
+        svg("text", { class: "axis", x: 2, y: y(top * f / 1.1) + 3 }, fmtNum(top * f / 1.1)));
+    }
+    for (const m of span > 600 ? [60, 40, 20, 10, 0] : [10, 5, 0]) {
+      g.append(svg("text", { class: "axis", x: Math.min(x(to - m * 60), W - 24), y: H - 4 }, m ? "-" + m + " min" : "now"));
+    }
+    for (const e of h.events || []) {
+      const t = Date.parse(e.time) / 1000;
+      if (t < from || t > to) continue;
+      g.append(svg("line", { class: "vip-event " + e.state, x1: x(t), x2: x(t), y1: T, y2: H - B,
+        "data-group": e.group, "data-state": e.state, "data-time": Math.round(t) },
+      svg("title", {}, new Date(t * 1000).toLocaleTimeString() + " VIP " + e.group + ": " + e.text)));
+    }
+    const legend = [];
+    series.forEach(([name, pts], i) => {
+      let d = "", pen = false, max = 0;
+      for (const [t, v] of pts) {
+        if (v === null) { pen = false; continue; }
+        d += (pen ? "L" : "M") + x(t).toFixed(1) + " " + y(v).toFixed(1);
+        pen = true;
+        if (v > max) max = v;
+      }
+      const fine = ((h.fine.series || {})[name] || []).map((v) => v === null ? "" : String(v)).join(",");
+      g.append(svg("path", { class: "line c" + (i % 6), d: d || "M0 0", "data-series": name, "data-max": String(max),
+        "data-fine-start": String(h.fine.start), "data-values": fine }));
+      legend.push(el("span", { class: "legend c" + (i % 6) }, "— " + name.replace(/^latency:/, "")));
+    });
+    return el("figure", { class: "chart" }, el("figcaption", {}, title + (unit ? " (" + unit + ")" : ""), ...legend), g);
+  }
+  function fmtNum(v) { return v >= 100 ? Math.round(v).toString() : v >= 10 ? v.toFixed(0) : v.toFixed(1); }
+  function renderCharts(h) {
+    const names = h.names || [];
+    if (!names.length && !(h.events || []).length) { $("charts").replaceChildren(na("no traffic recorded yet (a DB box has only VIP events)")); return; }
+    const lat = names.filter((n) => n.startsWith("latency:"));
+    $("charts").replaceChildren(
+      chart(h, "Calls per second", ["cps"], "calls/s"),
+      chart(h, "Active calls", ["active"], ""),
+      chart(h, "Failed calls and 503s", ["failed", "503"], "per second"),
+      chart(h, "Core probe latency", lat, "ms"));
+    for (const b of document.querySelectorAll("button.span")) b.classList.toggle("on", Number(b.dataset.span) === span);
+  }
+  let htimer = null;
+  async function pollHistory() {
+    if (htimer) { clearTimeout(htimer); htimer = null; }
+    try {
+      const r = await api("/api/history");
+      if (r.status === 200 && r.body) { lastHistory = r.body; renderCharts(r.body); }
+      else $("charts").replaceChildren(na(r.body && r.body.error ? r.body.error.message : "history: error " + r.status));
+    } catch (e) {
+      // the overview poll reports the box not answering
+    } finally {
+      htimer = setTimeout(pollHistory, 2000);
+    }
+  }
+
   let timer = null, busy = false;
   async function poll(now) {
     if (timer) { clearTimeout(timer); timer = null; }
@@ -245,6 +364,7 @@
         if (o.session && o.session.logged_in !== loggedIn) { await refreshSession(); }
         const st = o.status && o.status.available ? o.status.result : null;
         if (st) renderNode(st);
+        renderPair(o.pair);
         renderVIPs(o.vips, st);
         renderReplica(o.replica, st);
         renderCores(o.cores, st, t);
@@ -286,7 +406,11 @@
       act("cores.add", p);
     });
     $("reboot").addEventListener("click", () => { if (window.confirm("Reboot the box?")) act("reboot", {}); });
+    for (const b of document.querySelectorAll("button.span")) {
+      b.addEventListener("click", () => { span = Number(b.dataset.span); if (lastHistory) renderCharts(lastHistory); });
+    }
     await refreshSession();
     poll(true);
+    pollHistory();
   });
 })();

@@ -1,0 +1,7 @@
+//go:build !linux
+
+package update
+
+import "os"
+
+func dropCache(*os.File) {}
