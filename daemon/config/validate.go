@@ -98,6 +98,11 @@ func (c *Config) validate(lines map[string]int) Problems {
 			add(p+".name", "must be set")
 		} else if names[v.Name] {
 			add(p+".name", "VIP group %q is defined twice", v.Name)
+		} else if len(v.Name) > 64 || strings.ContainsFunc(v.Name, func(r rune) bool { return r < 0x20 || r == 0x7f }) {
+			// The heartbeat carries a name in 1..64 bytes; control
+			// characters mark its own entries (the pair summary, the
+			// session extension).
+			add(p+".name", "%q: at most 64 bytes, no control characters", v.Name)
 		}
 		names[v.Name] = true
 		if !v.Address.IsValid() {

@@ -84,7 +84,9 @@ func (c *console) banner() {
 	}
 	cfg, err := config.Parse("daemon", []byte(shown["yaml"]))
 	if err != nil {
-		c.printf(" configuration: %v\n", firstLine(err.Error()))
+		for i, l := range wrapWords("configuration: "+firstLine(err.Error()), Width-3) {
+			c.printf(" %s%s\n", strings.Repeat(" ", min(i, 1)*2), l)
+		}
 	} else {
 		role := "edge (SIP balancer)"
 		if cfg.SIP == nil {
@@ -95,6 +97,15 @@ func (c *console) banner() {
 	}
 	if t := c.timeText(); t != "" {
 		c.printf(" time: %s\n", t)
+	}
+	for _, a := range c.standingAlarms(ctx) {
+		for i, l := range wrapWords(a, Width-8) {
+			if i == 0 {
+				c.printf(" ALARM %s\n", l)
+			} else {
+				c.printf("       %s\n", l)
+			}
+		}
 	}
 	var pv pair.View
 	var vs vipStatus
@@ -119,6 +130,39 @@ func (c *console) banner() {
 	}
 	c.fingerprint()
 	c.printf("%s\n", strings.Repeat("=", Width-1))
+}
+
+// standingAlarms are the alarms of `ctl status` (a weak cluster key, a
+// VIP that cannot move, ...), one line each.
+func (c *console) standingAlarms(ctx context.Context) []string {
+	var st struct {
+		Alarms []struct {
+			Message string `json:"message"`
+		} `json:"alarms"`
+	}
+	if !c.available("status") || c.o.Client.Call(ctx, "status", nil, &st) != nil {
+		return nil
+	}
+	var out []string
+	for _, a := range st.Alarms {
+		out = append(out, a.Message)
+	}
+	return out
+}
+
+// wrapWords cuts s into lines of at most n bytes at spaces (a word
+// longer than n is cut).
+func wrapWords(s string, n int) []string {
+	var lines []string
+	for len(s) > n {
+		cut := strings.LastIndexByte(s[:n+1], ' ')
+		if cut <= 0 {
+			cut = n
+		}
+		lines = append(lines, strings.TrimRight(s[:cut], " "))
+		s = strings.TrimLeft(s[cut:], " ")
+	}
+	return append(lines, s)
 }
 
 func (c *console) managementText(cfg *config.Config) string {

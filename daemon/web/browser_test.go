@@ -173,7 +173,8 @@ func (f *standbyCtl) Call(_ context.Context, method string, params json.RawMessa
 	defer f.mu.Unlock()
 	switch method {
 	case "status":
-		return map[string]any{"node": "edge-b", "version": "test"}, nil
+		return map[string]any{"node": "edge-b", "version": "test", "alarms": []map[string]any{{"id": "vip.placement.sip", "severity": "warning",
+			"message": "VIP sip cannot move: the peer 192.0.2.11 does not answer ARP on eth0", "since": "2026-12-03T04:00:00Z"}}}, nil
 	case "events":
 		return []any{}, nil
 	case "replica":
@@ -217,7 +218,12 @@ func standbyPage(ctx context.Context, t *testing.T) {
 	if err := chromedp.Do(ctx, chromedp.WaitVisible(chromedp.CSS(`#alarms p[data-setting="web.listen"]`))); err != nil {
 		t.Fatalf("standby page: no alarm banner: %v", err)
 	}
-	if alarm, err := chromedp.Run(ctx, chromedp.Text(chromedp.CSS("#alarms"))); err != nil || !strings.Contains(alarm, "plain HTTP on 192.0.2.12:8080") {
+	// So is each standing alarm of ctl status.
+	if err := chromedp.Do(ctx, chromedp.WaitVisible(chromedp.CSS(`#alarms p[data-alarm="vip.placement.sip"]`))); err != nil {
+		t.Fatalf("standby page: the standing alarm is not shown: %v", err)
+	}
+	if alarm, err := chromedp.Run(ctx, chromedp.Text(chromedp.CSS("#alarms"))); err != nil || !strings.Contains(alarm, "plain HTTP on 192.0.2.12:8080") ||
+		!strings.Contains(alarm, "does not answer ARP on eth0") {
 		t.Errorf("alarm banner %q (%v)", alarm, err)
 	}
 	text, err := chromedp.Run(ctx, chromedp.Text(chromedp.CSS("#replica-section")))

@@ -223,11 +223,16 @@
         el("td", {}, e.subject), el("td", {}, e.message)))) : na("no events"));
   }
 
-  // renderAlarms shows the unsafe settings the box runs with.
-  function renderAlarms(ws) {
+  // renderAlarms shows the unsafe settings the box runs with, and the
+  // alarms that stand (ctl status: a weak cluster key, a VIP that cannot
+  // move, ...).
+  function renderAlarms(ws, st) {
     const a = $("alarms");
-    a.hidden = !ws || !ws.length;
-    a.replaceChildren(...(ws || []).map((w) => el("p", { class: "alarm", "data-setting": w.setting }, "⚠ " + w.setting + ": " + w.message)));
+    const als = (st && st.alarms) || [];
+    a.hidden = !(ws && ws.length) && !als.length;
+    a.replaceChildren(
+      ...als.map((x) => el("p", { class: "alarm", "data-alarm": x.id }, "⚠ " + x.message + " (since " + fmtTime(x.since) + ")")),
+      ...(ws || []).map((w) => el("p", { class: "alarm", "data-setting": w.setting }, "⚠ " + w.setting + ": " + w.message)));
   }
 
   // renderPair shows both boxes of the pair side by side (ctl pair); the
@@ -371,7 +376,7 @@
         lastTime = t;
         renderBans(o.bans);
         renderEvents(o.events);
-        renderAlarms(o.warnings);
+        renderAlarms(o.warnings, st);
         $("box-section").hidden = !can("reboot");
         $("updated").textContent = "updated " + new Date(o.time).toLocaleTimeString();
       }
