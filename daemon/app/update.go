@@ -53,7 +53,7 @@ func (a *App) setupUpdate(ctx context.Context) error {
 		board, disk = p.Name, p.Disk
 	}
 	in := (&update.Installer{Board: board, Running: version.Ordered(), Keys: keys, Boot: boot, Disk: disk,
-		EnvPath: update.EnvPath, DataDir: cfg.Node.DataDir, SlotSize: 64 << 20, Log: a.log}).Init()
+		EnvPath: update.EnvPath, DataDir: cfg.Node.DataDir, ConfigPath: a.opts.ConfigPath, SlotSize: 64 << 20, Log: a.log}).Init()
 	status := func() UpdateStatus {
 		st := UpdateStatus{Version: version.Ordered().String(), Describe: version.Version, Slot: boot.Slot, Trial: boot.Trial}
 		if err := errors.Join(kerr, in.Ready()); err != nil {

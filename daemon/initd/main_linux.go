@@ -129,6 +129,14 @@ func boot(o Options, log *slog.Logger) error {
 				log.Error("initd: disk", "err", dm.Err, "data_persistent", dm.Persistent)
 			}
 			log.Info("initd: disk", "slot", booted.Slot, "trial", booted.Trial, "data_persistent", dm.Persistent, "config_seeded", dm.Seeded)
+			if dm.Persistent {
+				// An update that rolled back: its configuration of before.
+				if restored, err := update.RestoreConfig(cfg.Node.DataDir, update.EnvPath, o.ConfigPath, booted); err != nil {
+					log.Error("initd: configuration after a rollback", "err", err)
+				} else if restored {
+					log.Warn("initd: update rolled back: the configuration of before it is restored", "trial_config", update.ConfigTrial(cfg.Node.DataDir))
+				}
+			}
 			cfg = loadConfig(o.ConfigPath, log) // the data partition's
 		} else {
 			skipped, err := MountAll(MountTable(cfg.Node.DataDir, o.DataDev)[len(base):], SysMount)

@@ -38,6 +38,9 @@ type Installer struct {
 	Disk    string // the boot disk (profile disk), e.g. /dev/vda
 	EnvPath string // GRUB's environment block (EnvPath)
 	DataDir string // where State is kept (the data partition)
+	// ConfigPath is the configuration file, kept as it is when an
+	// update is armed, for a rollback to put back (config.go).
+	ConfigPath string
 	// SlotSize bounds the slot image (the partition's size).
 	SlotSize int64
 	Log      *slog.Logger
@@ -157,6 +160,9 @@ func (in *Installer) Apply(ctx context.Context, r io.Reader, force bool, progres
 	}
 	progress(Progress{Stage: "readback", Total: part.Size})
 	if err := checkSlot(dev, part); err != nil {
+		return nil, err
+	}
+	if err := snapshotConfig(in.DataDir, in.ConfigPath); err != nil {
 		return nil, err
 	}
 	st := &State{Phase: PhasePending, From: in.Running.String(), To: h.Version, Slot: slot, Applied: in.Now().UTC()}

@@ -36,6 +36,9 @@ type State struct {
 	// Forced: applied despite an unhealthy peer (or as a downgrade);
 	// the trial then commits on the box's own health.
 	Forced bool `json:"forced,omitempty"`
+	// ConfigRestored: the old firmware put the configuration of before
+	// the update back (RestoreConfig).
+	ConfigRestored bool `json:"config_restored,omitempty"`
 }
 
 // StatePath is the state file in a data directory.
@@ -62,31 +65,9 @@ func ReadState(dataDir string) (*State, error) {
 
 // WriteState replaces the state atomically and durably.
 func WriteState(dataDir string, s *State) error {
-	p := StatePath(dataDir)
-	if err := os.MkdirAll(filepath.Dir(p), 0o700); err != nil {
-		return fmt.Errorf("update: state: %w", err)
-	}
 	b, _ := json.MarshalIndent(s, "", "  ")
-	tmp := p + ".tmp"
-	f, err := os.OpenFile(tmp, os.O_WRONLY|os.O_CREATE|os.O_TRUNC, 0o600)
-	if err != nil {
+	if err := writeDurable(StatePath(dataDir), b); err != nil {
 		return fmt.Errorf("update: state: %w", err)
-	}
-	if _, err := f.Write(b); err != nil {
-		f.Close()
-		return fmt.Errorf("update: state: %w", err)
-	}
-	if err := f.Sync(); err != nil {
-		f.Close()
-		return fmt.Errorf("update: state: %w", err)
-	}
-	f.Close()
-	if err := os.Rename(tmp, p); err != nil {
-		return fmt.Errorf("update: state: %w", err)
-	}
-	if d, err := os.Open(filepath.Dir(p)); err == nil {
-		d.Sync()
-		d.Close()
 	}
 	return nil
 }

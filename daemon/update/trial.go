@@ -51,7 +51,11 @@ func CheckRollback(dataDir, envPath string, boot Boot, watchdogReset bool) (stri
 	if err := WriteState(dataDir, s); err != nil {
 		return "", err
 	}
-	return fmt.Sprintf("update to %s rolled back: %s", s.To, s.Reason), nil
+	msg := fmt.Sprintf("update to %s rolled back: %s", s.To, s.Reason)
+	if s.ConfigRestored {
+		msg += "; the configuration of before the update is back (the trial's is in " + ConfigTrial(dataDir) + ")"
+	}
+	return msg, nil
 }
 
 // BeginTrial runs at the start of a trial boot: the state must be the
