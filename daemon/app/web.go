@@ -16,7 +16,6 @@ import (
 
 	"github.com/sipedge/sipedge/daemon/config"
 	"github.com/sipedge/sipedge/daemon/ctl"
-	"github.com/sipedge/sipedge/daemon/initd"
 	"github.com/sipedge/sipedge/daemon/store"
 	"github.com/sipedge/sipedge/daemon/version"
 	"github.com/sipedge/sipedge/daemon/web"
@@ -85,12 +84,9 @@ func (a *App) setupWeb(ctx context.Context) error {
 			return nil, ctl.Errorf(ctl.CodeConflict, "reboot is only available in the appliance image (this daemon is not run by sipedge's PID 1); stop a dev run with SIGTERM")
 		}
 		a.events.Event("box.reboot", a.Config().Node.Name, "reboot requested by the operator")
-		go func() {
-			time.Sleep(time.Second) // let the answer and the event out
-			if err := initd.Reboot(false); err != nil {
-				a.log.Error("reboot", "err", err)
-			}
-		}()
+		// A clean stop first, as for an update: a VIP holder hands its
+		// VIPs to the peer (the planned handover) before PID 1 reboots.
+		a.rebootSoon()
 		return map[string]any{"rebooting": true}, nil
 	})
 	a.ctl.Handle("factory.reset", "wipe every runtime change (Cores added or drained, web password, management address): {confirm: true}", func(_ context.Context, p json.RawMessage) (any, error) {
