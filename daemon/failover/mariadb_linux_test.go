@@ -134,7 +134,7 @@ func clientDB(t *testing.T, ns, addr string) *sql.DB {
 	if _, done := registerDial.LoadOrStore(ns, true); !done {
 		mysql.RegisterDialContext(net_, func(ctx context.Context, addr string) (net.Conn, error) {
 			var c net.Conn
-			err := inNetns(ns, func() error {
+			err := testenv.InNetns(ns, func() error {
 				var err error
 				c, err = (&net.Dialer{Timeout: 2 * time.Second}).DialContext(ctx, "tcp", addr)
 				return err

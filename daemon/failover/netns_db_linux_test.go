@@ -209,7 +209,7 @@ func TestNetnsMySQLReader(t *testing.T) {
 
 	my[l.a].signal(syscall.SIGSTOP)
 	// A hung mysqld still completes TCP handshakes: a tcp check passes.
-	if err := inNetns(l.a, func() error {
+	if err := testenv.InNetns(l.a, func() error {
 		c, err := net.DialTimeout("tcp", "127.0.0.1:3306", time.Second)
 		if err == nil {
 			c.Close()
@@ -282,7 +282,7 @@ func probeConditions(t *testing.T, d *mariadb) {
 		}
 		p := newMySQLProber(TrackOptions{Target: "127.0.0.1:3306", MySQL: &tc.opt}, testLogger(t))
 		var err error
-		if nerr := inNetns(ns, func() error {
+		if nerr := testenv.InNetns(ns, func() error {
 			ctx, cancel := context.WithTimeout(context.Background(), 3*time.Second)
 			defer cancel()
 			err = p.probe(ctx, 3*time.Second, time.Second, tc.holding)

@@ -11,7 +11,6 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
-	"runtime"
 	"sort"
 	"strings"
 	"sync"
@@ -112,34 +111,6 @@ func newLabNamed(t *testing.T, prefix string) *lab {
 	return l
 }
 
-// inNetns runs fn on a thread switched into namespace ns; sockets fn
-// creates stay in ns.
-func inNetns(ns string, fn func() error) error {
-	runtime.LockOSThread()
-	orig, err := os.Open("/proc/thread-self/ns/net")
-	if err != nil {
-		runtime.UnlockOSThread()
-		return err
-	}
-	defer orig.Close()
-	target, err := os.Open("/var/run/netns/" + ns)
-	if err != nil {
-		runtime.UnlockOSThread()
-		return err
-	}
-	defer target.Close()
-	if err := unix.Setns(int(target.Fd()), unix.CLONE_NEWNET); err != nil {
-		runtime.UnlockOSThread()
-		return fmt.Errorf("setns %s: %w", ns, err)
-	}
-	ferr := fn()
-	if err := unix.Setns(int(orig.Fd()), unix.CLONE_NEWNET); err != nil {
-		return fmt.Errorf("setns back: %w (thread left locked)", err) // the thread dies with the goroutine
-	}
-	runtime.UnlockOSThread()
-	return ferr
-}
-
 // echo answers UDP probes sent to the VIP in box ns (bound with
 // IP_FREEBIND and IP_TRANSPARENT, so it receives only while the box holds
 // the VIP, and answers from the VIP), and a TCP listener on 127.0.0.1:3306 for the DB track.
@@ -149,7 +120,7 @@ func (l *lab) services(ns, name string) {
 	t := l.t
 	var uc *net.UDPConn
 	var tl net.Listener
-	err := inNetns(ns, func() error {
+	err := testenv.InNetns(ns, func() error {
 		lc := net.ListenConfig{Control: func(_, _ string, c syscall.RawConn) error {
 			var serr error
 			c.Control(func(fd uintptr) {
@@ -374,7 +345,7 @@ func (l *lab) probe() *prober { return l.probeEvery(10 * time.Millisecond) }
 // probeEvery probes every d, for at most 200 s and 200,000 probes.
 func (l *lab) probeEvery(d time.Duration) *prober {
 	var c *net.UDPConn
-	err := inNetns(l.c, func() error {
+	err := testenv.InNetns(l.c, func() error {
 		var err error
 		c, err = net.DialUDP("udp4", nil, &net.UDPAddr{IP: net.ParseIP(nsVIP), Port: nsEchoPrt})
 		return err
@@ -665,7 +636,7 @@ func TestNetnsFailover(t *testing.T) {
 	forgeStart := time.Now()
 	sock := func(ns string) *net.UDPConn {
 		var c *net.UDPConn
-		if err := inNetns(ns, func() error {
+		if err := testenv.InNetns(ns, func() error {
 			var err error
 			c, err = net.ListenUDP("udp4", nil)
 			return err

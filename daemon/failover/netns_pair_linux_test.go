@@ -218,7 +218,7 @@ func forwardInto(t *testing.T, ns, target string) string {
 				return
 			}
 			var up net.Conn
-			if err := inNetns(ns, func() error {
+			if err := testenv.InNetns(ns, func() error {
 				var err error
 				up, err = net.DialTimeout("tcp", target, 5*time.Second)
 				return err

@@ -138,4 +138,3 @@ func firstOr(bs [][]byte) []byte {
 	}
 	return bs[0]
 }
-

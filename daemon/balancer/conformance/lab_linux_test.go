@@ -7,12 +7,9 @@ import (
 	"net/netip"
 	"os"
 	"os/exec"
-	"runtime"
 	"strings"
 	"testing"
 	"time"
-
-	"golang.org/x/sys/unix"
 
 	"github.com/sipedge/sipedge/daemon/internal/daemontest"
 	"github.com/sipedge/sipedge/hal/testenv"
@@ -86,34 +83,6 @@ func newNetns(t *testing.T, addrs ...string) string {
 	return ns
 }
 
-// inNetns runs fn on a thread switched into namespace ns; sockets fn
-// creates stay in ns.
-func inNetns(ns string, fn func() error) error {
-	runtime.LockOSThread()
-	orig, err := os.Open("/proc/thread-self/ns/net")
-	if err != nil {
-		runtime.UnlockOSThread()
-		return err
-	}
-	defer orig.Close()
-	target, err := os.Open("/var/run/netns/" + ns)
-	if err != nil {
-		runtime.UnlockOSThread()
-		return err
-	}
-	defer target.Close()
-	if err := unix.Setns(int(target.Fd()), unix.CLONE_NEWNET); err != nil {
-		runtime.UnlockOSThread()
-		return fmt.Errorf("setns %s: %w", ns, err)
-	}
-	ferr := fn()
-	if err := unix.Setns(int(orig.Fd()), unix.CLONE_NEWNET); err != nil {
-		return fmt.Errorf("setns back: %w (thread left locked)", err) // the thread dies with the goroutine
-	}
-	runtime.UnlockOSThread()
-	return ferr
-}
-
 // listenUDP binds addr inside ns ("" for the test's own namespace).
 func listenUDP(t *testing.T, ns string, addr netip.AddrPort) *net.UDPConn {
 	t.Helper()
@@ -126,7 +95,7 @@ func listenUDP(t *testing.T, ns string, addr netip.AddrPort) *net.UDPConn {
 	if ns == "" {
 		err = listen()
 	} else {
-		err = inNetns(ns, listen)
+		err = testenv.InNetns(ns, listen)
 	}
 	if err != nil {
 		t.Fatalf("listen %v in %q: %v", addr, ns, err)
