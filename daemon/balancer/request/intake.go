@@ -1,0 +1,158 @@
+package request
+
+import (
+	"bytes"
+	"errors"
+	"fmt"
+	"net/netip"
+	"strings"
+
+	"github.com/emiago/sipgo/sip"
+)
+
+// The full path's reading: sipgo's parse with a lean header set, then
+// what the proxy relies on checked before anything routes it.
+
+// LeanHeaderParsers is the set of headers the proxy reads; every other
+// header is kept as raw text and forwarded untouched, which spares the
+// parser most of its work (Contact, Content-Type, ...).
+func LeanHeaderParsers() map[string]sip.HeaderParser {
+	all := sip.DefaultHeadersParser()
+	m := map[string]sip.HeaderParser{}
+	// From is forwarded as raw text: the proxy only needs it present.
+	for _, k := range []string{"via", "v", "to", "t", "call-id", "i", "cseq",
+		"max-forwards", "content-length", "l", "route", "record-route"} {
+		m[k] = all[k]
+	}
+	return m
+}
+
+// NewParser is the full path's parser (LeanHeaderParsers, messages up
+// to 65,535 bytes).
+func NewParser() *sip.Parser {
+	p := sip.NewParser(sip.WithHeadersParsers(LeanHeaderParsers()))
+	p.MaxMessageLength = 65535
+	return p
+}
+
+// Refusal is a request refused at the door: Code 0 means drop.
+type Refusal struct {
+	Code   int
+	Reason string
+}
+
+func (e *Refusal) Error() string { return fmt.Sprintf("%d %s", e.Code, e.Reason) }
+
+// Parse reads a request for the full path: sipgo's parse, then
+// validate and the intake limits. On a refusal r is still usable for
+// an answer of our own when r.Parsed() is not nil and has a Via (a
+// parse error with the headers read); Code 0: drop it.
+func Parse(p *sip.Parser, data []byte, src netip.AddrPort, stream bool, cfg *Config) (r Request, ref *Refusal) {
+	msg, err := p.ParseSIP(data)
+	req, _ := msg.(*sip.Request)
+	if req != nil {
+		restoreMethod(req, data)
+		r = FromParsed(req, src, stream, cfg)
+	}
+	switch {
+	case err != nil && req != nil:
+		if via := req.Via(); via == nil || via.Host == "" || req.Method == sip.ACK {
+			return r, &Refusal{0, "malformed"}
+		}
+		return r, &Refusal{400, malformedReason(err)}
+	case err != nil || req == nil:
+		return Request{}, &Refusal{0, "malformed"}
+	}
+	ref = validate(req)
+	if ref == nil {
+		ref = checkLimits(data, req, cfg)
+	}
+	if ref != nil && req.Method == sip.ACK {
+		ref.Code = 0 // an ACK gets no answer
+	}
+	return r, ref
+}
+
+// validate checks what the proxy relies on before routing: a top Via to
+// answer to (else the request is dropped), From, To, Call-ID and a CSeq
+// matching the method (else 400), a SIP Request-URI (416).
+func validate(req *sip.Request) *Refusal {
+	via := req.Via()
+	if via == nil || via.Host == "" {
+		return &Refusal{0, "no usable Via"}
+	}
+	switch {
+	case fromHeader(req) == nil:
+		return &Refusal{400, "Missing From"}
+	case req.To() == nil:
+		return &Refusal{400, "Missing To"}
+	case req.CallID() == nil || *req.CallID() == "":
+		return &Refusal{400, "Missing Call-ID"}
+	case req.CSeq() == nil:
+		return &Refusal{400, "Missing CSeq"}
+	case req.CSeq().MethodName != req.Method:
+		return &Refusal{400, "CSeq Method Mismatch"}
+	case req.Recipient.Host == "" && req.Recipient.Raw() == "":
+		return &Refusal{400, "Bad Request-URI"}
+	}
+	switch strings.ToLower(req.Recipient.Scheme) {
+	case "sip", "":
+	case "sips":
+		return &Refusal{416, "Unsupported URI Scheme"}
+	default:
+		if req.Method != sip.ACK && req.Method != sip.CANCEL {
+			return &Refusal{416, "Unsupported URI Scheme"}
+		}
+	}
+	return nil
+}
+
+// malformedReason maps a parse error to a 400 reason phrase.
+func malformedReason(err error) string {
+	switch {
+	case errors.Is(err, sip.ErrParseReadBodyIncomplete):
+		return "Bad Content-Length"
+	case errors.Is(err, sip.ErrMessageTooLarge):
+		return "Message Too Large"
+	}
+	return "Bad Request"
+}
+
+// checkLimits applies the intake limits beyond the size: the number of
+// header fields (400), Max-Forwards (400) and the Request-URI's length
+// (414), read from the start line as received.
+func checkLimits(data []byte, req *sip.Request, cfg *Config) *Refusal {
+	if n := len(req.Headers()); n > cfg.MaxHeaders {
+		return &Refusal{400, "Too Many Headers"}
+	}
+	if badMaxForwards(data) {
+		return &Refusal{400, "Bad Max-Forwards"}
+	}
+	line := data
+	if i := bytes.IndexByte(line, '\n'); i >= 0 {
+		line = line[:i]
+	}
+	// "METHOD SP Request-URI SP SIP/2.0"
+	if i := bytes.IndexByte(line, ' '); i >= 0 {
+		uri := line[i+1:]
+		if j := bytes.LastIndexByte(uri, ' '); j >= 0 {
+			uri = uri[:j]
+		}
+		if len(uri) > cfg.MaxURIBytes {
+			return &Refusal{414, "Request-URI Too Long"}
+		}
+	}
+	return nil
+}
+
+// restoreMethod puts back the method as the start line writes it:
+// sipgo upper-cases it, but method names are case-sensitive (RFC 3261
+// 7.1), and an extension method in lower case must be forwarded, and
+// matched with its CSeq, as written (RFC 4475 3.1.1.2).
+func restoreMethod(req *sip.Request, data []byte) {
+	sp := bytes.IndexByte(data, ' ')
+	if sp <= 0 || string(data[:sp]) == string(req.Method) || !strings.EqualFold(string(data[:sp]), string(req.Method)) {
+		return
+	}
+	req.Method = sip.RequestMethod(data[:sp])
+}

@@ -1,0 +1,270 @@
+package request
+
+import (
+	"bytes"
+	"net/netip"
+	"strconv"
+
+	"github.com/emiago/sipgo/sip"
+)
+
+// Scan reads a request received over UDP from src for the raw backing.
+// It declines (false) anything unusual, which the full path (Parse)
+// then handles: folded lines, a top Via with a quoted string or an IPv6
+// reference, no RFC 3261 branch, a top Via with a received already or
+// an rport with a value, a sent-by sipgo would not read (empty, a bad
+// port, a space before the parameters), branch, rport, received or tag
+// not in lower case (sipgo's parameter names are), a missing or
+// repeated From, To, Call-ID or CSeq, a CSeq method that is not the
+// start line's, a Request-URI that is not a plain sip: URI, a Route
+// line mixing our entries and others', more than four of our Route
+// lines, a missing, repeated or bad Max-Forwards or Content-Length, one
+// that does not match the body, and what intake would refuse (more than
+// MaxHeaders fields, a Request-URI over MaxURIBytes).
+func Scan(p []byte, src netip.AddrPort, cfg *Config) (req Request, ok bool) {
+	req = Request{cfg: cfg, src: src}
+	r := &req.raw
+	r.p, r.mf, r.mfFrom, r.mfTo = p, -1, -1, -1
+	r.rportAt, r.recvAt = -1, -1
+	eol := bytes.IndexByte(p, '\n')
+	if eol < 0 {
+		return req, false
+	}
+	r.eol = eol
+	startLine := bytes.TrimRight(p[:eol], "\r")
+	sp1 := bytes.IndexByte(startLine, ' ')
+	sp := bytes.LastIndexByte(startLine, ' ')
+	if sp1 <= 0 || sp <= sp1+1 || string(startLine[sp+1:]) != "SIP/2.0" {
+		return req, false
+	}
+	r.method, r.ruri = startLine[:sp1], startLine[sp1+1:sp]
+	if len(r.ruri) > cfg.MaxURIBytes || bytes.IndexAny(r.ruri, " \t") >= 0 || !plainSIPURI(r.ruri) || !token(r.method) {
+		return req, false
+	}
+	var haveVia, haveCSeq, from, to bool
+	cl, headers, end := -1, 0, 0
+	for i := eol + 1; ; {
+		h, last, ok := NextHeader(p, i)
+		if !ok {
+			return req, false
+		}
+		start, k, name, val := h.Start, h.Colon, h.Name, h.Value
+		i = h.Next
+		if last {
+			end = i
+			break
+		}
+		if h.Folded() || k <= 0 {
+			return req, false
+		}
+		headers++
+		if HeaderIs(name, "Via", 'v') || HeaderIs(name, "Route", 0) || HeaderIs(name, "Record-Route", 0) {
+			headers += bytes.Count(val, []byte{','}) // sipgo counts each value
+		}
+		if headers > cfg.MaxHeaders {
+			return req, false
+		}
+		switch {
+		case HeaderIs(name, "Via", 'v'):
+			if haveVia {
+				continue
+			}
+			haveVia = true
+			if !r.scanVia(p, val, src) {
+				return req, false
+			}
+		case HeaderIs(name, "Call-ID", 'i'):
+			if r.callID != nil {
+				return req, false
+			}
+			r.callID = val
+		case HeaderIs(name, "CSeq", 0):
+			if haveCSeq {
+				return req, false
+			}
+			sp := bytes.IndexByte(val, ' ')
+			if sp <= 0 || !bytes.Equal(bytes.TrimSpace(val[sp+1:]), r.method) {
+				return req, false
+			}
+			n, err := strconv.ParseUint(string(val[:sp]), 10, 32)
+			if err != nil {
+				return req, false
+			}
+			r.cseq, haveCSeq = uint32(n), true
+		case HeaderIs(name, "From", 'f'):
+			tag, _, _, odd := exactParam(val, "tag")
+			if from || odd || !nameAddr(val) {
+				return req, false
+			}
+			from, r.fromTag = true, tag
+		case HeaderIs(name, "To", 't'):
+			tagV, _, tag, odd := exactParam(val, "tag")
+			if to || odd || !nameAddr(val) {
+				return req, false
+			}
+			to, r.toTag, r.toTagV = true, tag, tagV
+		case HeaderIs(name, "Max-Forwards", 0):
+			n, from, to, ok := MaxForwardsValue(h.Line, k)
+			if !ok || n > 255 || r.mf >= 0 {
+				return req, false // the full path answers 400 (not digits) or judges it
+			}
+			r.mf, r.mfFrom, r.mfTo = n, start+from, start+to
+		case HeaderIs(name, "Route", 0):
+			if !r.scanRoute(val, start, i, cfg) {
+				return req, false
+			}
+		case HeaderIs(name, "Content-Length", 'l'):
+			n, err := strconv.Atoi(string(val))
+			if err != nil || n < 0 || cl >= 0 {
+				return req, false
+			}
+			cl = n
+		}
+	}
+	if !haveVia || !haveCSeq || !from || !to || len(r.callID) == 0 || (cl >= 0 && cl != len(p)-end) {
+		return req, false
+	}
+	return req, true
+}
+
+// scanVia reads the top Via value (the first on its line) for the raw
+// backing: branch, sent-by, and where received and rport go.
+func (r *raw) scanVia(p, val []byte, src netip.AddrPort) bool {
+	first := val
+	if c := bytes.IndexByte(val, ','); c >= 0 {
+		first = val[:c]
+	}
+	if bytes.IndexByte(first, '"') >= 0 {
+		return false
+	}
+	var odd bool
+	r.branch, _, _, odd = exactParam(first, "branch")
+	if odd || !bytes.HasPrefix(r.branch, []byte(sip.RFC3261BranchMagicCookie)) {
+		return false
+	}
+	first = bytes.TrimRight(first, " \t")
+	var plain bool
+	if r.sentBy, r.viaPort, _, plain = ViaSentBy(first); !plain {
+		return false
+	}
+	at := cap(p) - cap(first) // first's offset in p
+	if v, end, rport, odd := exactParam(first, "rport"); odd || v != nil {
+		return false
+	} else if rport {
+		if rest := bytes.TrimLeft(first[end:], " \t"); len(rest) > 0 && rest[0] == '=' {
+			return false // "rport = 5060": a value after all
+		}
+		r.rportAt = at + end
+	}
+	if !sentByIs(r.sentBy, src.Addr()) {
+		if _, _, ok, _ := exactParam(first, "received"); ok {
+			return false
+		}
+		r.recvAt = at + len(first)
+	}
+	return true
+}
+
+// scanRoute reads one Route line (from start to next in p): a line of
+// our own entries only is cut when forwarding, the first entry not ours
+// is the next hop, lines after it are forwarded as they are.
+func (r *raw) scanRoute(val []byte, start, next int, cfg *Config) bool {
+	if r.next != nil {
+		return true // beyond the next hop: forwarded as is
+	}
+	entries, ok := SplitRoute(val)
+	if !ok {
+		return false
+	}
+	ours := 0
+	for _, e := range entries {
+		if _, ap, ok := RouteTarget(e); !ok || !cfg.local(ap) {
+			break
+		}
+		ours++
+	}
+	switch {
+	case ours == len(entries):
+		if r.ndrop == len(r.drop) {
+			return false
+		}
+		r.drop[r.ndrop] = lineCut{start, next}
+		r.ndrop++
+	case ours == 0:
+		r.next = entries[0]
+	default:
+		return false // ours and others' on one line
+	}
+	return true
+}
+
+// plainSIPURI reports whether u is a sip: URI with a host, which is what
+// the full path's intake (validate) lets through; anything else is left
+// to it (416, 400).
+func plainSIPURI(u []byte) bool {
+	if len(u) < 5 || !bytes.EqualFold(u[:4], []byte("sip:")) {
+		return false
+	}
+	host := u[4:]
+	if at := bytes.IndexByte(host, '@'); at >= 0 {
+		host = host[at+1:]
+	}
+	if e := bytes.IndexAny(host, ";?"); e >= 0 {
+		host = host[:e]
+	}
+	if len(host) == 0 {
+		return false
+	}
+	if c := host[0]; c == '[' {
+		e := bytes.IndexByte(host, ']')
+		return e > 0 && (e == len(host)-1 || host[e+1] == ':')
+	} else if !(c >= '0' && c <= '9' || c >= 'a' && c <= 'z' || c >= 'A' && c <= 'Z') {
+		return false
+	}
+	return bytes.Count(host, []byte{':'}) <= 1 // an IPv6 address needs its brackets (RFC 5118 4.2)
+}
+
+// token reports whether m is an RFC 3261 token (a method name).
+func token(m []byte) bool {
+	for _, c := range m {
+		switch {
+		case c >= 'a' && c <= 'z', c >= 'A' && c <= 'Z', c >= '0' && c <= '9':
+		case bytes.IndexByte([]byte("-.!%*_+`'~"), c) >= 0:
+		default:
+			return false
+		}
+	}
+	return len(m) > 0
+}
+
+// nameAddr reports whether a From or To value is one the raw backing
+// reads as sipgo does: quotes balanced (a quoted-pair inside them), and
+// the URI, in <> or bare up to its parameters, without whitespace (RFC
+// 4475 3.1.2.6, 3.1.2.16: invalid, which the full path refuses).
+func nameAddr(v []byte) bool {
+	quoted := false
+	for i := 0; i < len(v); i++ {
+		switch c := v[i]; {
+		case quoted && c == '\\':
+			i++
+		case c == '"':
+			quoted = !quoted
+		}
+	}
+	if quoted {
+		return false
+	}
+	uri := v
+	if lt := bytes.LastIndexByte(v, '<'); lt >= 0 {
+		gt := bytes.IndexByte(v[lt:], '>')
+		if gt < 0 {
+			return false
+		}
+		uri = v[lt+1 : lt+gt]
+	} else if bytes.IndexByte(v, '"') >= 0 || bytes.IndexByte(v, '>') >= 0 {
+		return false
+	} else if semi := bytes.IndexByte(v, ';'); semi >= 0 {
+		uri = v[:semi]
+	}
+	return len(uri) > 0 && bytes.IndexAny(uri, " \t") < 0
+}
