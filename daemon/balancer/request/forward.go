@@ -112,6 +112,8 @@ func (r *Request) edits(dst *[3]edit) []edit {
 	e := dst[:0]
 	if r.raw.mf > 0 && r.raw.mfFrom >= 0 {
 		e = append(e, edit{r.raw.mfFrom, r.raw.mfTo, editMaxForwards})
+	} else if r.raw.mf < 0 && r.raw.end >= 2 {
+		e = append(e, edit{r.raw.end - 2, r.raw.end - 2, editMaxForwards})
 	}
 	if r.raw.rportAt >= 0 {
 		e = append(e, edit{r.raw.rportAt, r.raw.rportAt, editRport})

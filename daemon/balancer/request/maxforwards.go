@@ -8,9 +8,9 @@ import (
 )
 
 // Max-Forwards (RFC 3261 16.3 step 3, 16.6 step 3): read on both
-// backings the same way, decremented when forwarded, 70 added when
-// missing (the raw scan declines a request without one), 400 for a
-// value that is not 1*DIGIT between SP/HTAB.
+// backings the same way, decremented when forwarded, 70 added after the
+// last header when missing, 400 for a value that is not 1*DIGIT between
+// SP/HTAB.
 
 // MaxForwards is the request's Max-Forwards; ok false when it has none.
 func (r *Request) MaxForwards() (n int, ok bool) {
@@ -21,7 +21,10 @@ func (r *Request) MaxForwards() (n int, ok bool) {
 		}
 		return int(*mf), true
 	}
-	return r.raw.mf, r.raw.mf >= 0
+	if r.raw.mf < 0 {
+		return 0, false
+	}
+	return r.raw.mf, true
 }
 
 // tidyMaxForwards is the parsed backing's edit: one less, or 70 added.
@@ -89,7 +92,11 @@ func badMaxForwards(p []byte) bool {
 	return false
 }
 
-// appendMaxForwardsEdit is the raw backing's edit: the value, one less.
+// appendMaxForwardsEdit is the raw backing's edit: the value, one less,
+// or a header line of 70 where the headers end when there was none.
 func (r *raw) appendMaxForwardsEdit(buf []byte) []byte {
+	if r.mf < 0 {
+		return append(buf, "Max-Forwards: 70\r\n"...)
+	}
 	return strconv.AppendInt(buf, int64(r.mf-1), 10)
 }

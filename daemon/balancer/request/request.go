@@ -39,6 +39,7 @@ type raw struct {
 	p       []byte
 	method  []byte // as in the start line
 	eol     int    // index of the start line's '\n'
+	end     int    // where the body starts (after the blank line)
 	ruri    []byte
 	branch  []byte // top Via's
 	sentBy  []byte // top Via's host

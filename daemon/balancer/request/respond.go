@@ -75,7 +75,7 @@ func (r *Request) rawResponder() (Responder, bool) {
 		if h.Colon <= 0 {
 			continue
 		}
-		line := lineCut{h.Start, h.Start + len(h.Line)} // without its CRLF
+		line := lineCut{h.Start, h.Start + len(bytes.TrimRight(h.Line, " \t"))} // without its CRLF
 		switch name := h.Name; {
 		case HeaderIs(name, "Via", 'v'):
 			if nvia == len(vias) {

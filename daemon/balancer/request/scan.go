@@ -96,7 +96,14 @@ func FindParamAt(v []byte, name string) (value []byte, end int, found bool) {
 // the raw backing leaves such a request to it.
 func exactParam(v []byte, name string) (value []byte, end int, found, odd bool) {
 	value, end, found = FindParamAt(v, name)
-	return value, end, found, found && string(v[end-len(name):end]) != name
+	odd = found && string(v[end-len(name):end]) != name
+	if value != nil {
+		// What follows the value must end it for sipgo too: a space
+		// inside a value ("branch=z9hG4bK 1") is part of it there.
+		rest := bytes.TrimLeft(v[cap(v)-cap(value)+len(value):], " \t")
+		odd = odd || len(rest) > 0 && rest[0] != ';' && rest[0] != ','
+	}
+	return value, end, found, odd
 }
 
 // ViaSentBy reads the first sent-by of a Via value: its host (an IPv6
@@ -128,6 +135,9 @@ func ViaSentBy(v []byte) (host []byte, port uint16, rport, plain bool) {
 			return nil, 0, rport, false
 		}
 		host, rest = hp[1:e], hp[e+1:]
+		if !ipv6Ref(host) {
+			return nil, 0, rport, false
+		}
 	} else if c := bytes.LastIndexByte(hp, ':'); c >= 0 {
 		host, rest = bytes.TrimSpace(hp[:c]), hp[c:]
 	} else {
@@ -288,4 +298,11 @@ func AppendHostPort(buf []byte, host string, port int) []byte {
 		buf = strconv.AppendInt(buf, int64(port), 10)
 	}
 	return buf
+}
+
+// ipv6Ref reports whether the inside of an IPv6 reference's brackets is
+// an IPv6 address (RFC 5118 4.10: three colons are not).
+func ipv6Ref(b []byte) bool {
+	a, err := netip.ParseAddr(string(b))
+	return err == nil && a.Is6() && a.Zone() == ""
 }

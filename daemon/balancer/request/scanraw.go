@@ -4,13 +4,14 @@ import (
 	"bytes"
 	"net/netip"
 	"strconv"
+	"strings"
 
 	"github.com/emiago/sipgo/sip"
 )
 
 // Scan reads a request received over UDP from src for the raw backing.
 // It declines (false) anything unusual, which the full path (Parse)
-// then handles: folded lines, a top Via with a quoted string or an IPv6
+// then handles: a line not ended by CRLF, folded lines, a top Via with a quoted string or an IPv6
 // reference, no RFC 3261 branch, a top Via with a received already or
 // an rport with a value, a sent-by sipgo would not read (empty, a bad
 // port, a space before the parameters), branch, rport, received or tag
@@ -27,11 +28,14 @@ func Scan(p []byte, src netip.AddrPort, cfg *Config) (req Request, ok bool) {
 	r.p, r.mf, r.mfFrom, r.mfTo = p, -1, -1, -1
 	r.rportAt, r.recvAt = -1, -1
 	eol := bytes.IndexByte(p, '\n')
-	if eol < 0 {
+	if eol < 1 || p[eol-1] != '\r' {
 		return req, false
 	}
 	r.eol = eol
-	startLine := bytes.TrimRight(p[:eol], "\r")
+	startLine := p[:eol-1]
+	if bytes.IndexByte(startLine, '\r') >= 0 {
+		return req, false
+	}
 	sp1 := bytes.IndexByte(startLine, ' ')
 	sp := bytes.LastIndexByte(startLine, ' ')
 	if sp1 <= 0 || sp <= sp1+1 || string(startLine[sp+1:]) != "SIP/2.0" {
@@ -41,7 +45,7 @@ func Scan(p []byte, src netip.AddrPort, cfg *Config) (req Request, ok bool) {
 	if len(r.ruri) > cfg.MaxURIBytes || bytes.IndexAny(r.ruri, " \t") >= 0 || !plainSIPURI(r.ruri) || !token(r.method) {
 		return req, false
 	}
-	var haveVia, haveCSeq, from, to bool
+	var haveVia, haveCSeq, haveCallID, from, to bool
 	cl, headers, end := -1, 0, 0
 	for i := eol + 1; ; {
 		h, last, ok := NextHeader(p, i)
@@ -50,8 +54,11 @@ func Scan(p []byte, src netip.AddrPort, cfg *Config) (req Request, ok bool) {
 		}
 		start, k, name, val := h.Start, h.Colon, h.Name, h.Value
 		i = h.Next
+		if i < 2 || p[i-2] != '\r' || bytes.IndexByte(p[h.Start:i-2], '\r') >= 0 {
+			return req, false // RFC 3261 7: CRLF line ends, no other CR (sipgo reads no other)
+		}
 		if last {
-			end = i
+			end, r.end = i, i
 			break
 		}
 		if h.Folded() || k <= 0 {
@@ -66,6 +73,9 @@ func Scan(p []byte, src netip.AddrPort, cfg *Config) (req Request, ok bool) {
 		}
 		switch {
 		case HeaderIs(name, "Via", 'v'):
+			if !viaValues(val) {
+				return req, false
+			}
 			if haveVia {
 				continue
 			}
@@ -74,10 +84,10 @@ func Scan(p []byte, src netip.AddrPort, cfg *Config) (req Request, ok bool) {
 				return req, false
 			}
 		case HeaderIs(name, "Call-ID", 'i'):
-			if r.callID != nil {
+			if haveCallID || len(val) == 0 {
 				return req, false
 			}
-			r.callID = val
+			r.callID, haveCallID = val, true
 		case HeaderIs(name, "CSeq", 0):
 			if haveCSeq {
 				return req, false
@@ -109,6 +119,10 @@ func Scan(p []byte, src netip.AddrPort, cfg *Config) (req Request, ok bool) {
 				return req, false // the full path answers 400 (not digits) or judges it
 			}
 			r.mf, r.mfFrom, r.mfTo = n, start+from, start+to
+		case HeaderIs(name, "Record-Route", 0):
+			if !routeValues(val) {
+				return req, false
+			}
 		case HeaderIs(name, "Route", 0):
 			if !r.scanRoute(val, start, i, cfg) {
 				return req, false
@@ -134,7 +148,7 @@ func (r *raw) scanVia(p, val []byte, src netip.AddrPort) bool {
 	if c := bytes.IndexByte(val, ','); c >= 0 {
 		first = val[:c]
 	}
-	if bytes.IndexByte(first, '"') >= 0 {
+	if bytes.IndexByte(first, '"') >= 0 || !viaProtocol(first) {
 		return false
 	}
 	var odd bool
@@ -169,13 +183,13 @@ func (r *raw) scanVia(p, val []byte, src netip.AddrPort) bool {
 // our own entries only is cut when forwarding, the first entry not ours
 // is the next hop, lines after it are forwarded as they are.
 func (r *raw) scanRoute(val []byte, start, next int, cfg *Config) bool {
+	if !routeValues(val) {
+		return false
+	}
 	if r.next != nil {
 		return true // beyond the next hop: forwarded as is
 	}
-	entries, ok := SplitRoute(val)
-	if !ok {
-		return false
-	}
+	entries, _ := SplitRoute(val)
 	ours := 0
 	for _, e := range entries {
 		if _, ap, ok := RouteTarget(e); !ok || !cfg.local(ap) {
@@ -198,15 +212,24 @@ func (r *raw) scanRoute(val []byte, start, next int, cfg *Config) bool {
 	return true
 }
 
-// plainSIPURI reports whether u is a sip: URI with a host, which is what
-// the full path's intake (validate) lets through; anything else is left
-// to it (416, 400).
+// plainSIPURI reports whether u is a sip: URI with a host, written with
+// the characters RFC 3261's grammar allows, which is what the full
+// path's intake (validate) lets through; anything else is left to it
+// (416, 400, or a parse of its own).
 func plainSIPURI(u []byte) bool {
 	if len(u) < 5 || !bytes.EqualFold(u[:4], []byte("sip:")) {
 		return false
 	}
+	for _, c := range u[4:] {
+		if !uriChar(c) {
+			return false
+		}
+	}
 	host := u[4:]
 	if at := bytes.IndexByte(host, '@'); at >= 0 {
+		if bytes.IndexAny(host[:at], "[]") >= 0 {
+			return false
+		}
 		host = host[at+1:]
 	}
 	if e := bytes.IndexAny(host, ";?"); e >= 0 {
@@ -215,13 +238,23 @@ func plainSIPURI(u []byte) bool {
 	if len(host) == 0 {
 		return false
 	}
+	port := []byte(nil)
 	if c := host[0]; c == '[' {
 		e := bytes.IndexByte(host, ']')
-		return e > 0 && (e == len(host)-1 || host[e+1] == ':')
+		if e < 0 || e < len(host)-1 && host[e+1] != ':' || !ipv6Ref(host[1:e]) {
+			return false
+		}
+		port = host[e+1:]
 	} else if !(c >= '0' && c <= '9' || c >= 'a' && c <= 'z' || c >= 'A' && c <= 'Z') {
 		return false
+	} else if c := bytes.IndexByte(host, ':'); c >= 0 {
+		port = host[c:] // an IPv6 address needs its brackets (RFC 5118 4.2): no second colon
 	}
-	return bytes.Count(host, []byte{':'}) <= 1 // an IPv6 address needs its brackets (RFC 5118 4.2)
+	if len(port) > 0 {
+		n, err := strconv.Atoi(string(port[1:]))
+		return err == nil && n > 0 && n <= 65535 && port[1] != '+'
+	}
+	return true
 }
 
 // token reports whether m is an RFC 3261 token (a method name).
@@ -261,10 +294,81 @@ func nameAddr(v []byte) bool {
 			return false
 		}
 		uri = v[lt+1 : lt+gt]
+		if rest := bytes.TrimLeft(v[lt+gt+1:], " \t"); len(rest) > 0 && rest[0] != ';' {
+			return false
+		}
 	} else if bytes.IndexByte(v, '"') >= 0 || bytes.IndexByte(v, '>') >= 0 {
 		return false
 	} else if semi := bytes.IndexByte(v, ';'); semi >= 0 {
 		uri = v[:semi]
 	}
-	return len(uri) > 0 && bytes.IndexAny(uri, " \t") < 0
+	return plainSIPURI(uri)
+}
+
+// viaProtocol reports whether a Via value starts with SIP/2.0/ and a
+// transport the balancer knows, then whitespace (sipgo refuses less).
+func viaProtocol(v []byte) bool {
+	if len(v) < 12 || string(v[:8]) != "SIP/2.0/" {
+		return false
+	}
+	sp := bytes.IndexAny(v, " \t")
+	if sp < 0 {
+		return false
+	}
+	switch strings.ToUpper(string(v[8:sp])) {
+	case "UDP", "TCP", "TLS", "SCTP", "WS", "WSS":
+		return true
+	}
+	return false
+}
+
+// uriChar reports a character a SIP URI may hold (RFC 3261 25.1:
+// unreserved, reserved, escaped, and the brackets of an IPv6 reference).
+func uriChar(c byte) bool {
+	switch {
+	case c >= 'a' && c <= 'z', c >= 'A' && c <= 'Z', c >= '0' && c <= '9':
+		return true
+	}
+	return bytes.IndexByte([]byte("-_.!~*'()%;/?:@&=+$,[]"), c) >= 0
+}
+
+// viaValues reports whether each value of a Via line starts as a Via
+// must (viaProtocol) with a sent-by sipgo reads as written (ViaSentBy):
+// it refuses a message with one that does not, or renders it otherwise.
+func viaValues(v []byte) bool {
+	if bytes.IndexByte(v, '"') >= 0 {
+		return false // a quoted parameter: sipgo renders it otherwise
+	}
+	for {
+		one, rest, more := bytes.Cut(v, []byte{','})
+		one = bytes.TrimSpace(one)
+		if _, _, _, plain := ViaSentBy(one); !plain || !viaProtocol(one) {
+			return false
+		}
+		if semi := bytes.IndexByte(one, ';'); semi >= 0 {
+			ps := one[semi:]
+			if bytes.IndexAny(ps, " \t") >= 0 || bytes.Contains(ps, []byte(";;")) || ps[len(ps)-1] == ';' || bytes.Contains(ps, []byte(";=")) {
+				return false // spaces or empty parameters: sipgo reads them otherwise
+			}
+		}
+		if !more {
+			return true
+		}
+		v = rest
+	}
+}
+
+// routeValues reports whether each entry of a Route or Record-Route
+// line is a name-addr the raw backing reads (RFC 3261 20.30, 20.34).
+func routeValues(v []byte) bool {
+	entries, ok := SplitRoute(v)
+	if !ok {
+		return false
+	}
+	for _, e := range entries {
+		if e[0] != '<' || !nameAddr(e) {
+			return false
+		}
+	}
+	return true
 }
