@@ -128,6 +128,9 @@ func checkLimits(data []byte, req *sip.Request, cfg *Config) *Refusal {
 	if badMaxForwards(data) {
 		return &Refusal{400, "Bad Max-Forwards"}
 	}
+	if name := repeatedSingle(data); name != "" {
+		return &Refusal{400, "Repeated " + name}
+	}
 	line := data
 	if i := bytes.IndexByte(line, '\n'); i >= 0 {
 		line = line[:i]
@@ -155,4 +158,48 @@ func restoreMethod(req *sip.Request, data []byte) {
 		return
 	}
 	req.Method = sip.RequestMethod(data[:sp])
+}
+
+// singleHeaders are the headers a request carries once, with one value
+// (RFC 3261 7.3.1, 20): two Content-Length values make its framing
+// ambiguous (RFC 4475 3.1.2.11), two of the others leave the proxy and
+// the Core free to read different ones (3.1.2.14). sipgo keeps the
+// first; the request is refused 400 instead.
+var singleHeaders = [...]struct {
+	long  string
+	short byte
+	comma bool // a comma makes two values
+}{
+	{"Content-Length", 'l', true}, {"Max-Forwards", 0, true}, {"CSeq", 0, true},
+	{"Call-ID", 'i', true}, {"From", 'f', false}, {"To", 't', false},
+}
+
+// repeatedSingle is the name of the first single-value header that
+// comes twice, or with two values, in a request's headers ("": none).
+func repeatedSingle(p []byte) string {
+	var seen [len(singleHeaders)]bool
+	i := bytes.IndexByte(p, '\n')
+	if i < 0 {
+		return ""
+	}
+	for i++; i < len(p); {
+		h, last, ok := NextHeader(p, i)
+		if !ok || last {
+			return ""
+		}
+		i = h.Next
+		if h.Colon <= 0 || h.Folded() {
+			continue
+		}
+		for k, s := range singleHeaders {
+			if !HeaderIs(h.Name, s.long, s.short) {
+				continue
+			}
+			if seen[k] || s.comma && bytes.IndexByte(h.Value, ',') >= 0 {
+				return s.long
+			}
+			seen[k] = true
+		}
+	}
+	return ""
 }

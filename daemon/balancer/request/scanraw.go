@@ -84,7 +84,7 @@ func Scan(p []byte, src netip.AddrPort, cfg *Config) (req Request, ok bool) {
 				return req, false
 			}
 		case HeaderIs(name, "Call-ID", 'i'):
-			if haveCallID || len(val) == 0 {
+			if haveCallID || len(val) == 0 || bytes.IndexByte(val, ',') >= 0 {
 				return req, false
 			}
 			r.callID, haveCallID = val, true
