@@ -312,8 +312,8 @@ func viaProtocol(v []byte) bool {
 		return false
 	}
 	sp := bytes.IndexAny(v, " \t")
-	if sp < 0 {
-		return false
+	if sp < 0 || sp+1 < len(v) && (v[sp+1] == ' ' || v[sp+1] == '\t') {
+		return false // one SP before sent-by: sipgo loses a bracketed host after two
 	}
 	switch strings.ToUpper(string(v[8:sp])) {
 	case "UDP", "TCP", "TLS", "SCTP", "WS", "WSS":
