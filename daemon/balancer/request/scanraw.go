@@ -245,6 +245,8 @@ func plainSIPURI(u []byte) bool {
 			return false
 		}
 		port = host[e+1:]
+	} else if bytes.IndexAny(host, "[]") >= 0 {
+		return false // brackets only around an IPv6 host
 	} else if !(c >= '0' && c <= '9' || c >= 'a' && c <= 'z' || c >= 'A' && c <= 'Z') {
 		return false
 	} else if c := bytes.IndexByte(host, ':'); c >= 0 {
