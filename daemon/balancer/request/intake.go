@@ -63,7 +63,7 @@ func Parse(p *sip.Parser, data []byte, src netip.AddrPort, stream bool, cfg *Con
 	case err != nil || req == nil:
 		return Request{}, &Refusal{0, "malformed"}
 	}
-	ref = validate(req)
+	ref = Validate(req)
 	if ref == nil {
 		ref = checkLimits(data, req, cfg)
 	}
@@ -73,10 +73,10 @@ func Parse(p *sip.Parser, data []byte, src netip.AddrPort, stream bool, cfg *Con
 	return r, ref
 }
 
-// validate checks what the proxy relies on before routing: a top Via to
+// Validate checks what the proxy relies on before routing: a top Via to
 // answer to (else the request is dropped), From, To, Call-ID and a CSeq
 // matching the method (else 400), a SIP Request-URI (416).
-func validate(req *sip.Request) *Refusal {
+func Validate(req *sip.Request) *Refusal {
 	via := req.Via()
 	if via == nil || via.Host == "" {
 		return &Refusal{0, "no usable Via"}

@@ -105,10 +105,16 @@ func (r *Request) Method() sip.RequestMethod {
 	return sip.RequestMethod(r.raw.method)
 }
 
-// CallID is the Call-ID's value.
+// Empty reports the zero Request (none kept).
+func (r *Request) Empty() bool { return r.req == nil && r.raw.p == nil }
+
+// CallID is the Call-ID's value (nil: none, on a request Parse refused).
 func (r *Request) CallID() []byte {
 	if r.req != nil {
-		return []byte(*r.req.CallID())
+		if c := r.req.CallID(); c != nil {
+			return []byte(*c)
+		}
+		return nil
 	}
 	return r.raw.callID
 }
@@ -116,7 +122,10 @@ func (r *Request) CallID() []byte {
 // CSeq is the CSeq number.
 func (r *Request) CSeq() uint32 {
 	if r.req != nil {
-		return r.req.CSeq().SeqNo
+		if c := r.req.CSeq(); c != nil {
+			return c.SeqNo
+		}
+		return 0
 	}
 	return r.raw.cseq
 }
@@ -132,7 +141,11 @@ func (r *Request) FromTag() []byte {
 // ToTag is To's tag and whether it has one (an in-dialog request).
 func (r *Request) ToTag() ([]byte, bool) {
 	if r.req != nil {
-		t, ok := r.req.To().Params.Get("tag")
+		to := r.req.To()
+		if to == nil {
+			return nil, false
+		}
+		t, ok := to.Params.Get("tag")
 		return []byte(t), ok
 	}
 	return r.raw.toTagV, r.raw.toTag

@@ -1,6 +1,7 @@
 package request
 
 import (
+	"bytes"
 	"fmt"
 	"net/netip"
 	"strings"
@@ -89,6 +90,16 @@ func (r *Request) Routed() bool {
 		return r.nextRoute() != nil
 	}
 	return r.raw.next != nil
+}
+
+// AddressedToUs reports whether the Request-URI names one of our
+// listeners, and whether it has a user part.
+func (r *Request) AddressedToUs() (us, user bool) {
+	if r.req != nil {
+		return r.LocalURI(&r.req.Recipient), r.req.Recipient.User != ""
+	}
+	_, a, ok := RouteTarget(r.raw.ruri)
+	return ok && r.cfg.local(a), bytes.IndexByte(r.raw.ruri, '@') >= 0
 }
 
 // stripOwnRoutes removes the Route entries naming this balancer from the

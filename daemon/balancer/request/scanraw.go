@@ -290,7 +290,7 @@ func nameAddr(v []byte) bool {
 		return false
 	}
 	uri := v
-	if lt := bytes.LastIndexByte(v, '<'); lt >= 0 {
+	if lt := bytes.IndexByte(v, '<'); lt >= 0 {
 		gt := bytes.IndexByte(v[lt:], '>')
 		if gt < 0 {
 			return false

@@ -101,6 +101,12 @@ func (r *Request) AppendTxKey(dst []byte) []byte {
 	if method == sip.ACK {
 		method = sip.INVITE
 	}
+	return r.AppendTxKeyAs(dst, method)
+}
+
+// AppendTxKeyAs is AppendTxKey for the transaction of method (a
+// CANCEL's INVITE).
+func (r *Request) AppendTxKeyAs(dst []byte, method sip.RequestMethod) []byte {
 	if r.req == nil {
 		return AppendTxKey(dst, r.raw.branch, r.raw.sentBy, int(r.raw.viaPort), string(method))
 	}
