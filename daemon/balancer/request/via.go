@@ -139,8 +139,16 @@ func AppendTxKey[S string | []byte](dst []byte, branch, host S, port int, method
 	return append(dst, method...)
 }
 
-// sentByIs reports whether a Via host is src's address.
+// sentByIs reports whether a Via host is src's address, as
+// fillReceived judges it (an address, not text: "2001:DB8::9" is
+// 2001:db8::9).
 func sentByIs(host []byte, src netip.Addr) bool {
-	var ip [64]byte
-	return bytes.Equal(host, src.AppendTo(ip[:0]))
+	if a, ok := ParseIPv4(host); ok {
+		return a == src
+	}
+	if bytes.IndexByte(host, ':') < 0 {
+		return false
+	}
+	a, err := netip.ParseAddr(string(host))
+	return err == nil && a.Unmap() == src
 }
