@@ -39,6 +39,7 @@ func NewParser() *sip.Parser {
 type Refusal struct {
 	Code   int
 	Reason string
+	Extra  string // header lines for the answer (CRLF each)
 }
 
 func (e *Refusal) Error() string { return fmt.Sprintf("%d %s", e.Code, e.Reason) }
@@ -57,15 +58,18 @@ func Parse(p *sip.Parser, data []byte, src netip.AddrPort, stream bool, cfg *Con
 	switch {
 	case err != nil && req != nil:
 		if via := req.Via(); via == nil || via.Host == "" || req.Method == sip.ACK {
-			return r, &Refusal{0, "malformed"}
+			return r, &Refusal{Code: 0, Reason: "malformed"}
 		}
-		return r, &Refusal{400, malformedReason(err)}
+		return r, &Refusal{Code: 400, Reason: malformedReason(err)}
 	case err != nil || req == nil:
-		return Request{}, &Refusal{0, "malformed"}
+		return Request{}, &Refusal{Code: 0, Reason: "malformed"}
 	}
 	ref = Validate(req)
 	if ref == nil {
 		ref = checkLimits(data, req, cfg)
+	}
+	if ref == nil {
+		ref = checkProxy(req)
 	}
 	if ref != nil && req.Method == sip.ACK {
 		ref.Code = 0 // an ACK gets no answer
@@ -79,30 +83,56 @@ func Parse(p *sip.Parser, data []byte, src netip.AddrPort, stream bool, cfg *Con
 func Validate(req *sip.Request) *Refusal {
 	via := req.Via()
 	if via == nil || via.Host == "" {
-		return &Refusal{0, "no usable Via"}
+		return &Refusal{Code: 0, Reason: "no usable Via"}
 	}
 	switch {
 	case fromHeader(req) == nil:
-		return &Refusal{400, "Missing From"}
+		return &Refusal{Code: 400, Reason: "Missing From"}
 	case req.To() == nil:
-		return &Refusal{400, "Missing To"}
+		return &Refusal{Code: 400, Reason: "Missing To"}
 	case req.CallID() == nil || *req.CallID() == "":
-		return &Refusal{400, "Missing Call-ID"}
+		return &Refusal{Code: 400, Reason: "Missing Call-ID"}
 	case req.CSeq() == nil:
-		return &Refusal{400, "Missing CSeq"}
+		return &Refusal{Code: 400, Reason: "Missing CSeq"}
 	case req.CSeq().MethodName != req.Method:
-		return &Refusal{400, "CSeq Method Mismatch"}
+		return &Refusal{Code: 400, Reason: "CSeq Method Mismatch"}
 	case req.Recipient.Host == "" && req.Recipient.Raw() == "":
-		return &Refusal{400, "Bad Request-URI"}
+		return &Refusal{Code: 400, Reason: "Bad Request-URI"}
 	}
 	switch strings.ToLower(req.Recipient.Scheme) {
 	case "sip", "":
 	case "sips":
-		return &Refusal{416, "Unsupported URI Scheme"}
+		return &Refusal{Code: 416, Reason: "Unsupported URI Scheme"}
 	default:
 		if req.Method != sip.ACK && req.Method != sip.CANCEL {
-			return &Refusal{416, "Unsupported URI Scheme"}
+			return &Refusal{Code: 416, Reason: "Unsupported URI Scheme"}
 		}
+	}
+	return nil
+}
+
+// checkProxy applies what RFC 3261 16.3 asks of a proxy beyond a
+// request's syntax: a SIP version it speaks (505, RFC 4475 3.1.2.16), a
+// Request-URI without headers (400: "?Route=" would smuggle a route to
+// the Core, 3.1.2.11; RFC 3261 19.1.1 allows none there), and no
+// Proxy-Require, since the balancer supports no extension a proxy must
+// (420 with Unsupported, 16.3 step 5, 3.3.5).
+func checkProxy(req *sip.Request) *Refusal {
+	switch {
+	case req.SipVersion != "SIP/2.0":
+		return &Refusal{Code: 505, Reason: "Version Not Supported"}
+	case len(req.Recipient.Headers) > 0:
+		return &Refusal{Code: 400, Reason: "Headers In Request-URI"}
+	}
+	if req.Method == sip.ACK || req.Method == sip.CANCEL {
+		return nil
+	}
+	var unsupported []string
+	for _, h := range req.GetHeaders("proxy-require") {
+		unsupported = append(unsupported, h.Value())
+	}
+	if len(unsupported) > 0 {
+		return &Refusal{Code: 420, Reason: "Bad Extension", Extra: "Unsupported: " + strings.Join(unsupported, ", ") + "\r\n"}
 	}
 	return nil
 }
@@ -123,13 +153,13 @@ func malformedReason(err error) string {
 // (414), read from the start line as received.
 func checkLimits(data []byte, req *sip.Request, cfg *Config) *Refusal {
 	if n := len(req.Headers()); n > cfg.MaxHeaders {
-		return &Refusal{400, "Too Many Headers"}
+		return &Refusal{Code: 400, Reason: "Too Many Headers"}
 	}
 	if badMaxForwards(data) {
-		return &Refusal{400, "Bad Max-Forwards"}
+		return &Refusal{Code: 400, Reason: "Bad Max-Forwards"}
 	}
 	if name := repeatedSingle(data); name != "" {
-		return &Refusal{400, "Repeated " + name}
+		return &Refusal{Code: 400, Reason: "Repeated " + name}
 	}
 	line := data
 	if i := bytes.IndexByte(line, '\n'); i >= 0 {
@@ -142,7 +172,7 @@ func checkLimits(data []byte, req *sip.Request, cfg *Config) *Refusal {
 			uri = uri[:j]
 		}
 		if len(uri) > cfg.MaxURIBytes {
-			return &Refusal{414, "Request-URI Too Long"}
+			return &Refusal{Code: 414, Reason: "Request-URI Too Long"}
 		}
 	}
 	return nil

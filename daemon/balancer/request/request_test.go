@@ -96,12 +96,20 @@ func TestHostNameNotResolved(t *testing.T) {
 func TestRefusals(t *testing.T) {
 	cfg := testConfig()
 	for file, code := range map[string]int{
-		"mf-vtab.sip":            400, // Max-Forwards:\v5, once forwarded as 45 by the raw path
-		"two-content-length.sip": 400, // RFC 4475 3.1.2.11 (mcl01)
-		"two-max-forwards.sip":   400, // two values in a single-value header
-		"invite-sips-scheme.sip": 416,
+		"requests/mf-vtab.sip":            400, // Max-Forwards:\v5, once forwarded as 45 by the raw path
+		"requests/two-content-length.sip": 400,
+		"requests/two-max-forwards.sip":   400, // two values in a single-value header
+		"requests/invite-sips-scheme.sip": 416,
+		"../testdata/torture/mcl01.dat":   400, // RFC 4475 3.3.9: two Content-Length values
+		"../testdata/torture/multi01.dat": 400, // 3.3.8: two values in single-value headers
+		"../testdata/torture/badvers.dat": 505, // 3.1.2.16
+		"../testdata/torture/escruri.dat": 400, // 3.1.2.11: ?Route= in the Request-URI
+		"../testdata/torture/bext01.dat":  420, // 3.3.5: Proxy-Require
 	} {
-		data, err := os.ReadFile("testdata/requests/" + file)
+		if !strings.HasPrefix(file, "../") {
+			file = "testdata/" + file
+		}
+		data, err := os.ReadFile(file)
 		if err != nil {
 			t.Fatal(err)
 		}

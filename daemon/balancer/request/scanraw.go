@@ -119,6 +119,8 @@ func Scan(p []byte, src netip.AddrPort, cfg *Config) (req Request, ok bool) {
 				return req, false // the full path answers 400 (not digits) or judges it
 			}
 			r.mf, r.mfFrom, r.mfTo = n, start+from, start+to
+		case HeaderIs(name, "Proxy-Require", 0):
+			return req, false // the full path answers 420
 		case HeaderIs(name, "Record-Route", 0):
 			if !routeValues(val) {
 				return req, false
@@ -331,7 +333,7 @@ func uriChar(c byte) bool {
 	case c >= 'a' && c <= 'z', c >= 'A' && c <= 'Z', c >= '0' && c <= '9':
 		return true
 	}
-	return bytes.IndexByte([]byte("-_.!~*'()%;/?:@&=+$,[]"), c) >= 0
+	return bytes.IndexByte([]byte("-_.!~*'()%;/:@&=+$,[]"), c) >= 0 // no '?': headers are the full path's 400
 }
 
 // viaValues reports whether each value of a Via line starts as a Via
