@@ -45,9 +45,10 @@ type Refusal struct {
 func (e *Refusal) Error() string { return fmt.Sprintf("%d %s", e.Code, e.Reason) }
 
 // Parse reads a request for the full path: sipgo's parse, then
-// validate and the intake limits. On a refusal r is still usable for
-// an answer of our own when r.Parsed() is not nil and has a Via (a
-// parse error with the headers read); Code 0: drop it.
+// Validate, the intake limits and checkProxy. On a refusal with a Code
+// (0: drop it) r is usable for an answer of our own: parsed as far as
+// sipgo got, or read leniently from the bytes when sipgo stopped before
+// the Via (fallback).
 func Parse(p *sip.Parser, data []byte, src netip.AddrPort, stream bool, cfg *Config) (r Request, ref *Refusal) {
 	msg, err := p.ParseSIP(data)
 	req, _ := msg.(*sip.Request)
@@ -55,14 +56,22 @@ func Parse(p *sip.Parser, data []byte, src netip.AddrPort, stream bool, cfg *Con
 		restoreMethod(req, data)
 		r = FromParsed(req, src, stream, cfg)
 	}
-	switch {
-	case err != nil && req != nil:
-		if via := req.Via(); via == nil || via.Host == "" || req.Method == sip.ACK {
-			return r, &Refusal{Code: 0, Reason: "malformed"}
+	if err != nil {
+		// Answered from a lenient read of the bytes (fallback), which
+		// has every line of the request, not just those sipgo read
+		// before it stopped; else from what it read, when that holds a
+		// Via (over TCP, say).
+		code, reason := 400, malformedReason(err)
+		if fb, ok := fallback(data, src, cfg); ok && !stream {
+			if reason == "Bad Request" {
+				code, reason = fallbackCode(data)
+			}
+			return fb, &Refusal{Code: code, Reason: reason}
 		}
-		return r, &Refusal{Code: 400, Reason: malformedReason(err)}
-	case err != nil || req == nil:
-		return Request{}, &Refusal{Code: 0, Reason: "malformed"}
+		if req == nil || req.Via() == nil || req.Via().Host == "" || req.Method == sip.ACK {
+			return Request{}, &Refusal{Code: 0, Reason: "malformed"}
+		}
+		return r, &Refusal{Code: code, Reason: reason}
 	}
 	ref = Validate(req)
 	if ref == nil {
@@ -232,4 +241,72 @@ func repeatedSingle(p []byte) string {
 		}
 	}
 	return ""
+}
+
+// fallback is a view good for an answer of our own only (Responder,
+// ReplyAddr, CallID), read leniently from the bytes of a request sipgo
+// could not parse before its Via (RFC 4475 3.1.2: such a request gets
+// 400, not silence). False when there is no plain top Via to answer to
+// or the request is an ACK. The answer goes to the source address, as
+// every answer does.
+func fallback(p []byte, src netip.AddrPort, cfg *Config) (Request, bool) {
+	req := Request{cfg: cfg, src: src}
+	r := &req.raw
+	r.p, r.mf, r.rportAt, r.recvAt = p, -1, -1, -1
+	eol := bytes.IndexByte(p, '\n')
+	if eol < 0 || bytes.HasPrefix(p, []byte("ACK ")) {
+		return req, false
+	}
+	r.eol = eol
+	for i := eol + 1; ; {
+		h, last, ok := NextHeader(p, i)
+		if !ok || last {
+			break
+		}
+		i = h.Next
+		switch {
+		case h.Colon <= 0 || h.Folded():
+		case HeaderIs(h.Name, "Via", 'v') && r.branch == nil:
+			r.branch = []byte{} // the top Via, read or not
+			first, _, _ := bytes.Cut(h.Value, []byte{','})
+			if !viaProtocol(first) || bytes.IndexByte(first, '"') >= 0 || !r.scanVia(p, first, src) && !r.lenientVia(p, first, src) {
+				return req, false
+			}
+		case HeaderIs(h.Name, "Call-ID", 'i') && r.callID == nil:
+			r.callID = h.Value
+		}
+	}
+	return req, r.branch != nil && r.sentBy != nil
+}
+
+// lenientVia is scanVia for a top Via without an RFC 3261 branch: its
+// sent-by and rport, for an answer.
+func (r *raw) lenientVia(p, first []byte, src netip.AddrPort) bool {
+	var plain, rport bool
+	if r.sentBy, r.viaPort, rport, plain = ViaSentBy(first); !plain {
+		return false
+	}
+	if rport {
+		if v, end, _, odd := exactParam(first, "rport"); !odd && v == nil {
+			r.rportAt = cap(p) - cap(first) + end
+		}
+	}
+	if !sentByIs(r.sentBy, src.Addr()) {
+		r.recvAt = cap(p) - cap(first) + len(bytes.TrimRight(first, " \t"))
+	}
+	return true
+}
+
+// fallbackCode is the answer to a request sipgo could not parse: 416
+// for a Request-URI scheme the balancer does not route (RFC 4475
+// 3.3.3), else 400.
+func fallbackCode(p []byte) (int, string) {
+	line, _, _ := bytes.Cut(p, []byte{'\n'})
+	f := bytes.Fields(line)
+	if len(f) == 3 {
+		if scheme, _, ok := bytes.Cut(f[1], []byte{':'}); ok && !bytes.EqualFold(scheme, []byte("sip")) && !bytes.EqualFold(scheme, []byte("sips")) {
+			return 416, "Unsupported URI Scheme"
+		}
+	}
+	return 400, "Bad Request"
 }
