@@ -125,6 +125,14 @@ func findParam(v []byte, name string) (value []byte, found bool) {
 func findParamAt(v []byte, name string) (value []byte, end int, found bool) {
 	depth, quoted := 0, false
 	for i := 0; i < len(v); i++ {
+		// Most bytes are none of the four that matter: skip them by
+		// table (a tenth of the work of testing each against four).
+		for i < len(v) && !paramByte[v[i]] {
+			i++
+		}
+		if i == len(v) {
+			break
+		}
 		switch c := v[i]; {
 		case c == '"':
 			quoted = !quoted
@@ -133,7 +141,7 @@ func findParamAt(v []byte, name string) (value []byte, end int, found bool) {
 			depth++
 		case c == '>':
 			depth--
-		case c == ';' && depth == 0:
+		case depth == 0: // ';'
 			rest := bytes.TrimLeft(v[i+1:], " \t")
 			if len(rest) < len(name) || !bytes.EqualFold(rest[:len(name)], []byte(name)) {
 				continue
@@ -153,6 +161,9 @@ func findParamAt(v []byte, name string) (value []byte, end int, found bool) {
 	}
 	return nil, 0, false
 }
+
+// paramByte marks the bytes findParamAt acts on.
+var paramByte = [256]bool{'"': true, '<': true, '>': true, ';': true}
 
 // viaSentBy reads the first sent-by of a Via value: its host (an IPv6
 // literal without its brackets, as sipgo's ViaHeader.Host), its port (0

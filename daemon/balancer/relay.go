@@ -186,6 +186,16 @@ func (b *Balancer) targetOf(p []byte) dialogTarget {
 		return t
 	}
 	for i++; i < len(p); {
+		if !targetLine[p[i]] {
+			// Not To, Contact or Record-Route (nor the blank line): a 2xx
+			// has a dozen headers, three of them of interest here.
+			j := bytes.IndexByte(p[i:], '\n')
+			if j < 0 {
+				break
+			}
+			i += j + 1
+			continue
+		}
 		h, last, ok := nextHeader(p, i)
 		if !ok || last {
 			break
@@ -227,6 +237,10 @@ func (b *Balancer) targetOf(p []byte) dialogTarget {
 	}
 	return t
 }
+
+// targetLine marks the first bytes of the lines targetOf reads: To (t),
+// Contact (m), Record-Route, and the blank line that ends the headers.
+var targetLine = [256]bool{'T': true, 't': true, 'C': true, 'c': true, 'M': true, 'm': true, 'R': true, 'r': true, '\r': true, '\n': true}
 
 // nextEntry cuts the first entry of a Route or Record-Route value (up
 // to a comma outside <> and quotes) from the rest.
