@@ -2,17 +2,13 @@ package balancer
 
 import (
 	"bytes"
+	"github.com/sipedge/sipedge/daemon/balancer/request"
 	"net/netip"
 	"strconv"
 	"time"
 
 	"github.com/emiago/sipgo/sip"
 )
-
-// ACK and CANCEL: the hop-by-hop ACK of a non-2xx final absorbed, the
-// end-to-end ACK of a 2xx forwarded statelessly, CANCEL answered and
-// sent on the pending branch, and the requests the balancer builds
-// toward a Core itself (ACK, CANCEL).
 
 // ackPieces cuts from a rendered request what our ACK and CANCEL on its
 // branch need: the top Via line (ours) and, with all, the Request-URI and
@@ -51,16 +47,16 @@ func ackPieces(data []byte, all bool) (ruri, via, fwd string) {
 		}
 		name := bytes.TrimSpace(line[:k])
 		switch {
-		case !haveVia && hdrIs(name, "Via", 'v'):
+		case !haveVia && request.HeaderIs(name, "Via", 'v'):
 			haveVia = true
 			buf = append(buf, line...)
 		case !all:
-		case hdrIs(name, "Route", 0):
+		case request.HeaderIs(name, "Route", 0):
 			routes = append(routes, line...)
 			routes = append(routes, "\r\n"...)
-		case from == nil && hdrIs(name, "From", 'f'):
+		case from == nil && request.HeaderIs(name, "From", 'f'):
 			from = line
-		case callID == nil && hdrIs(name, "Call-ID", 'i'):
+		case callID == nil && request.HeaderIs(name, "Call-ID", 'i'):
 			callID = line
 		}
 	}
@@ -140,13 +136,13 @@ func (b *Balancer) resendUntil(st *serverTx, tp string, dst netip.AddrPort, data
 	again(t1, 4)
 }
 
-func (b *Balancer) onCancel(in inbound, req *sip.Request, branch string) {
-	st, ok := b.stx.get(txKey(branch, req.Via(), sip.INVITE, req))
+func (b *Balancer) onCancel(in inbound, rq *request.Request) {
+	st, ok := b.stx.get(string(rq.AppendTxKeyAs(nil, sip.INVITE)))
 	if !ok {
-		b.replyStateless(in, req, 481, "Call/Transaction Does Not Exist", "")
+		b.replyStateless(in, rq, 481, "Call/Transaction Does Not Exist", "")
 		return
 	}
-	b.replyStateless(in, req, 200, "OK", "")
+	b.replyStateless(in, rq, 200, "OK", "")
 	st.mu.Lock()
 	defer st.mu.Unlock()
 	if st.final || st.cancelled {
@@ -164,8 +160,8 @@ func (b *Balancer) onCancel(in inbound, req *sip.Request, branch string) {
 	// when the attempt times out.
 }
 
-func (b *Balancer) onAck(in inbound, req *sip.Request, branch string) {
-	if st, ok := b.stx.get(txKey(branch, req.Via(), sip.ACK, req)); ok {
+func (b *Balancer) onAck(in inbound, rq *request.Request) {
+	if st, ok := b.stx.get(string(rq.AppendTxKey(nil))); ok {
 		st.mu.Lock()
 		absorb := st.final && st.finalCode >= 300
 		if absorb {
@@ -176,30 +172,21 @@ func (b *Balancer) onAck(in inbound, req *sip.Request, branch string) {
 			return // hop-by-hop ACK for a non-2xx final
 		}
 	}
-	b.forwardStateless(in, req)
+	b.forwardStateless(in, rq)
 }
 
 // forwardStateless forwards an end-to-end ACK (for a 2xx) along its route
 // with a branch derived from the incoming one, so its retransmissions
 // keep the same branch.
-func (b *Balancer) forwardStateless(in inbound, req *sip.Request) {
-	if mf := req.MaxForwards(); mf != nil {
-		if *mf == 0 {
-			return
-		}
-		mf.Dec()
+func (b *Balancer) forwardStateless(in inbound, rq *request.Request) {
+	if mf, ok := rq.MaxForwards(); ok && mf == 0 {
+		return
 	}
-	b.stripOwnRoutes(req)
-	callID := string(*req.CallID())
-	route := topRoute(req)
-	tp, dst, err := b.nextHop(req, route, callID)
+	callID := rq.CallID()
+	tp, dst, host, err := b.requestHop(rq, string(callID))
 	if !in.trusted {
-		host := ""
-		if err != nil {
-			host = targetHost(req, route)
-		}
-		toTag, _ := req.To().Params.Get("tag")
-		m := b.dialogs.match([]byte(callID), []byte(headerTag(fromHeader(req))), []byte(toTag))
+		toTag, _ := rq.ToTag()
+		m := b.dialogs.match(callID, rq.FromTag(), toTag)
 		if !m.allows(tp, dst, host) {
 			b.refuse(refusedAck)
 			return
@@ -211,15 +198,11 @@ func (b *Balancer) forwardStateless(in inbound, req *sip.Request) {
 	if err != nil || b.isLocal(dst) {
 		return
 	}
-	out := b.outFor(tp)
+	out := b.outFor(tp, dst.Addr())
 	if out == nil {
 		return
 	}
-	ib, _ := req.Via().Params.Get("branch")
-	via := &sip.ViaHeader{ProtocolName: "SIP", ProtocolVersion: "2.0", Transport: out.viaTp,
-		Host: out.host, Port: int(out.addr.Port()), Params: sip.NewParams()}
-	via.Params.Add("branch", sip.RFC3261BranchMagicCookie+"sl"+strconv.FormatUint(mix64(fnv1a(fnv1a(fnvOffset64, ib), string(*req.CallID()))), 36))
-	req.PrependHeader(via)
+	branch := sip.RFC3261BranchMagicCookie + "sl" + strconv.FormatUint(mix64(fnv1a(fnv1a(fnvOffset64, rq.Branch()), callID)), 36)
 	b.stats.Forwarded.Add(1)
-	b.send(tp, dst, render(req), nil)
+	b.send(tp, dst, request.AppendForward(rq, nil, out.via(), branch, ""), nil)
 }

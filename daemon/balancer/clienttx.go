@@ -1,16 +1,13 @@
 package balancer
 
 import (
+	"github.com/sipedge/sipedge/daemon/balancer/request"
 	"net/netip"
 	"strconv"
 	"time"
 
 	"github.com/emiago/sipgo/sip"
 )
-
-// Client transactions: one attempt at a time toward a Core or the next
-// hop, its retransmissions and attempt timer, failover to the next Core,
-// Timer C.
 
 // RFC 3261 timer base values.
 const (
@@ -61,97 +58,6 @@ func (ct *clientTx) stop() {
 	ct.clientT.Stop()
 }
 
-// attempt forwards st's request to one destination (a Core when c is not
-// nil); st.mu held.
-func (b *Balancer) attempt(st *serverTx, c *Core, tp string, dst netip.AddrPort) {
-	b.attemptScanned(st, c, tp, dst, nil)
-}
-
-// attemptScanned is attempt with the request as the raw path scanned it
-// (r), when it has.
-func (b *Balancer) attemptScanned(st *serverTx, c *Core, tp string, dst netip.AddrPort, r *rawRequest) {
-	if c != nil {
-		if st.tried == nil {
-			st.tried = st.tried1[:0]
-		}
-		st.tried = append(st.tried, c)
-		c.routed.Add(1)
-	}
-	out := b.outFor(tp)
-	if out == nil {
-		b.finish(st, 503, "Service Unavailable", "")
-		return
-	}
-	if st.req == nil && st.raw != nil {
-		// Kept raw (invitefast.go, indialog.go): forwarded from its bytes
-		// when it leaves by the listener it came in on over UDP, the
-		// common case; parsed now for anything else (a TCP Core).
-		if tp == "udp" && out == st.lis {
-			if r == nil {
-				if rs, ok := b.scanRequest(inbound{data: st.raw, src: st.dst, lis: st.lis}); ok {
-					r = &rs
-				}
-			}
-			if r != nil {
-				b.attemptRaw(st, c, r, dst)
-				return
-			}
-		}
-		if !b.parseRaw(st) {
-			b.finish(st, 500, "Server Internal Error", "")
-			return
-		}
-	}
-	req := st.req
-	branch := b.newBranch()
-	rrDone := false
-	if st.via == nil {
-		st.ownVia = sip.ViaHeader{ProtocolName: "SIP", ProtocolVersion: "2.0", Params: st.ownViaParams[:0]}
-		st.via = &st.ownVia
-		if st.recordRoute && out == st.lis {
-			// The usual first attempt: our Via, then our Record-Route,
-			// on top in one go.
-			req.PrependHeader(st.via, st.lis.rr)
-			st.rrs, rrDone = 1, true
-		} else {
-			req.PrependHeader(st.via)
-		}
-	}
-	st.via.Transport, st.via.Host, st.via.Port = out.viaTp, out.host, int(out.addr.Port())
-	st.via.Params.Add("branch", branch)
-	if st.recordRoute && !rrDone {
-		for ; st.rrs > 0; st.rrs-- {
-			req.RemoveHeader("Record-Route")
-		}
-		req.PrependHeader(st.lis.rr)
-		st.rrs = 1
-		if out != st.lis {
-			req.PrependHeader(out.rr)
-			st.rrs = 2
-		}
-		// The Record-Route must follow our Via: PrependHeader put it on top.
-		b.moveViaFirst(req)
-	}
-	ct := &clientTx{branch: branch, st: st, core: c, transport: tp, dst: dst, data: render(req), interval: t1}
-	st.keepAckPieces(ct, req.CSeq().SeqNo)
-	b.launch(st, ct)
-}
-
-// attemptRaw is attempt for a request kept raw, forwarded from its bytes
-// (r) on the listener it came in on; st.mu held.
-func (b *Balancer) attemptRaw(st *serverTx, c *Core, r *rawRequest, dst netip.AddrPort) {
-	out := st.lis
-	branch := b.newBranch()
-	rr := ""
-	if st.recordRoute {
-		rr = out.rrLine
-	}
-	data := appendForward(r, make([]byte, 0, len(r.p)+len(out.host)+len(branch)+len(rr)+40), out, branch, rr)
-	ct := &clientTx{branch: branch, st: st, core: c, transport: "udp", dst: dst, data: data, interval: t1}
-	st.keepAckPieces(ct, r.cseq)
-	b.launch(st, ct)
-}
-
 // keepAckPieces keeps what our ACK and CANCEL on an INVITE's attempt ct
 // need, cut from the request as forwarded; st.mu held.
 func (st *serverTx) keepAckPieces(ct *clientTx, cseq uint32) {
@@ -164,39 +70,6 @@ func (st *serverTx) keepAckPieces(ct *clientTx, cseq uint32) {
 	if first {
 		st.ruri, st.fwdHdr, st.cseq = ruri, fwd, cseq
 	}
-}
-
-// parseKept parses the request a raw path kept (st.raw), with received
-// and rport filled into its top Via as the full path's intake does:
-// st.dst is the source address, and its port when rport was asked for.
-// nil if it does not parse (the raw scan let through what sipgo
-// refuses); st.mu held.
-func (st *serverTx) parseKept() *sip.Request {
-	m, err := st.b.parser.ParseSIP(st.raw)
-	req, ok := m.(*sip.Request)
-	if err != nil || !ok || req.Via() == nil {
-		st.b.log.Error("request kept raw does not parse", "call_id", st.callID, "err", err)
-		return nil
-	}
-	fillReceived(req.Via(), st.dst)
-	return req
-}
-
-// parseRaw turns a request kept raw into the parsed one the full path
-// forwards, as onRequest would have left it (Max-Forwards decremented,
-// our Route entries gone); st.mu held. The raw path took only requests
-// with Max-Forwards above 0.
-func (b *Balancer) parseRaw(st *serverTx) bool {
-	req := st.parseKept()
-	if req == nil {
-		return false
-	}
-	if mf := req.MaxForwards(); mf != nil {
-		mf.Dec()
-	}
-	b.stripOwnRoutes(req)
-	st.req, st.raw = req, nil
-	return true
 }
 
 // launch makes ct st's current attempt, sends its request and starts its
@@ -273,21 +146,6 @@ func (b *Balancer) clientTimer(ct *clientTx) {
 	b.armClient(ct, now)
 }
 
-// moveViaFirst puts our Via (the first Via) back at the top of the header
-// list after Record-Routes were prepended.
-func (b *Balancer) moveViaFirst(req *sip.Request) {
-	hs := req.Headers()
-	for i, h := range hs {
-		if _, ok := h.(*sip.ViaHeader); ok {
-			if i > 0 {
-				copy(hs[1:i+1], hs[:i])
-				hs[0] = h
-			}
-			return
-		}
-	}
-}
-
 // attemptTimeout: the destination did not answer at all (Timer B/F, or
 // the per-attempt timer toward a Core): fail over or answer 408.
 func (b *Balancer) attemptTimeout(ct *clientTx) {
@@ -362,4 +220,60 @@ func (b *Balancer) timerC(ct *clientTx) {
 func (b *Balancer) newBranch() string {
 	var buf [64]byte
 	return string(strconv.AppendUint(append(buf[:0], b.branchPrefix...), b.seq.Add(1), 36))
+}
+
+// attempt forwards st's request to one destination (a Core when c is not
+// nil); st.mu held. Whatever backs the request (request.Request: its
+// bytes, or sipgo's parse), it goes with our Via on the listener toward
+// dst and, when the route is recorded, our Record-Route: the listener it
+// came in on, with the outbound one on top when they differ (transport
+// or address family), so that each side routes back through its own.
+func (b *Balancer) attempt(st *serverTx, c *Core, tp string, dst netip.AddrPort) {
+	if c != nil {
+		if st.tried == nil {
+			st.tried = st.tried1[:0]
+		}
+		st.tried = append(st.tried, c)
+		c.routed.Add(1)
+	}
+	out := b.outFor(tp, dst.Addr())
+	if out == nil {
+		b.finish(st, 503, "Service Unavailable", "")
+		return
+	}
+	if st.rq.Raw() && tp != "udp" && !b.parseKept(st) {
+		// Over a stream the parsed request is rendered, Content-Length
+		// included, which a datagram may leave out.
+		b.finish(st, 500, "Server Internal Error", "")
+		return
+	}
+	branch := b.newBranch()
+	rr := ""
+	if st.recordRoute {
+		rr = st.lis.rrLine
+		if out != st.lis {
+			rr = out.rrLine + rr
+		}
+	}
+	size := len(st.rq.Bytes())
+	if size == 0 {
+		size = 1024
+	}
+	data := request.AppendForward(&st.rq, make([]byte, 0, size+len(out.host)+len(branch)+len(rr)+48), out.via(), branch, rr)
+	ct := &clientTx{branch: branch, st: st, core: c, transport: tp, dst: dst, data: data, interval: t1}
+	st.keepAckPieces(ct, st.rq.CSeq())
+	b.launch(st, ct)
+}
+
+// parseKept turns a request kept raw into a parsed one (request.Parse):
+// false, and logged, when sipgo does not read it (the raw scan took what
+// it refuses: FuzzReadingsAgree's business); st.mu held.
+func (b *Balancer) parseKept(st *serverTx) bool {
+	rq, ref := request.Parse(b.parser, st.rq.Bytes(), st.rq.Source(), false, b.reqCfg)
+	if ref != nil {
+		b.log.Error("request kept raw does not parse", "call_id", st.callID, "err", ref)
+		return false
+	}
+	st.rq = rq
+	return true
 }

@@ -1,6 +1,7 @@
 package balancer
 
 import (
+	"github.com/sipedge/sipedge/daemon/balancer/request"
 	"net/netip"
 	"strconv"
 	"strings"
@@ -204,7 +205,7 @@ func (b *Balancer) forwardResponseStateless(res *sip.Response, trusted bool) {
 		}
 		tp = "tcp"
 	}
-	b.send(tp, netip.AddrPortFrom(ip.Unmap(), uint16(port)), render(res), nil)
+	b.send(tp, netip.AddrPortFrom(ip.Unmap(), uint16(port)), request.Render(res), nil)
 }
 
 func sessionExpires(res *sip.Response) time.Duration {

@@ -1,18 +1,13 @@
 package balancer
 
 import (
-	"bytes"
+	"github.com/sipedge/sipedge/daemon/balancer/request"
 	"net/netip"
-	"strconv"
 	"sync"
 	"time"
 
 	"github.com/emiago/sipgo/sip"
 )
-
-// Server transactions: the caller-facing side of a proxied request, its
-// own answers (100 Trying, finals of the balancer's own), retransmission
-// absorption, Timer G/H for non-2xx finals, and its end.
 
 // serverTx is the caller-facing side of a proxied transaction, and owns
 // its client side (one attempt at a time: serial failover). Its mutex
@@ -35,29 +30,24 @@ type serverTx struct {
 	ownFinal  bool   // the final response is our own, not forwarded
 	callerTag string // initial INVITE: its From tag, for the dialog entry
 
-	req          *sip.Request   // request being forwarded; nil once final
-	raw          []byte         // request as received, when forwarded by the raw path (req nil); nil once final
-	via          *sip.ViaHeader // our Via in req (&ownVia); nil once final
-	ownVia       sip.ViaHeader
-	ownViaParams [1]sip.HeaderKV // ownVia's storage for its branch
-	rrs          int             // Record-Routes we added
-	recordRoute  bool
-	toCore       bool // routed to a Core chosen from the pool (failover allowed)
-	invite       bool // initial INVITE: counted in the dialog table
-	tried        []*Core
-	client       *clientTx
-	branches     []string
-	tried1       [1]*Core  // tried's storage for the first attempt
-	branches1    [1]string // branches' storage for the first attempt
-	cancelled    bool
-	final        bool
-	acked        bool // the caller ACKed our non-2xx final
-	ended        bool // out of the tables (endTx)
-	finalCode    int
-	lastResp     []byte
-	finalT       *timer        // Timer G: next retransmission of a non-2xx final (UDP)
-	finalIv      time.Duration // its interval
-	endT         *timer        // the end of the transaction: linger, Timer H or I
+	rq          request.Request // the request being forwarded (its bytes or its parse); zero once final
+	recordRoute bool
+	toCore      bool // routed to a Core chosen from the pool (failover allowed)
+	invite      bool // initial INVITE: counted in the dialog table
+	tried       []*Core
+	client      *clientTx
+	branches    []string
+	tried1      [1]*Core  // tried's storage for the first attempt
+	branches1   [1]string // branches' storage for the first attempt
+	cancelled   bool
+	final       bool
+	acked       bool // the caller ACKed our non-2xx final
+	ended       bool // out of the tables (endTx)
+	finalCode   int
+	lastResp    []byte
+	finalT      *timer        // Timer G: next retransmission of a non-2xx final (UDP)
+	finalIv     time.Duration // its interval
+	endT        *timer        // the end of the transaction: linger, Timer H or I
 
 	// pieces for requests the proxy builds toward the Core (ACK, CANCEL)
 	ruri   string
@@ -73,71 +63,6 @@ func (st *serverTx) onTimer(k timerKind) {
 	case timerFinal:
 		st.b.retransmitFinal(st)
 	}
-}
-
-// responder holds what our own responses to a request need.
-type responder struct {
-	hdr    string
-	toLine string
-	toTag  string
-}
-
-func newResponder(req *sip.Request) responder { return newResponderSkip(req, nil) }
-
-// newResponderSkip is newResponder leaving out the Via header own (ours,
-// once the request has been forwarded).
-func newResponderSkip(req *sip.Request, own *sip.ViaHeader) responder {
-	buf := bufPool.Get().(*bytes.Buffer)
-	defer bufPool.Put(buf)
-	buf.Reset()
-	for _, h := range req.Headers() {
-		if v, ok := h.(*sip.ViaHeader); ok && (own == nil || v != own) {
-			headerLine(buf, h)
-		}
-	}
-	headerLine(buf, fromHeader(req))
-	if c := req.CallID(); c != nil {
-		headerLine(buf, c)
-	}
-	if c := req.CSeq(); c != nil {
-		headerLine(buf, c)
-	}
-	n := buf.Len()
-	to := req.To()
-	if to != nil {
-		writeHeader(buf, to)
-	}
-	all := buf.String() // one string for both
-	r := responder{hdr: all[:n], toLine: all[n:]}
-	if to != nil {
-		if !to.Params.Has("tag") {
-			var tag [16]byte
-			r.toTag = string(strconv.AppendUint(append(tag[:0], "sb"...), mix64(fnv1a(fnv1a(fnvOffset64, r.toLine), r.hdr)), 36))
-		}
-	}
-	return r
-}
-
-func (r responder) response(code int, reason, extra string) []byte {
-	var buf bytes.Buffer
-	buf.Grow(len(r.hdr) + len(r.toLine) + len(extra) + 96)
-	buf.WriteString("SIP/2.0 ")
-	buf.WriteString(strconv.Itoa(code))
-	buf.WriteByte(' ')
-	buf.WriteString(reason)
-	buf.WriteString("\r\n")
-	buf.WriteString(r.hdr)
-	if r.toLine != "" {
-		buf.WriteString(r.toLine)
-		if code > 100 && r.toTag != "" {
-			buf.WriteString(";tag=")
-			buf.WriteString(r.toTag)
-		}
-		buf.WriteString("\r\n")
-	}
-	buf.WriteString(extra)
-	buf.WriteString("Server: sipedge\r\nContent-Length: 0\r\n\r\n")
-	return buf.Bytes()
 }
 
 // absorb answers a retransmitted request with the last response sent
@@ -157,33 +82,13 @@ func (b *Balancer) sendUp(st *serverTx, data []byte) {
 	}
 }
 
-// responder returns what our own responses need; st.mu held. A
-// non-INVITE builds it on first use, from the request as received (our
-// Via left out), which is still there: the balancer answers only before
-// the transaction's final response.
-func (st *serverTx) responder() responder {
-	if st.hdr == "" && st.req == nil && st.raw != nil {
-		// Forwarded by the raw path (fastInDialog): parsed now, once, for
-		// the rare answer of our own (Timer F).
-		if req := st.parseKept(); req != nil {
-			r := newResponder(req)
-			st.hdr, st.toLine, st.toTag = r.hdr, r.toLine, r.toTag
-		}
-	}
-	if st.hdr == "" && st.req != nil {
-		r := newResponderSkip(st.req, st.via)
-		st.hdr, st.toLine, st.toTag = r.hdr, r.toLine, r.toTag
-	}
-	return responder{hdr: st.hdr, toLine: st.toLine, toTag: st.toTag}
-}
-
 // finish sends our own final response upstream; st.mu held.
 func (b *Balancer) finish(st *serverTx, code int, reason, extra string) {
 	if st.final {
 		return
 	}
 	st.final, st.finalCode, st.ownFinal = true, code, true
-	st.lastResp = st.responder().response(code, reason, extra)
+	st.lastResp = st.responder().Response(code, reason, extra)
 	b.sendUp(st, st.lastResp)
 	b.stats.countReply(code)
 	if st.invite {
@@ -199,7 +104,7 @@ func (b *Balancer) finish(st *serverTx, code int, reason, extra string) {
 // completed drops the request and lets the transaction linger to absorb
 // retransmissions; st.mu held.
 func (b *Balancer) completed(st *serverTx) {
-	st.req, st.via, st.raw = nil, nil, nil
+	st.rq = request.Request{}
 	if c := st.client; c != nil && (c.done || c.provisional) {
 		c.data = nil // no more retransmissions of the request: free it now
 	}
@@ -315,6 +220,26 @@ func (b *Balancer) trying(st *serverTx, r responder) {
 	if st.final {
 		return
 	}
-	st.lastResp = r.response(100, "Trying", "")
+	st.lastResp = r.Response(100, "Trying", "")
 	b.sendUp(st, st.lastResp)
+}
+
+// responder holds what our own responses to a request need (request.Responder).
+type responder = request.Responder
+
+// responder returns what our own responses need; st.mu held. A
+// non-INVITE builds it on first use, from the request as received, which
+// is still there: the balancer answers only before the transaction's
+// final response.
+func (st *serverTx) responder() responder {
+	if st.hdr == "" && !st.rq.Empty() {
+		r, ok := st.rq.Responder()
+		if !ok && st.b.parseKept(st) { // more Via lines than the raw cut takes
+			r, ok = st.rq.Responder()
+		}
+		if ok {
+			st.hdr, st.toLine, st.toTag = r.Hdr, r.ToLine, r.ToTag
+		}
+	}
+	return responder{Hdr: st.hdr, ToLine: st.toLine, ToTag: st.toTag}
 }

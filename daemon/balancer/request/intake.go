@@ -95,7 +95,7 @@ func Validate(req *sip.Request) *Refusal {
 		return &Refusal{Code: 0, Reason: "no usable Via"}
 	}
 	switch {
-	case fromHeader(req) == nil:
+	case FromHeader(req) == nil:
 		return &Refusal{Code: 400, Reason: "Missing From"}
 	case req.To() == nil:
 		return &Refusal{Code: 400, Reason: "Missing To"}

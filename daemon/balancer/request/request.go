@@ -133,7 +133,7 @@ func (r *Request) CSeq() uint32 {
 // FromTag is From's tag (nil: none).
 func (r *Request) FromTag() []byte {
 	if r.req != nil {
-		return tagOf(fromHeader(r.req))
+		return tagOf(FromHeader(r.req))
 	}
 	return r.raw.fromTag
 }
@@ -161,9 +161,9 @@ func (r *Request) RequestURI() []byte {
 	return r.raw.ruri
 }
 
-// fromHeader returns the From header as parsed or raw (long or compact
+// FromHeader returns the From header as parsed or raw (long or compact
 // name), nil when absent.
-func fromHeader(m interface{ GetHeader(string) sip.Header }) sip.Header {
+func FromHeader(m interface{ GetHeader(string) sip.Header }) sip.Header {
 	if h := m.GetHeader("from"); h != nil {
 		return h
 	}

@@ -41,7 +41,7 @@ func ParsedResponder(req *sip.Request, own *sip.ViaHeader) Responder {
 			HeaderLine(buf, h)
 		}
 	}
-	HeaderLine(buf, fromHeader(req))
+	HeaderLine(buf, FromHeader(req))
 	if c := req.CallID(); c != nil {
 		HeaderLine(buf, c)
 	}

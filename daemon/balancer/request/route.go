@@ -123,7 +123,11 @@ func (r *Request) stripOwnRoutes() {
 
 // LocalURI reports whether a parsed URI names one of our listeners
 // (port 0: 5060); host names are never ours.
-func (r *Request) LocalURI(u *sip.Uri) bool {
+func (r *Request) LocalURI(u *sip.Uri) bool { return LocalURI(r.cfg, u) }
+
+// LocalURI reports whether u names one of cfg's listeners: an IP
+// literal (IPv6 in brackets, as sipgo keeps it in Uri.Host).
+func LocalURI(cfg *Config, u *sip.Uri) bool {
 	ip, ok := uriAddr(u.Host)
 	if !ok {
 		return false
@@ -132,7 +136,7 @@ func (r *Request) LocalURI(u *sip.Uri) bool {
 	if port == 0 {
 		port = 5060
 	}
-	return r.cfg.local(netip.AddrPortFrom(ip, uint16(port)))
+	return cfg.local(netip.AddrPortFrom(ip, uint16(port)))
 }
 
 // uriAddr reads a URI's host as an IP address: sipgo keeps an IPv6
