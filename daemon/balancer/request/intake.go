@@ -103,7 +103,7 @@ func Validate(req *sip.Request) *Refusal {
 		return &Refusal{Code: 400, Reason: "Missing Call-ID"}
 	case req.CSeq() == nil:
 		return &Refusal{Code: 400, Reason: "Missing CSeq"}
-	case req.CSeq().MethodName != req.Method:
+	case sip.RequestMethod(strings.TrimSpace(string(req.CSeq().MethodName))) != req.Method: // sipgo keeps a second SP
 		return &Refusal{Code: 400, Reason: "CSeq Method Mismatch"}
 	case req.Recipient.Host == "" && req.Recipient.Raw() == "":
 		return &Refusal{Code: 400, Reason: "Bad Request-URI"}

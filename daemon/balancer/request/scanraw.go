@@ -93,7 +93,7 @@ func Scan(p []byte, src netip.AddrPort, cfg *Config) (req Request, ok bool) {
 				return req, false
 			}
 			sp := bytes.IndexByte(val, ' ')
-			if sp <= 0 || !bytes.Equal(bytes.TrimSpace(val[sp+1:]), r.method) {
+			if sp <= 0 || !bytes.Equal(val[sp+1:], r.method) { // one SP: sipgo keeps another in the method
 				return req, false
 			}
 			n, err := strconv.ParseUint(string(val[:sp]), 10, 32)
