@@ -202,7 +202,7 @@ func (b *Balancer) forwardStateless(in inbound, rq *request.Request) {
 	if out == nil {
 		return
 	}
-	branch := sip.RFC3261BranchMagicCookie + "sl" + strconv.FormatUint(mix64(fnv1a(fnv1a(fnvOffset64, rq.Branch()), callID)), 36)
+	branch := sip.RFC3261BranchMagicCookie + "sl" + strconv.FormatUint(request.Mix64(request.FNV1a(request.FNV1a(request.FNVOffset64, rq.Branch()), callID)), 36)
 	b.stats.Forwarded.Add(1)
 	b.send(tp, dst, request.AppendForward(rq, nil, out.via(), branch, ""), nil)
 }

@@ -45,7 +45,7 @@ func (b *Balancer) fastAck(in inbound) bool {
 		}
 	}
 	var br [48]byte
-	branch := strconv.AppendUint(append(br[:0], sip.RFC3261BranchMagicCookie+"sl"...), mix64(fnv1a(fnv1a(fnvOffset64, r.Branch()), r.CallID())), 36)
+	branch := strconv.AppendUint(append(br[:0], sip.RFC3261BranchMagicCookie+"sl"...), request.Mix64(request.FNV1a(request.FNV1a(request.FNVOffset64, r.Branch()), r.CallID())), 36)
 	bp := request.BufPool.Get().(*bytes.Buffer) // sent at once over UDP, kept nowhere
 	defer request.BufPool.Put(bp)
 	bp.Reset()

@@ -165,7 +165,7 @@ func (h rawHeaders) response(code int, reason, extra string, src netip.AddrPort)
 // ACK of such a reply is known from its raw bytes and absorbed at the
 // reader (RFC 3261 17.2.1: that ACK is hop-by-hop and goes no further).
 func statelessTag(callID []byte) string {
-	return "sh" + strconv.FormatUint(mix64(fnv1a(fnvOffset64, callID)), 36)
+	return "sh" + strconv.FormatUint(request.Mix64(request.FNV1a(request.FNVOffset64, callID)), 36)
 }
 
 // headerValue is a whole header line's value, trimmed.

@@ -115,7 +115,7 @@ func (r *Request) rawResponder() (Responder, bool) {
 // request gets the same.
 func (res Responder) tag() string {
 	var tag [16]byte
-	return string(strconv.AppendUint(append(tag[:0], "sb"...), mix64(fnv1a(fnv1a(fnvOffset64, res.ToLine), res.Hdr)), 36))
+	return string(strconv.AppendUint(append(tag[:0], "sb"...), Mix64(FNV1a(FNV1a(FNVOffset64, res.ToLine), res.Hdr)), 36))
 }
 
 // Response is our response with code and reason, extra header lines
@@ -142,13 +142,16 @@ func (res Responder) Response(code int, reason, extra string) []byte {
 	return buf.Bytes()
 }
 
+// FNV-1a 64 (with a splitmix64 finaliser): our To tags and branches
+// derived from a request, and the balancer's Call-ID hashing.
 const (
-	fnvOffset64 = 14695981039346656037
+	FNVOffset64 = 14695981039346656037
 	fnvPrime64  = 1099511628211
 )
 
-// fnv1a continues an FNV-1a 64 hash h over s.
-func fnv1a[S string | []byte](h uint64, s S) uint64 {
+// FNV1a continues an FNV-1a 64 hash h over s: chained over several parts
+// it hashes their concatenation, without building it.
+func FNV1a[S string | []byte](h uint64, s S) uint64 {
 	for i := 0; i < len(s); i++ {
 		h ^= uint64(s[i])
 		h *= fnvPrime64
@@ -156,8 +159,9 @@ func fnv1a[S string | []byte](h uint64, s S) uint64 {
 	return h
 }
 
-// mix64 finalises an FNV hash (splitmix64).
-func mix64(x uint64) uint64 {
+// Mix64 finalises an FNV hash: its low bits mix poorly for similar keys
+// (splitmix64).
+func Mix64(x uint64) uint64 {
 	x ^= x >> 30
 	x *= 0xbf58476d1ce4e5b9
 	x ^= x >> 27
