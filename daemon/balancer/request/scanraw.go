@@ -364,15 +364,34 @@ func viaValues(v []byte) bool {
 
 // routeValues reports whether each entry of a Route or Record-Route
 // line is a name-addr the raw backing reads (RFC 3261 20.30, 20.34).
+// It makes no slice of the entries (SplitRoute does): it runs on every
+// Route and Record-Route line of the raw paths.
 func routeValues(v []byte) bool {
-	entries, ok := SplitRoute(v)
-	if !ok {
-		return false
-	}
-	for _, e := range entries {
-		if e[0] != '<' || !nameAddr(e) {
+	depth, start := 0, 0
+	for i := 0; i <= len(v); i++ {
+		if i < len(v) {
+			switch v[i] {
+			case '"':
+				return false
+			case '<':
+				depth++
+				continue
+			case '>':
+				depth--
+				continue
+			case ',':
+				if depth != 0 {
+					continue
+				}
+			default:
+				continue
+			}
+		}
+		e := bytes.TrimSpace(v[start:i])
+		if len(e) == 0 || e[0] != '<' || !nameAddr(e) {
 			return false
 		}
+		start = i + 1
 	}
-	return true
+	return depth == 0
 }
