@@ -128,10 +128,16 @@ func ViaSentBy(v []byte) (host []byte, port uint16, rport, plain bool) {
 		v = v[:c]
 	}
 	_, rport = FindParam(v, "rport")
+	host, port, plain = sentBy(v)
+	return host, port, rport, plain
+}
+
+// sentBy is ViaSentBy without rport, for one Via value.
+func sentBy(v []byte) (host []byte, port uint16, plain bool) {
 	v = bytes.TrimSpace(v)
 	sp := bytes.IndexAny(v, " \t") // after SIP/2.0/UDP
 	if sp < 0 {
-		return nil, 0, rport, false
+		return nil, 0, false
 	}
 	hp := bytes.TrimLeft(v[sp:], " \t")
 	if s := bytes.IndexByte(hp, ';'); s >= 0 {
@@ -143,11 +149,11 @@ func ViaSentBy(v []byte) (host []byte, port uint16, rport, plain bool) {
 	if len(hp) > 0 && hp[0] == '[' {
 		e := bytes.IndexByte(hp, ']')
 		if e < 0 {
-			return nil, 0, rport, false
+			return nil, 0, false
 		}
 		host, rest = hp[1:e], hp[e+1:]
 		if !ipv6Ref(host) {
-			return nil, 0, rport, false
+			return nil, 0, false
 		}
 	} else if c := bytes.LastIndexByte(hp, ':'); c >= 0 {
 		host, rest = bytes.TrimSpace(hp[:c]), hp[c:]
@@ -156,13 +162,13 @@ func ViaSentBy(v []byte) (host []byte, port uint16, rport, plain bool) {
 	}
 	plain = !spaced && len(host) > 0
 	if len(rest) < 2 || rest[0] != ':' {
-		return host, 0, rport, plain && len(rest) == 0
+		return host, 0, plain && len(rest) == 0
 	}
 	n, err := strconv.Atoi(string(rest[1:]))
 	if err != nil || n <= 0 || n > 65535 {
-		return host, 0, rport, false
+		return host, 0, false
 	}
-	return host, uint16(n), rport, plain
+	return host, uint16(n), plain
 }
 
 // SplitRoute splits a Route value into its entries (commas outside <>

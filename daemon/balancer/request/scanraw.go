@@ -328,13 +328,22 @@ func viaProtocol(v []byte) bool {
 
 // uriChar reports a character a SIP URI may hold (RFC 3261 25.1:
 // unreserved, reserved, escaped, and the brackets of an IPv6 reference).
-func uriChar(c byte) bool {
-	switch {
-	case c >= 'a' && c <= 'z', c >= 'A' && c <= 'Z', c >= '0' && c <= '9':
-		return true
+func uriChar(c byte) bool { return uriChars[c] }
+
+// uriChars marks uriChar's characters. No '?': headers are the full
+// path's 400.
+var uriChars = func() (t [256]bool) {
+	for c := 'a'; c <= 'z'; c++ {
+		t[c], t[c-'a'+'A'] = true, true
 	}
-	return bytes.IndexByte([]byte("-_.!~*'()%;/:@&=+$,[]"), c) >= 0 // no '?': headers are the full path's 400
-}
+	for c := '0'; c <= '9'; c++ {
+		t[c] = true
+	}
+	for _, c := range "-_.!~*'()%;/:@&=+$,[]" {
+		t[c] = true
+	}
+	return t
+}()
 
 // viaValues reports whether each value of a Via line starts as a Via
 // must (viaProtocol) with a sent-by sipgo reads as written (ViaSentBy):
@@ -346,7 +355,7 @@ func viaValues(v []byte) bool {
 	for {
 		one, rest, more := bytes.Cut(v, []byte{','})
 		one = bytes.TrimSpace(one)
-		if _, _, _, plain := ViaSentBy(one); !plain || !viaProtocol(one) {
+		if _, _, plain := sentBy(one); !plain || !viaProtocol(one) {
 			return false
 		}
 		if semi := bytes.IndexByte(one, ';'); semi >= 0 {
