@@ -15,7 +15,7 @@ import (
 // seedDirs hold the messages the tests and FuzzReadingsAgree start
 // from: the balancer's own cases (testdata/requests), RFC 4475 section
 // 3 and RFC 5118 section 4 (../testdata/torture, ../testdata/rfc5118).
-var seedDirs = []string{"testdata/requests", "../testdata/torture", "../testdata/rfc5118"}
+var seedDirs = []string{"testdata/requests", "../testdata/intake", "../testdata/torture", "../testdata/rfc5118"}
 
 // seeds reads every message file of seedDirs, by name.
 func seeds(tb testing.TB) map[string][]byte {
