@@ -28,7 +28,7 @@ func (b *Balancer) handle(in inbound) {
 		if ref != nil {
 			b.stats.Malformed.Add(1)
 			if ref.Code != 0 && !rq.Empty() {
-				b.replyStateless(in, &rq, ref.Code, ref.Reason, "")
+				b.replyStateless(in, &rq, ref.Code, ref.Reason, ref.Extra)
 			}
 			return
 		}

@@ -258,6 +258,7 @@ func fallback(p []byte, src netip.AddrPort, cfg *Config) (Request, bool) {
 		return req, false
 	}
 	r.eol = eol
+	via := false
 	for i := eol + 1; ; {
 		h, last, ok := NextHeader(p, i)
 		if !ok || last {
@@ -266,8 +267,8 @@ func fallback(p []byte, src netip.AddrPort, cfg *Config) (Request, bool) {
 		i = h.Next
 		switch {
 		case h.Colon <= 0 || h.Folded():
-		case HeaderIs(h.Name, "Via", 'v') && r.branch == nil:
-			r.branch = []byte{} // the top Via, read or not
+		case HeaderIs(h.Name, "Via", 'v') && !via:
+			via = true
 			first, _, _ := bytes.Cut(h.Value, []byte{','})
 			if !viaProtocol(first) || bytes.IndexByte(first, '"') >= 0 || !r.scanVia(p, first, src) && !r.lenientVia(p, first, src) {
 				return req, false
@@ -276,7 +277,7 @@ func fallback(p []byte, src netip.AddrPort, cfg *Config) (Request, bool) {
 			r.callID = h.Value
 		}
 	}
-	return req, r.branch != nil && r.sentBy != nil
+	return req, via && r.sentBy != nil
 }
 
 // lenientVia is scanVia for a top Via without an RFC 3261 branch: its
@@ -304,9 +305,23 @@ func fallbackCode(p []byte) (int, string) {
 	line, _, _ := bytes.Cut(p, []byte{'\n'})
 	f := bytes.Fields(line)
 	if len(f) == 3 {
-		if scheme, _, ok := bytes.Cut(f[1], []byte{':'}); ok && !bytes.EqualFold(scheme, []byte("sip")) && !bytes.EqualFold(scheme, []byte("sips")) {
+		if scheme, _, ok := bytes.Cut(f[1], []byte{':'}); ok && uriScheme(scheme) && !bytes.EqualFold(scheme, []byte("sip")) && !bytes.EqualFold(scheme, []byte("sips")) {
 			return 416, "Unsupported URI Scheme"
 		}
 	}
 	return 400, "Bad Request"
+}
+
+// uriScheme reports an RFC 3986 scheme: a letter, then letters, digits,
+// '+', '-', '.' ("<sip" is not one: RFC 4475 3.1.2.7 wants 400).
+func uriScheme(s []byte) bool {
+	for i, c := range s {
+		switch {
+		case c >= 'a' && c <= 'z', c >= 'A' && c <= 'Z':
+		case i > 0 && (c >= '0' && c <= '9' || c == '+' || c == '-' || c == '.'):
+		default:
+			return false
+		}
+	}
+	return len(s) > 0
 }

@@ -113,6 +113,7 @@ func TestRefusals(t *testing.T) {
 		"../testdata/torture/quotbal.dat":  400, // 3.1.2.6
 		"../testdata/torture/badaspec.dat": 400, // 3.1.2.14
 		"../testdata/torture/novelsc.dat":  416, // 3.3.3
+		"../testdata/torture/ltgtruri.dat": 400, // 3.1.2.7: a Via without branch
 	} {
 		if !strings.HasPrefix(file, "../") {
 			file = "testdata/" + file
@@ -131,6 +132,9 @@ func TestRefusals(t *testing.T) {
 		}
 		res, ok := rq.Responder()
 		ans := string(res.Response(ref.Code, ref.Reason, ref.Extra))
+		if code == 420 && !strings.Contains(ans, "\r\nUnsupported: noProxiesSupportThis, norDoAnyProxiesSupportThis\r\n") {
+			t.Errorf("%s: 420 without Unsupported:\n%s", file, ans)
+		}
 		if !ok || !strings.Contains(ans, "\r\nCall-ID:") && !strings.Contains(ans, "\r\ni:") || !strings.Contains(strings.ToLower(ans), "\r\nvia:") && !strings.Contains(ans, "\r\nv:") {
 			t.Errorf("%s: our answer lacks its Via or Call-ID:\n%s", file, ans)
 		}
