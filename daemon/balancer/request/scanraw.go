@@ -298,7 +298,7 @@ func nameAddr(v []byte) bool {
 			return false
 		}
 		uri = v[lt+1 : lt+gt]
-		if rest := bytes.TrimLeft(v[lt+gt+1:], " \t"); len(rest) > 0 && rest[0] != ';' {
+		if rest := bytes.TrimLeft(v[lt+gt+1:], " \t"); len(rest) > 0 && (rest[0] != ';' || !plainParams(rest)) {
 			return false
 		}
 	} else if bytes.IndexByte(v, '"') >= 0 || bytes.IndexByte(v, '>') >= 0 {
@@ -403,4 +403,13 @@ func routeValues(v []byte) bool {
 		start = i + 1
 	}
 	return depth == 0
+}
+
+// plainParams reports parameters (";a=b;c") written as sipgo renders
+// them back: no whitespace, no empty name (it drops "; =").
+func plainParams(ps []byte) bool {
+	if bytes.IndexAny(ps, " \t") >= 0 || ps[len(ps)-1] == ';' {
+		return false
+	}
+	return !bytes.Contains(ps, []byte(";;")) && !bytes.Contains(ps, []byte(";="))
 }
