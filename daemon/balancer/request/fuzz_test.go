@@ -200,7 +200,7 @@ func TestReadingsAgreeOnSeeds(t *testing.T) {
 		}
 	}
 	for _, name := range []string{"requests/invite-raw.sip", "requests/bye-raw.sip", "requests/invite-nat.sip",
-		"requests/ack-2xx.sip", "requests/bye-ipv6-own-route.sip", "requests/ack-ipv6-routes.sip", "requests/bye-ipv6-to-us.sip"} {
+		"requests/ack-2xx.sip", "requests/bye-sipp-bench.sip", "requests/bye-ipv6-own-route.sip", "requests/ack-ipv6-routes.sip", "requests/bye-ipv6-to-us.sip"} {
 		if !taken[name] {
 			t.Errorf("%s: the raw scan declined it", name)
 		}
