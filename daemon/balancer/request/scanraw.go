@@ -264,10 +264,7 @@ func plainSIPURI(u []byte) bool {
 // token reports whether m is an RFC 3261 token (a method name).
 func token(m []byte) bool {
 	for _, c := range m {
-		switch {
-		case c >= 'a' && c <= 'z', c >= 'A' && c <= 'Z', c >= '0' && c <= '9':
-		case bytes.IndexByte([]byte("-.!%*_+`'~"), c) >= 0:
-		default:
+		if !tokenChar(c) {
 			return false
 		}
 	}
@@ -298,6 +295,9 @@ func nameAddr(v []byte) bool {
 			return false
 		}
 		uri = v[lt+1 : lt+gt]
+		if !displayName(bytes.TrimSpace(v[:lt])) {
+			return false
+		}
 		if rest := bytes.TrimLeft(v[lt+gt+1:], " \t"); len(rest) > 0 && (rest[0] != ';' || !plainParams(rest)) {
 			return false
 		}
@@ -412,4 +412,27 @@ func plainParams(ps []byte) bool {
 		return false
 	}
 	return !bytes.Contains(ps, []byte(";;")) && !bytes.Contains(ps, []byte(";="))
+}
+
+// displayName reports a display name the raw backing reads as sipgo
+// does: none, a quoted string alone, or tokens and spaces (RFC 3261
+// 25.1 display-name).
+func displayName(d []byte) bool {
+	if len(d) == 0 {
+		return true
+	}
+	if d[0] == '"' {
+		return len(d) > 1 && d[len(d)-1] == '"'
+	}
+	for _, c := range d {
+		if c != ' ' && c != '\t' && !tokenChar(c) {
+			return false
+		}
+	}
+	return true
+}
+
+// tokenChar is a character of an RFC 3261 token.
+func tokenChar(c byte) bool {
+	return c >= 'a' && c <= 'z' || c >= 'A' && c <= 'Z' || c >= '0' && c <= '9' || bytes.IndexByte([]byte("-.!%*_+`'~"), c) >= 0
 }
