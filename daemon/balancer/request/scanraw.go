@@ -229,8 +229,9 @@ func plainSIPURI(u []byte) bool {
 	}
 	host := u[4:]
 	if at := bytes.IndexByte(host, '@'); at >= 0 {
-		if bytes.IndexAny(host[:at], "[]") >= 0 {
-			return false
+		user := host[:at]
+		if bytes.IndexAny(user, "[]") >= 0 || bytes.Count(user, []byte{':'}) > 1 || len(user) > 0 && user[len(user)-1] == ':' {
+			return false // sipgo drops an empty password, and reads one colon only
 		}
 		host = host[at+1:]
 	}
