@@ -39,6 +39,13 @@ test: deps
 	$(GO) vet ./...
 	FUZZTIME=$(FUZZTIME) bash scripts/fuzz.sh
 	$(GO) test $(TESTFLAGS) ./...
+	SIPEDGE_BALANCER_FULLPATH=1 $(GO) test $(TESTFLAGS) -run '$(FULLPATH_TESTS)' ./daemon/balancer/
+
+# The balancer's behaviour tests run a second time with every message on
+# the full path (sip.raw_paths: false): both readings of a request must
+# behave the same. The raw paths' own tests (TestFast*) and the load
+# tests are left out.
+FULLPATH_TESTS ?= ^Test(CallsSpreadPerAlgorithm|CoreKilledMidRun|CoreComesBack|DrainedCore|MaxCalls503|Cancel|Intake|NoCore503|TCPCaller|RingingCallMovesWhenCoreDies|MaxForwardsNotDigits|NextHopGoneAnswered|OwnAnswersNotAmplified|NoDNSOnPacketPath|DualStackCalls|FinalRetransmittedUntilAck|FinalUnackedEndsAtTimerH|Core503Becomes500|LateAnswerEnded|TimerCRestartsOnProvisional|RequestRetransmittedUntilAttemptTimer|Relay.*|TCP.*)$$
 
 # Each fuzz target runs this long in `make test` (crashers become
 # regression cases under testdata/fuzz/).

@@ -74,6 +74,7 @@ func BalancerOptions(cfg *config.Config) balancer.Options {
 		MaxMessageBytes: cfg.Security.Limits.MessageBytes,
 		MaxHeaders:      cfg.Security.Limits.Headers,
 		MaxURIBytes:     cfg.Security.Limits.URIBytes,
+		FullPath:        s.RawPaths != nil && !*s.RawPaths,
 
 		TCPIdleTimeout:    s.TCP.IdleTimeout.D(),
 		TCPMessageTimeout: s.TCP.MessageTimeout.D(),

@@ -3,6 +3,7 @@ package balancer
 import (
 	"context"
 	"fmt"
+	"github.com/sipedge/sipedge/daemon/balancer/request"
 	"net"
 	"net/netip"
 	"strings"
@@ -78,9 +79,8 @@ func TestFastAckMatchesFullPath(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	req := m.(*sip.Request)
-	fillReceived(req.Via(), src)
-	b.forwardStateless(inbound{data: []byte(raw), src: src, lis: b.listeners[0], trusted: true}, req)
+	rq := request.FromParsed(m.(*sip.Request), src, false, b.reqCfg)
+	b.forwardStateless(inbound{data: []byte(raw), src: src, lis: b.listeners[0], trusted: true}, &rq)
 	full := read()
 	if fast.Recipient.String() != full.Recipient.String() {
 		t.Errorf("R-URI fast %s full %s", fast.Recipient.String(), full.Recipient.String())
@@ -158,7 +158,7 @@ func TestFastAckDeclines(t *testing.T) {
 func TestParseIPv4(t *testing.T) {
 	for _, s := range []string{"127.0.0.1", "0.0.0.0", "255.255.255.255", "192.0.2.10", "256.1.1.1", "01.2.3.4",
 		"1.2.3", "1.2.3.4.5", "1..2.3", "1.2.3.4.", "", "a.b.c.d", "::1", "1.2.3.04", "10.0.0.0"} {
-		got, ok := parseIPv4([]byte(s))
+		got, ok := request.ParseIPv4([]byte(s))
 		want, err := netip.ParseAddr(s)
 		if ok && (err != nil || got != want) {
 			t.Errorf("parseIPv4(%q) = %v, netip: %v %v", s, got, want, err)

@@ -2,20 +2,13 @@ package balancer
 
 import (
 	"bytes"
+	"github.com/sipedge/sipedge/daemon/balancer/request"
 	"net/netip"
 	"strconv"
 	"time"
 
 	"github.com/emiago/sipgo/sip"
 )
-
-// Admission control: when the worker that would handle a new call is
-// already behind (Options.ShedDelay, Options.ShedQueue), the reader
-// answers the INVITE 503 with Retry-After at once, from a raw header
-// scan, without parsing it or queueing it. Messages of calls already in
-// progress (responses, ACK, BYE, CANCEL, retransmissions) still go to the
-// workers, so the calls the balancer has taken keep completing, and a
-// Core is never judged by how far behind the balancer itself is.
 
 // shedNew answers in with 503 and reports true when in is an initial
 // INVITE with no server transaction yet (not a retransmission) and its
@@ -70,144 +63,33 @@ func scanHeaders(p []byte) rawHeaders {
 		return h
 	}
 	for i++; i < len(p); {
-		hl, last, ok := nextHeader(p, i)
+		hl, last, ok := request.NextHeader(p, i)
 		if !ok || last {
 			return h
 		}
-		i = hl.next
-		line, k, name := hl.line, hl.colon, hl.name
+		i = hl.Next
+		line, k, name := hl.Line, hl.Colon, hl.Name
 		if k <= 0 {
 			continue
 		}
 		switch {
-		case hdrIs(name, "Via", 'v'):
+		case request.HeaderIs(name, "Via", 'v'):
 			if len(h.vias) == 0 {
-				h.viaHost, h.viaPort, h.rport, _ = viaSentBy(line[k+1:])
+				h.viaHost, h.viaPort, h.rport, _ = request.ViaSentBy(line[k+1:])
 			}
 			h.vias = append(h.vias, line)
-		case hdrIs(name, "From", 'f'):
+		case request.HeaderIs(name, "From", 'f'):
 			h.from = line
-		case hdrIs(name, "To", 't'):
+		case request.HeaderIs(name, "To", 't'):
 			h.to = line
-			h.toTag = hasParam(line[k+1:], "tag")
-		case hdrIs(name, "Call-ID", 'i'):
+			_, h.toTag = request.FindParam(line[k+1:], "tag")
+		case request.HeaderIs(name, "Call-ID", 'i'):
 			h.callID = line
-		case hdrIs(name, "CSeq", 0):
+		case request.HeaderIs(name, "CSeq", 0):
 			h.cseq = line
 		}
 	}
 	return h
-}
-
-func hdrIs(name []byte, long string, short byte) bool {
-	if len(name) == 1 {
-		return short != 0 && (name[0]|0x20) == short
-	}
-	return bytes.EqualFold(name, []byte(long))
-}
-
-// hasParam tells whether a header value has the parameter ;name (outside
-// a quoted display name or an <addr-spec>).
-func hasParam(v []byte, name string) bool {
-	_, ok := findParam(v, name)
-	return ok
-}
-
-// findParam finds ;name or ;name=value in a header value, outside quotes
-// and <>; value is nil for a parameter without one.
-func findParam(v []byte, name string) (value []byte, found bool) {
-	value, _, found = findParamAt(v, name)
-	return value, found
-}
-
-// findParamAt is findParam that also tells where the parameter's name
-// ends in v.
-func findParamAt(v []byte, name string) (value []byte, end int, found bool) {
-	depth, quoted := 0, false
-	for i := 0; i < len(v); i++ {
-		// Most bytes are none of the four that matter: skip them by
-		// table (a tenth of the work of testing each against four).
-		for i < len(v) && !paramByte[v[i]] {
-			i++
-		}
-		if i == len(v) {
-			break
-		}
-		switch c := v[i]; {
-		case c == '"':
-			quoted = !quoted
-		case quoted:
-		case c == '<':
-			depth++
-		case c == '>':
-			depth--
-		case depth == 0: // ';'
-			rest := bytes.TrimLeft(v[i+1:], " \t")
-			if len(rest) < len(name) || !bytes.EqualFold(rest[:len(name)], []byte(name)) {
-				continue
-			}
-			end := len(v) - len(rest) + len(name)
-			switch {
-			case len(rest) == len(name) || rest[len(name)] == ' ' || rest[len(name)] == ';':
-				return nil, end, true
-			case rest[len(name)] == '=':
-				val := rest[len(name)+1:]
-				if e := bytes.IndexAny(val, "; \t,"); e >= 0 {
-					val = val[:e]
-				}
-				return val, end, true
-			}
-		}
-	}
-	return nil, 0, false
-}
-
-// paramByte marks the bytes findParamAt acts on.
-var paramByte = [256]bool{'"': true, '<': true, '>': true, ';': true}
-
-// viaSentBy reads the first sent-by of a Via value: its host (an IPv6
-// literal without its brackets, as sipgo's ViaHeader.Host), its port (0
-// when absent) and whether it asks for rport. plain reports a sent-by
-// that sipgo reads the same way: a host, then no port or one from 1 to
-// 65535, and no space before the parameters (the raw paths take only
-// those).
-func viaSentBy(v []byte) (host []byte, port uint16, rport, plain bool) {
-	if c := bytes.IndexByte(v, ','); c >= 0 {
-		v = v[:c]
-	}
-	rport = hasParam(v, "rport")
-	v = bytes.TrimSpace(v)
-	sp := bytes.IndexAny(v, " \t") // after SIP/2.0/UDP
-	if sp < 0 {
-		return nil, 0, rport, false
-	}
-	hp := bytes.TrimLeft(v[sp:], " \t")
-	if s := bytes.IndexByte(hp, ';'); s >= 0 {
-		hp = hp[:s]
-	}
-	spaced := bytes.IndexAny(hp, " \t") >= 0
-	hp = bytes.TrimSpace(hp)
-	var rest []byte
-	if len(hp) > 0 && hp[0] == '[' {
-		e := bytes.IndexByte(hp, ']')
-		if e < 0 {
-			return nil, 0, rport, false
-		}
-		host, rest = hp[1:e], hp[e+1:]
-	} else if c := bytes.LastIndexByte(hp, ':'); c >= 0 {
-		host, rest = bytes.TrimSpace(hp[:c]), hp[c:]
-	} else {
-		host = hp
-	}
-	plain = !spaced && len(host) > 0
-	if len(rest) < 2 || rest[0] != ':' {
-		return host, 0, rport, plain && len(rest) == 0
-	}
-	n, err := strconv.Atoi(string(rest[1:]))
-	if err != nil || n <= 0 || n > 65535 {
-		return host, 0, rport, false
-	}
-	return host, uint16(n), rport, plain
 }
 
 // inviteTxKey is the key (txKey) of the INVITE server transaction that a
@@ -222,7 +104,7 @@ func (h rawHeaders) inviteTxKey() string {
 	}
 	branch := paramValue(top, "branch")
 	if bytes.HasPrefix(branch, []byte(sip.RFC3261BranchMagicCookie)) {
-		return rfc3261Key(branch, h.viaHost, int(h.viaPort), string(sip.INVITE))
+		return string(request.AppendTxKey(nil, branch, h.viaHost, int(h.viaPort), string(sip.INVITE)))
 	}
 	// RFC 2543 peer: the dialog identifiers, as txKey has them.
 	seq := headerValue(h.cseq)
@@ -283,7 +165,7 @@ func (h rawHeaders) response(code int, reason, extra string, src netip.AddrPort)
 // ACK of such a reply is known from its raw bytes and absorbed at the
 // reader (RFC 3261 17.2.1: that ACK is hop-by-hop and goes no further).
 func statelessTag(callID []byte) string {
-	return "sh" + strconv.FormatUint(mix64(fnv1a(fnvOffset64, callID)), 36)
+	return "sh" + strconv.FormatUint(request.Mix64(request.FNV1a(request.FNVOffset64, callID)), 36)
 }
 
 // headerValue is a whole header line's value, trimmed.

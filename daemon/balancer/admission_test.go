@@ -2,6 +2,7 @@ package balancer
 
 import (
 	"context"
+	"github.com/sipedge/sipedge/daemon/balancer/request"
 	"net"
 	"net/netip"
 	"strings"
@@ -215,7 +216,7 @@ func TestViaSentByMatchesParser(t *testing.T) {
 			t.Fatal(err)
 		}
 		via := m.(*sip.Request).Via()
-		host, port, rport, _ := viaSentBy([]byte(v))
+		host, port, rport, _ := request.ViaSentBy([]byte(v))
 		if string(host) != via.Host || int(port) != via.Port || rport != via.Params.Has("rport") {
 			t.Errorf("%s: raw %s %d %v, sipgo %s %d %v", v, host, port, rport, via.Host, via.Port, via.Params.Has("rport"))
 		}
@@ -239,7 +240,7 @@ func TestViaSentByPlain(t *testing.T) {
 		"SIP/2.0/UDP 10.0.0.1 :5060;branch=z9hG4bK-1": false,
 		"SIP/2.0/UDP [2001:db8::1]x;branch=z9":        false,
 	} {
-		if _, _, _, plain := viaSentBy([]byte(v)); plain != want {
+		if _, _, _, plain := request.ViaSentBy([]byte(v)); plain != want {
 			t.Errorf("%q: plain %v, want %v", v, plain, want)
 		}
 	}

@@ -6,6 +6,7 @@ import (
 	"encoding/hex"
 	"errors"
 	"fmt"
+	"github.com/sipedge/sipedge/daemon/balancer/request"
 	"log/slog"
 	"net/netip"
 	"sync"
@@ -23,6 +24,7 @@ type Balancer struct {
 	pool   *pool
 	wheel  *wheel
 	parser *sip.Parser
+	reqCfg *request.Config // what the request views need of us (rawreq.go)
 	// respParser parses responses: they need fewer headers parsed than
 	// requests (Record-Route, Route and Max-Forwards pass as raw text).
 	respParser *sip.Parser
@@ -78,7 +80,7 @@ func New(opt Options) (*Balancer, error) {
 		opt:          opt,
 		log:          opt.Logger,
 		pool:         newPool(opt.Algorithm, opt.Events),
-		parser:       sip.NewParser(sip.WithHeadersParsers(leanHeaderParsers())),
+		parser:       request.NewParser(),
 		stx:          newShardMap[*serverTx](),
 		conns:        map[netip.AddrPort]*tcpConn{},
 		perSource:    map[netip.Addr]int{},
@@ -113,6 +115,7 @@ func New(opt Options) (*Balancer, error) {
 			b.tcpOut = li
 		}
 	}
+	b.reqCfg = b.reqConfig()
 	for _, c := range opt.Cores {
 		if err := b.checkCoreTransport(c); err != nil {
 			return nil, err

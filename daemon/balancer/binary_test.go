@@ -38,6 +38,9 @@ func configYAML(opt Options, dataDir string) string {
 	fmt.Fprintf(&b, "  probe: {interval: %s, timeout: %s, down_after: %d, up_after: %d}\n",
 		opt.Probe.Interval, opt.Probe.Timeout, opt.Probe.DownAfter, opt.Probe.UpAfter)
 	fmt.Fprintf(&b, "  retry: {attempt_timeout: %s, max_tries: %d}\n", opt.Retry.AttemptTimeout, opt.Retry.MaxTries)
+	if opt.FullPath {
+		b.WriteString("  raw_paths: false\n")
+	}
 	b.WriteString("  cores:\n")
 	for _, c := range opt.Cores {
 		fmt.Fprintf(&b, "    - {name: %s, address: %q, weight: %d, max_calls: %d}\n", c.Name, c.Address, c.Weight, c.MaxCalls)
@@ -54,6 +57,7 @@ func startBinary(t *testing.T, opt Options) *binary {
 // second daemon in the same dir sees the first one's store).
 func startBinaryIn(t *testing.T, opt Options, dir string) *binary {
 	t.Helper()
+	testOptions(&opt)
 	d := daemontest.New(t, dir)
 	d.WriteConfig(configYAML(opt, d.DataDir()))
 	return &binary{Daemon: d.Start(), t: t}

@@ -129,6 +129,7 @@ type inProcess struct {
 }
 
 func startInProcess(t *testing.T, opt Options) *inProcess {
+	testOptions(&opt)
 	ip := &inProcess{ev: &recEvents{}}
 	opt.Events = ip.ev
 	b, err := New(opt)

@@ -210,6 +210,10 @@ func startEdgeLab(t *testing.T, extraSIP, extraSecurity string, wrap ...string) 
 	testenv.SipedgeBinary(t)
 	l := &edgeLab{t: t, core: startUAS(t, "127.0.0.4")}
 	l.bal = netip.AddrPortFrom(netip.MustParseAddr("127.0.0.1"), uint16(testenv.FreePort(t)))
+	var o Options
+	if testOptions(&o); o.FullPath {
+		extraSIP = "  raw_paths: false\n" + extraSIP
+	}
 	d := daemontest.New(t)
 	d.WriteConfig(fmt.Sprintf(`node: {name: edge-test, profile: single, data_dir: %q}
 log: {level: info, format: text}

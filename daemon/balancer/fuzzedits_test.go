@@ -3,6 +3,7 @@ package balancer
 import (
 	"context"
 	"fmt"
+	"github.com/sipedge/sipedge/daemon/balancer/request"
 	"net"
 	"strconv"
 	"strings"
@@ -72,7 +73,7 @@ func FuzzForwardEdits(f *testing.F) {
 			id := fmt.Sprintf("Call-ID: fe-%d\r\n", n)
 			fwd := readWithin(core, 50*time.Millisecond, "INVITE ", id)
 			ans := readWithin(caller, 50*time.Millisecond, "SIP/2.0 4", fmt.Sprintf("z9hG4bKfe%dx", n)) // a 400 for a bad parse has no Call-ID
-			v, _, _, digits := maxForwards([]byte("Max-Forwards:"+mf), len("Max-Forwards"))
+			v, _, _, digits := request.MaxForwardsValue([]byte("Max-Forwards:"+mf), len("Max-Forwards"))
 			switch {
 			case !digits:
 				if fwd != "" || !strings.HasPrefix(ans, "SIP/2.0 400") {

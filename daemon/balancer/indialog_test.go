@@ -2,6 +2,7 @@ package balancer
 
 import (
 	"fmt"
+	"github.com/sipedge/sipedge/daemon/balancer/request"
 	"net"
 	"strings"
 	"testing"
@@ -35,6 +36,13 @@ func (l *txLab) toUs(m string) string {
 }
 
 // in is msg as the UDP reader hands it over, from the caller.
+// onParsed is the full path for a request the test parsed itself, as
+// handle passes it on (request.FromParsed fills received and rport).
+func (l *txLab) onParsed(in inbound, m sip.Message) {
+	rq := request.FromParsed(m.(*sip.Request), in.src, in.conn != nil, l.b.reqCfg)
+	l.b.onRequest(in, &rq)
+}
+
 func (l *txLab) in(msg string) inbound {
 	return inbound{data: []byte(msg), src: l.callerAddr(), lis: l.b.listeners[0], trusted: true}
 }
@@ -69,7 +77,7 @@ func TestFastInDialogMatchesFullPath(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	l.b.onRequest(l.in(l.bye("full", nil)), m.(*sip.Request))
+	l.onParsed(l.in(l.bye("full", nil)), m)
 	full := recvBye(l)
 
 	if fast.Method != sip.BYE || fast.Recipient.String() != full.Recipient.String() {

@@ -35,7 +35,7 @@ func TestFastInviteMatchesFullPath(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	l.b.onRequest(l.in(l.rawInvite("full")), m.(*sip.Request))
+	l.onParsed(l.in(l.rawInvite("full")), m)
 	full := recvInvite(l)
 	fullTrying, _ := l.recv(l.caller, 2*time.Second, "100 Trying", isResponse(100))
 
@@ -357,7 +357,7 @@ func TestFastPathsFillVia(t *testing.T) {
 			if err != nil {
 				t.Fatal(err)
 			}
-			l.b.onRequest(l.in(msg("full")), full.(*sip.Request))
+			l.onParsed(l.in(msg("full")), full)
 			_, fullFwd := l.coreRecv(2*time.Second, "the full path's INVITE", isRequest(sip.INVITE))
 			l.recv(l.caller, 2*time.Second, "the full path's 100 Trying", isResponse(100))
 
@@ -406,7 +406,7 @@ func TestFastPathsFillVia(t *testing.T) {
 		if err != nil {
 			t.Fatal(err)
 		}
-		l.b.onRequest(l.in(l.bye("full", natBye)), m.(*sip.Request))
+		l.onParsed(l.in(l.bye("full", natBye)), m)
 		full := recvBye(l)
 		fv, uv := fast.GetHeaders("Via")[1].Value(), full.GetHeaders("Via")[1].Value()
 		if strings.Replace(fv, "fast", "full", 1) != uv || !strings.Contains(uv, "received=127.0.0.1") {

@@ -1,21 +1,13 @@
 package balancer
 
 import (
+	"github.com/sipedge/sipedge/daemon/balancer/request"
 	"net/netip"
 	"slices"
 	"strings"
 
 	"github.com/emiago/sipgo/sip"
 )
-
-// A Core that answers 2xx on an attempt the balancer has given up (the
-// attempt timer fired, or the Core was marked down while it rang) has set
-// up a call that nobody will use: the caller's call went on to another
-// Core, or ended. Left alone, that Core keeps retransmitting its 2xx for
-// want of an ACK and then holds the call up (and counts it against its
-// max_calls) until its own timers end it. The balancer takes the part of
-// the caller in that dialog (RFC 3261 13.2.2.4, 15.1.1): it ACKs the 2xx
-// and sends BYE.
 
 // lateAnswer is what the balancer sent for a late 2xx on one attempt.
 type lateAnswer struct {
@@ -57,14 +49,14 @@ func (b *Balancer) endLateAnswer(ct *clientTx, v *respView) {
 		next = &routes[0]
 	}
 	if next != nil {
-		if tp, dst, err := resolve(next); err == nil && !b.isLocal(dst) && b.outFor(tp) != nil {
+		if tp, dst, err := request.Resolve(next); err == nil && !b.isLocal(dst) && b.outFor(tp, dst.Addr()) != nil {
 			la.tp, la.dst = tp, dst
 		}
 	}
 	// From and Call-ID as forwarded: an INVITE routed to a Core from the
 	// pool (the only kind that fails over) carried no Route.
 	hdr.WriteString(st.fwdHdr)
-	out, toLine := b.outFor(la.tp), v.toLine()
+	out, toLine := b.outFor(la.tp, la.dst.Addr()), v.toLine()
 	la.ack = buildRequest("ACK", ruri, viaLine(out, b.newBranch()), hdr.String(), toLine, st.cseq)
 	byeBranch := b.newBranch()
 	bye := buildRequest("BYE", ruri, viaLine(out, byeBranch), hdr.String(), toLine, st.cseq+1)
@@ -97,14 +89,6 @@ func (b *Balancer) routeToCore(res *sip.Response) []sip.Uri {
 		above = append(above, rr.Address)
 	}
 	return nil
-}
-
-// outFor is the listener requests over transport tp leave from.
-func (b *Balancer) outFor(tp string) *listener {
-	if tp == "tcp" {
-		return b.tcpOut
-	}
-	return b.udpOut
 }
 
 // viaLine is our Via header line on out with branch.

@@ -48,6 +48,12 @@ type Options struct {
 	// MaxHeaders bounds the header fields of a request (400 Too Many
 	// Headers above it). Default 128.
 	MaxHeaders int
+	// FullPath runs every message through sipgo's parser (sip.raw_paths:
+	// false): the raw fast paths (a new call's INVITE, in-dialog requests,
+	// the 2xx ACK, responses on our transactions) are off. They read the
+	// same messages the same way (request.FuzzReadingsAgree); this is a
+	// switch for diagnosis, and the tests run both ways.
+	FullPath bool
 	// MaxURIBytes bounds the Request-URI (414 Request-URI Too Long above
 	// it). Default 512.
 	MaxURIBytes int

@@ -2,6 +2,7 @@ package balancer
 
 import (
 	"fmt"
+	"github.com/sipedge/sipedge/daemon/balancer/request"
 	"net/netip"
 	"slices"
 	"sort"
@@ -43,33 +44,7 @@ func (p *pool) emit(kind, core, reason string) {
 }
 
 // hash64 is FNV-1a 64 of s, finalised (mix64).
-func hash64(s string) uint64 { return mix64(fnv1a(fnvOffset64, s)) }
-
-const (
-	fnvOffset64 = 14695981039346656037
-	fnvPrime64  = 1099511628211
-)
-
-// fnv1a continues an FNV-1a 64 hash h over s: chained over several parts
-// it hashes their concatenation, without building it.
-func fnv1a[S string | []byte](h uint64, s S) uint64 {
-	for i := 0; i < len(s); i++ {
-		h ^= uint64(s[i])
-		h *= fnvPrime64
-	}
-	return h
-}
-
-// mix64 finalises an FNV hash: its low bits mix poorly for similar keys
-// (splitmix64).
-func mix64(x uint64) uint64 {
-	x ^= x >> 30
-	x *= 0xbf58476d1ce4e5b9
-	x ^= x >> 27
-	x *= 0x94d049bb133111eb
-	x ^= x >> 31
-	return x
-}
+func hash64(s string) uint64 { return request.Mix64(request.FNV1a(request.FNVOffset64, s)) }
 
 // rebuild recomputes the hash ring; p.mu held for writing.
 func (p *pool) rebuild() {

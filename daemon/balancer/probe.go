@@ -51,7 +51,7 @@ func (b *Balancer) probeAll() {
 }
 
 func (b *Balancer) sendProbe(c *Core) {
-	out := b.outFor(c.transport)
+	out := b.outFor(c.transport, c.addr.Addr())
 	if out == nil {
 		return
 	}

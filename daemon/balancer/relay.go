@@ -3,6 +3,7 @@ package balancer
 import (
 	"bytes"
 	"fmt"
+	"github.com/sipedge/sipedge/daemon/balancer/request"
 	"net/netip"
 	"strings"
 )
@@ -196,24 +197,24 @@ func (b *Balancer) targetOf(p []byte) dialogTarget {
 			i += j + 1
 			continue
 		}
-		h, last, ok := nextHeader(p, i)
+		h, last, ok := request.NextHeader(p, i)
 		if !ok || last {
 			break
 		}
-		i = h.next
-		if h.colon <= 0 {
+		i = h.Next
+		if h.Colon <= 0 {
 			continue
 		}
-		switch name := h.name; {
-		case hdrIs(name, "To", 't'):
-			tag, _ = findParam(h.val, "tag")
-		case contact == nil && hdrIs(name, "Contact", 'm'):
-			contact = uriOf(h.val)
-		case !seenOurs && hdrIs(name, "Record-Route", 0):
-			for v := h.val; len(v) > 0 && !seenOurs; {
+		switch name := h.Name; {
+		case request.HeaderIs(name, "To", 't'):
+			tag, _ = request.FindParam(h.Value, "tag")
+		case contact == nil && request.HeaderIs(name, "Contact", 'm'):
+			contact = uriOf(h.Value)
+		case !seenOurs && request.HeaderIs(name, "Record-Route", 0):
+			for v := h.Value; len(v) > 0 && !seenOurs; {
 				var e []byte
 				e, v = nextEntry(v)
-				if _, ap, ok := routeTarget(e); ok && b.isLocal(ap) {
+				if _, ap, ok := request.RouteTarget(e); ok && b.isLocal(ap) {
 					seenOurs, rr = true, prev
 				} else {
 					prev = e
@@ -232,7 +233,7 @@ func (b *Balancer) targetOf(p []byte) dialogTarget {
 	var arr [320]byte
 	both := string(append(append(arr[:0], tag...), hop...))
 	t.calleeTag, t.nextHop = both[:len(tag)], both[len(tag):]
-	if tp, ap, ok := routeTarget(hop); ok && (tp == "udp" || tp == "tcp") {
+	if tp, ap, ok := request.RouteTarget(hop); ok && (tp == "udp" || tp == "tcp") {
 		t.tp, t.addr = tp, ap
 	}
 	return t

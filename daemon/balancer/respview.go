@@ -2,6 +2,7 @@ package balancer
 
 import (
 	"bytes"
+	"github.com/sipedge/sipedge/daemon/balancer/request"
 	"strconv"
 	"strings"
 	"time"
@@ -41,7 +42,7 @@ func (v *respView) forward() []byte {
 	v.fwdRendered = true
 	if v.res != nil {
 		v.res.RemoveHeader("Via")
-		v.fwd = render(v.res)
+		v.fwd = request.Render(v.res)
 		return v.fwd
 	}
 	n := copy(v.raw[v.viaFrom:], v.raw[v.viaTo:])
@@ -102,12 +103,12 @@ func scanResponse(p []byte) (v respView, branch []byte, ok bool) {
 	var haveVia, haveCSeq, haveCallID bool
 	cl := -1
 	for i++; i < len(p); {
-		h, last, ok := nextHeader(p, i)
+		h, last, ok := request.NextHeader(p, i)
 		if !ok {
 			return v, nil, false
 		}
-		start, line, k, name, val := h.start, h.line, h.colon, h.name, h.val
-		i = h.next
+		start, line, k, name, val := h.Start, h.Line, h.Colon, h.Name, h.Value
+		i = h.Next
 		if last {
 			body := len(p) - i
 			if !haveVia || !haveCSeq || !haveCallID || v.toTo == 0 || cl != body {
@@ -115,11 +116,11 @@ func scanResponse(p []byte) (v respView, branch []byte, ok bool) {
 			}
 			return v, branch, true
 		}
-		if h.folded() || k <= 0 {
+		if h.Folded() || k <= 0 {
 			return v, nil, false
 		}
 		switch {
-		case hdrIs(name, "Via", 'v'):
+		case request.HeaderIs(name, "Via", 'v'):
 			if haveVia {
 				continue
 			}
@@ -149,7 +150,7 @@ func scanResponse(p []byte) (v respView, branch []byte, ok bool) {
 				ve++
 			}
 			v.viaFrom, v.viaTo = vs, ve
-		case hdrIs(name, "CSeq", 0):
+		case request.HeaderIs(name, "CSeq", 0):
 			sp := bytes.LastIndexAny(val, " \t")
 			if sp < 0 {
 				return v, nil, false
@@ -158,17 +159,17 @@ func scanResponse(p []byte) (v respView, branch []byte, ok bool) {
 			method := val[sp+1:]
 			v.cancel = string(method) == "CANCEL"
 			v.bye = string(method) == "BYE"
-		case hdrIs(name, "Call-ID", 'i'):
+		case request.HeaderIs(name, "Call-ID", 'i'):
 			haveCallID = len(val) > 0
-		case hdrIs(name, "To", 't'):
+		case request.HeaderIs(name, "To", 't'):
 			v.toFrom, v.toTo = start, start+len(line)
-		case hdrIs(name, "Content-Length", 'l'):
+		case request.HeaderIs(name, "Content-Length", 'l'):
 			n, err := strconv.Atoi(string(val))
 			if err != nil || n < 0 {
 				return v, nil, false
 			}
 			cl = n
-		case hdrIs(name, "Session-Expires", 'x'):
+		case request.HeaderIs(name, "Session-Expires", 'x'):
 			s, _, _ := strings.Cut(string(val), ";")
 			if n, err := strconv.Atoi(strings.TrimSpace(s)); err == nil && n > 0 {
 				v.se = time.Duration(n) * time.Second
@@ -181,7 +182,7 @@ func scanResponse(p []byte) (v respView, branch []byte, ok bool) {
 // paramValue returns the value of ;name=value in a header value (outside
 // quotes and <>), nil when absent or without a value.
 func paramValue(v []byte, name string) []byte {
-	val, _ := findParam(v, name)
+	val, _ := request.FindParam(v, name)
 	return val
 }
 

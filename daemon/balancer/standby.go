@@ -1,6 +1,7 @@
 package balancer
 
 import (
+	"github.com/sipedge/sipedge/daemon/balancer/request"
 	"time"
 )
 
@@ -127,7 +128,7 @@ func importedTarget(r DialogRecord) dialogTarget {
 		return t
 	}
 	t.nextHop = r.NextHop
-	if tp, ap, ok := routeTarget([]byte(r.NextHop)); ok && (tp == "udp" || tp == "tcp") {
+	if tp, ap, ok := request.RouteTarget([]byte(r.NextHop)); ok && (tp == "udp" || tp == "tcp") {
 		t.tp, t.addr = tp, ap
 	}
 	return t

@@ -5,6 +5,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"github.com/sipedge/sipedge/daemon/balancer/request"
 	"net"
 	"net/netip"
 	"sync"
@@ -50,7 +51,7 @@ func newListener(la listenAddr) *listener {
 	l.rrURI.UriParams.Add("lr", "")
 	l.rr = &sip.RecordRouteHeader{Address: l.rrURI}
 	var buf bytes.Buffer
-	headerLine(&buf, l.rr)
+	request.HeaderLine(&buf, l.rr)
 	l.rrLine = buf.String()
 	return l
 }
@@ -252,8 +253,8 @@ func (b *Balancer) send(transport string, dst netip.AddrPort, data []byte, conn 
 		b.stats.Out.count(data)
 		return nil
 	}
-	l := b.udpOut
-	if b.udpLoop != nil && dst.Addr().IsLoopback() {
+	l := b.outFor("udp", dst.Addr()) // of dst's family (dual stack)
+	if b.udpLoop != nil && dst.Addr().IsLoopback() && b.udpLoop.addr.Addr().Is4() == dst.Addr().Is4() {
 		// From the VIP, the source would be an address the box may not
 		// hold, and a connected peer on loopback would not take it.
 		l = b.udpLoop

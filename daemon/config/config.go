@@ -112,6 +112,12 @@ type SIP struct {
 	TCP TCP `yaml:"tcp"`
 	// Caps bound the balancer's tables against floods from outside.
 	Caps Caps `yaml:"caps"`
+	// RawPaths (default true) lets the balancer forward the common
+	// requests and responses from a raw scan of their bytes; false runs
+	// every message through sipgo's parser (the full path), which reads
+	// the same messages the same way, more slowly: a switch for
+	// diagnosis.
+	RawPaths *bool `yaml:"raw_paths"`
 }
 
 // Caps bound the tables that outside input grows. At a cap a new call

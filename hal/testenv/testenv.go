@@ -75,6 +75,18 @@ func MustHaveNetns(t testing.TB) {
 	}
 }
 
+// MustHaveIPv6Loopback requires ::1 to be usable (a container may run
+// with IPv6 disabled).
+func MustHaveIPv6Loopback(t testing.TB) {
+	t.Helper()
+	c, err := net.ListenPacket("udp6", "[::1]:0")
+	if err != nil {
+		missing(t, "needs IPv6 on loopback (::1): %v", err)
+		return
+	}
+	c.Close()
+}
+
 // MustHaveSIPp requires the sipp binary (Debian package sip-tester).
 func MustHaveSIPp(t testing.TB) string { t.Helper(); return MustHaveExec(t, "sipp") }
 

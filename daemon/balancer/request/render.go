@@ -1,31 +1,31 @@
-package balancer
+package request
 
 import (
 	"bytes"
-	"net/netip"
 	"strconv"
-	"strings"
 	"sync"
 
 	"github.com/emiago/sipgo/sip"
 )
 
-// Rendering of the messages the balancer forwards after a sipgo parse.
+// Rendering of the messages the balancer forwards after a sipgo parse
+// (the parsed backing's forward, and responses that took the full path).
 // It writes what sipgo's StringWrite writes, byte for byte
 // (TestRenderMatchesSipgo), without its allocations: sipgo renders a
 // Via, a URI and its parameters into a fresh strings.Builder each, and
 // every port and CSeq number through strconv.Itoa, on every message.
 
-var bufPool = sync.Pool{New: func() any { return new(bytes.Buffer) }}
+// BufPool holds the buffers rendering and forwarding use.
+var BufPool = sync.Pool{New: func() any { return new(bytes.Buffer) }}
 
-// render returns m as it goes on the wire.
-func render(m sip.Message) []byte {
-	buf := bufPool.Get().(*bytes.Buffer)
+// Render returns m as it goes on the wire.
+func Render(m sip.Message) []byte {
+	buf := BufPool.Get().(*bytes.Buffer)
 	buf.Reset()
 	writeMessage(buf, m)
 	out := bytes.Clone(buf.Bytes())
 	if buf.Cap() <= 64<<10 {
-		bufPool.Put(buf)
+		BufPool.Put(buf)
 	}
 	return out
 }
@@ -61,24 +61,24 @@ func writeMessage(buf *bytes.Buffer, m sip.Message) {
 	}
 	buf.WriteString("\r\n")
 	for _, h := range hs {
-		writeHeader(buf, h)
+		WriteHeader(buf, h)
 		buf.WriteString("\r\n")
 	}
 	buf.WriteString("\r\n")
 	buf.Write(m.Body())
 }
 
-// headerLine writes h and CRLF; nil writes nothing.
-func headerLine(buf *bytes.Buffer, h sip.Header) {
+// HeaderLine writes h and CRLF; nil writes nothing.
+func HeaderLine(buf *bytes.Buffer, h sip.Header) {
 	if h == nil {
 		return
 	}
-	writeHeader(buf, h)
+	WriteHeader(buf, h)
 	buf.WriteString("\r\n")
 }
 
-// writeHeader writes "Name: value" as h.StringWrite does.
-func writeHeader(buf *bytes.Buffer, h sip.Header) {
+// WriteHeader writes "Name: value" as h.StringWrite does.
+func WriteHeader(buf *bytes.Buffer, h sip.Header) {
 	switch h := h.(type) {
 	case *sip.ViaHeader:
 		buf.WriteString("Via: ")
@@ -168,28 +168,7 @@ func writeURI(buf *bytes.Buffer, u *sip.Uri) {
 // uriIP: an address net.ParseIP reads as IPv6, which excludes zones and
 // IPv4-mapped forms) and ":port" when port is set.
 func writeHostPort(buf *bytes.Buffer, host string, port int) {
-	buf.Write(appendHostPort(buf.AvailableBuffer(), host, port))
-}
-
-// appendHostPort is writeHostPort appending to a slice.
-func appendHostPort(buf []byte, host string, port int) []byte {
-	v6 := false
-	if strings.IndexByte(host, ':') >= 0 { // else no IPv6 literal, and no parse error to allocate
-		a, err := netip.ParseAddr(host)
-		v6 = err == nil && a.Is6() && !a.Is4In6() && a.Zone() == ""
-	}
-	if v6 {
-		buf = append(buf, '[')
-		buf = append(buf, host...)
-		buf = append(buf, ']')
-	} else {
-		buf = append(buf, host...)
-	}
-	if port > 0 {
-		buf = append(buf, ':')
-		buf = strconv.AppendInt(buf, int64(port), 10)
-	}
-	return buf
+	buf.Write(AppendHostPort(buf.AvailableBuffer(), host, port))
 }
 
 func writeInt(buf *bytes.Buffer, n int64) {
