@@ -37,18 +37,9 @@ var familyCases = []familyCase{
 	{"ipv4", trusted4, trusted4, false}, // the reference
 }
 
-// sendV6onV4 is what the daemon logs when it picks the wrong socket.
-const sendV6onV4 = "with listeners on both families, messages to an IPv6 address go out on the IPv4 socket " +
-	"(`udp write [::1]:P: an IPv6 destination on an IPv4 socket`): "
-
-// knownBrokenCalls: as knownBroken, for the call paths (measured against
-// main on 2026-12-03).
-var knownBrokenCalls = map[string]string{
-	"ipv6-listener-only":    "ACK and BYE carry our own Route <sip:[::1]:P;lr>, not recognised as ours: the BYE is not forwarded (404) and the call stays up at the Core",
-	"ipv6":                  sendV6onV4 + "INVITEs and OPTIONS probes never reach the IPv6 Core (it is marked down, or never up)",
-	"ipv4-caller-ipv6-core": sendV6onV4 + "INVITEs and OPTIONS probes never reach the IPv6 Core (it is marked down, or never up)",
-	"ipv6-caller-ipv4-core": sendV6onV4 + "the Core's 100/200 never reach the IPv6 caller; the Record-Route pair at the Core is right",
-}
+// knownBrokenCalls: as knownBroken, for the call paths (empty: every
+// path works; a path that breaks goes here with what it does instead).
+var knownBrokenCalls = map[string]string{}
 
 const calls = 3
 
