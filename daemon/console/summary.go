@@ -153,14 +153,23 @@ func sumEdge(b *strings.Builder, raw json.RawMessage) error {
 func sumNetwork(b *strings.Builder, raw json.RawMessage) error {
 	var n struct {
 		Bonds []struct {
-			Name, Mode  string
-			Up          bool
-			ActiveSlave string `json:"active_slave"`
+			Name, Mode, MIIMon string
+			Up                 bool
+			ActiveSlave        string `json:"active_slave"`
+			Slaves             []struct {
+				Name   string `json:"name"`
+				MIIUp  bool   `json:"mii_up"`
+				Active bool   `json:"active"`
+			} `json:"slaves"`
 		} `json:"bonds"`
 		Links []struct {
 			Name   string `json:"name"`
 			OperUp bool   `json:"oper_up"`
 		} `json:"links"`
+		Management *struct {
+			Interface, Address, Gateway, Source, Error string
+			Pending                                    *struct{ Interface, Address, Gateway, Note string }
+		} `json:"management"`
 		Routes []struct{ Interface, Gateway string } `json:"default_routes"`
 		Errors []string                              `json:"errors"`
 	}
@@ -173,7 +182,45 @@ func sumNetwork(b *strings.Builder, raw json.RawMessage) error {
 	}
 	fmt.Fprintf(b, "Network: links %s\n", states(links, "up", "DOWN"))
 	for _, bd := range n.Bonds {
-		fmt.Fprintf(b, "  bond %s %s, active %s, up %v\n", bd.Name, bd.Mode, bd.ActiveSlave, bd.Up)
+		state, active := "up", "active slave "+bd.ActiveSlave
+		if !bd.Up {
+			state = "DOWN"
+		}
+		if bd.ActiveSlave == "" {
+			active = "no active slave"
+		}
+		fmt.Fprintf(b, "  bond %s %s, miimon %s, %s, %s\n", bd.Name, bd.Mode, bd.MIIMon, state, active)
+		for _, sl := range bd.Slaves {
+			mii, role := "MII up", "standby"
+			if !sl.MIIUp {
+				mii = "MII DOWN"
+			}
+			if sl.Active {
+				role = "active"
+			}
+			fmt.Fprintf(b, "    slave %s %s, %s\n", sl.Name, mii, role)
+		}
+	}
+	if m := n.Management; m != nil {
+		gw := ""
+		if m.Gateway != "" {
+			gw = ", gateway " + m.Gateway
+		}
+		src := "config file"
+		if m.Source == "runtime" {
+			src = "set at runtime"
+		}
+		fmt.Fprintf(b, "  management %s on %s%s (%s)\n", m.Address, orNone(m.Interface), gw, src)
+		if m.Error != "" {
+			fmt.Fprintf(b, "    error: %s\n", m.Error)
+		}
+		if p := m.Pending; p != nil {
+			gw := ""
+			if p.Gateway != "" {
+				gw = ", gateway " + p.Gateway
+			}
+			fmt.Fprintf(b, "    pending: %s on %s%s\n      %s\n", p.Address, orNone(p.Interface), gw, p.Note)
+		}
 	}
 	for _, r := range n.Routes {
 		fmt.Fprintf(b, "  default route via %s on %s\n", r.Gateway, r.Interface)
@@ -192,11 +239,13 @@ func sumTime(b *strings.Builder, raw json.RawMessage) error {
 	switch {
 	case len(st.Servers) == 0:
 		b.WriteString("Time: no time servers configured\n")
+		return nil
 	case st.Synced:
-		fmt.Fprintf(b, "Time: synchronised to %s, offset %s\n", st.Server, st.Offset)
+		fmt.Fprintf(b, "Time: synchronised to %s (stratum %d), offset %s\n", st.Server, st.Stratum, st.Offset)
 	default:
 		fmt.Fprintf(b, "Time: NOT synchronised (%s)\n", st.LastError)
 	}
+	fmt.Fprintf(b, "  since start: %d polls, %d clock steps, %d slews, %d errors\n", st.Polls, st.Steps, st.Slews, st.Errors)
 	return nil
 }
 
@@ -222,6 +271,8 @@ func sumWatchdog(b *strings.Builder, raw json.RawMessage) error {
 	}
 	if w.Reset {
 		b.WriteString("  the last reset was the watchdog's\n")
+	} else if w.Device != "" {
+		b.WriteString("  the last reset was not the watchdog's\n")
 	}
 	if w.Error != "" {
 		fmt.Fprintf(b, "  error: %s\n", w.Error)
