@@ -73,6 +73,11 @@ func Parse(p *sip.Parser, data []byte, src netip.AddrPort, stream bool, cfg *Con
 		}
 		return r, &Refusal{Code: code, Reason: reason}
 	}
+	if req == nil {
+		// Bytes the raw scan took for a request start that sipgo reads
+		// as a response ("SIP 0 ..."): not ours to answer.
+		return Request{}, &Refusal{Code: 0, Reason: "not a request"}
+	}
 	ref = Validate(req)
 	if ref == nil {
 		ref = checkLimits(data, req, cfg)
