@@ -49,6 +49,7 @@ func (o CoreOverlay) Apply(file []balancer.CoreConfig) []balancer.CoreConfig {
 type CoresStatus struct {
 	Algorithm string                `json:"algorithm"`
 	Listen    []string              `json:"listen"`
+	CoreSide  []string              `json:"core_side,omitempty"` // the Core-facing sockets
 	Dialogs   int                   `json:"dialogs"`
 	Cores     []balancer.CoreStatus `json:"cores"`
 	Stats     map[string]uint64     `json:"stats"`
@@ -61,6 +62,7 @@ func BalancerOptions(cfg *config.Config) balancer.Options {
 	s := cfg.SIP
 	opt := balancer.Options{
 		Listen:    s.Listen,
+		CorePort:  s.CorePort,
 		Algorithm: s.Algorithm,
 		Probe: balancer.ProbeOptions{Interval: s.Probe.Interval.D(), Timeout: s.Probe.Timeout.D(),
 			DownAfter: s.Probe.DownAfter, UpAfter: s.Probe.UpAfter, Codes: s.Probe.Codes},
@@ -183,7 +185,7 @@ func (a *App) setupBalancer(ctx context.Context) error {
 		}
 	})
 	status := func() any {
-		st := CoresStatus{Algorithm: opt.Algorithm, Listen: b.Addrs(), Dialogs: b.Dialogs(), Cores: b.Cores(), Stats: b.Stats().Snapshot()}
+		st := CoresStatus{Algorithm: opt.Algorithm, Listen: b.Addrs(), CoreSide: b.CoreAddrs(), Dialogs: b.Dialogs(), Cores: b.Cores(), Stats: b.Stats().Snapshot()}
 		srv, cli := b.Transactions()
 		st.Stats["server_transactions"], st.Stats["client_transactions"] = uint64(srv), uint64(cli)
 		st.Stats["goroutines"] = uint64(runtime.NumGoroutine())

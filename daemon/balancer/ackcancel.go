@@ -109,15 +109,15 @@ func (b *Balancer) sendCancel(ct *clientTx) {
 	}
 	ct.cancelSent = true
 	data := ct.st.buildToCore("CANCEL", ct, ct.st.toLine)
-	b.send(ct.transport, ct.dst, data, nil)
+	b.sendFrom(ct.transport, ct.dst, data, nil, ct.twin)
 	b.stats.CancelsSent.Add(1)
-	b.resendUntil(ct.st, ct.transport, ct.dst, data, &ct.cancelAcked)
+	b.resendUntil(ct.st, ct.transport, ct.dst, ct.twin, data, &ct.cancelAcked)
 }
 
-// resendUntil retransmits a request of the proxy's own over UDP at T1,
-// then doubling, four times at most, until *done (set under st.mu when
-// the answer comes).
-func (b *Balancer) resendUntil(st *serverTx, tp string, dst netip.AddrPort, data []byte, done *bool) {
+// resendUntil retransmits a request of the proxy's own over UDP (from
+// the Core-facing twin with twin) at T1, then doubling, four times at
+// most, until *done (set under st.mu when the answer comes).
+func (b *Balancer) resendUntil(st *serverTx, tp string, dst netip.AddrPort, twin bool, data []byte, done *bool) {
 	if tp != "udp" {
 		return
 	}
@@ -129,7 +129,7 @@ func (b *Balancer) resendUntil(st *serverTx, tp string, dst netip.AddrPort, data
 			if *done || n == 0 {
 				return
 			}
-			b.send(tp, dst, data, nil)
+			b.sendFrom(tp, dst, data, nil, twin)
 			again(d*2, n-1)
 		})
 	}

@@ -29,7 +29,17 @@ func (b *Balancer) shedNew(in inbound, q int, lag time.Duration) bool {
 		// response. A 503 now would leave a ghost call on the Core.
 		return false
 	}
-	resp := h.response(503, "Service Unavailable", "Retry-After: "+strconv.Itoa(b.opt.RetryAfter)+"\r\n", in.src)
+	// Retry-After only toward sources outside the trusted networks (a
+	// caller's UA waits that long before it tries again). A trusted
+	// upstream is a proxy, which would send this box nothing at all for
+	// that long (RFC 3261 21.5.4): for a moment's overload that is the
+	// whole trunk gone, so it gets a plain 503 and tries this call
+	// elsewhere (or passes the 503 on).
+	extra := ""
+	if !in.trusted {
+		extra = b.retryAfter()
+	}
+	resp := h.response(503, "Service Unavailable", extra, in.src)
 	dst := in.src
 	if in.conn == nil && !h.rport && h.viaPort != 0 {
 		dst = netip.AddrPortFrom(in.src.Addr(), h.viaPort)

@@ -33,7 +33,9 @@ type Balancer struct {
 	udpOut     *listener
 	udpLoop    *listener // the first UDP listener on loopback: sends to loopback (a VIP check's OPTIONS)
 	tcpOut     *listener
+	twins      []*listener // the Core-facing twins of the UDP listeners (coresock.go)
 	workers    []chan inbound
+	urgent     []chan inbound // per worker, taken first: messages from the twins
 	workerBeat []atomic.Int64
 	workerSync []workerSync
 
@@ -115,6 +117,9 @@ func New(opt Options) (*Balancer, error) {
 			b.tcpOut = li
 		}
 	}
+	if opt.CorePort != CorePortOff {
+		b.newCoreTwins(opt.CorePort)
+	}
 	b.reqCfg = b.reqConfig()
 	for _, c := range opt.Cores {
 		if err := b.checkCoreTransport(c); err != nil {
@@ -144,7 +149,7 @@ func (b *Balancer) Start(ctx context.Context) error {
 	if b.started {
 		return errors.New("balancer already started")
 	}
-	for _, l := range b.listeners {
+	for _, l := range append(b.listeners[:len(b.listeners):len(b.listeners)], b.twins...) {
 		if err := b.open(ctx, l); err != nil {
 			b.closeSockets()
 			return err
@@ -152,28 +157,37 @@ func (b *Balancer) Start(ctx context.Context) error {
 	}
 	b.started = true
 	b.workers = make([]chan inbound, b.opt.Workers)
+	b.urgent = make([]chan inbound, b.opt.Workers)
 	b.workerBeat = make([]atomic.Int64, b.opt.Workers)
 	b.workerSync = make([]workerSync, b.opt.Workers)
 	for i := range b.workers {
-		ch := make(chan inbound, b.opt.QueueLength)
-		b.workers[i] = ch
+		ch, urgent := make(chan inbound, b.opt.QueueLength), make(chan inbound, b.opt.QueueLength)
+		b.workers[i], b.urgent[i] = ch, urgent
 		b.workerBeat[i].Store(time.Now().UnixNano())
 		b.workWG.Add(1)
 		go func() {
 			defer b.workWG.Done()
 			for {
 				var in inbound
-				select {
-				case <-b.stop:
-					return
-				case in = <-ch:
+				select { // the Cores' side first: it completes calls already taken
+				case in = <-urgent:
+				default:
+					select {
+					case <-b.stop:
+						return
+					case in = <-urgent:
+					case in = <-ch:
+					}
 				}
 				if in.data == nil {
 					b.workerBeat[i].Store(time.Now().UnixNano())
 					continue
 				}
 				ws := &b.workerSync[i]
-				ws.lag.Store(int64(time.Since(b.epoch) - in.at))
+				if !in.lis.coreSide {
+					// Admission reads how long the public side waits.
+					ws.lag.Store(int64(time.Since(b.epoch) - in.at))
+				}
 				ws.mu.Lock()
 				b.handle(in)
 				ws.mu.Unlock()
@@ -182,7 +196,7 @@ func (b *Balancer) Start(ctx context.Context) error {
 		}()
 	}
 	go b.wheel.run()
-	for _, l := range b.listeners {
+	for _, l := range append(b.listeners[:len(b.listeners):len(b.listeners)], b.twins...) {
 		b.wg.Add(1)
 		if l.udp != nil {
 			go b.readUDP(l)
@@ -193,12 +207,12 @@ func (b *Balancer) Start(ctx context.Context) error {
 	b.wg.Add(2)
 	go b.probeLoop()
 	go b.sweepLoop()
-	b.log.Info("sip balancer started", "listen", b.opt.Listen, "algorithm", b.opt.Algorithm, "cores", len(b.pool.list()))
+	b.log.Info("sip balancer started", "listen", b.opt.Listen, "core_side", b.CoreAddrs(), "algorithm", b.opt.Algorithm, "cores", len(b.pool.list()))
 	return nil
 }
 
 func (b *Balancer) closeSockets() {
-	for _, l := range b.listeners {
+	for _, l := range append(b.listeners[:len(b.listeners):len(b.listeners)], b.twins...) {
 		if l.udp != nil {
 			l.udp.Close()
 		}

@@ -22,6 +22,7 @@ type clientTx struct {
 	core        *Core
 	transport   string
 	dst         netip.AddrPort
+	twin        bool // leaves from the Core-facing twin (coresock.go)
 	viaLine     string
 	data        []byte
 	provisional bool
@@ -87,7 +88,7 @@ func (b *Balancer) launch(st *serverTx, ct *clientTx) {
 	st.branches = append(st.branches, branch)
 	b.ctx.put(branch, ct)
 	b.stats.Forwarded.Add(1)
-	if err := b.send(tp, dst, ct.data, nil); err != nil {
+	if err := b.sendFrom(tp, dst, ct.data, nil, ct.twin); err != nil {
 		b.log.Debug("forward", "dst", dst, "err", err)
 	}
 	// Every next hop, a Core or not, has attempt_timeout to answer at
@@ -136,7 +137,7 @@ func (b *Balancer) clientTimer(ct *clientTx) {
 	}
 	if ct.retransDue != 0 && due >= ct.retransDue && !ct.provisional {
 		b.stats.Retransmitted.Add(1)
-		b.send(ct.transport, ct.dst, ct.data, nil)
+		b.sendFrom(ct.transport, ct.dst, ct.data, nil, ct.twin)
 		ct.interval *= 2
 		if st.method != sip.INVITE && ct.interval > t2 {
 			ct.interval = t2
@@ -236,7 +237,7 @@ func (b *Balancer) attempt(st *serverTx, c *Core, tp string, dst netip.AddrPort)
 		st.tried = append(st.tried, c)
 		c.routed.Add(1)
 	}
-	out := b.outFor(tp, dst.Addr())
+	out := b.coreOut(b.outFor(tp, dst.Addr()), tp, dst, c)
 	if out == nil {
 		b.finish(st, 503, "Service Unavailable", "")
 		return
@@ -251,8 +252,8 @@ func (b *Balancer) attempt(st *serverTx, c *Core, tp string, dst netip.AddrPort)
 	rr := ""
 	if st.recordRoute {
 		rr = st.lis.rrLine
-		if out != st.lis {
-			rr = out.rrLine + rr
+		if o := b.outFor(tp, dst.Addr()); o != st.lis {
+			rr = o.rrLine + rr
 		}
 	}
 	size := len(st.rq.Bytes())
@@ -260,7 +261,7 @@ func (b *Balancer) attempt(st *serverTx, c *Core, tp string, dst netip.AddrPort)
 		size = 1024
 	}
 	data := request.AppendForward(&st.rq, make([]byte, 0, size+len(out.host)+len(branch)+len(rr)+48), out.via(), branch, rr)
-	ct := &clientTx{branch: branch, st: st, core: c, transport: tp, dst: dst, data: data, interval: t1}
+	ct := &clientTx{branch: branch, st: st, core: c, transport: tp, dst: dst, twin: out.coreSide, data: data, interval: t1}
 	st.keepAckPieces(ct, st.rq.CSeq())
 	b.launch(st, ct)
 }

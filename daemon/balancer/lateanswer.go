@@ -13,6 +13,7 @@ import (
 type lateAnswer struct {
 	tp      string
 	dst     netip.AddrPort
+	twin    bool   // sent from the Core-facing twin (coresock.go)
 	ack     []byte // sent again for each retransmission of the 2xx
 	byeDone bool   // the BYE was answered
 }
@@ -24,7 +25,7 @@ type lateAnswer struct {
 func (b *Balancer) endLateAnswer(ct *clientTx, v *respView) {
 	st := ct.st
 	if la := ct.late; la != nil {
-		b.send(la.tp, la.dst, la.ack, nil) // the 2xx again: our ACK was lost
+		b.sendFrom(la.tp, la.dst, la.ack, nil, la.twin) // the 2xx again: our ACK was lost
 		return
 	}
 	m, err := b.parser.ParseSIP(v.raw)
@@ -56,19 +57,20 @@ func (b *Balancer) endLateAnswer(ct *clientTx, v *respView) {
 	// From and Call-ID as forwarded: an INVITE routed to a Core from the
 	// pool (the only kind that fails over) carried no Route.
 	hdr.WriteString(st.fwdHdr)
-	out, toLine := b.outFor(la.tp, la.dst.Addr()), v.toLine()
+	out, toLine := b.coreOut(b.outFor(la.tp, la.dst.Addr()), la.tp, la.dst, nil), v.toLine()
+	la.twin = out.coreSide
 	la.ack = buildRequest("ACK", ruri, viaLine(out, b.newBranch()), hdr.String(), toLine, st.cseq)
 	byeBranch := b.newBranch()
 	bye := buildRequest("BYE", ruri, viaLine(out, byeBranch), hdr.String(), toLine, st.cseq+1)
 	ct.late = la
 	b.stats.LateAnswers.Add(1)
-	b.send(la.tp, la.dst, la.ack, nil)
-	b.send(la.tp, la.dst, bye, nil)
+	b.sendFrom(la.tp, la.dst, la.ack, nil, la.twin)
+	b.sendFrom(la.tp, la.dst, bye, nil, la.twin)
 	// The BYE's answer finds ct by its branch and stops the
 	// retransmissions (proxyResponse); the branch goes at Timer F.
 	b.ctx.put(byeBranch, ct)
 	b.wheel.after(64*t1, func() { b.ctx.del(byeBranch) })
-	b.resendUntil(st, la.tp, la.dst, bye, &la.byeDone)
+	b.resendUntil(st, la.tp, la.dst, la.twin, bye, &la.byeDone)
 	b.log.Info("late 2xx on an abandoned attempt: ACKed and ended with BYE", "core", ct.core, "call_id", st.callID)
 }
 

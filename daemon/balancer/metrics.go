@@ -47,6 +47,8 @@ func NewCollector(b *Balancer) *Collector {
 	}
 	add("messages_received", "SIP messages read from the sockets.", func(s *Stats) uint64 { return s.Received.Load() })
 	add("queue_drops", "Messages dropped because their worker's queue was full.", func(s *Stats) uint64 { return s.QueueDrops.Load() })
+	add("probe_timeouts_put_off", "OPTIONS probe timeouts not counted against a Core because the balancer itself was behind on the socket its reply comes to.", func(s *Stats) uint64 { return s.ProbesPutOff.Load() })
+	add("core_side_refused", "Datagrams on a Core-facing socket from neither a Core nor a trusted source, dropped.", func(s *Stats) uint64 { return s.TwinRefused.Load() })
 	add("shed", "New INVITEs refused 503 at once because the workers were behind (admission control).", func(s *Stats) uint64 { return s.Shed.Load() })
 	add("malformed", "Unparsable or invalid messages (answered 400 or dropped).", func(s *Stats) uint64 { return s.Malformed.Load() })
 	add("too_large", "Messages over the size limit.", func(s *Stats) uint64 { return s.TooLarge.Load() })
@@ -161,20 +163,37 @@ func (c *Collector) Collect(ch chan<- prometheus.Metric) {
 // Empty where /proc is not available.
 func (b *Balancer) KernelDrops() map[string]uint64 {
 	out := map[string]uint64{}
-	for _, l := range b.listeners {
+	for _, l := range append(b.listeners[:len(b.listeners):len(b.listeners)], b.twins...) {
 		if l.transport != "udp" {
 			continue
 		}
-		file := "/proc/net/udp"
-		if l.addr.Addr().Is6() {
-			file = "/proc/net/udp6"
-		}
-		n, err := udpDrops(file, l.addr.Addr().AsSlice(), l.addr.Port())
-		if err == nil {
+		if n, ok := l.kernelDrops(); ok {
 			out["udp:"+l.addr.String()] = n
 		}
 	}
 	return out
+}
+
+// kernelDrops is the kernel's count of datagrams dropped on l for a
+// full receive buffer; false where /proc is not available.
+func (l *listener) kernelDrops() (uint64, bool) {
+	file := "/proc/net/udp"
+	if l.addr.Addr().Is6() {
+		file = "/proc/net/udp6"
+	}
+	n, err := udpDrops(file, l.addr.Addr().AsSlice(), l.addr.Port())
+	return n, err == nil
+}
+
+// unread reports whether a datagram waits unread on l's UDP socket.
+func (l *listener) unread() bool {
+	rc, err := l.udp.SyscallConn()
+	if err != nil {
+		return false
+	}
+	var u bool
+	rc.Control(func(fd uintptr) { u = unread(fd) })
+	return u
 }
 
 func udpDrops(file string, ip []byte, port uint16) (uint64, error) {

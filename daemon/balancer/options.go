@@ -25,6 +25,11 @@ type Options struct {
 	// Record-Route. Sockets are bound with IP_FREEBIND, so a virtual IP
 	// not (yet) present on the box can be listed.
 	Listen []string
+	// CorePort is the port of the Core-facing twin of each UDP listen
+	// address (coresock.go): requests toward the Cores leave from it and
+	// their answers come back to it. 0 (default): a port the kernel
+	// chooses; CorePortOff: no twins (the Cores see the listen port).
+	CorePort int
 	// Algorithm is round-robin (default), weighted, least-load or call-hash.
 	Algorithm string
 	Probe     ProbeOptions
@@ -303,9 +308,16 @@ func (o Options) validate() error {
 	if len(o.Listen) == 0 {
 		return fmt.Errorf("no listen address")
 	}
+	if o.CorePort != CorePortOff && (o.CorePort < 0 || o.CorePort > 65535) {
+		return fmt.Errorf("core port %d: want 1..65535, 0 (any free port) or %d (none)", o.CorePort, CorePortOff)
+	}
 	for _, l := range o.Listen {
-		if _, err := parseListen(l); err != nil {
+		la, err := parseListen(l)
+		if err != nil {
 			return err
+		}
+		if la.transport == "udp" && o.CorePort > 0 && int(la.addr.Port()) == o.CorePort {
+			return fmt.Errorf("core port %d: %s listens on it (the Core-facing socket needs a port of its own)", o.CorePort, l)
 		}
 	}
 	seen := map[string]bool{}

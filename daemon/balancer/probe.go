@@ -13,10 +13,19 @@ import (
 
 // probe is one OPTIONS probe in flight.
 type probe struct {
-	core *Core
-	sent time.Time
-	t    *timer
+	core  *Core
+	sent  time.Time
+	t     *timer
+	out   *listener // the socket it left from, where its reply comes
+	drops uint64    // out's kernel drops when it left (ok: known)
+	ok    bool
+	waits int // timeouts not counted: the balancer was behind (probeLate)
 }
+
+// maxProbeWaits bounds how often one probe's timeout is put off because
+// the balancer itself was behind: a Core that dies during an overload
+// is still marked down, at most this many probe timeouts later.
+const maxProbeWaits = 2
 
 type probeTable struct {
 	mu sync.Mutex
@@ -51,7 +60,7 @@ func (b *Balancer) probeAll() {
 }
 
 func (b *Balancer) sendProbe(c *Core) {
-	out := b.outFor(c.transport, c.addr.Addr())
+	out := b.coreOut(b.outFor(c.transport, c.addr.Addr()), c.transport, c.addr, c)
 	if out == nil {
 		return
 	}
@@ -63,22 +72,54 @@ func (b *Balancer) sendProbe(c *Core) {
 	fmt.Fprintf(&buf, "Via: SIP/2.0/%s %s;branch=%s;rport\r\n", out.viaTp, host, branch)
 	fmt.Fprintf(&buf, "Max-Forwards: 70\r\nFrom: <sip:sipedge@%s>;tag=%s\r\nTo: <sip:%s>\r\n", host, branch[len(sip.RFC3261BranchMagicCookie):], c.addr)
 	fmt.Fprintf(&buf, "Call-ID: %s@%s\r\nCSeq: %d OPTIONS\r\nUser-Agent: sipedge\r\nAccept: application/sdp\r\nContent-Length: 0\r\n\r\n", branch, host, n&0x7fffffff)
-	p := &probe{core: c, sent: time.Now()}
+	p := &probe{core: c, sent: time.Now(), out: out}
+	if out.udp != nil {
+		p.drops, p.ok = out.kernelDrops()
+	}
 	b.probes.mu.Lock()
 	b.probes.m[branch] = p
+	p.t = b.wheel.after(b.opt.Probe.Timeout, func() { b.probeTimeout(branch) })
 	b.probes.mu.Unlock()
-	p.t = b.wheel.after(b.opt.Probe.Timeout, func() {
-		b.probes.mu.Lock()
-		_, pending := b.probes.m[branch]
-		delete(b.probes.m, branch)
-		b.probes.mu.Unlock()
-		if pending {
-			b.probeResult(c, false, 0, 0, "no reply to OPTIONS within "+b.opt.Probe.Timeout.String())
-		}
-	})
-	if err := b.send(c.transport, c.addr, buf.Bytes(), nil); err != nil {
+	if err := b.sendFrom(c.transport, c.addr, buf.Bytes(), nil, out.coreSide); err != nil {
 		b.log.Debug("probe send", "core", c.name, "err", err)
 	}
+}
+
+// probeTimeout judges a probe that got no reply within Probe.Timeout
+// (wheel goroutine). When the balancer itself is behind on the socket
+// the reply comes to (a datagram unread, or the kernel dropped some
+// since the probe left), the silence says nothing of the Core: the
+// timeout is put off, maxProbeWaits times at most.
+func (b *Balancer) probeTimeout(branch string) {
+	b.probes.mu.Lock()
+	p, pending := b.probes.m[branch]
+	if !pending {
+		b.probes.mu.Unlock()
+		return
+	}
+	if p.waits < maxProbeWaits && b.probeLate(p) {
+		p.waits++
+		b.stats.ProbesPutOff.Add(1)
+		p.t = b.wheel.after(b.opt.Probe.Timeout, func() { b.probeTimeout(branch) })
+		b.probes.mu.Unlock()
+		return
+	}
+	delete(b.probes.m, branch)
+	b.probes.mu.Unlock()
+	b.probeResult(p.core, false, 0, 0, "no reply to OPTIONS within "+time.Since(p.sent).Round(time.Millisecond).String())
+}
+
+// probeLate reports whether p's socket is behind: a datagram waits
+// unread, or the kernel dropped datagrams on it since p left.
+func (b *Balancer) probeLate(p *probe) bool {
+	if p.out.udp == nil {
+		return false
+	}
+	if p.out.unread() {
+		return true
+	}
+	n, ok := p.out.kernelDrops()
+	return ok && p.ok && n > p.drops
 }
 
 func (b *Balancer) onProbeResponse(branch string, res *sip.Response) {

@@ -92,7 +92,7 @@ func (b *Balancer) proxyResponse(ct *clientTx, v *respView) {
 	// Final response.
 	ct.answered = true
 	if invite && code >= 300 {
-		b.send(ct.transport, ct.dst, st.buildToCore("ACK", ct, v.toLine()), nil)
+		b.sendFrom(ct.transport, ct.dst, st.buildToCore("ACK", ct, v.toLine()), nil, ct.twin)
 	}
 	if st.client != ct {
 		// A final on an abandoned attempt (attempt timer, Core down): the

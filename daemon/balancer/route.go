@@ -32,6 +32,11 @@ func (b *Balancer) isLocal(a netip.AddrPort) bool {
 			return true
 		}
 	}
+	for _, l := range b.twins {
+		if l.addr == a {
+			return true
+		}
+	}
 	return false
 }
 

@@ -3,6 +3,8 @@ package balancer
 import (
 	"fmt"
 	"syscall"
+
+	"golang.org/x/sys/unix"
 )
 
 // tuneSocket sets IP_FREEBIND (so a virtual IP that is not yet ours can
@@ -33,4 +35,11 @@ func tuneSocket(fd uintptr, network string, rcv, snd int) error {
 		}
 	}
 	return nil
+}
+
+// unread reports whether the kernel holds a datagram not yet read on
+// fd (SIOCINQ: the size of the next one, 0 when none).
+func unread(fd uintptr) bool {
+	n, err := unix.IoctlGetInt(int(fd), unix.SIOCINQ)
+	return err == nil && n > 0
 }

@@ -9,6 +9,8 @@ type Stats struct {
 	In, Out         msgCounts     // messages read / sent, by method or response class
 	Received        atomic.Uint64 // messages read
 	QueueDrops      atomic.Uint64 // messages dropped: worker queue full
+	ProbesPutOff    atomic.Uint64 // probe timeouts not counted: the balancer was behind on the reply's socket
+	TwinRefused     atomic.Uint64 // datagrams on a Core-facing twin from neither a Core nor a trusted source
 	Shed            atomic.Uint64 // new INVITEs refused 503 by admission control (workers behind)
 	Malformed       atomic.Uint64 // unparsable or invalid messages
 	TooLarge        atomic.Uint64 // messages over the size limit
@@ -94,7 +96,7 @@ func (s *Stats) countReply(code int) {
 // Snapshot returns the counters by name (for ctl and tests).
 func (s *Stats) Snapshot() map[string]uint64 {
 	m := map[string]uint64{
-		"received": s.Received.Load(), "queue_drops": s.QueueDrops.Load(), "shed": s.Shed.Load(), "malformed": s.Malformed.Load(),
+		"received": s.Received.Load(), "queue_drops": s.QueueDrops.Load(), "core_side_refused": s.TwinRefused.Load(), "probes_put_off": s.ProbesPutOff.Load(), "shed": s.Shed.Load(), "malformed": s.Malformed.Load(),
 		"too_large": s.TooLarge.Load(), "panics": s.Panics.Load(), "forwarded": s.Forwarded.Load(),
 		"retransmissions_absorbed": s.Retransmissions.Load(), "stateless_acks_absorbed": s.StatelessAcks.Load(), "retransmitted": s.Retransmitted.Load(),
 		"finals_retransmitted": s.FinalsRetransmitted.Load(), "finals_unacked": s.FinalsUnacked.Load(), "late_answers_ended": s.LateAnswers.Load(),

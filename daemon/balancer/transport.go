@@ -28,6 +28,8 @@ type listener struct {
 	rr        *sip.RecordRouteHeader // that URI as a header, shared by every request (never changed)
 	rrLine    string                 // that header as a line, CRLF included, for the raw INVITE path
 	viaTp     string                 // "UDP" | "TCP"
+	twin      *listener              // the Core-facing twin of a UDP listener (coresock.go); nil without
+	coreSide  bool                   // this is a twin
 }
 
 // inbound is one received message on its way to a worker.
@@ -78,6 +80,9 @@ func (b *Balancer) open(ctx context.Context, l *listener) error {
 			return fmt.Errorf("listen udp %s: %w", l.addr, err)
 		}
 		l.udp = pc.(*net.UDPConn)
+		if l.addr.Port() == 0 { // a twin on a port the kernel chose
+			l.addr = netip.AddrPortFrom(l.addr.Addr(), uint16(l.udp.LocalAddr().(*net.UDPAddr).Port))
+		}
 		if l.udpSend, err = newUDPSender(l.udp); err != nil {
 			l.udp.Close()
 			return fmt.Errorf("listen udp %s: %w", l.addr, err)
@@ -155,6 +160,9 @@ func (b *Balancer) dispatch(in inbound, inline bool) {
 		}
 	}
 	in.trusted = b.trusted(v, in.src)
+	if in.lis.coreSide && !b.admitOnTwin(in) {
+		return
+	}
 	// The ACK of a 503 we shed (or of another stateless reply) ends here,
 	// unparsed: under overload there is one for every call refused.
 	if b.absorbStatelessAck(in.data) {
@@ -168,7 +176,9 @@ func (b *Balancer) dispatch(in inbound, inline bool) {
 	}
 	i := callIDHash(in.data) % uint32(len(b.workers))
 	w, ws := b.workers[i], &b.workerSync[i]
-	if b.shedNew(in, len(w), time.Duration(ws.lag.Load())) {
+	if in.lis.coreSide {
+		w = b.urgent[i]
+	} else if b.shedNew(in, len(w), time.Duration(ws.lag.Load())) {
 		return
 	}
 	if inline && ws.pending.Load() == 0 && ws.mu.TryLock() {
@@ -237,8 +247,15 @@ func callIDHash(p []byte) uint32 {
 
 // send writes data to dst over transport: over UDP from the first UDP
 // listener (the VIP, which our Via and Record-Route name), or to a
-// loopback destination from a loopback listener if there is one.
+// loopback destination from a loopback listener if there is one
+// (udpFrom).
 func (b *Balancer) send(transport string, dst netip.AddrPort, data []byte, conn *tcpConn) error {
+	return b.sendFrom(transport, dst, data, conn, false)
+}
+
+// sendFrom is send, from the Core-facing twin when twin is set and
+// there is one (a request on a branch toward a Core: coresock.go).
+func (b *Balancer) sendFrom(transport string, dst netip.AddrPort, data []byte, conn *tcpConn, twin bool) error {
 	if transport == "tcp" {
 		if conn == nil {
 			var err error
@@ -253,14 +270,9 @@ func (b *Balancer) send(transport string, dst netip.AddrPort, data []byte, conn 
 		b.stats.Out.count(data)
 		return nil
 	}
-	l := b.outFor("udp", dst.Addr()) // of dst's family (dual stack)
-	if b.udpLoop != nil && dst.Addr().IsLoopback() && b.udpLoop.addr.Addr().Is4() == dst.Addr().Is4() {
-		// From the VIP, the source would be an address the box may not
-		// hold, and a connected peer on loopback would not take it.
-		l = b.udpLoop
-	}
-	if l == nil {
-		return fmt.Errorf("no udp listener to send to %s", dst)
+	l, err := b.udpFrom(dst, twin)
+	if err != nil {
+		return err
 	}
 	if err := l.udpSend.send(data, dst); err != nil {
 		b.stats.SendErrors.Add(1)

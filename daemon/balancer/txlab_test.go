@@ -22,6 +22,7 @@ type txLab struct {
 	addr   *net.UDPAddr // the balancer's UDP listener
 	caller *net.UDPConn
 	cores  []*net.UDPConn
+	ev     *recEvents // the balancer's events (Core state changes)
 }
 
 // newTxLab starts a balancer in front of n socket Cores. The Cores do
@@ -48,8 +49,21 @@ func newTxLab(t *testing.T, n int, mod func(*Options)) *txLab {
 	if mod != nil {
 		mod(&opt)
 	}
-	l.b = startInProcess(t, opt).b
+	ipr := startInProcess(t, opt)
+	l.b, l.ev = ipr.b, ipr.ev
 	return l
+}
+
+// towardCores is the address requests to the Cores leave from: the
+// listener's Core-facing twin, or the listener without one.
+func (l *txLab) towardCores() string { return coreSideOf(l.b.listeners[0]).addr.String() }
+
+// coreSideOf is lis's Core-facing twin, or lis without one.
+func coreSideOf(lis *listener) *listener {
+	if lis.twin != nil {
+		return lis.twin
+	}
+	return lis
 }
 
 func (l *txLab) socket() *net.UDPConn {

@@ -97,11 +97,17 @@ type Watchdog struct {
 
 // SIP is the balancer.
 type SIP struct {
-	Listen    []string `yaml:"listen"`    // "udp:IP:port", "tcp:IP:port"
-	Algorithm string   `yaml:"algorithm"` // round-robin | weighted | least-load | call-hash
-	Probe     Probe    `yaml:"probe"`
-	Retry     Retry    `yaml:"retry"`
-	Cores     []Core   `yaml:"cores"`
+	Listen []string `yaml:"listen"` // "udp:IP:port", "tcp:IP:port"
+	// CorePort is the port of the Core-facing socket beside each UDP
+	// listen address: requests toward the Cores (and the OPTIONS probes)
+	// leave from it and the Cores answer to it, so that a flood on the
+	// listen port cannot drown their answers. 0 (default): a port the
+	// kernel chooses; -1: none (the Cores see the listen port).
+	CorePort  int    `yaml:"core_port"`
+	Algorithm string `yaml:"algorithm"` // round-robin | weighted | least-load | call-hash
+	Probe     Probe  `yaml:"probe"`
+	Retry     Retry  `yaml:"retry"`
+	Cores     []Core `yaml:"cores"`
 	// DialogTTL expires a dialog whose BYE was lost.
 	DialogTTL Duration `yaml:"dialog_ttl"`
 	// UDPBufferBytes sizes each UDP socket's kernel receive and send buffers.

@@ -230,6 +230,15 @@ func (c *Config) validateSIP(s *SIP, add func(string, string, ...any), oneOf fun
 	if s.UDPBufferBytes < 65536 {
 		add("sip.udp_buffer_bytes", "%d is below 65536", s.UDPBufferBytes)
 	}
+	if p := s.CorePort; p < -1 || p > 65535 {
+		add("sip.core_port", "%d is outside 1..65535 (0: any free port, -1: none)", p)
+	} else if p > 0 {
+		for _, l := range s.Listen {
+			if tp, ap, ok := strings.Cut(l, ":"); ok && strings.EqualFold(tp, "udp") && strings.HasSuffix(ap, ":"+strconv.Itoa(p)) {
+				add("sip.core_port", "%d is the port of listen address %s: the Core-facing socket needs a port of its own", p, l)
+			}
+		}
+	}
 	if d := s.Overload.QueueDelay.D(); d <= 0 || d >= 500*time.Millisecond {
 		add("sip.overload.queue_delay", "%v is outside (0, 500ms): past T1 callers and Cores retransmit and the backlog feeds itself", d)
 	}

@@ -93,7 +93,9 @@ type phase struct {
 	Cores          coreSnap `json:"cores"`
 	Clean          bool     `json:"clean"`
 	Why            string   `json:"why,omitempty"`
-	UDPDrops       int64    `json:"udp_drops"`
+	UDPDrops       int64    `json:"udp_drops"`                     // on the balancer's listen socket
+	SideDrops      int64    `json:"udp_drops_core_side,omitempty"` // on sipedge's Core-facing sockets
+	CoreDrops      int64    `json:"udp_drops_at_cores,omitempty"`  // on the Cores' own sockets
 	CoresDown      int      `json:"cores_marked_down"`
 	NoCore         int      `json:"no_core_refusals"`
 	MallocsPerCall float64  `json:"mallocs_per_call,omitempty"`      // runtime.MemStats.Mallocs delta / calls
@@ -307,7 +309,7 @@ func measure(o options, name string, base int, t0 time.Time) (*result, error) {
 		setRate(rate)
 		cpu0 := cpuSeconds(t.pid())
 		core0 := snapCores(cores)
-		drops0 := udpDrops(base)
+		drops0, side0, atCores0 := udpDrops(base), udpDrops(t.sidePorts()...), udpDrops(corePorts...)
 		downs0, noCore0 := t.downs()
 		start := time.Since(t0).Seconds()
 		var wg sync.WaitGroup
@@ -325,7 +327,8 @@ func measure(o options, name string, base int, t0 time.Time) (*result, error) {
 			cr.Goroutines = t.goroutines()
 		}
 		time.Sleep(2500 * time.Millisecond) // the Cores rewrite their counts every second
-		p := phase{callerRun: cr, Cores: snapCores(cores).sub(core0), UDPDrops: udpDrops(base) - drops0}
+		p := phase{callerRun: cr, Cores: snapCores(cores).sub(core0), UDPDrops: udpDrops(base) - drops0,
+			SideDrops: udpDrops(t.sidePorts()...) - side0, CoreDrops: udpDrops(corePorts...) - atCores0}
 		downs, noCore := t.downs()
 		p.CoresDown, p.NoCore = downs-downs0, noCore-noCore0
 		p.Why = why(cr)
@@ -345,9 +348,9 @@ func measure(o options, name string, base int, t0 time.Time) (*result, error) {
 		if !p.Clean {
 			status = "NOT clean: " + p.Why
 		}
-		fmt.Printf("%-8s %-9s %5d CPS %3.0fs: %6d calls, %6d ok, %5d failed, %5d refused 503, p99<%dms, %.3f CPU-s/1000, RSS %.0f MiB, goroutines %d, Cores ACK %d BYE %d, UDP drops %d, Cores marked down %d; %s\n",
+		fmt.Printf("%-8s %-9s %5d CPS %3.0fs: %6d calls, %6d ok, %5d failed, %5d refused 503, p99<%dms, %.3f CPU-s/1000, RSS %.0f MiB, goroutines %d, Cores ACK %d BYE %d, UDP drops %d (Core side %d, at Cores %d), Cores marked down %d; %s\n",
 			name, label, rate, dur.Seconds(), p.Calls, p.Success, p.Failed, p.Refused503, p.P99ms, 1000*p.CPUSeconds/float64(max(p.Success, 1)),
-			p.RSSMiB, p.Goroutines, p.Cores.ACKs, p.Cores.BYEs, p.UDPDrops, p.CoresDown, status)
+			p.RSSMiB, p.Goroutines, p.Cores.ACKs, p.Cores.BYEs, p.UDPDrops, p.SideDrops, p.CoreDrops, p.CoresDown, status)
 		return p, err
 	}
 

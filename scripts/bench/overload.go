@@ -69,14 +69,14 @@ func roundClean(rd round) bool {
 // reportRounds writes the overload table: a line per round.
 func reportRounds(b *strings.Builder, rs []*result) {
 	tw := tabwriter.NewWriter(b, 2, 8, 2, ' ', tabwriter.AlignRight)
-	fmt.Fprintln(tw, "overload\tround\tasked CPS\toffered CPS\tcompleted CPS\t% of sustained\trefused 503\tfailed\tCores marked down\tUDP drops\tfirst 5 s after: failed\tthen: failed\tmet\t")
+	fmt.Fprintln(tw, "overload\tround\tasked CPS\toffered CPS\tcompleted CPS\t% of sustained\trefused 503\tfailed\tCores marked down\tUDP drops: listen\tCore side\tat Cores\tfirst 5 s after: failed\tthen: failed\tmet\t")
 	for _, r := range rs {
 		for i, rd := range r.Rounds {
 			p := rd.Overload
 			done := float64(p.Success) / p.Duration.Seconds()
 			offered := float64(p.Calls) / p.Duration.Seconds()
-			fmt.Fprintf(tw, "%s\t%d\t%d\t%.0f\t%.0f\t%.0f\t%d\t%d\t%d\t%d\t%d of %d\t%d of %d\t%s\t\n", r.Target, i+1, p.Rate, offered, done,
-				100*done/float64(max(r.SustainedCPS, 1)), p.Refused503, p.Failed, p.CoresDown, p.UDPDrops,
+			fmt.Fprintf(tw, "%s\t%d\t%d\t%.0f\t%.0f\t%.0f\t%d\t%d\t%d\t%d\t%d\t%d\t%d of %d\t%d of %d\t%s\t\n", r.Target, i+1, p.Rate, offered, done,
+				100*done/float64(max(r.SustainedCPS, 1)), p.Refused503, p.Failed, p.CoresDown, p.UDPDrops, p.SideDrops, p.CoreDrops,
 				rd.Grace.Failed, rd.Grace.Calls, rd.Recovery.Failed, rd.Recovery.Calls, yes(roundClean(rd)))
 		}
 	}

@@ -3,6 +3,7 @@ package main
 import (
 	"encoding/json"
 	"fmt"
+	"net/netip"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -25,7 +26,10 @@ type target struct {
 	// downs counts the Cores the balancer marked down so far, and refused
 	// the calls it refused because no Core was left to take them.
 	downs func() (downs, noCore int)
-	log   string
+	// sidePorts are sipedge's Core-facing UDP ports (none for Kamailio,
+	// or a sipedge without them).
+	sidePorts func() []int
+	log       string
 }
 
 func (t *target) pid() int { return t.cmd.Process.Pid }
@@ -103,6 +107,7 @@ func startKamailio(dir string, port int, cores []int) (*target, error) {
 	}
 	t := &target{name: "kamailio", port: port, done: make(chan struct{}), log: filepath.Join(dir, "kamailio.log")}
 	t.cmd = exec.Command("kamailio", "-DD", "-E", "-f", cfg, "-x", "tlsf", "-m", "1024", "-M", "16", "-Y", dir, "-w", dir)
+	t.sidePorts = func() []int { return nil }
 	t.downs = func() (int, int) {
 		b, _ := os.ReadFile(t.log)
 		return strings.Count(string(b), "BENCH-CORE-DOWN"), strings.Count(string(b), "BENCH-NO-CORE")
@@ -170,6 +175,19 @@ func startSipedge(dir, bin string, port int, cores []int, extraEnv []string, ext
 			return -1
 		}
 		return r.Goroutines
+	}
+	t.sidePorts = func() []int {
+		var st struct {
+			CoreSide []string `json:"core_side"`
+		}
+		t.ctl(&st, "cores")
+		var ports []int
+		for _, a := range st.CoreSide {
+			if ap, err := netip.ParseAddrPort(strings.TrimPrefix(a, "udp:")); err == nil {
+				ports = append(ports, int(ap.Port()))
+			}
+		}
+		return ports
 	}
 	t.downs = func() (int, int) {
 		var ev []struct{ Kind string }
