@@ -80,6 +80,7 @@ type result struct {
 	RSSMiB       float64     `json:"rss_mib_after_sustained"`
 	Goroutines   []int       `json:"goroutines_per_step"`
 	Rounds       []round     `json:"overload_rounds,omitempty"`
+	Profile      string      `json:"overload_cpu_profile,omitempty"` // sipedge: pprof file of the first round
 	Sources      *sources    `json:"sources,omitempty"`
 	Dialogs      *dialogRun  `json:"dialogs,omitempty"`
 	UDPDrops     int64       `json:"udp_drops_total"`
@@ -101,6 +102,7 @@ type phase struct {
 	MallocsPerCall float64  `json:"mallocs_per_call,omitempty"`      // runtime.MemStats.Mallocs delta / calls
 	AllocsPerCall  float64  `json:"pprof_allocs_per_call,omitempty"` // alloc_objects delta of two allocs profiles / calls
 	Shed503        int      `json:"shed_503,omitempty"`              // sipedge: refused by its admission control
+	Received       int      `json:"datagrams_received,omitempty"`    // sipedge: messages it read
 }
 
 type dialogRun struct {
@@ -359,7 +361,7 @@ func measure(o options, name string, base int, t0 time.Time) (*result, error) {
 	}
 	if o.overloadOnly > 0 {
 		r.SustainedCPS = o.overloadOnly
-		if err := overloadRounds(o, r, run, cores, t.shed); err != nil {
+		if err := overloadRounds(o, r, run, cores, t); err != nil {
 			return nil, err
 		}
 		r.UDPDrops = udpDrops(base)
@@ -471,7 +473,7 @@ func measure(o options, name string, base int, t0 time.Time) (*result, error) {
 
 	// Overload: twice the sustained rate, then normal load again.
 	if o.overload > 0 && r.SustainedCPS > 0 {
-		if err := overloadRounds(o, r, run, cores, t.shed); err != nil {
+		if err := overloadRounds(o, r, run, cores, t); err != nil {
 			return nil, err
 		}
 	}

@@ -224,6 +224,15 @@ func (t *target) shed() int {
 	return st.Stats["shed"]
 }
 
+// received counts the messages the balancer read (sipedge only).
+func (t *target) received() int {
+	var st struct{ Stats map[string]int }
+	if t.ctl == nil || t.ctl(&st, "cores") != nil {
+		return 0
+	}
+	return st.Stats["received"]
+}
+
 // dialogCount is the number of dialogs in the balancer's table.
 func (t *target) dialogCount() int {
 	var st struct{ Dialogs int }
