@@ -3,6 +3,7 @@ package balancer
 import (
 	"bytes"
 	"fmt"
+	"github.com/sipedge/sipedge/hal/testenv"
 	"net"
 	"strings"
 	"testing"
@@ -47,6 +48,25 @@ func TestCallsSpreadPerAlgorithm(t *testing.T) {
 				t.Errorf("INVITEs per core %v, want %s", inv, tt.want)
 			}
 		})
+	}
+}
+
+// TestCoreSideFixedPort: with sip.core_port set, calls go through SIPp
+// Cores that answer on the Core-facing socket at that port (their
+// responses to our Via), the port shows in `ctl cores`, and nothing is
+// refused there (the Cores are trusted on it).
+func TestCoreSideFixedPort(t *testing.T) {
+	port := testenv.FreePort(t)
+	l := newLab(t, 2, "core_uas.xml", func(o *Options) { o.CorePort = port })
+	if got, want := l.tgt.coreSide(), fmt.Sprintf("udp:127.0.0.1:%d", port); len(got) != 1 || got[0] != want {
+		t.Fatalf("core side %v, want [%s]", got, want)
+	}
+	ok, failed := l.runCalls("caller_uac.xml", 30, 30, 50)
+	if ok != 30 || failed != 0 {
+		t.Fatalf("%d ok, %d failed; want 30 ok", ok, failed)
+	}
+	if n := l.tgt.stats()["core_side_refused"]; n != 0 {
+		t.Errorf("core_side_refused %d: the Cores' answers were refused on their socket", n)
 	}
 }
 

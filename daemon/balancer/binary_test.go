@@ -41,6 +41,9 @@ func configYAML(opt Options, dataDir string) string {
 	if opt.FullPath {
 		b.WriteString("  raw_paths: false\n")
 	}
+	if opt.CorePort != 0 {
+		fmt.Fprintf(&b, "  core_port: %d\n", opt.CorePort)
+	}
 	b.WriteString("  cores:\n")
 	for _, c := range opt.Cores {
 		fmt.Fprintf(&b, "    - {name: %s, address: %q, weight: %d, max_calls: %d}\n", c.Name, c.Address, c.Weight, c.MaxCalls)
@@ -76,9 +79,10 @@ func (d *binary) ctl(args ...string) ([]byte, error) {
 }
 
 type ctlCores struct {
-	Dialogs int               `json:"dialogs"`
-	Cores   []CoreStatus      `json:"cores"`
-	Stats   map[string]uint64 `json:"stats"`
+	CoreSide []string          `json:"core_side"`
+	Dialogs  int               `json:"dialogs"`
+	Cores    []CoreStatus      `json:"cores"`
+	Stats    map[string]uint64 `json:"stats"`
 }
 
 func (d *binary) status() ctlCores {
@@ -94,6 +98,7 @@ func (d *binary) status() ctlCores {
 }
 
 func (d *binary) cores() []CoreStatus       { return d.status().Cores }
+func (d *binary) coreSide() []string        { return d.status().CoreSide }
 func (d *binary) stats() map[string]uint64  { return d.status().Stats }
 func (d *binary) dialogs() int              { return d.status().Dialogs }
 func (d *binary) drain(name string) error   { _, err := d.ctl("cores", "drain", name); return err }

@@ -55,6 +55,7 @@ type target interface {
 	stats() map[string]uint64
 	dialogs() int
 	hasEvent(kind, core string) bool
+	coreSide() []string // the Core-facing sockets
 }
 
 func testLogger(t *testing.T) *slog.Logger {
@@ -149,6 +150,7 @@ func (ip *inProcess) drain(n string) error            { return ip.b.DrainCore(n)
 func (ip *inProcess) disable(n string) error          { return ip.b.DisableCore(n) }
 func (ip *inProcess) stats() map[string]uint64        { return ip.b.Stats().Snapshot() }
 func (ip *inProcess) dialogs() int                    { return ip.b.Dialogs() }
+func (ip *inProcess) coreSide() []string              { return ip.b.CoreAddrs() }
 func (ip *inProcess) hasEvent(kind, core string) bool { return ip.ev.has(kind + " " + core) }
 
 func names(cs []CoreConfig) []string {

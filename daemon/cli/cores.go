@@ -53,6 +53,9 @@ func printCores(w io.Writer, raw json.RawMessage) error {
 func FormatCores(st app.CoresStatus) string {
 	var b strings.Builder
 	fmt.Fprintf(&b, "algorithm %s, listening on %s, %d dialogs\n", st.Algorithm, strings.Join(st.Listen, " "), st.Dialogs)
+	if len(st.CoreSide) > 0 {
+		fmt.Fprintf(&b, "toward the Cores from %s\n", strings.Join(st.CoreSide, " "))
+	}
 	if len(st.Cores) == 0 {
 		b.WriteString("no Cores (sipedge ctl cores add NAME IP:PORT)\n")
 		return b.String()
