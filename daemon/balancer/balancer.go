@@ -186,7 +186,7 @@ func (b *Balancer) Start(ctx context.Context) error {
 				ws := &b.workerSync[i]
 				if !in.lis.coreSide {
 					// Admission reads how long the public side waits.
-					ws.lag.Store(int64(time.Since(b.epoch) - in.at))
+					ws.noteLag(time.Since(b.epoch), in.at, b.opt.ShedDelay)
 				}
 				ws.mu.Lock()
 				b.handle(in)

@@ -210,8 +210,31 @@ func (b *Balancer) dispatch(in inbound, inline bool) {
 type workerSync struct {
 	mu      sync.Mutex
 	pending atomic.Int64
-	lag     atomic.Int64 // ns the last message dequeued had waited
-	_       [40]byte     // own cache line
+	lag     atomic.Int64 // ns the last message dequeued had waited, once behind long enough (noteLag)
+	// behindSince (since Balancer.epoch; 0: not behind) is when the
+	// messages dequeued started to have waited ShedDelay or more. The
+	// worker alone writes it.
+	behindSince time.Duration
+	_           [32]byte // own cache line
+}
+
+// noteLag records the wait of a message queued at `at` and dequeued at
+// now. Admission sees it only once messages have waited shedDelay or
+// more for shedDelay/2 in a row: a worker descheduled for a moment (a
+// busy host, a GC pause) leaves a backlog that drains in a few ms and
+// is no reason to refuse calls; a backlog that lasts is.
+func (ws *workerSync) noteLag(now, at, shedDelay time.Duration) {
+	d := now - at
+	switch {
+	case shedDelay <= 0 || d < shedDelay:
+		ws.behindSince = 0
+		ws.lag.Store(int64(d))
+	case ws.behindSince == 0:
+		ws.behindSince = now
+		ws.lag.Store(0)
+	case now-ws.behindSince >= shedDelay/2:
+		ws.lag.Store(int64(d))
+	}
 }
 
 // callIDHash finds the Call-ID header in raw bytes (long or compact form)
