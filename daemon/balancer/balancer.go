@@ -117,7 +117,13 @@ func New(opt Options) (*Balancer, error) {
 			b.tcpOut = li
 		}
 	}
-	if opt.CorePort != CorePortOff {
+	switch opt.CorePort {
+	case CorePortOff:
+	case CorePortAny:
+		b.newCoreTwins(0)
+	case 0:
+		b.newCoreTwins(DefaultCorePort(opt.Listen))
+	default:
 		b.newCoreTwins(opt.CorePort)
 	}
 	b.reqCfg = b.reqConfig()

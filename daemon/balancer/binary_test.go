@@ -60,7 +60,7 @@ func startBinary(t *testing.T, opt Options) *binary {
 // second daemon in the same dir sees the first one's store).
 func startBinaryIn(t *testing.T, opt Options, dir string) *binary {
 	t.Helper()
-	testOptions(&opt)
+	testOptions(t, &opt)
 	d := daemontest.New(t, dir)
 	d.WriteConfig(configYAML(opt, d.DataDir()))
 	return &binary{Daemon: d.Start(), t: t}

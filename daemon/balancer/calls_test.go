@@ -130,7 +130,7 @@ type inProcess struct {
 }
 
 func startInProcess(t *testing.T, opt Options) *inProcess {
-	testOptions(&opt)
+	testOptions(t, &opt)
 	ip := &inProcess{ev: &recEvents{}}
 	opt.Events = ip.ev
 	b, err := New(opt)

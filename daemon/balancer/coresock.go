@@ -20,9 +20,46 @@ import (
 // Record-Route names it) and our responses leave from it: a twin only
 // carries the Cores' side of transactions the balancer started.
 
-// CorePortOff in Options.CorePort: no twin sockets, requests toward the
-// Cores leave from the listener, as before the twins existed.
-const CorePortOff = -1
+// Options.CorePort's special values.
+const (
+	// CorePortOff: no twin sockets, requests toward the Cores leave from
+	// the listener, as before the twins existed.
+	CorePortOff = -1
+	// CorePortAny: twins on a port the kernel chooses at Start. Not for
+	// a pair: after a takeover a Core that answers a call's requests
+	// where its INVITE came from (SIPp does) would find no socket there.
+	CorePortAny = -2
+)
+
+// DefaultCorePort is the twins' port when Options.CorePort is 0: the
+// first UDP listen port plus 10 (5070 for 5060), or the next one up that
+// no UDP listen address uses. Both boxes of a pair, with the same
+// listen addresses, get the same port, so that answers to the box that
+// held the VIP reach the one that holds it now. 0 without UDP.
+func DefaultCorePort(listen []string) int {
+	used := map[int]bool{}
+	first := 0
+	for _, l := range listen {
+		la, err := parseListen(l)
+		if err != nil || la.transport != "udp" {
+			continue
+		}
+		used[int(la.addr.Port())] = true
+		if first == 0 {
+			first = int(la.addr.Port())
+		}
+	}
+	if first == 0 {
+		return 0
+	}
+	p := first + 10
+	for used[p] || p > 65535 {
+		if p++; p > 65535 {
+			p = 1024
+		}
+	}
+	return p
+}
 
 // newCoreTwins gives each UDP listener its twin on port (0: one the
 // kernel chooses at Start); listeners on the same IP share one.

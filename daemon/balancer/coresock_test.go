@@ -288,3 +288,23 @@ func TestFloodLeavesCoresUp(t *testing.T) {
 	t.Logf("%d INVITEs sent, %d dropped by the kernel on the listen socket, %d probes answered, %d timeouts put off",
 		sent.Load(), drops, answered.Load(), ip.stats.ProbesPutOff.Load())
 }
+
+// TestDefaultCorePort: the first UDP listen port + 10, past any port a
+// UDP listen address uses; the same for the same listen addresses (both
+// boxes of a pair).
+func TestDefaultCorePort(t *testing.T) {
+	for _, c := range []struct {
+		listen []string
+		want   int
+	}{
+		{[]string{"udp:192.0.2.10:5060", "tcp:192.0.2.10:5060"}, 5070},
+		{[]string{"tcp:192.0.2.10:5060", "udp:192.0.2.10:5080"}, 5090},
+		{[]string{"udp:192.0.2.10:5060", "udp:192.0.2.11:5070", "udp:192.0.2.10:5071"}, 5072},
+		{[]string{"udp:[2001:db8::1]:65530"}, 1024},
+		{[]string{"tcp:192.0.2.10:5060"}, 0},
+	} {
+		if got := DefaultCorePort(c.listen); got != c.want {
+			t.Errorf("DefaultCorePort(%v) = %d, want %d", c.listen, got, c.want)
+		}
+	}
+}

@@ -50,7 +50,7 @@ func dualStackCall(t *testing.T, callerIP, coreIP string) {
 		Cores:  []CoreConfig{{Name: "core1", Address: core.LocalAddr().String()}},
 		Logger: testLogger(t),
 	}
-	testOptions(&opt)
+	testOptions(t, &opt)
 	startInProcess(t, opt)
 	l := &txLab{t: t}
 	bal := func(ip string) *net.UDPAddr { return &net.UDPAddr{IP: net.ParseIP(ip), Port: port} }

@@ -211,9 +211,10 @@ func startEdgeLab(t *testing.T, extraSIP, extraSecurity string, wrap ...string) 
 	l := &edgeLab{t: t, core: startUAS(t, "127.0.0.4")}
 	l.bal = netip.AddrPortFrom(netip.MustParseAddr("127.0.0.1"), uint16(testenv.FreePort(t)))
 	var o Options
-	if testOptions(&o); o.FullPath {
+	if testOptions(t, &o); o.FullPath {
 		extraSIP = "  raw_paths: false\n" + extraSIP
 	}
+	extraSIP = fmt.Sprintf("  core_port: %d\n", o.CorePort) + extraSIP
 	d := daemontest.New(t)
 	d.WriteConfig(fmt.Sprintf(`node: {name: edge-test, profile: single, data_dir: %q}
 log: {level: info, format: text}

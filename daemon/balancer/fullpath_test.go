@@ -1,6 +1,7 @@
 package balancer
 
 import (
+	"github.com/sipedge/sipedge/hal/testenv"
 	"os"
 	"strings"
 	"testing"
@@ -13,9 +14,14 @@ import (
 const fullPathEnv = "SIPEDGE_BALANCER_FULLPATH"
 
 // testOptions applies the test run's choices to a test's options.
-func testOptions(opt *Options) {
+func testOptions(t *testing.T, opt *Options) {
 	if os.Getenv(fullPathEnv) == "1" {
 		opt.FullPath = true
+	}
+	if opt.CorePort == 0 {
+		// The default (the listen port + 10) could be a port another
+		// test of the run holds: a port of the test's own.
+		opt.CorePort = testenv.FreePort(t)
 	}
 }
 

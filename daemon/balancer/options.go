@@ -27,8 +27,10 @@ type Options struct {
 	Listen []string
 	// CorePort is the port of the Core-facing twin of each UDP listen
 	// address (coresock.go): requests toward the Cores leave from it and
-	// their answers come back to it. 0 (default): a port the kernel
-	// chooses; CorePortOff: no twins (the Cores see the listen port).
+	// their answers come back to it. 0 (default): DefaultCorePort of the
+	// listen addresses, the same on both boxes of a pair; CorePortAny: a
+	// port the kernel chooses (tests); CorePortOff: no twins (the Cores
+	// see the listen port).
 	CorePort int
 	// Algorithm is round-robin (default), weighted, least-load or call-hash.
 	Algorithm string
@@ -308,8 +310,8 @@ func (o Options) validate() error {
 	if len(o.Listen) == 0 {
 		return fmt.Errorf("no listen address")
 	}
-	if o.CorePort != CorePortOff && (o.CorePort < 0 || o.CorePort > 65535) {
-		return fmt.Errorf("core port %d: want 1..65535, 0 (any free port) or %d (none)", o.CorePort, CorePortOff)
+	if o.CorePort < CorePortAny || o.CorePort > 65535 {
+		return fmt.Errorf("core port %d: want 1..65535, 0 (the default), %d (none) or %d (any free port)", o.CorePort, CorePortOff, CorePortAny)
 	}
 	for _, l := range o.Listen {
 		la, err := parseListen(l)

@@ -101,8 +101,10 @@ type SIP struct {
 	// CorePort is the port of the Core-facing socket beside each UDP
 	// listen address: requests toward the Cores (and the OPTIONS probes)
 	// leave from it and the Cores answer to it, so that a flood on the
-	// listen port cannot drown their answers. 0 (default): a port the
-	// kernel chooses; -1: none (the Cores see the listen port).
+	// listen port cannot drown their answers. 0 (default): the first
+	// UDP listen port + 10 (5070 for 5060; the next one up if a listen
+	// address uses it), the same on both boxes of a pair; -1: none (the
+	// Cores see the listen port).
 	CorePort  int    `yaml:"core_port"`
 	Algorithm string `yaml:"algorithm"` // round-robin | weighted | least-load | call-hash
 	Probe     Probe  `yaml:"probe"`

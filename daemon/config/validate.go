@@ -231,7 +231,7 @@ func (c *Config) validateSIP(s *SIP, add func(string, string, ...any), oneOf fun
 		add("sip.udp_buffer_bytes", "%d is below 65536", s.UDPBufferBytes)
 	}
 	if p := s.CorePort; p < -1 || p > 65535 {
-		add("sip.core_port", "%d is outside 1..65535 (0: any free port, -1: none)", p)
+		add("sip.core_port", "%d is outside 1..65535 (0: the listen port + 10, -1: none)", p)
 	} else if p > 0 {
 		for _, l := range s.Listen {
 			if tp, ap, ok := strings.Cut(l, ":"); ok && strings.EqualFold(tp, "udp") && strings.HasSuffix(ap, ":"+strconv.Itoa(p)) {

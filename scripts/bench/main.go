@@ -242,7 +242,7 @@ func measure(o options, name string, base int, t0 time.Time) (*result, error) {
 	if err := os.MkdirAll(dir, 0o755); err != nil {
 		return nil, err
 	}
-	corePorts := []int{base + 10, base + 20}
+	corePorts := []int{base + 20, base + 30} // base+10: sipedge's Core-facing socket (core_port default)
 	var cores []*sippCore
 	for _, p := range corePorts {
 		cdir := filepath.Join(dir, fmt.Sprintf("core%d", p))
