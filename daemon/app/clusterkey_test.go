@@ -26,16 +26,7 @@ import (
 // 16-character password in a 0644 file); a box that already ran keeps
 // running with one, under an alarm in `ctl status` and an event.
 func TestWeakClusterKeyBinary(t *testing.T) {
-	testenv.MustHaveNetns(t)
-	ns := fmt.Sprintf("se15c-key-%d", os.Getpid())
-	if out, err := exec.Command("ip", "netns", "add", ns).CombinedOutput(); err != nil {
-		t.Fatalf("ip netns add: %v: %s", err, out)
-	}
-	t.Cleanup(func() { exec.Command("ip", "netns", "del", ns).Run() })
-	if out, err := exec.Command("ip", "-n", ns, "link", "set", "lo", "up").CombinedOutput(); err != nil {
-		t.Fatalf("lo up: %v: %s", err, out)
-	}
-	wrap := []string{"ip", "netns", "exec", ns}
+	wrap := testenv.NewNetns(t, fmt.Sprintf("se15c-key-%d", os.Getpid()))
 
 	d := daemontest.New(t)
 	key := filepath.Join(d.Dir, "cluster.key")

@@ -4,7 +4,6 @@ import (
 	"encoding/json"
 	"fmt"
 	"os"
-	"os/exec"
 	"path/filepath"
 	"strings"
 	"testing"
@@ -20,16 +19,7 @@ import (
 // even read; with --force the update goes on (and here stops at the
 // next check: this box did not boot from the A/B disk).
 func TestUpdateRefusedOnLoneVIPHolder(t *testing.T) {
-	testenv.MustHaveNetns(t)
-	ns := fmt.Sprintf("u17-upd-%d", os.Getpid())
-	if out, err := exec.Command("ip", "netns", "add", ns).CombinedOutput(); err != nil {
-		t.Fatalf("ip netns add: %v: %s", err, out)
-	}
-	t.Cleanup(func() { exec.Command("ip", "netns", "del", ns).Run() })
-	if out, err := exec.Command("ip", "-n", ns, "link", "set", "lo", "up").CombinedOutput(); err != nil {
-		t.Fatalf("lo up: %v: %s", err, out)
-	}
-	wrap := []string{"ip", "netns", "exec", ns}
+	wrap := testenv.NewNetns(t, fmt.Sprintf("u17-upd-%d", os.Getpid()))
 	d := daemontest.New(t)
 	key := filepath.Join(d.Dir, "cluster.key")
 	port := testenv.FreePort(t)

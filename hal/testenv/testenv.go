@@ -75,6 +75,22 @@ func MustHaveNetns(t testing.TB) {
 	}
 }
 
+// NewNetns makes network namespace name with its loopback up, deleted
+// when the test ends, and returns the command prefix that runs a program
+// in it (ip netns exec NAME).
+func NewNetns(t testing.TB, name string) []string {
+	t.Helper()
+	MustHaveNetns(t)
+	if out, err := exec.Command("ip", "netns", "add", name).CombinedOutput(); err != nil {
+		t.Fatalf("ip netns add %s: %v: %s", name, err, out)
+	}
+	t.Cleanup(func() { exec.Command("ip", "netns", "del", name).Run() })
+	if out, err := exec.Command("ip", "-n", name, "link", "set", "lo", "up").CombinedOutput(); err != nil {
+		t.Fatalf("%s: lo up: %v: %s", name, err, out)
+	}
+	return []string{"ip", "netns", "exec", name}
+}
+
 // MustHaveIPv6Loopback requires ::1 to be usable (a container may run
 // with IPv6 disabled).
 func MustHaveIPv6Loopback(t testing.TB) {
