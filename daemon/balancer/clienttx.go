@@ -37,6 +37,7 @@ type clientTx struct {
 	timerC      *timer
 	timerCDue   time.Duration // since b.epoch: Timer C runs out (a provisional pushes it on)
 	interval    time.Duration
+	waits       int // attempt timeouts put off: the balancer was behind on the Core side (attemptLate)
 }
 
 // onTimer runs one of the attempt's timers (wheel goroutine).
@@ -127,9 +128,15 @@ func (b *Balancer) clientTimer(ct *clientTx) {
 	now := time.Since(b.epoch)
 	due := now + b.wheel.tick
 	if ct.attemptDue != 0 && due >= ct.attemptDue {
-		st.mu.Unlock()
-		b.attemptTimeout(ct)
-		return
+		if ct.done || st.client != ct || ct.waits >= maxLateWaits || !b.attemptLate(ct) {
+			st.mu.Unlock()
+			b.attemptTimeout(ct)
+			return
+		}
+		// Our own backlog may hold the answer: wait a little more.
+		ct.waits++
+		b.stats.AttemptsPutOff.Add(1)
+		ct.attemptDue = now + b.opt.Retry.AttemptTimeout/2
 	}
 	defer st.mu.Unlock()
 	if ct.done || st.client != ct {
@@ -145,6 +152,26 @@ func (b *Balancer) clientTimer(ct *clientTx) {
 		ct.retransDue = now + ct.interval
 	}
 	b.armClient(ct, now)
+}
+
+// attemptLate reports whether the balancer itself is behind on the side
+// an attempt's answer comes to: a Core's answer waits unread on the
+// Core-facing twin, or in a worker's queue of Core-side messages. Then
+// the silence says nothing of the Core (as for probes, probeTimeout),
+// and the attempt timer is put off by half, maxLateWaits times at most:
+// a Core that is really gone still fails over within twice
+// attempt_timeout. st.mu held.
+func (b *Balancer) attemptLate(ct *clientTx) bool {
+	if ct.core == nil || !ct.twin || ct.transport != "udp" {
+		return false
+	}
+	for _, q := range b.urgent {
+		if len(q) > 0 {
+			return true
+		}
+	}
+	l, err := b.udpFrom(ct.dst, true)
+	return err == nil && l.coreSide && l.unread()
 }
 
 // attemptTimeout: the destination did not answer at all (Timer B/F, or

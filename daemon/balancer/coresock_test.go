@@ -2,9 +2,11 @@ package balancer
 
 import (
 	"bytes"
+	"fmt"
 	"net"
 	"net/netip"
 	"strconv"
+	"strings"
 	"sync"
 	"sync/atomic"
 	"testing"
@@ -125,7 +127,7 @@ func TestCoreSideRefusesStrangers(t *testing.T) {
 
 // TestProbeTimeoutPutOffWhileBehind: a probe timeout while a datagram
 // waits unread on the socket its reply comes to is not counted against
-// the Core, maxProbeWaits times at most; then it is.
+// the Core, maxLateWaits times at most; then it is.
 func TestProbeTimeoutPutOffWhileBehind(t *testing.T) {
 	t.Parallel()
 	b, err := New(Options{Listen: []string{"udp:127.0.0.1:5060"}, Cores: []CoreConfig{{Name: "c1", Address: "127.0.0.1:5999"}},
@@ -179,7 +181,7 @@ func TestProbeTimeoutPutOffWhileBehind(t *testing.T) {
 		t.Fatal("SIOCINQ does not see the queued datagram")
 	}
 	probeAt("p2")
-	for i := 1; i <= maxProbeWaits; i++ {
+	for i := 1; i <= maxLateWaits; i++ {
 		b.probeTimeout("p2")
 		if c.State() != StateActive {
 			t.Fatalf("timeout %d while behind took the Core %s", i, c.State())
@@ -190,7 +192,7 @@ func TestProbeTimeoutPutOffWhileBehind(t *testing.T) {
 	}
 	b.probeTimeout("p2")
 	if c.State() != StateInactive {
-		t.Fatalf("after %d put-off timeouts the Core is %s, want inactive (a dead Core is still marked down)", maxProbeWaits, c.State())
+		t.Fatalf("after %d put-off timeouts the Core is %s, want inactive (a dead Core is still marked down)", maxLateWaits, c.State())
 	}
 }
 
@@ -199,7 +201,7 @@ func TestProbeTimeoutPutOffWhileBehind(t *testing.T) {
 // that answers its probes down: the replies come to the Core-facing
 // socket, which the flood does not reach (no drops there). With one
 // socket (CorePortOff) the replies are dropped with the flood and the
-// Core is marked down once maxProbeWaits put-offs are spent.
+// Core is marked down once maxLateWaits put-offs are spent.
 func TestFloodLeavesCoresUp(t *testing.T) {
 	port := 0
 	l := newTxLab(t, 1, func(o *Options) {
@@ -306,5 +308,83 @@ func TestDefaultCorePort(t *testing.T) {
 		if got := DefaultCorePort(c.listen); got != c.want {
 			t.Errorf("DefaultCorePort(%v) = %d, want %d", c.listen, got, c.want)
 		}
+	}
+}
+
+// TestAttemptTimeoutPutOffWhileBehind: a Core's answer that waits in the
+// balancer's own Core-side queue is not taken for the Core's silence.
+// The worker is held (as a busy one would be) while the Core answers:
+// the attempt timer runs out with the answer queued, is put off, and the
+// call completes on that Core without a failover. A Core that never
+// answers still loses the attempt after maxLateWaits put-offs, while
+// the balancer is still behind. On the old code the first INVITE failed
+// over to the other Core at attempt_timeout.
+func TestAttemptTimeoutPutOffWhileBehind(t *testing.T) {
+	const timeout = 400 * time.Millisecond
+	l := newTxLab(t, 2, func(o *Options) {
+		o.Workers = 1
+		o.Retry.AttemptTimeout = timeout
+	})
+	ws := &l.b.workerSync[0]
+	twin := net.UDPAddrFromAddrPort(coreSideOf(l.b.listeners[0]).addr)
+	answer := func(c *net.UDPConn, msg string) { // as a Core does: to our Via, the twin
+		t.Helper()
+		if _, err := c.WriteToUDP([]byte(msg), twin); err != nil {
+			t.Fatal(err)
+		}
+	}
+
+	l.send(l.caller, l.invite("pl1"))
+	i, req := l.coreRecv(2*time.Second, "INVITE", isRequest(sip.INVITE))
+	core, other := l.cores[i], l.cores[1-i]
+	ws.mu.Lock()
+	// Twice, as a Core retransmits: the held worker takes one, the
+	// other waits in its queue.
+	ok := reply(req, 200, "OK", "t-pl1", core)
+	answer(core, ok)
+	answer(core, ok)
+	time.Sleep(timeout + timeout/4)
+	if n := l.b.stats.AttemptsPutOff.Load(); n == 0 {
+		ws.mu.Unlock()
+		t.Fatal("the attempt timer ran out with the Core's answer queued and was not put off")
+	}
+	if m, _ := l.next(other, 10*time.Millisecond, isRequest(sip.INVITE)); m != nil {
+		ws.mu.Unlock()
+		t.Fatal("failed over to the other Core while the first one's 200 waited in our own queue")
+	}
+	ws.mu.Unlock()
+	l.recv(l.caller, 2*time.Second, "200 to the caller", isResponse(200))
+	if m, _ := l.next(other, 2*timeout, isRequest(sip.INVITE)); m != nil {
+		t.Fatalf("failed over to the other Core after the queued 200 was read: %s", m.(*sip.Request).CallID().Value())
+	}
+	if s := l.b.pool.get(fmt.Sprintf("core%d", i+1)).State(); s != StateActive {
+		t.Fatalf("the Core that answered is %s, want active", s)
+	}
+
+	// A Core that never answers, with the balancer behind all along.
+	put := l.b.stats.AttemptsPutOff.Load()
+	l.send(l.caller, l.invite("pl2"))
+	i, req = l.coreRecv(2*time.Second, "INVITE", func(m sip.Message) bool {
+		r, ok := m.(*sip.Request)
+		return ok && r.Method == sip.INVITE && r.CallID().Value() == "pl2"
+	})
+	stray := reply(req, 180, "Ringing", "t-x", l.cores[i]) // a 180 of another call
+	stray = strings.Replace(stray, "pl2", "pl2-other", -1)
+	ws.mu.Lock()
+	defer ws.mu.Unlock()
+	answer(l.cores[i], stray)
+	answer(l.cores[i], stray)
+	// Put off twice (by half of the timeout each), then the other Core.
+	start := time.Now()
+	pl2 := func(m sip.Message) bool {
+		r, ok := m.(*sip.Request)
+		return ok && r.Method == sip.INVITE && r.CallID().Value() == "pl2"
+	}
+	l.recv(l.cores[1-i], 3*timeout+time.Second, "the failover INVITE while still behind", pl2)
+	if took := time.Since(start); took < timeout {
+		t.Fatalf("failed over after %v, before even the first timeout", took)
+	}
+	if n := l.b.stats.AttemptsPutOff.Load() - put; n != maxLateWaits {
+		t.Fatalf("%d put-offs before the failover, want %d", n, maxLateWaits)
 	}
 }

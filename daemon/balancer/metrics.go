@@ -48,6 +48,7 @@ func NewCollector(b *Balancer) *Collector {
 	add("messages_received", "SIP messages read from the sockets.", func(s *Stats) uint64 { return s.Received.Load() })
 	add("queue_drops", "Messages dropped because their worker's queue was full.", func(s *Stats) uint64 { return s.QueueDrops.Load() })
 	add("probe_timeouts_put_off", "OPTIONS probe timeouts not counted against a Core because the balancer itself was behind on the socket its reply comes to.", func(s *Stats) uint64 { return s.ProbesPutOff.Load() })
+	add("attempt_timeouts_put_off", "Attempt timeouts toward a Core put off (by half of attempt_timeout, twice at most) because a Core's answer waited unread on the balancer's own Core side.", func(s *Stats) uint64 { return s.AttemptsPutOff.Load() })
 	add("core_side_refused", "Datagrams on a Core-facing socket from neither a Core nor a trusted source, dropped.", func(s *Stats) uint64 { return s.TwinRefused.Load() })
 	add("shed", "New INVITEs refused 503 at once because the workers were behind (admission control).", func(s *Stats) uint64 { return s.Shed.Load() })
 	add("malformed", "Unparsable or invalid messages (answered 400 or dropped).", func(s *Stats) uint64 { return s.Malformed.Load() })

@@ -22,10 +22,10 @@ type probe struct {
 	waits int // timeouts not counted: the balancer was behind (probeLate)
 }
 
-// maxProbeWaits bounds how often one probe's timeout is put off because
+// maxLateWaits bounds how often one probe's timeout is put off because
 // the balancer itself was behind: a Core that dies during an overload
 // is still marked down, at most this many probe timeouts later.
-const maxProbeWaits = 2
+const maxLateWaits = 2
 
 type probeTable struct {
 	mu sync.Mutex
@@ -89,7 +89,7 @@ func (b *Balancer) sendProbe(c *Core) {
 // (wheel goroutine). When the balancer itself is behind on the socket
 // the reply comes to (a datagram unread, or the kernel dropped some
 // since the probe left), the silence says nothing of the Core: the
-// timeout is put off, maxProbeWaits times at most.
+// timeout is put off, maxLateWaits times at most.
 func (b *Balancer) probeTimeout(branch string) {
 	b.probes.mu.Lock()
 	p, pending := b.probes.m[branch]
@@ -97,7 +97,7 @@ func (b *Balancer) probeTimeout(branch string) {
 		b.probes.mu.Unlock()
 		return
 	}
-	if p.waits < maxProbeWaits && b.probeLate(p) {
+	if p.waits < maxLateWaits && b.probeLate(p) {
 		p.waits++
 		b.stats.ProbesPutOff.Add(1)
 		p.t = b.wheel.after(b.opt.Probe.Timeout, func() { b.probeTimeout(branch) })

@@ -10,6 +10,7 @@ type Stats struct {
 	Received        atomic.Uint64 // messages read
 	QueueDrops      atomic.Uint64 // messages dropped: worker queue full
 	ProbesPutOff    atomic.Uint64 // probe timeouts not counted: the balancer was behind on the reply's socket
+	AttemptsPutOff  atomic.Uint64 // attempt timeouts toward a Core put off: the balancer was behind on the Core side
 	TwinRefused     atomic.Uint64 // datagrams on a Core-facing twin from neither a Core nor a trusted source
 	Shed            atomic.Uint64 // new INVITEs refused 503 by admission control (workers behind)
 	Malformed       atomic.Uint64 // unparsable or invalid messages
