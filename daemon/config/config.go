@@ -71,6 +71,42 @@ type Control struct {
 type Network struct {
 	Bonds      []Bond      `yaml:"bonds"`
 	Management *Management `yaml:"management"`
+	// DNS are the DNS servers that resolve names of the configuration
+	// (daemon/resolve): literal IP addresses, optionally with :port
+	// (default 53; an IPv6 address with a port in brackets), asked in
+	// order, at most maxDNSServers. Empty: the image's /etc/resolv.conf.
+	DNS []string `yaml:"dns"`
+}
+
+// DefaultDNSPort is the port of a network.dns server given without one.
+const DefaultDNSPort = 53
+
+// maxDNSServers bounds network.dns, as resolv.conf's MAXNS: each query
+// may wait on every server in turn.
+const maxDNSServers = 3
+
+// DNSServers returns network.dns as addresses, with the default port
+// where none is given; entries that do not parse (a validated config
+// has none) are left out.
+func (n Network) DNSServers() []netip.AddrPort {
+	var out []netip.AddrPort
+	for _, s := range n.DNS {
+		if ap, ok := parseDNSServer(s); ok {
+			out = append(out, ap)
+		}
+	}
+	return out
+}
+
+// parseDNSServer reads "IP", "IP:port" or "[IPv6]:port".
+func parseDNSServer(s string) (netip.AddrPort, bool) {
+	if ap, err := netip.ParseAddrPort(s); err == nil {
+		return ap, true
+	}
+	if a, err := netip.ParseAddr(s); err == nil {
+		return netip.AddrPortFrom(a, DefaultDNSPort), true
+	}
+	return netip.AddrPort{}, false
 }
 
 // Bond is one bonded interface.

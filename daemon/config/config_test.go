@@ -57,6 +57,9 @@ func TestGoodFiles(t *testing.T) {
 			if c.SIP.Cores[0].Weight != 1 || c.SIP.Cores[1].Weight != 2 || c.SIP.Cores[1].MaxCalls != 1500 {
 				t.Errorf("cores = %+v", c.SIP.Cores)
 			}
+			if len(c.Network.DNS) != 0 || len(c.Network.DNSServers()) != 0 {
+				t.Errorf("network.dns left out = %q, want none (resolv.conf)", c.Network.DNS)
+			}
 			if c.SIP.Probe.Interval.D() != 5*time.Second || c.SIP.Retry.MaxTries != 3 {
 				t.Errorf("probe/retry defaults not applied: %+v %+v", c.SIP.Probe, c.SIP.Retry)
 			}
@@ -71,6 +74,22 @@ func TestGoodFiles(t *testing.T) {
 			}
 			if c.Network.Bonds[0].MIIMon.D() != 100*time.Millisecond || c.Network.Management.Gateway.String() != "192.0.2.1" {
 				t.Errorf("network = %+v", c.Network)
+			}
+		}},
+		{"testdata/good-dns.yaml", func(t *testing.T, c *Config) {
+			if got := fmt.Sprint(c.Network.DNSServers()); got != "[192.0.2.53:53 198.51.100.53:5353 [2001:db8::53]:53]" {
+				t.Errorf("network.dns servers = %s (from %q)", got, c.Network.DNS)
+			}
+			b, err := Marshal(c)
+			if err != nil {
+				t.Fatal(err)
+			}
+			c2, err := Parse("shown", b)
+			if err != nil {
+				t.Fatalf("effective config does not load back: %v\n%s", err, b)
+			}
+			if fmt.Sprint(c2.Network.DNSServers()) != fmt.Sprint(c.Network.DNSServers()) {
+				t.Errorf("round trip: %q", c2.Network.DNS)
 			}
 		}},
 		{"testdata/good-db-four-box.yaml", func(t *testing.T, c *Config) {

@@ -69,6 +69,7 @@ func (c *Config) validate(lines map[string]int) Problems {
 			add("network.management.address", "must be an address with its prefix length, e.g. 192.0.2.11/24")
 		}
 	}
+	c.validateDNS(add)
 	if c.Watchdog.Device != "" && c.Watchdog.Timeout.D() < time.Second {
 		add("watchdog.timeout", "must be at least 1s")
 	}
@@ -337,4 +338,29 @@ func contains(ss []string, s string) bool {
 		}
 	}
 	return false
+}
+
+// validateDNS checks network.dns: literal addresses of servers, each
+// once, optionally with a port.
+func (c *Config) validateDNS(add func(string, string, ...any)) {
+	servers := c.Network.DNS
+	if len(servers) > maxDNSServers {
+		add("network.dns", "%d servers: at most %d", len(servers), maxDNSServers)
+	}
+	seen := map[netip.AddrPort]bool{}
+	for i, s := range servers {
+		p := fmt.Sprintf("network.dns[%d]", i)
+		ap, ok := parseDNSServer(s)
+		switch {
+		case !ok:
+			add(p, "%q: want an IP address, optionally with :port, e.g. 192.0.2.53 or 192.0.2.53:53 (names are not resolved)", s)
+		case ap.Port() == 0:
+			add(p, "%q: port 0 is not allowed", s)
+		case ap.Addr().IsUnspecified() || ap.Addr().IsMulticast():
+			add(p, "%q: want a server's address", s)
+		case seen[ap]:
+			add(p, "%q is listed twice", s)
+		}
+		seen[ap] = true
+	}
 }
