@@ -2,6 +2,7 @@ package tlsconf
 
 import (
 	"crypto/tls"
+	"log/slog"
 	"strings"
 	"testing"
 
@@ -209,5 +210,36 @@ func TestUpdateChangesFilesAndMode(t *testing.T) {
 	}
 	if e := st.Expiries(); len(e) != 2 || e[0].File != other.Cert || e[1].File != set.CA.File {
 		t.Errorf("expiries after update = %+v", e)
+	}
+}
+
+// TestReloadDuringHandshakes: handshakes racing reloads each get one
+// whole material or the other (run with -race).
+func TestReloadDuringHandshakes(t *testing.T) {
+	ca := tlstest.NewCA(t, "race")
+	a, b := ca.Server(t, "edge.example.com"), ca.Server(t, "edge.example.com")
+	st, err := NewStore(ServerOptions{Certificates: []CertFile{{a.Cert, a.Key}}, Logger: slog.New(slog.DiscardHandler)})
+	if err != nil {
+		t.Fatal(err)
+	}
+	s := serve(t, st.ServerConfig())
+	done := make(chan error, 1)
+	go func() {
+		for i := range 20 {
+			p := []tlstest.Pair{a, b}[i%2]
+			if err := st.Update(ServerOptions{Certificates: []CertFile{{p.Cert, p.Key}}}); err != nil {
+				done <- err
+				return
+			}
+		}
+		done <- nil
+	}()
+	for range 20 {
+		if got := servedCert(t, s, "edge.example.com"); got != serial(a) && got != serial(b) {
+			t.Fatalf("served serial %s, neither %s nor %s", got, serial(a), serial(b))
+		}
+	}
+	if err := <-done; err != nil {
+		t.Fatal(err)
 	}
 }
