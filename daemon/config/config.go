@@ -133,7 +133,7 @@ type Watchdog struct {
 
 // SIP is the balancer.
 type SIP struct {
-	Listen []string `yaml:"listen"` // "udp:IP:port", "tcp:IP:port"
+	Listen []string `yaml:"listen"` // "udp:IP:port", "tcp:IP:port", "tls:IP:port"
 	// CorePort is the port of the Core-facing socket beside each UDP
 	// listen address: requests toward the Cores (and the OPTIONS probes)
 	// leave from it and the Cores answer to it, so that a flood on the
@@ -156,6 +156,8 @@ type SIP struct {
 	TCP TCP `yaml:"tcp"`
 	// Caps bound the balancer's tables against floods from outside.
 	Caps Caps `yaml:"caps"`
+	// TLS is SIP over TLS: tls: listeners and tls: Cores (siptls.go).
+	TLS SIPTLS `yaml:"tls"`
 	// RawPaths (default true) lets the balancer forward the common
 	// requests and responses from a raw scan of their bytes; false runs
 	// every message through sipgo's parser (the full path), which reads
@@ -229,9 +231,12 @@ type Retry struct {
 // Core is one softswitch behind the balancer.
 type Core struct {
 	Name     string `yaml:"name"`
-	Address  string `yaml:"address"` // host:port
+	Address  string `yaml:"address"` // [udp:|tcp:|tls:]IP:port (udp when no prefix)
 	Weight   int    `yaml:"weight"`
 	MaxCalls int    `yaml:"max_calls"` // 0: unlimited
+	// TLSName is the name a tls: Core's certificate must carry
+	// (required for tls: addresses, refused for the others).
+	TLSName string `yaml:"tls_name"`
 }
 
 // Cluster is the peer box: heartbeats and replication.
@@ -318,16 +323,33 @@ type Security struct {
 	Limits   Limits   `yaml:"limits"`
 }
 
-// Source is a trusted network, on every transport ("198.51.100.0/24",
-// or a lone address "198.51.100.7") or on one ("tcp:203.0.113.0/24").
+// Source is a trusted source: a network, on every transport
+// ("198.51.100.0/24", or a lone address "198.51.100.7") or on one
+// ("tcp:203.0.113.0/24"); or a TLS identity ("tls-name:sbc.carrier.example",
+// "tls-name:*.carrier.example"): a caller whose client certificate,
+// verified against sip.tls.client_ca, carries the name (siptls.go).
 type Source struct {
-	Transport string // "" (any) | udp | tcp
+	Transport string // "" (any) | udp | tcp; "" for a TLS name
 	Prefix    netip.Prefix
+	// TLSName is set (lower case) for a tls-name: entry, whose Prefix
+	// is then the zero (invalid) prefix, which contains no address.
+	TLSName string
 }
 
-// UnmarshalText parses "[udp:|tcp:]CIDR-or-IP".
+// tlsNamePrefix marks a TLS identity among the trusted sources.
+const tlsNamePrefix = "tls-name:"
+
+// UnmarshalText parses "[udp:|tcp:]CIDR-or-IP" or "tls-name:NAME".
 func (s *Source) UnmarshalText(b []byte) error {
 	v := string(b)
+	if len(v) >= len(tlsNamePrefix) && strings.EqualFold(v[:len(tlsNamePrefix)], tlsNamePrefix) {
+		name := v[len(tlsNamePrefix):]
+		if err := checkDNSName(name, true); err != nil {
+			return fmt.Errorf("tls-name: %q: %w", name, err)
+		}
+		*s = Source{TLSName: strings.ToLower(name)}
+		return nil
+	}
 	tp := ""
 	if t, rest, ok := strings.Cut(v, ":"); ok && (strings.EqualFold(t, "udp") || strings.EqualFold(t, "tcp")) {
 		tp, v = strings.ToLower(t), rest
@@ -336,7 +358,7 @@ func (s *Source) UnmarshalText(b []byte) error {
 	if err != nil {
 		a, aerr := netip.ParseAddr(v)
 		if aerr != nil {
-			return fmt.Errorf("want a network such as 198.51.100.0/24, an address, or either prefixed with udp: or tcp:, got %q", b)
+			return fmt.Errorf("want a network such as 198.51.100.0/24, an address, either prefixed with udp: or tcp:, or tls-name:NAME, got %q", b)
 		}
 		p = netip.PrefixFrom(a, a.BitLen())
 	}
@@ -348,10 +370,69 @@ func (s *Source) UnmarshalText(b []byte) error {
 func (s Source) MarshalText() ([]byte, error) { return []byte(s.String()), nil }
 
 func (s Source) String() string {
-	if s.Transport == "" {
+	switch {
+	case s.TLSName != "":
+		return tlsNamePrefix + s.TLSName
+	case s.Transport == "":
 		return s.Prefix.String()
 	}
 	return s.Transport + ":" + s.Prefix.String()
+}
+
+// IsTLSName reports whether s is a tls-name: entry rather than a network.
+func (s Source) IsTLSName() bool { return s.TLSName != "" }
+
+// TrustedNetworks are the security.trusted entries that are networks
+// (trust by source address), in the file's order.
+func (s Security) TrustedNetworks() []Source {
+	var ns []Source
+	for _, t := range s.Trusted {
+		if !t.IsTLSName() {
+			ns = append(ns, t)
+		}
+	}
+	return ns
+}
+
+// TrustedTLSNames are the names of the security.trusted tls-name:
+// entries (lower case; "*.example.com" covers one leftmost label), in
+// the file's order.
+func (s Security) TrustedTLSNames() []string {
+	var ns []string
+	for _, t := range s.Trusted {
+		if t.IsTLSName() {
+			ns = append(ns, t.TLSName)
+		}
+	}
+	return ns
+}
+
+// TrustsTLSIdentity reports whether one of names (a verified client
+// certificate's names, tlsconf.PeerIdentity) is a trusted TLS name:
+// equal to a tls-name: entry, or covered by a wildcard one
+// (*.example.com covers a.example.com, not a.b.example.com nor
+// example.com). Case is ignored; a name with a '*' in it matches nothing.
+func (s Security) TrustsTLSIdentity(names []string) bool {
+	for _, t := range s.Trusted {
+		if !t.IsTLSName() {
+			continue
+		}
+		for _, n := range names {
+			n = strings.ToLower(n)
+			if strings.Contains(n, "*") {
+				continue // a wildcard in a client certificate names no one
+			}
+			if n == t.TLSName {
+				return true
+			}
+			if rest, ok := strings.CutPrefix(t.TLSName, "*."); ok {
+				if label, parent, ok := strings.Cut(n, "."); ok && label != "" && parent == rest {
+					return true
+				}
+			}
+		}
+	}
+	return false
 }
 
 // Flood bans a source that sends too many requests.

@@ -100,6 +100,7 @@ func (c *Config) applyDefaults(set map[string]int) {
 		for i := range s.Cores {
 			orInt(&s.Cores[i].Weight, 1)
 		}
+		s.tlsDefaults(set)
 	}
 	if cl := c.Cluster; cl != nil {
 		orDur(&cl.Interval, DefaultInterval)

@@ -161,6 +161,7 @@ func (c *Config) validate(lines map[string]int) Problems {
 	}
 
 	sec := c.Security
+	c.validateTrustedTLS(add)
 	oneOf("security.untrusted", sec.Untrusted, "allow", "refuse")
 	oneOf("security.relay", sec.Relay, "dialogs", "open")
 	if sec.Flood.Requests < 0 {
@@ -191,18 +192,28 @@ func (c *Config) validateSIP(s *SIP, add func(string, string, ...any), oneOf fun
 		add("sip.listen", "needs at least one listener such as udp:127.0.0.1:5060")
 	}
 	seen := map[string]bool{}
+	stream := map[string]string{} // IP:port -> the tcp: or tls: listener on it
 	for i, l := range s.Listen {
 		p := fmt.Sprintf("sip.listen[%d]", i)
-		proto, hp, ok := strings.Cut(l, ":")
-		if !ok || (proto != "udp" && proto != "tcp") {
-			add(p, "%q: want udp:IP:port or tcp:IP:port", l)
+		proto, hp, ok := SplitTransport(l)
+		if !ok || proto == "" {
+			add(p, "%q: want udp:IP:port, tcp:IP:port or tls:IP:port", l)
 			continue
 		}
-		if checkHostPort(add, p, hp) && seen[l] {
+		if !checkHostPort(add, p, hp) {
+			continue
+		}
+		if seen[l] {
 			add(p, "%q is listed twice", l)
+		} else if other, dup := stream[hp]; dup && proto != TransportUDP {
+			add(p, "%q: %s listens on the same TCP address", l, other)
 		}
 		seen[l] = true
+		if proto != TransportUDP {
+			stream[hp] = l
+		}
 	}
+	s.validateTLS(add, oneOf)
 	oneOf("sip.algorithm", s.Algorithm, "round-robin", "weighted", "least-load", "call-hash")
 	if positive("sip.probe.interval", s.Probe.Interval) && positive("sip.probe.timeout", s.Probe.Timeout) && s.Probe.Timeout > s.Probe.Interval {
 		add("sip.probe.timeout", "%s is longer than the probe interval %s", s.Probe.Timeout, s.Probe.Interval)
@@ -284,12 +295,20 @@ func (c *Config) validateSIP(s *SIP, add func(string, string, ...any), oneOf fun
 		} else {
 			names[co.Name] = i
 		}
-		if checkHostPort(add, p+".address", co.Address) {
-			if j, dup := addrs[co.Address]; dup {
+		tp, hp, ok := SplitTransport(co.Address)
+		if !ok {
+			add(p+".address", "%q: the transport is udp:, tcp: or tls:, in lower case (udp when none is given)", co.Address)
+		} else if checkHostPort(add, p+".address", hp) {
+			// One Core, one IP:port, whatever the transport.
+			key := netip.MustParseAddrPort(hp).String()
+			if j, dup := addrs[key]; dup {
 				add(p+".address", "%s is already the address of sip.cores[%d]", co.Address, j)
 			} else {
-				addrs[co.Address] = i
+				addrs[key] = i
 			}
+		}
+		if ok {
+			validateCoreTLS(add, p, co, tp)
 		}
 		if co.Weight < 1 || co.Weight > 1000 {
 			add(p+".weight", "%d is outside 1..1000", co.Weight)
