@@ -19,6 +19,7 @@ import (
 	"github.com/sipedge/sipedge/daemon/balancer"
 	"github.com/sipedge/sipedge/daemon/config"
 	"github.com/sipedge/sipedge/daemon/ctl"
+	"github.com/sipedge/sipedge/daemon/resolve"
 	"github.com/sipedge/sipedge/daemon/store"
 )
 
@@ -52,7 +53,9 @@ type CoresStatus struct {
 	CoreSide  []string              `json:"core_side,omitempty"` // the Core-facing sockets
 	Dialogs   int                   `json:"dialogs"`
 	Cores     []balancer.CoreStatus `json:"cores"`
-	Stats     map[string]uint64     `json:"stats"`
+	// Groups are the Cores given by DNS name (each target is a Core above).
+	Groups []balancer.CoreGroupStatus `json:"groups,omitempty"`
+	Stats  map[string]uint64          `json:"stats"`
 }
 
 // BalancerOptions converts the sip: section (and the security message
@@ -94,9 +97,22 @@ func BalancerOptions(cfg *config.Config) balancer.Options {
 		opt.Listen = append(slices.Clip(s.Listen), h)
 	}
 	for _, c := range s.Cores {
-		opt.Cores = append(opt.Cores, balancer.CoreConfig{Name: c.Name, Address: c.Address, Weight: c.Weight, MaxCalls: c.MaxCalls})
+		opt.Cores = append(opt.Cores, balancer.CoreConfig{Name: c.Name, Address: c.Address, Weight: c.Weight, MaxCalls: c.MaxCalls, TLSName: c.TLSName})
 	}
+	opt.DNS = coreResolver(cfg)
 	return opt
+}
+
+// coreResolver is the resolver of the Cores given by DNS name: the
+// servers of network.dns, else those of /etc/resolv.conf. Nil when none
+// is configured: the balancer then refuses a Core given by name, saying
+// why.
+func coreResolver(cfg *config.Config) *resolve.Resolver {
+	r, err := resolve.New(resolve.Options{Servers: cfg.Network.DNSServers()})
+	if err != nil {
+		return nil
+	}
+	return r
 }
 
 // tcpExempt is what the edge accepts unchecked over TCP, exempt from the
@@ -185,7 +201,7 @@ func (a *App) setupBalancer(ctx context.Context) error {
 		}
 	})
 	status := func() any {
-		st := CoresStatus{Algorithm: opt.Algorithm, Listen: b.Addrs(), CoreSide: b.CoreAddrs(), Dialogs: b.Dialogs(), Cores: b.Cores(), Stats: b.Stats().Snapshot()}
+		st := CoresStatus{Algorithm: opt.Algorithm, Listen: b.Addrs(), CoreSide: b.CoreAddrs(), Dialogs: b.Dialogs(), Cores: b.Cores(), Groups: b.CoreGroups(), Stats: b.Stats().Snapshot()}
 		srv, cli := b.Transactions()
 		st.Stats["server_transactions"], st.Stats["client_transactions"] = uint64(srv), uint64(cli)
 		st.Stats["goroutines"] = uint64(runtime.NumGoroutine())

@@ -30,6 +30,12 @@ type Balancer struct {
 	respParser *sip.Parser
 
 	listeners  []*listener
+	// groups are the Cores given by DNS name (dnscores.go); their
+	// Watchers run under groupCtx until Close.
+	groupsMu    sync.Mutex
+	groups      map[string]*coreGroup
+	groupCtx    context.Context
+	groupCancel context.CancelFunc
 	udpOut     *listener
 	udpLoop    *listener // the first UDP listener on loopback: sends to loopback (a VIP check's OPTIONS)
 	tcpOut     *listener
@@ -90,7 +96,9 @@ func New(opt Options) (*Balancer, error) {
 		probePrefix:  sip.RFC3261BranchMagicCookie + "sp" + id + ".",
 		stop:         make(chan struct{}),
 		epoch:        time.Now(),
+		groups:       map[string]*coreGroup{},
 	}
+	b.groupCtx, b.groupCancel = context.WithCancel(context.Background())
 	b.parser.MaxMessageLength = 65535
 	b.respParser = sip.NewParser(sip.WithHeadersParsers(leanResponseParsers()))
 	b.respParser.MaxMessageLength = 65535
@@ -128,10 +136,7 @@ func New(opt Options) (*Balancer, error) {
 	}
 	b.reqCfg = b.reqConfig()
 	for _, c := range opt.Cores {
-		if err := b.checkCoreTransport(c); err != nil {
-			return nil, err
-		}
-		if _, err := b.pool.add(c); err != nil {
+		if err := b.addCore(c); err != nil {
 			return nil, fmt.Errorf("balancer options: %w", err)
 		}
 	}
@@ -139,14 +144,37 @@ func New(opt Options) (*Balancer, error) {
 }
 
 func (b *Balancer) checkCoreTransport(c CoreConfig) error {
-	tp, _, err := parseCoreAddress(c.Address)
+	ep, err := parseCoreEndpoint(c.Address)
 	if err != nil {
 		return fmt.Errorf("core %q: %w", c.Name, err)
 	}
-	if (tp == "udp" && b.udpOut == nil) || (tp == "tcp" && b.tcpOut == nil) {
+	if tp := ep.transport; (tp == "udp" && b.udpOut == nil) || (tp == "tcp" && b.tcpOut == nil) {
 		return fmt.Errorf("core %q: no %s listen address to reach it from", c.Name, tp)
 	}
 	return nil
+}
+
+// addCore adds a Core of the configuration: one Core for an IP address,
+// a group for a DNS name (dnscores.go).
+func (b *Balancer) addCore(c CoreConfig) error {
+	if err := b.checkCoreTransport(c); err != nil {
+		return err
+	}
+	ep, _ := parseCoreEndpoint(c.Address)
+	if ep.host != "" {
+		if err := c.validate(); err != nil {
+			return err
+		}
+		return b.addGroup(c, ep)
+	}
+	b.groupsMu.Lock()
+	_, dup := b.groups[c.Name]
+	b.groupsMu.Unlock()
+	if dup {
+		return fmt.Errorf("core %q exists", c.Name)
+	}
+	_, err := b.pool.add(c)
+	return err
 }
 
 // Start opens the sockets and starts the readers, the workers, the timer
@@ -213,6 +241,7 @@ func (b *Balancer) Start(ctx context.Context) error {
 	b.wg.Add(2)
 	go b.probeLoop()
 	go b.sweepLoop()
+	b.startGroups()
 	b.log.Info("sip balancer started", "listen", b.opt.Listen, "core_side", b.CoreAddrs(), "algorithm", b.opt.Algorithm, "cores", len(b.pool.list()))
 	return nil
 }
@@ -237,6 +266,7 @@ func (b *Balancer) closeSockets() {
 func (b *Balancer) Close() error {
 	b.once.Do(func() {
 		close(b.stop)
+		b.groupCancel()
 		b.closeSockets()
 		if !b.started {
 			return
@@ -292,25 +322,30 @@ func (b *Balancer) coreIdle(c *Core) {
 	}
 }
 
-// AddCore adds a Core at runtime.
+// AddCore adds a Core at runtime (a group of them for a DNS name).
 func (b *Balancer) AddCore(c CoreConfig) error {
-	if err := b.checkCoreTransport(c); err != nil {
-		return err
-	}
-	co, err := b.pool.add(c)
-	if err != nil {
+	if err := b.addCore(c); err != nil {
 		return err
 	}
 	b.pool.emit(EventCoreAdded, c.Name, c.Address)
-	if b.started {
+	if co := b.pool.get(c.Name); co != nil && b.started {
 		b.sendProbe(co)
 	}
 	return nil
 }
 
-// RemoveCore removes a Core; its calls in progress keep flowing (in-dialog
-// requests are routed by Record-Route) but it gets no new calls.
+// RemoveCore removes a Core (or a group given by DNS name, with its
+// Cores); its calls in progress keep flowing (in-dialog requests are
+// routed by Record-Route) but it gets no new calls. A Core of a group
+// goes only with its group.
 func (b *Balancer) RemoveCore(name string) error {
+	if g := b.groupOf(name); g != "" {
+		return fmt.Errorf("core %q comes from DNS name %q: remove %q", name, g, g)
+	}
+	if b.removeGroup(name) {
+		b.pool.emit(EventCoreRemoved, name, "operator")
+		return nil
+	}
 	if _, err := b.pool.remove(name); err != nil {
 		return err
 	}
@@ -352,9 +387,11 @@ func (b *Balancer) Cores() []CoreStatus {
 func (b *Balancer) CoreConfigs() []CoreConfig {
 	var out []CoreConfig
 	for _, c := range b.pool.list() {
-		out = append(out, c.Config())
+		if c.group == "" { // a group's Cores come from DNS, not the configuration
+			out = append(out, c.Config())
+		}
 	}
-	return out
+	return append(out, b.groupConfigs()...)
 }
 
 // CoreAdminState returns "disabled", "draining" or "" for a Core.

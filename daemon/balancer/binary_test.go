@@ -27,6 +27,16 @@ func configYAML(opt Options, dataDir string) string {
 	if opt.MaxMessageBytes > 0 {
 		fmt.Fprintf(&b, "security: {limits: {message_bytes: %d}}\n", opt.MaxMessageBytes)
 	}
+	if opt.DNS != nil {
+		b.WriteString("network: {dns: [")
+		for i, a := range opt.DNS.Servers() {
+			if i > 0 {
+				b.WriteString(", ")
+			}
+			fmt.Fprintf(&b, "%q", a.String())
+		}
+		b.WriteString("]}\n")
+	}
 	b.WriteString("sip:\n  listen: [")
 	for i, l := range opt.Listen {
 		if i > 0 {
@@ -46,7 +56,7 @@ func configYAML(opt Options, dataDir string) string {
 	}
 	b.WriteString("  cores:\n")
 	for _, c := range opt.Cores {
-		fmt.Fprintf(&b, "    - {name: %s, address: %q, weight: %d, max_calls: %d}\n", c.Name, c.Address, c.Weight, c.MaxCalls)
+		fmt.Fprintf(&b, "    - {name: %s, address: %q, weight: %d, max_calls: %d}\n", c.Name, c.Address, max(c.Weight, 1), c.MaxCalls)
 	}
 	return b.String()
 }

@@ -111,7 +111,13 @@ func newLabScenarios(t *testing.T, scenarios []string, mod func(*Options)) *lab 
 	} else {
 		l.tgt = startBinary(t, opt)
 	}
-	l.waitProbed(10*time.Second, names(cores)...)
+	var static []CoreConfig // a Core given by DNS name is waited for by its test
+	for _, c := range opt.Cores {
+		if ep, err := parseCoreEndpoint(c.Address); err == nil && ep.host == "" {
+			static = append(static, c)
+		}
+	}
+	l.waitProbed(10*time.Second, names(static)...)
 	return l
 }
 

@@ -32,7 +32,10 @@ type Core struct {
 	name      string
 	transport string
 	addr      netip.AddrPort
-	weight    int
+	weight    int    // pool lock
+	rank      int    // pool lock: new calls go to the lowest rank with a usable Core (dnscores.go)
+	group     string // the Core given by DNS name this one is a target of ("" for none)
+	tlsName   string // the name a tls: Core's certificate must carry
 	maxCalls  atomic.Int64
 
 	state atomic.Value // State, recomputed on every change
@@ -66,7 +69,7 @@ func newCore(c CoreConfig) (*Core, error) {
 	if w == 0 {
 		w = 1
 	}
-	co := &Core{name: c.Name, transport: tp, addr: ap, weight: w, up: true}
+	co := &Core{name: c.Name, transport: tp, addr: ap, weight: w, tlsName: c.TLSName, up: true}
 	co.maxCalls.Store(int64(c.MaxCalls))
 	co.state.Store(StateActive)
 	return co, nil
@@ -124,6 +127,8 @@ type CoreStatus struct {
 	Name      string  `json:"name"`
 	Address   string  `json:"address"`
 	Weight    int     `json:"weight"`
+	Group     string  `json:"group,omitempty"` // the Core given by DNS name it is a target of
+	Rank      int     `json:"rank,omitempty"`  // its SRV priority's rank in the group (0: first choice)
 	MaxCalls  int     `json:"max_calls"`
 	State     State   `json:"state"`
 	Calls     int64   `json:"calls"`
@@ -141,7 +146,7 @@ func (c *Core) status() CoreStatus {
 	lp, lc := c.lastProbe, c.lastCode
 	c.mu.Unlock()
 	st := CoreStatus{
-		Name: c.name, Address: c.addressString(), Weight: c.weight,
+		Name: c.name, Address: c.addressString(), Weight: c.weight, Group: c.group, Rank: c.rank,
 		MaxCalls: int(c.maxCalls.Load()), State: c.State(),
 		Calls: c.calls.Load(), Pending: c.pending.Load(),
 		Routed: c.routed.Load(), Answered: c.answered.Load(), Failovers: c.failovers.Load(),
@@ -154,15 +159,15 @@ func (c *Core) status() CoreStatus {
 }
 
 func (c *Core) addressString() string {
-	if c.transport == "tcp" {
-		return "tcp:" + c.addr.String()
+	if c.transport != "udp" {
+		return c.transport + ":" + c.addr.String()
 	}
 	return c.addr.String()
 }
 
 // Config returns the Core's configuration as it is now.
 func (c *Core) Config() CoreConfig {
-	return CoreConfig{Name: c.name, Address: c.addressString(), Weight: c.weight, MaxCalls: int(c.maxCalls.Load())}
+	return CoreConfig{Name: c.name, Address: c.addressString(), Weight: c.weight, MaxCalls: int(c.maxCalls.Load()), TLSName: c.tlsName}
 }
 
 func (c *Core) String() string { return fmt.Sprintf("%s(%s)", c.name, c.addr) }

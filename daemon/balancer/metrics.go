@@ -32,6 +32,8 @@ type Collector struct {
 	caps     *prometheus.Desc
 	atCap    *prometheus.Desc
 	refused  *prometheus.Desc
+	group    *prometheus.Desc
+	stale    *prometheus.Desc
 }
 
 type counterDesc struct {
@@ -90,6 +92,8 @@ func NewCollector(b *Balancer) *Collector {
 	c.caps = prometheus.NewDesc("sipedge_sip_table_cap", "Cap of each table outside input grows (sip.caps): dialogs (sipedge_sip_dialogs), transactions (sipedge_sip_transactions{side=\"server\"}), branches ({side=\"client\"}); a tenth of it is kept for Cores and trusted sources.", []string{"table"}, nil)
 	c.atCap = prometheus.NewDesc("sipedge_sip_at_cap_total", "Requests refused (503 with Retry-After, an ACK dropped) because a table was at its cap.", []string{"table"}, nil)
 	c.refused = prometheus.NewDesc("sipedge_sip_relay_refused_total", "Messages from untrusted sources the routing policy (security.relay) did not forward: route (a new request routed elsewhere than the Cores: 403), unknown_dialog (481), direction (the callee's side from a stranger: 403), next_hop (not the dialog's: 403), ack and response (dropped).", []string{"reason"}, nil)
+	c.group = prometheus.NewDesc("sipedge_sip_core_group_cores", "Cores a Core given by DNS name resolved to (its targets in the pool).", []string{"group"}, nil)
+	c.stale = prometheus.NewDesc("sipedge_sip_core_group_stale", "1 while a Core given by DNS name no longer resolves and its last good answer is kept (2 once that ran out too and the group has no Cores).", []string{"group"}, nil)
 	return c
 }
 
@@ -98,13 +102,24 @@ func (c *Collector) Describe(ch chan<- *prometheus.Desc) {
 	for _, d := range c.counters {
 		ch <- d.d
 	}
-	for _, d := range []*prometheus.Desc{c.calls, c.pending, c.state, c.latency, c.routed, c.answered, c.fail, c.tx, c.dialogs, c.drops, c.reqs, c.resps, c.tcpOpen, c.tcpRef, c.tcpEnd, c.caps, c.atCap, c.refused} {
+	for _, d := range []*prometheus.Desc{c.calls, c.pending, c.state, c.latency, c.routed, c.answered, c.fail, c.tx, c.dialogs, c.drops, c.reqs, c.resps, c.tcpOpen, c.tcpRef, c.tcpEnd, c.caps, c.atCap, c.refused, c.group, c.stale} {
 		ch <- d
 	}
 }
 
 // Collect implements prometheus.Collector.
 func (c *Collector) Collect(ch chan<- prometheus.Metric) {
+	for _, g := range c.b.CoreGroups() {
+		stale := 0.0
+		switch {
+		case g.Dropped:
+			stale = 2
+		case g.Stale:
+			stale = 1
+		}
+		ch <- prometheus.MustNewConstMetric(c.group, prometheus.GaugeValue, float64(len(g.Cores)), g.Name)
+		ch <- prometheus.MustNewConstMetric(c.stale, prometheus.GaugeValue, stale, g.Name)
+	}
 	for _, d := range c.counters {
 		ch <- prometheus.MustNewConstMetric(d.d, prometheus.CounterValue, float64(d.get(&c.b.stats)))
 	}

@@ -5,8 +5,11 @@ import (
 	"log/slog"
 	"net/netip"
 	"runtime"
+	"strconv"
 	"strings"
 	"time"
+
+	"github.com/sipedge/sipedge/daemon/resolve"
 )
 
 // Algorithm names accepted in Options.Algorithm.
@@ -37,6 +40,13 @@ type Options struct {
 	Probe     ProbeOptions
 	Retry     RetryOptions
 	Cores     []CoreConfig
+	// DNS resolves the Cores given by DNS name (dnscores.go): the
+	// servers of network.dns, else of /etc/resolv.conf. Nil: such a Core
+	// is refused.
+	DNS *resolve.Resolver
+	// DNSMinTTL is the shortest time between two resolutions of a
+	// Core's name, whatever the records' TTL (default 5s).
+	DNSMinTTL time.Duration
 
 	// DialogTimeout ends a confirmed dialog whose BYE was lost: the dialog
 	// expires this long after its last in-dialog request, or after its
@@ -187,9 +197,12 @@ type RetryOptions struct {
 // CoreConfig describes one Core server.
 type CoreConfig struct {
 	Name     string `json:"name"`
-	Address  string `json:"address"` // "IP:port", optionally "udp:" or "tcp:" prefixed
+	Address  string `json:"address"` // "IP:port" or a DNS name (a group: dnscores.go), optionally "udp:", "tcp:" or "tls:" prefixed
 	Weight   int    `json:"weight"`  // default 1
 	MaxCalls int    `json:"max_calls"`
+	// TLSName is the name a tls: Core's certificate must carry (default:
+	// the configured DNS name of a group; required for an IP).
+	TLSName string `json:"tls_name,omitempty"`
 }
 
 func (o Options) withDefaults() Options {
@@ -339,7 +352,7 @@ func (c CoreConfig) validate() error {
 	if c.Name == "" {
 		return fmt.Errorf("core %q: empty name", c.Address)
 	}
-	if _, _, err := parseCoreAddress(c.Address); err != nil {
+	if _, err := parseCoreEndpoint(c.Address); err != nil {
 		return fmt.Errorf("core %q: %w", c.Name, err)
 	}
 	if c.Weight < 0 || c.MaxCalls < 0 {
@@ -373,19 +386,95 @@ func parseListen(s string) (listenAddr, error) {
 	return listenAddr{transport: tp, addr: ap}, nil
 }
 
-// parseCoreAddress parses "[udp:|tcp:]IP:port" (port defaults to 5060).
-func parseCoreAddress(s string) (string, netip.AddrPort, error) {
-	tp := "udp"
-	if t, rest, ok := strings.Cut(s, ":"); ok && (strings.EqualFold(t, "udp") || strings.EqualFold(t, "tcp")) {
-		tp, s = strings.ToLower(t), rest
+// coreEndpoint is a Core's address as configured: an IP address (one
+// Core) or a DNS name (a group of Cores, one per target: dnscores.go).
+type coreEndpoint struct {
+	transport string         // "udp", "tcp" or "tls"
+	addr      netip.AddrPort // an IP address; zero for a name
+	host      string         // a DNS name (lower case, no trailing dot); "" for an IP
+	port      uint16         // the name's explicit port (0: SRV, RFC 3263)
+}
+
+// defaultPort is the port of a transport when none is given: 5061 for
+// TLS, 5060 otherwise (RFC 3261 19.1.2).
+func defaultPort(tp string) uint16 {
+	if tp == "tls" {
+		return 5061
 	}
-	ap, err := netip.ParseAddrPort(s)
-	if err != nil {
-		a, err2 := netip.ParseAddr(s)
-		if err2 != nil {
-			return "", netip.AddrPort{}, fmt.Errorf("address %q: want IP:port: %w", s, err)
+	return 5060
+}
+
+// parseCoreEndpoint parses "[udp:|tcp:|tls:]HOST[:port]" where HOST is
+// an IP address or a DNS name.
+func parseCoreEndpoint(s string) (coreEndpoint, error) {
+	ep := coreEndpoint{transport: "udp"}
+	if t, rest, ok := strings.Cut(s, ":"); ok {
+		switch strings.ToLower(t) {
+		case "udp", "tcp", "tls":
+			ep.transport, s = strings.ToLower(t), rest
 		}
-		ap = netip.AddrPortFrom(a, 5060)
 	}
-	return tp, ap, nil
+	if ap, err := netip.ParseAddrPort(s); err == nil {
+		ep.addr = ap
+		return ep, nil
+	}
+	if a, err := netip.ParseAddr(strings.Trim(s, "[]")); err == nil {
+		ep.addr = netip.AddrPortFrom(a, defaultPort(ep.transport))
+		return ep, nil
+	}
+	host, port := s, ""
+	if h, p, ok := strings.Cut(s, ":"); ok {
+		host, port = h, p
+	}
+	if port != "" {
+		n, err := strconv.ParseUint(port, 10, 16)
+		if err != nil || n == 0 {
+			return coreEndpoint{}, fmt.Errorf("address %q: bad port %q", s, port)
+		}
+		ep.port = uint16(n)
+	}
+	host = strings.ToLower(strings.TrimSuffix(host, "."))
+	if !isDNSName(host) {
+		return coreEndpoint{}, fmt.Errorf("address %q: want IP:port or a DNS name", s)
+	}
+	ep.host = host
+	return ep, nil
+}
+
+// isDNSName reports whether s is a host name (RFC 1123 labels, at least
+// one dot, not all digits: "10.1" is a typo, not a name).
+func isDNSName(s string) bool {
+	if len(s) == 0 || len(s) > 253 || !strings.Contains(s, ".") {
+		return false
+	}
+	digits := true
+	for _, l := range strings.Split(s, ".") {
+		if len(l) == 0 || len(l) > 63 || l[0] == '-' || l[len(l)-1] == '-' {
+			return false
+		}
+		for _, r := range l {
+			switch {
+			case r >= 'a' && r <= 'z', r == '-', r == '_':
+				digits = false
+			case r >= '0' && r <= '9':
+			default:
+				return false
+			}
+		}
+	}
+	return !digits
+}
+
+// parseCoreAddress parses "[udp:|tcp:|tls:]IP[:port]" (port defaults to
+// 5060, 5061 for TLS). A DNS name is an error here: it is a group
+// (parseCoreEndpoint).
+func parseCoreAddress(s string) (string, netip.AddrPort, error) {
+	ep, err := parseCoreEndpoint(s)
+	if err != nil {
+		return "", netip.AddrPort{}, err
+	}
+	if ep.host != "" {
+		return "", netip.AddrPort{}, fmt.Errorf("address %q: a DNS name, not one Core", s)
+	}
+	return ep.transport, ep.addr, nil
 }

@@ -23,6 +23,10 @@ type pool struct {
 
 	mu    sync.RWMutex
 	cores []*Core
+	// ranked: some Core has a rank above 0; pick then takes the lowest
+	// rank with a usable Core (rank, pick's lock).
+	ranked bool
+	rank   int
 	ring  []ringPoint // sorted by hash
 
 	rr atomic.Uint64
@@ -131,8 +135,17 @@ func (p *pool) hasAddr(a netip.Addr) bool {
 }
 
 // eligible reports whether c may take a new call at the given tier:
-// tier 0 takes only active Cores, tier 1 also trying ones.
-func eligible(c *Core, tier int, exclude []*Core) bool {
+// tier 0 takes only active Cores, tier 1 also trying ones; and at the
+// rank pick chose.
+func (p *pool) eligible(c *Core, tier int, exclude []*Core) bool {
+	if p.ranked && c.rank != p.rank {
+		return false
+	}
+	return eligibleAnyRank(c, tier, exclude)
+}
+
+// eligibleAnyRank is eligible whatever c's rank.
+func eligibleAnyRank(c *Core, tier int, exclude []*Core) bool {
 	s := c.State()
 	if s != StateActive && (tier == 0 || s != StateTrying) {
 		return false
@@ -149,6 +162,9 @@ func (p *pool) pick(callID string, exclude []*Core) *Core {
 	p.mu.Lock() // weighted round robin mutates per-core state
 	defer p.mu.Unlock()
 	for tier := 0; tier < 2; tier++ {
+		if p.ranked && !p.chooseRank(tier, exclude) {
+			continue
+		}
 		var c *Core
 		switch p.algorithm {
 		case Weighted:
@@ -167,11 +183,38 @@ func (p *pool) pick(callID string, exclude []*Core) *Core {
 	return nil
 }
 
+// chooseRank sets p.rank to the lowest rank with a Core eligible at
+// tier; false when there is none (pick's lock).
+func (p *pool) chooseRank(tier int, exclude []*Core) bool {
+	found := false
+	for _, c := range p.cores {
+		if (!found || c.rank < p.rank) && eligibleAnyRank(c, tier, exclude) {
+			p.rank, found = c.rank, true
+		}
+	}
+	return found
+}
+
+// setRank sets a Core's rank and weight (dnscores.go).
+func (p *pool) setRank(c *Core, rank, weight int) {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	if c.rank == rank && c.weight == weight {
+		return
+	}
+	c.rank, c.weight = rank, weight
+	p.ranked = false
+	for _, o := range p.cores {
+		p.ranked = p.ranked || o.rank != 0
+	}
+	p.rebuild()
+}
+
 // usable appends to buf the Cores that may take a new call at tier, in
 // pool order.
 func (p *pool) usable(buf []*Core, tier int, exclude []*Core) []*Core {
 	for _, c := range p.cores {
-		if eligible(c, tier, exclude) {
+		if p.eligible(c, tier, exclude) {
 			buf = append(buf, c)
 		}
 	}
@@ -195,7 +238,7 @@ func (p *pool) pickWeighted(tier int, exclude []*Core) *Core {
 	var best *Core
 	total := 0
 	for _, c := range p.cores {
-		if !eligible(c, tier, exclude) {
+		if !p.eligible(c, tier, exclude) {
 			continue
 		}
 		c.swrr += c.weight
@@ -248,7 +291,7 @@ func (p *pool) pickHash(callID string, tier int, exclude []*Core) *Core {
 	i := sort.Search(len(p.ring), func(i int) bool { return p.ring[i].hash >= h })
 	for k := 0; k < len(p.ring); k++ {
 		c := p.ring[(i+k)%len(p.ring)].core
-		if eligible(c, tier, exclude) {
+		if p.eligible(c, tier, exclude) {
 			return c
 		}
 	}

@@ -172,6 +172,9 @@ func (b *Balancer) ReplaceDialogs(rs []DialogRecord) (unknown int) {
 func (b *Balancer) ExportCores() []CoreRecord {
 	var out []CoreRecord
 	for _, c := range b.pool.list() {
+		if c.group != "" {
+			continue // each box resolves the group's name itself
+		}
 		c.mu.Lock()
 		r := CoreRecord{CoreConfig: c.Config(), State: StateActive}
 		switch c.admin {
@@ -189,6 +192,9 @@ func (b *Balancer) ExportCores() []CoreRecord {
 		c.mu.Unlock()
 		out = append(out, r)
 	}
+	for _, g := range b.groupConfigs() {
+		out = append(out, CoreRecord{CoreConfig: g, State: StateActive})
+	}
 	return out
 }
 
@@ -201,6 +207,23 @@ func (b *Balancer) ApplyCores(rs []CoreRecord) (changed int, err error) {
 	want := map[string]bool{}
 	for _, r := range rs {
 		want[r.Name] = true
+		if ep, err := parseCoreEndpoint(r.Address); err == nil && ep.host != "" {
+			// A Core given by DNS name: this box resolves it itself.
+			b.groupsMu.Lock()
+			g := b.groups[r.Name]
+			b.groupsMu.Unlock()
+			if g != nil && g.cfg.Address != r.Address {
+				b.removeGroup(r.Name)
+				g = nil
+			}
+			if g == nil {
+				if err := b.addCore(r.CoreConfig); err != nil {
+					return changed, err
+				}
+				changed++
+			}
+			continue
+		}
 		c := b.pool.get(r.Name)
 		if c != nil && (c.Config().Address != r.Address || c.weight != max(r.Weight, 1)) {
 			b.pool.remove(r.Name)
@@ -239,8 +262,14 @@ func (b *Balancer) ApplyCores(rs []CoreRecord) (changed int, err error) {
 		}
 	}
 	for _, c := range b.pool.list() {
-		if !want[c.name] {
+		if !want[c.name] && c.group == "" {
 			b.pool.remove(c.name)
+			changed++
+		}
+	}
+	for _, g := range b.groupConfigs() {
+		if !want[g.Name] {
+			b.removeGroup(g.Name)
 			changed++
 		}
 	}

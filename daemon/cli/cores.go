@@ -6,6 +6,7 @@ import (
 	"io"
 	"strconv"
 	"strings"
+	"time"
 
 	"github.com/sipedge/sipedge/daemon/app"
 )
@@ -58,7 +59,6 @@ func FormatCores(st app.CoresStatus) string {
 	}
 	if len(st.Cores) == 0 {
 		b.WriteString("no Cores (sipedge ctl cores add NAME IP:PORT)\n")
-		return b.String()
 	}
 	rows := [][]string{}
 	for _, c := range st.Cores {
@@ -80,6 +80,18 @@ func FormatCores(st app.CoresStatus) string {
 			strconv.FormatInt(c.Calls, 10), strconv.FormatInt(c.Pending, 10), strconv.FormatUint(c.Routed, 10),
 			strconv.FormatUint(c.Answered, 10), strconv.FormatUint(c.Failovers, 10), lat, probe})
 	}
-	table(&b, []string{"CORE", "ADDRESS", "STATE", "WEIGHT", "MAX", "CALLS", "SETUP", "ROUTED", "ANSWERED", "FAILOVERS", "LATENCY", "PROBE"}, rows)
+	if len(rows) > 0 {
+		table(&b, []string{"CORE", "ADDRESS", "STATE", "WEIGHT", "MAX", "CALLS", "SETUP", "ROUTED", "ANSWERED", "FAILOVERS", "LATENCY", "PROBE"}, rows)
+	}
+	for _, g := range st.Groups {
+		state := fmt.Sprintf("%d Cores", len(g.Cores))
+		switch {
+		case g.Dropped:
+			state += ", NOT RESOLVING: last answer expired (" + g.LastError + ")"
+		case g.Stale:
+			state += ", NOT RESOLVING: last good answer of " + g.LastGood.UTC().Format(time.RFC3339) + " kept (" + g.LastError + ")"
+		}
+		fmt.Fprintf(&b, "%s = %s (DNS): %s\n", g.Name, g.Address, state)
+	}
 	return b.String()
 }

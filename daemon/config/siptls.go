@@ -132,10 +132,12 @@ func (s *SIP) validateTLS(add func(string, string, ...any), oneOf func(string, s
 }
 
 // validateCoreTLS checks a Core's tls_name against its transport.
-func validateCoreTLS(add func(string, string, ...any), p string, co Core, transport string) {
+func validateCoreTLS(add func(string, string, ...any), p string, co Core, transport string, byName bool) {
 	switch {
 	case transport != TransportTLS && co.TLSName != "":
 		add(p+".tls_name", "only a tls: address has a certificate to verify")
+	case transport == TransportTLS && co.TLSName == "" && byName:
+		// The certificate must carry the name looked up (RFC 5922 4.1).
 	case transport == TransportTLS && co.TLSName == "":
 		add(p+".tls_name", "a tls: Core needs the name its certificate carries: its address is an IP, which names no one")
 	case transport == TransportTLS:

@@ -296,9 +296,21 @@ func (c *Config) validateSIP(s *SIP, add func(string, string, ...any), oneOf fun
 			names[co.Name] = i
 		}
 		tp, hp, ok := SplitTransport(co.Address)
-		if !ok {
+		byName := ok && coreName(hp) != ""
+		switch {
+		case !ok:
 			add(p+".address", "%q: the transport is udp:, tcp: or tls:, in lower case (udp when none is given)", co.Address)
-		} else if checkHostPort(add, p+".address", hp) {
+		case byName:
+			// A DNS name: a group of Cores, resolved by network.dns.
+			key := strings.ToLower(hp)
+			if j, dup := addrs[key]; dup {
+				add(p+".address", "%s is already the address of sip.cores[%d]", co.Address, j)
+			} else {
+				addrs[key] = i
+			}
+		case strings.ContainsAny(strings.ToLower(hp), "abcdefghijklmnopqrstuvwxyz") && !strings.Contains(hp, "["):
+			add(p+".address", "%q: neither IP:port nor a DNS name (letters, digits and hyphens in dot-separated labels, e.g. cores.example.net)", hp)
+		case checkHostPort(add, p+".address", hp):
 			// One Core, one IP:port, whatever the transport.
 			key := netip.MustParseAddrPort(hp).String()
 			if j, dup := addrs[key]; dup {
@@ -308,7 +320,7 @@ func (c *Config) validateSIP(s *SIP, add func(string, string, ...any), oneOf fun
 			}
 		}
 		if ok {
-			validateCoreTLS(add, p, co, tp)
+			validateCoreTLS(add, p, co, tp, byName)
 		}
 		if co.Weight < 1 || co.Weight > 1000 {
 			add(p+".weight", "%d is outside 1..1000", co.Weight)
@@ -322,6 +334,28 @@ func (c *Config) validateSIP(s *SIP, add func(string, string, ...any), oneOf fun
 // maxTCPConnections bounds sip.tcp.max_connections: at ~30 KiB each
 // (goroutine, read buffer), 16384 idle connections take ~480 MiB.
 const maxTCPConnections = 16384
+
+// coreName returns the DNS name of a Core's address given by name
+// ("cores.example.net" or "cores.example.net:5080"), "" for anything
+// else (an IP, or not a name at all).
+func coreName(s string) string {
+	host, port := s, ""
+	if h, p, ok := strings.Cut(s, ":"); ok {
+		host, port = h, p
+	}
+	if port != "" {
+		if n, err := strconv.Atoi(port); err != nil || n < 1 || n > 65535 {
+			return ""
+		}
+	}
+	if _, err := netip.ParseAddr(host); err == nil || !strings.Contains(host, ".") || checkDNSName(host, false) != nil {
+		return ""
+	}
+	if strings.Trim(strings.ReplaceAll(host, ".", ""), "0123456789") == "" {
+		return "" // all digits: a mistyped IP, not a name
+	}
+	return host
+}
 
 // checkHostPort reports whether s is IP:port (a literal IP, port 1..65535).
 func checkHostPort(add func(string, string, ...any), path, s string) bool {

@@ -13,6 +13,7 @@ import (
 	"time"
 
 	"github.com/miekg/dns"
+	"github.com/sipedge/sipedge/daemon/resolve/dnstest"
 )
 
 // zone is the test server's data, changed by the tests while it serves.
@@ -25,10 +26,7 @@ type zone struct {
 	queries map[string]int  // "udp SRV name." -> count
 }
 
-type zkey struct {
-	name  string
-	qtype uint16
-}
+type zkey = dnstest.Key
 
 func newZone() *zone {
 	return &zone{rrs: map[zkey][]dns.RR{}, rcode: map[string]int{}, wrongQ: map[string]bool{}, queries: map[string]int{}}
@@ -40,24 +38,13 @@ func (z *zone) set(t testing.TB, lines ...string) {
 	t.Helper()
 	z.mu.Lock()
 	defer z.mu.Unlock()
-	fresh := map[zkey]bool{}
-	for _, l := range lines {
-		rr, err := dns.NewRR(l)
-		if err != nil {
-			t.Fatalf("bad record %q: %v", l, err)
-		}
-		k := zkey{strings.ToLower(rr.Header().Name), rr.Header().Rrtype}
-		if !fresh[k] {
-			z.rrs[k], fresh[k] = nil, true
-		}
-		z.rrs[k] = append(z.rrs[k], rr)
-	}
+	dnstest.SetIn(t, z.rrs, lines...)
 }
 
 func (z *zone) del(name string, qtype uint16) {
 	z.mu.Lock()
 	defer z.mu.Unlock()
-	delete(z.rrs, zkey{dns.Fqdn(name), qtype})
+	delete(z.rrs, zkey{Name: dns.Fqdn(name), Qtype: qtype})
 }
 
 func (z *zone) setRcode(name string, rc int) {
@@ -98,7 +85,7 @@ func (z *zone) total() int {
 
 func (z *zone) exists(name string) bool {
 	for k := range z.rrs {
-		if k.name == name {
+		if k.Name == name {
 			return true
 		}
 	}
@@ -131,14 +118,14 @@ func (z *zone) ServeDNS(w dns.ResponseWriter, r *dns.Msg) {
 		// Follow CNAMEs as a recursive server would.
 		owner := name
 		for range 10 {
-			c := z.rrs[zkey{owner, dns.TypeCNAME}]
+			c := z.rrs[zkey{Name: owner, Qtype: dns.TypeCNAME}]
 			if len(c) == 0 || q.Qtype == dns.TypeCNAME {
 				break
 			}
 			m.Answer = append(m.Answer, c[0])
 			owner = strings.ToLower(c[0].(*dns.CNAME).Target)
 		}
-		m.Answer = append(m.Answer, z.rrs[zkey{owner, q.Qtype}]...)
+		m.Answer = append(m.Answer, z.rrs[zkey{Name: owner, Qtype: q.Qtype}]...)
 		if len(m.Answer) == 0 && !z.exists(owner) {
 			m.Rcode = dns.RcodeNameError
 		}
@@ -157,47 +144,14 @@ func (z *zone) ServeDNS(w dns.ResponseWriter, r *dns.Msg) {
 
 // testServer is a zone served on 127.0.0.1, one port for UDP and TCP.
 type testServer struct {
-	addr     netip.AddrPort
-	udp, tcp *dns.Server
-	stopOnce sync.Once
+	addr netip.AddrPort
+	stop func()
 }
 
 func serve(t testing.TB, z *zone) *testServer {
 	t.Helper()
-	for range 20 {
-		pc, err := net.ListenPacket("udp", "127.0.0.1:0")
-		if err != nil {
-			t.Fatal(err)
-		}
-		ap := pc.LocalAddr().(*net.UDPAddr).AddrPort()
-		l, err := net.Listen("tcp", ap.String())
-		if err != nil {
-			pc.Close()
-			continue // the port is taken for TCP: another one
-		}
-		s := &testServer{addr: ap, udp: &dns.Server{PacketConn: pc, Handler: z}, tcp: &dns.Server{Listener: l, Handler: z}}
-		for _, srv := range []*dns.Server{s.udp, s.tcp} {
-			started := make(chan struct{})
-			srv.NotifyStartedFunc = func() { close(started) }
-			go srv.ActivateAndServe()
-			select {
-			case <-started:
-			case <-time.After(5 * time.Second):
-				t.Fatal("test DNS server did not start")
-			}
-		}
-		t.Cleanup(s.stop)
-		return s
-	}
-	t.Fatal("no free port for UDP and TCP")
-	return nil
-}
-
-func (s *testServer) stop() {
-	s.stopOnce.Do(func() {
-		s.udp.Shutdown()
-		s.tcp.Shutdown()
-	})
+	addr, stop := dnstest.Serve(t, z)
+	return &testServer{addr: addr, stop: stop}
 }
 
 // deadServer is an address where nothing listens (UDP and TCP closed).
