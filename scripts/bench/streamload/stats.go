@@ -2,9 +2,11 @@ package streamload
 
 import (
 	"fmt"
+	"os"
 	"runtime"
 	"slices"
 	"sort"
+	"strconv"
 	"strings"
 	"sync"
 	"sync/atomic"
@@ -169,6 +171,7 @@ func cpuNow() time.Duration {
 // fell behind its schedule, and its CPU use.
 type selfLimit struct {
 	cpu0    time.Duration
+	host0   [2]uint64 // busy, total jiffies of the host at the start
 	start   time.Time
 	maxLag  atomic.Int64 // ns
 	lateSum atomic.Int64 // attempts started more than lateAfter behind schedule
@@ -178,7 +181,34 @@ type selfLimit struct {
 // it counts as late (the generator not keeping its offered rate).
 const lateAfter = 50 * time.Millisecond
 
-func newSelfLimit() *selfLimit { return &selfLimit{cpu0: cpuNow(), start: time.Now()} }
+func newSelfLimit() *selfLimit {
+	return &selfLimit{cpu0: cpuNow(), host0: hostJiffies(), start: time.Now()}
+}
+
+// hostJiffies reads the host's busy and total CPU time (/proc/stat).
+func hostJiffies() [2]uint64 {
+	b, err := os.ReadFile("/proc/stat")
+	if err != nil {
+		return [2]uint64{}
+	}
+	line, _, _ := strings.Cut(string(b), "\n")
+	f := strings.Fields(line)
+	if len(f) < 5 || f[0] != "cpu" {
+		return [2]uint64{}
+	}
+	var busy, total uint64
+	for i, v := range f[1:] {
+		n, _ := strconv.ParseUint(v, 10, 64)
+		if i >= 7 { // guest time is already in user
+			break
+		}
+		total += n
+		if i != 3 && i != 4 { // idle, iowait
+			busy += n
+		}
+	}
+	return [2]uint64{busy, total}
+}
 
 func (s *selfLimit) behind(lag time.Duration) {
 	for {
@@ -199,6 +229,10 @@ type Limit struct {
 	// cores Go may use (GOMAXPROCS).
 	CPUShare   float64 `json:"cpu_share"`
 	CPUSeconds float64 `json:"cpu_s"`
+	// HostBusy is the whole host's CPU use over the run (0..1): near 1,
+	// the generator and the server competed for the CPU, and neither's
+	// figure is its own limit.
+	HostBusy float64 `json:"host_busy"`
 	// MaxLagMS is how far (ms) the generator fell behind its schedule at
 	// worst; Late counts attempts started more than 50 ms late.
 	MaxLagMS float64 `json:"max_lag_ms"`
@@ -212,7 +246,7 @@ type Limit struct {
 
 func (l Limit) String() string {
 	if len(l.Reasons) == 0 {
-		return fmt.Sprintf("generator kept up (CPU %.0f %% of %d cores, max lag %.0f ms)", 100*l.CPUShare, runtime.GOMAXPROCS(0), l.MaxLagMS)
+		return fmt.Sprintf("generator kept up (CPU %.0f %% of %d cores, host %.0f %% busy, max lag %.0f ms)", 100*l.CPUShare, runtime.GOMAXPROCS(0), 100*l.HostBusy, l.MaxLagMS)
 	}
 	return "GENERATOR-LIMITED: " + strings.Join(l.Reasons, "; ")
 }
@@ -231,11 +265,21 @@ func (s *selfLimit) limit(offered, wanted int) Limit {
 	if l.Late > 0 && float64(l.Late) > 0.01*float64(max(offered, 1)) {
 		l.Reasons = append(l.Reasons, fmt.Sprintf("%d attempts started > %v behind schedule (max lag %.0f ms)", l.Late, lateAfter, l.MaxLagMS))
 	}
+	if h1 := hostJiffies(); h1[1] > s.host0[1] {
+		l.HostBusy = float64(h1[0]-s.host0[0]) / float64(h1[1]-s.host0[1])
+	}
+	if l.HostBusy > 0.95 && wall > 500*time.Millisecond {
+		l.Reasons = append(l.Reasons, fmt.Sprintf("host CPU %.0f %% busy (generator and server share it)", 100*l.HostBusy))
+	}
 	if l.CPUShare > 0.85 && wall > 500*time.Millisecond {
 		l.Reasons = append(l.Reasons, fmt.Sprintf("own CPU %.0f %% of %d cores (saturated)", 100*l.CPUShare, runtime.GOMAXPROCS(0)))
 	}
 	return l
 }
+
+// paceGrace is how long past the end of its window a late generator may
+// go on starting the attempts it owes.
+const paceGrace = time.Second
 
 // pace starts attempts at rate per second from start until until (or n
 // attempts, or ctx done), calling fire(i, due) for each in the pacing
@@ -250,6 +294,9 @@ func pace(done <-chan struct{}, rate float64, start, until time.Time, n int, lim
 			break
 		}
 		now := time.Now()
+		if now.After(until.Add(paceGrace)) {
+			break // too far behind: stop, and the count offered tells
+		}
 		if wait := due.Sub(now); wait > 0 {
 			// Sleep in steps of at least 1 ms; a batch then catches up.
 			select {

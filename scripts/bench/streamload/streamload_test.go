@@ -447,3 +447,22 @@ func TestLimitSaysWhenBehind(t *testing.T) {
 		t.Errorf("an idle generator judged limited: %v", l.Reasons)
 	}
 }
+
+// A generator that cannot keep its schedule (here each start blocks
+// 2 ms at 1,000/s) says so.
+func TestPaceReportsItsOwnLimit(t *testing.T) {
+	lim := newSelfLimit()
+	start := time.Now()
+	n := pace(nil, 1000, start, start.Add(200*time.Millisecond), 200, lim, func(int) { time.Sleep(2 * time.Millisecond) })
+	l := lim.limit(n, 200)
+	if !strings.Contains(l.String(), "GENERATOR-LIMITED") || !strings.Contains(l.String(), "behind schedule") {
+		t.Errorf("offered %d of 200: %v", n, l)
+	}
+	// Far behind: it stops a second after its window, short of its count.
+	lim = newSelfLimit()
+	start = time.Now()
+	n = pace(nil, 1000, start, start.Add(100*time.Millisecond), 100, lim, func(int) { time.Sleep(20 * time.Millisecond) })
+	if l := lim.limit(n, 100); n >= 100 || !strings.Contains(l.String(), "could not keep the rate") {
+		t.Errorf("offered %d of 100: %v", n, l)
+	}
+}
