@@ -121,7 +121,7 @@ func coreResolver(cfg *config.Config) *resolve.Resolver {
 func tcpExempt(cfg *config.Config) []netip.Prefix {
 	out := []netip.Prefix{netip.MustParsePrefix("127.0.0.1/32"), netip.MustParsePrefix("::1/128")}
 	for _, t := range cfg.Security.Trusted {
-		if t.Transport == "" || t.Transport == "tcp" {
+		if !t.IsTLSName() && (t.Transport == "" || t.Transport == "tcp" || t.Transport == "tls") {
 			out = append(out, t.Prefix)
 		}
 	}
@@ -142,6 +142,11 @@ func (a *App) setupBalancer(ctx context.Context) error {
 	}
 	opt := BalancerOptions(cfg)
 	opt.Logger = a.log.With("subsystem", "balancer")
+	sipTLS, err := newSIPTLS(cfg, opt.Logger)
+	if err != nil {
+		return err
+	}
+	opt.TLS = sipTLS.options(cfg)
 	opt.Events = balancerEvents{a}
 	if err := a.setupEdge(&opt); err != nil {
 		return err
@@ -179,8 +184,17 @@ func (a *App) setupBalancer(ctx context.Context) error {
 	if err := prometheus.DefaultRegisterer.Register(coll); err != nil {
 		a.log.Warn("balancer metrics not registered", "err", err)
 	}
+	tlsColl := sipTLS.collector()
+	if tlsColl != nil {
+		if err := prometheus.DefaultRegisterer.Register(tlsColl); err != nil {
+			a.log.Warn("tls metrics not registered", "err", err)
+		}
+	}
 	a.onStop(func() {
 		prometheus.DefaultRegisterer.Unregister(coll)
+		if tlsColl != nil {
+			prometheus.DefaultRegisterer.Unregister(tlsColl)
+		}
 	})
 	beat := a.live.Register("balancer", 10*time.Second)
 	a.add("balancer", func(ctx context.Context) error {
@@ -209,6 +223,10 @@ func (a *App) setupBalancer(ctx context.Context) error {
 	}
 	a.addStatus("sip", status)
 	a.onReload("balancer", func(c *config.Config) error {
+		if err := sipTLS.reload(c); err != nil {
+			a.log.Error("tls reload", "err", err)
+			return err
+		}
 		b.SetTCPExempt(tcpExempt(c)) // security.trusted reloads, as in the edge
 		if err := b.SetRelay(c.Security.Relay); err != nil {
 			return err

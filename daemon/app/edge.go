@@ -179,7 +179,7 @@ func (a *App) setupEdge(opt *balancer.Options) error {
 }
 
 func cutTransport(s string) (string, string, bool) {
-	for _, p := range []string{"udp:", "tcp:", "UDP:", "TCP:"} {
+	for _, p := range []string{"udp:", "tcp:", "tls:", "UDP:", "TCP:", "TLS:"} {
 		if len(s) > len(p) && s[:len(p)] == p {
 			return p[:3], s[len(p):], true
 		}

@@ -29,21 +29,23 @@ type Balancer struct {
 	// requests (Record-Route, Route and Max-Forwards pass as raw text).
 	respParser *sip.Parser
 
-	listeners  []*listener
+	listeners []*listener
 	// groups are the Cores given by DNS name (dnscores.go); their
 	// Watchers run under groupCtx until Close.
 	groupsMu    sync.Mutex
 	groups      map[string]*coreGroup
 	groupCtx    context.Context
 	groupCancel context.CancelFunc
-	udpOut     *listener
-	udpLoop    *listener // the first UDP listener on loopback: sends to loopback (a VIP check's OPTIONS)
-	tcpOut     *listener
-	twins      []*listener // the Core-facing twins of the UDP listeners (coresock.go)
-	workers    []chan inbound
-	urgent     []chan inbound // per worker, taken first: messages from the twins
-	workerBeat []atomic.Int64
-	workerSync []workerSync
+	udpOut      *listener
+	udpLoop     *listener // the first UDP listener on loopback: sends to loopback (a VIP check's OPTIONS)
+	tcpOut      *listener
+	tlsOut      *listener
+	tlsLog      tlsLogLimit
+	twins       []*listener // the Core-facing twins of the UDP listeners (coresock.go)
+	workers     []chan inbound
+	urgent      []chan inbound // per worker, taken first: messages from the twins
+	workerBeat  []atomic.Int64
+	workerSync  []workerSync
 
 	stx     *shardMap[string, *serverTx]
 	ctx     *branchTable
@@ -124,6 +126,9 @@ func New(opt Options) (*Balancer, error) {
 		if li.transport == "tcp" && b.tcpOut == nil {
 			b.tcpOut = li
 		}
+		if li.transport == "tls" && b.tlsOut == nil {
+			b.tlsOut = li
+		}
 	}
 	switch opt.CorePort {
 	case CorePortOff:
@@ -148,8 +153,14 @@ func (b *Balancer) checkCoreTransport(c CoreConfig) error {
 	if err != nil {
 		return fmt.Errorf("core %q: %w", c.Name, err)
 	}
-	if tp := ep.transport; (tp == "udp" && b.udpOut == nil) || (tp == "tcp" && b.tcpOut == nil) {
+	if tp := ep.transport; (tp == "udp" && b.udpOut == nil) || (tp == "tcp" && b.tcpOut == nil) || (tp == "tls" && b.tlsOut == nil) {
 		return fmt.Errorf("core %q: no %s listen address to reach it from", c.Name, tp)
+	}
+	if ep.transport == "tls" && b.opt.TLS.Client == nil {
+		return fmt.Errorf("core %q: a tls: Core and no TLS client configuration", c.Name)
+	}
+	if ep.transport == "tls" && ep.host == "" && c.TLSName == "" {
+		return fmt.Errorf("core %q: a tls: Core at an IP address needs tls_name, the name its certificate carries", c.Name)
 	}
 	return nil
 }

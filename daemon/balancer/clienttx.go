@@ -225,7 +225,7 @@ func (b *Balancer) nextCore(st *serverTx) *Core {
 	if !st.toCore || len(st.tried) >= b.opt.Retry.MaxTries {
 		return nil
 	}
-	return b.pool.pick(st.callID, st.tried)
+	return b.pickCore(st)
 }
 
 // timerC fires when a proceeding INVITE rang too long: CANCEL the branch

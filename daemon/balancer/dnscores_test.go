@@ -126,7 +126,6 @@ func TestCoreByNameWithoutDNS(t *testing.T) {
 	t.Log(err)
 }
 
-
 // TestCoresByDNSNameEndToEnd: the daemon with a Core given by DNS name
 // (network.dns the test's server) resolves it to the two SIPp Cores of
 // its SRV records, probes each, and completes calls on both.

@@ -33,6 +33,7 @@ type Collector struct {
 	atCap    *prometheus.Desc
 	refused  *prometheus.Desc
 	group    *prometheus.Desc
+	tlsHS    *prometheus.Desc
 	stale    *prometheus.Desc
 }
 
@@ -88,10 +89,11 @@ func NewCollector(b *Balancer) *Collector {
 	c.drops = prometheus.NewDesc("sipedge_sip_udp_kernel_drops", "Datagrams the kernel dropped on the balancer's UDP sockets (receive buffer full).", []string{"listen"}, nil)
 	c.tcpOpen = prometheus.NewDesc("sipedge_sip_tcp_connections", "TCP connections open: accepted (in) and dialled to Cores (out).", []string{"direction"}, nil)
 	c.tcpRef = prometheus.NewDesc("sipedge_sip_tcp_refused_total", "Inbound TCP connections closed at accept: max_connections or per_source cap reached, banned source.", []string{"reason"}, nil)
-	c.tcpEnd = prometheus.NewDesc("sipedge_sip_tcp_closed_total", "TCP connections ended: idle timeout, message_timeout (a message not complete in time), malformed (framing lost), screened (a message from a banned source or a scanner), peer (closed by the peer), local (a write failed, shutdown).", []string{"reason"}, nil)
+	c.tcpEnd = prometheus.NewDesc("sipedge_sip_tcp_closed_total", "TCP connections ended: idle timeout, message_timeout (a message not complete in time), malformed (framing lost), screened (a message from a banned source or a scanner), peer (closed by the peer), local (a write failed, shutdown), silent (accepted and nothing sent within message_timeout: half-open), handshake (a TLS handshake failed or timed out).", []string{"reason"}, nil)
 	c.caps = prometheus.NewDesc("sipedge_sip_table_cap", "Cap of each table outside input grows (sip.caps): dialogs (sipedge_sip_dialogs), transactions (sipedge_sip_transactions{side=\"server\"}), branches ({side=\"client\"}); a tenth of it is kept for Cores and trusted sources.", []string{"table"}, nil)
 	c.atCap = prometheus.NewDesc("sipedge_sip_at_cap_total", "Requests refused (503 with Retry-After, an ACK dropped) because a table was at its cap.", []string{"table"}, nil)
 	c.refused = prometheus.NewDesc("sipedge_sip_relay_refused_total", "Messages from untrusted sources the routing policy (security.relay) did not forward: route (a new request routed elsewhere than the Cores: 403), unknown_dialog (481), direction (the callee's side from a stranger: 403), next_hop (not the dialog's: 403), ack and response (dropped).", []string{"reason"}, nil)
+	c.tlsHS = prometheus.NewDesc("sipedge_sip_tls_handshakes_total", "TLS handshakes, accepted and dialled to Cores, by result: ok, timeout (not finished within sip.tls.handshake_timeout: a half-open client), verify (a certificate that failed verification), failed (any other error: a protocol error, a disconnect).", []string{"result"}, nil)
 	c.group = prometheus.NewDesc("sipedge_sip_core_group_cores", "Cores a Core given by DNS name resolved to (its targets in the pool).", []string{"group"}, nil)
 	c.stale = prometheus.NewDesc("sipedge_sip_core_group_stale", "1 while a Core given by DNS name no longer resolves and its last good answer is kept (2 once that ran out too and the group has no Cores).", []string{"group"}, nil)
 	return c
@@ -102,13 +104,16 @@ func (c *Collector) Describe(ch chan<- *prometheus.Desc) {
 	for _, d := range c.counters {
 		ch <- d.d
 	}
-	for _, d := range []*prometheus.Desc{c.calls, c.pending, c.state, c.latency, c.routed, c.answered, c.fail, c.tx, c.dialogs, c.drops, c.reqs, c.resps, c.tcpOpen, c.tcpRef, c.tcpEnd, c.caps, c.atCap, c.refused, c.group, c.stale} {
+	for _, d := range []*prometheus.Desc{c.calls, c.pending, c.state, c.latency, c.routed, c.answered, c.fail, c.tx, c.dialogs, c.drops, c.reqs, c.resps, c.tcpOpen, c.tcpRef, c.tcpEnd, c.caps, c.atCap, c.refused, c.group, c.stale, c.tlsHS} {
 		ch <- d
 	}
 }
 
 // Collect implements prometheus.Collector.
 func (c *Collector) Collect(ch chan<- prometheus.Metric) {
+	for i, r := range tlsResults {
+		ch <- prometheus.MustNewConstMetric(c.tlsHS, prometheus.CounterValue, float64(c.b.stats.TLSHandshakes[i].Load()), r)
+	}
 	for _, g := range c.b.CoreGroups() {
 		stale := 0.0
 		switch {

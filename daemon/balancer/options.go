@@ -23,7 +23,8 @@ const (
 // Options configures a Balancer. Zero fields take the defaults documented
 // on each field (see Options.withDefaults).
 type Options struct {
-	// Listen holds "udp:IP:port" and "tcp:IP:port" addresses. The IP must
+	// Listen holds "udp:IP:port", "tcp:IP:port" and "tls:IP:port"
+	// addresses (tls: needs TLS.Server). The IP must
 	// be explicit: it is what the balancer writes into Via and
 	// Record-Route. Sockets are bound with IP_FREEBIND, so a virtual IP
 	// not (yet) present on the box can be listed.
@@ -40,6 +41,8 @@ type Options struct {
 	Probe     ProbeOptions
 	Retry     RetryOptions
 	Cores     []CoreConfig
+	// TLS configures tls: listeners and tls: Cores (tlsconn.go).
+	TLS TLSOptions
 	// DNS resolves the Cores given by DNS name (dnscores.go): the
 	// servers of network.dns, else of /etc/resolv.conf. Nil: such a Core
 	// is refused.
@@ -206,6 +209,9 @@ type CoreConfig struct {
 }
 
 func (o Options) withDefaults() Options {
+	if o.TLS.HandshakeTimeout <= 0 {
+		o.TLS.HandshakeTimeout = 5 * time.Second
+	}
 	if o.Algorithm == "" {
 		o.Algorithm = RoundRobin
 	}
@@ -331,6 +337,9 @@ func (o Options) validate() error {
 		if err != nil {
 			return err
 		}
+		if la.transport == "tls" && o.TLS.Server == nil {
+			return fmt.Errorf("listen %q: a tls: listener needs certificates (sip.tls)", l)
+		}
 		if la.transport == "udp" && o.CorePort > 0 && int(la.addr.Port()) == o.CorePort {
 			return fmt.Errorf("core port %d: %s listens on it (the Core-facing socket needs a port of its own)", o.CorePort, l)
 		}
@@ -363,18 +372,18 @@ func (c CoreConfig) validate() error {
 
 // listenAddr is one parsed listen address.
 type listenAddr struct {
-	transport string // "udp" or "tcp"
+	transport string // "udp", "tcp" or "tls"
 	addr      netip.AddrPort
 }
 
 func parseListen(s string) (listenAddr, error) {
 	tp, rest, ok := strings.Cut(s, ":")
 	if !ok {
-		return listenAddr{}, fmt.Errorf("listen %q: want udp:IP:port or tcp:IP:port", s)
+		return listenAddr{}, fmt.Errorf("listen %q: want udp:IP:port, tcp:IP:port or tls:IP:port", s)
 	}
 	tp = strings.ToLower(tp)
-	if tp != "udp" && tp != "tcp" {
-		return listenAddr{}, fmt.Errorf("listen %q: transport must be udp or tcp", s)
+	if tp != "udp" && tp != "tcp" && tp != "tls" {
+		return listenAddr{}, fmt.Errorf("listen %q: transport must be udp, tcp or tls", s)
 	}
 	ap, err := netip.ParseAddrPort(rest)
 	if err != nil {

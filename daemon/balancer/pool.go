@@ -27,7 +27,7 @@ type pool struct {
 	// rank with a usable Core (rank, pick's lock).
 	ranked bool
 	rank   int
-	ring  []ringPoint // sorted by hash
+	ring   []ringPoint // sorted by hash
 
 	rr atomic.Uint64
 }
@@ -120,6 +120,18 @@ func (p *pool) byAddr(a netip.AddrPort) *Core {
 		}
 	}
 	return nil
+}
+
+// hasTransport reports whether a Core is reached over tp.
+func (p *pool) hasTransport(tp string) bool {
+	p.mu.RLock()
+	defer p.mu.RUnlock()
+	for _, c := range p.cores {
+		if c.transport == tp {
+			return true
+		}
+	}
+	return false
 }
 
 // hasAddr reports whether a Core is at address a (any port).

@@ -180,7 +180,13 @@ func (b *Balancer) routeNew(st *serverTx) {
 		b.finish(st, 503, "Service Unavailable", b.retryAfter())
 		return
 	}
-	c := b.pool.pick(st.callID, nil)
+	if b.secure(st) && !b.pool.hasTransport("tls") {
+		// A sips: request goes over TLS on every hop (RFC 3261 26.2.2):
+		// with no tls: Core this box cannot take it.
+		b.finish(st, 416, "Unsupported URI Scheme", "")
+		return
+	}
+	c := b.pickCore(st)
 	if c == nil {
 		b.stats.NoCore.Add(1)
 		b.finish(st, 503, "Service Unavailable", b.retryAfter())

@@ -233,7 +233,7 @@ func (b *Balancer) targetOf(p []byte) dialogTarget {
 	var arr [320]byte
 	both := string(append(append(arr[:0], tag...), hop...))
 	t.calleeTag, t.nextHop = both[:len(tag)], both[len(tag):]
-	if tp, ap, ok := request.RouteTarget(hop); ok && (tp == "udp" || tp == "tcp") {
+	if tp, ap, ok := request.RouteTarget(hop); ok && (tp == "udp" || tp == "tcp" || tp == "tls") {
 		t.tp, t.addr = tp, ap
 	}
 	return t

@@ -198,12 +198,12 @@ func (b *Balancer) forwardResponseStateless(res *sip.Response, trusted bool) {
 		return
 	}
 	tp := "udp"
-	if strings.EqualFold(next.Transport, "tcp") {
+	if strings.EqualFold(next.Transport, "tcp") || strings.EqualFold(next.Transport, "tls") {
 		if !trusted {
 			b.refuse(refusedResponse)
 			return
 		}
-		tp = "tcp"
+		tp = strings.ToLower(next.Transport)
 	}
 	b.send(tp, netip.AddrPortFrom(ip.Unmap(), uint16(port)), request.Render(res), nil)
 }

@@ -95,8 +95,11 @@ var errNoRoute = errors.New("no route")
 // of dst's family leave from: one of that family when there is one.
 func (b *Balancer) outFor(tp string, dst netip.Addr) *listener {
 	first := b.udpOut
-	if tp == "tcp" {
+	switch tp {
+	case "tcp":
 		first = b.tcpOut
+	case "tls":
+		first = b.tlsOut
 	}
 	if first == nil || !dst.IsValid() || first.addr.Addr().Is4() == dst.Is4() {
 		return first

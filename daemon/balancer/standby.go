@@ -128,7 +128,7 @@ func importedTarget(r DialogRecord) dialogTarget {
 		return t
 	}
 	t.nextHop = r.NextHop
-	if tp, ap, ok := request.RouteTarget([]byte(r.NextHop)); ok && (tp == "udp" || tp == "tcp") {
+	if tp, ap, ok := request.RouteTarget([]byte(r.NextHop)); ok && (tp == "udp" || tp == "tcp" || tp == "tls") {
 		t.tp, t.addr = tp, ap
 	}
 	return t

@@ -47,6 +47,8 @@ type Stats struct {
 	// tcpRefusedReasons and tcpClosedReasons.
 	TCPRefused [len(tcpRefusedReasons)]atomic.Uint64
 	TCPClosed  [len(tcpClosedReasons)]atomic.Uint64
+	// TLSHandshakes counts TLS handshakes, both ways, by tlsResults.
+	TLSHandshakes [numTLSResults]atomic.Uint64
 
 	// Refused counts messages from untrusted sources the routing policy
 	// did not forward, by the reasons in refusedReasons (relay.go);
@@ -68,7 +70,9 @@ var tcpRefusedReasons = [...]string{"max_connections", "per_source", "banned"}
 // not complete in time, framing lost (bad Content-Length, too large), a
 // message the Screen dropped (banned source, scanner), closed by the
 // peer (or a read error), closed here (a write failed, the balancer
-// stopped).
+// stopped), an accepted connection silent past the message timeout (a
+// half-open one: nothing sent), a TLS handshake that failed or did not
+// finish in time.
 const (
 	tcpClosedIdle = iota
 	tcpClosedMessageTimeout
@@ -76,9 +80,11 @@ const (
 	tcpClosedScreened
 	tcpClosedPeer
 	tcpClosedLocal
+	tcpClosedSilent
+	tcpClosedHandshake
 )
 
-var tcpClosedReasons = [...]string{"idle", "message_timeout", "malformed", "screened", "peer", "local"}
+var tcpClosedReasons = [...]string{"idle", "message_timeout", "malformed", "screened", "peer", "local", "silent", "handshake"}
 
 func (s *Stats) countReply(code int) {
 	switch {
@@ -112,6 +118,9 @@ func (s *Stats) Snapshot() map[string]uint64 {
 	}
 	for i, r := range tcpClosedReasons {
 		m["tcp_closed_"+r] = s.TCPClosed[i].Load()
+	}
+	for i, r := range tlsResults {
+		m["tls_handshakes_"+r] = s.TLSHandshakes[i].Load()
 	}
 	for i, r := range refusedReasons {
 		m["relay_refused_"+r] = s.Refused[i].Load()

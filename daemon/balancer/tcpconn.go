@@ -32,6 +32,9 @@ type tcpConn struct {
 	key netip.AddrPort
 
 	inbound    bool       // accepted: counted toward the caps
+	trusted    bool       // a verified TLS client certificate that security.trusted names (tlsconn.go)
+	identity   string     // that certificate's first name
+	silent     bool       // accepted and nothing read yet: the message timeout applies (half-open)
 	source     netip.Addr // its per-source key; invalid when exempt
 	released   bool       // counts given back (guarded by Balancer.connMu)
 	idle       int64      // ns: TCPIdleTimeout
@@ -53,9 +56,11 @@ var monoBase = time.Now()
 func monoOf(t time.Time) int64 { return int64(t.Sub(monoBase)) }
 
 func (b *Balancer) newTCPConn(c net.Conn, key netip.AddrPort, inbound bool) *tcpConn {
-	tc := &tcpConn{c: c, key: key, inbound: inbound,
+	tc := &tcpConn{c: c, key: key, inbound: inbound, silent: inbound,
 		idle: int64(b.opt.TCPIdleTimeout), msgTimeout: int64(b.opt.TCPMessageTimeout)}
-	tc.last.Store(monoOf(time.Now()))
+	now := monoOf(time.Now())
+	tc.last.Store(now)
+	tc.msgStart = now
 	return tc
 }
 
@@ -76,6 +81,7 @@ var (
 	errBadContentLength = errors.New("bad Content-Length")
 	errIdleTimeout      = errors.New("idle timeout")
 	errMessageTimeout   = errors.New("message not complete in time")
+	errSilent           = errors.New("nothing sent in time after connecting")
 )
 
 // Read is what the reader's bufio.Reader reads from. The read deadline
@@ -88,6 +94,7 @@ func (t *tcpConn) Read(p []byte) (int, error) {
 	for {
 		n, err := t.c.Read(p)
 		if n > 0 {
+			t.silent = false
 			if !t.inMsg {
 				t.inMsg, t.msgStart = true, monoOf(time.Now())
 			}
@@ -108,8 +115,13 @@ func (t *tcpConn) arm() error {
 	now := monoOf(wall)
 	due := t.last.Load() + t.idle
 	expired := errIdleTimeout
-	if t.inMsg {
+	switch {
+	case t.inMsg:
 		due, expired = t.msgStart+t.msgTimeout, errMessageTimeout
+	case t.silent && t.msgStart+t.msgTimeout < due:
+		// An accepted connection that sends nothing (half-open) is
+		// held the message timeout, not the idle one.
+		due, expired = t.msgStart+t.msgTimeout, errSilent
 	}
 	if now >= due {
 		return expired
@@ -199,7 +211,11 @@ func (b *Balancer) acceptTCP(l *listener) {
 			continue
 		}
 		b.wg.Add(1)
-		go b.readTCP(l, tc)
+		if l.transport == "tls" {
+			go b.serveTLS(l, tc)
+		} else {
+			go b.readTCP(l, tc)
+		}
 	}
 }
 
@@ -289,6 +305,8 @@ func (b *Balancer) streamEnded(l *listener, tc *tcpConn, hdr []byte, err error) 
 		return tcpClosedIdle
 	case errors.Is(err, errMessageTimeout):
 		return tcpClosedMessageTimeout
+	case errors.Is(err, errSilent):
+		return tcpClosedSilent
 	case errors.Is(err, net.ErrClosed):
 		return tcpClosedLocal
 	case errors.Is(err, errBadContentLength):
@@ -383,23 +401,31 @@ func readStreamMessage(r *bufio.Reader, limit int, tc *tcpConn) ([]byte, error) 
 	return append(msg, body...), nil
 }
 
-// tcpConnTo returns the connection to dst, dialling one if needed.
-func (b *Balancer) tcpConnTo(dst netip.AddrPort) (*tcpConn, error) {
+// tcpConnTo returns the connection to dst over tp (tcp or tls), dialling
+// one if needed.
+func (b *Balancer) tcpConnTo(tp string, dst netip.AddrPort) (*tcpConn, error) {
 	b.connMu.Lock()
 	tc := b.conns[dst]
 	b.connMu.Unlock()
 	if tc != nil {
 		return tc, nil
 	}
+	out := b.outFor(tp, dst.Addr())
 	d := net.Dialer{Timeout: time.Second}
-	if b.tcpOut != nil {
-		d.LocalAddr = &net.TCPAddr{IP: b.tcpOut.addr.Addr().AsSlice()}
+	if out != nil {
+		d.LocalAddr = &net.TCPAddr{IP: out.addr.Addr().AsSlice()}
 	}
 	c, err := d.Dial("tcp", dst.String())
 	if err != nil {
-		return nil, fmt.Errorf("tcp dial %s: %w", dst, err)
+		return nil, fmt.Errorf("%s dial %s: %w", tp, dst, err)
 	}
-	tc = b.newTCPConn(c, dst, false)
+	if tp == "tls" {
+		if tc, err = b.dialTLS(c, dst); err != nil {
+			return nil, err
+		}
+	} else {
+		tc = b.newTCPConn(c, dst, false)
+	}
 	switch got := b.addConn(tc); got {
 	case nil:
 		return nil, fmt.Errorf("tcp dial %s: %w", dst, net.ErrClosed)
@@ -407,6 +433,6 @@ func (b *Balancer) tcpConnTo(dst netip.AddrPort) (*tcpConn, error) {
 	default:
 		return got, nil
 	}
-	go b.readTCP(b.tcpOut, tc)
+	go b.readTCP(out, tc)
 	return tc, nil
 }

@@ -477,7 +477,9 @@ func TestTCPGoroutinesReturn(t *testing.T) {
 
 	var conns []*net.TCPConn
 	for i := 0; i < n; i++ {
-		conns = append(conns, l.dial(fmt.Sprintf("127.0.1.%d", 1+i)))
+		c := l.dial(fmt.Sprintf("127.0.1.%d", 1+i))
+		c.Write([]byte("\r\n\r\n")) // a keepalive: not a silent (half-open) connection
+		conns = append(conns, c)
 	}
 	l.waitOpen(n, 0)
 	if g := runtime.NumGoroutine(); g < base+n {
@@ -562,7 +564,7 @@ func TestTCPDialRace(t *testing.T) {
 		go func() {
 			defer wg.Done()
 			<-start
-			tc, err := l.b.tcpConnTo(dst)
+			tc, err := l.b.tcpConnTo("tcp", dst)
 			if err != nil {
 				t.Error(err)
 			}

@@ -18,7 +18,7 @@ import (
 
 // listener is one socket the balancer listens on.
 type listener struct {
-	transport string // "udp" | "tcp"
+	transport string // "udp" | "tcp" | "tls"
 	addr      netip.AddrPort
 	host      string // addr's IP as text, for our Via
 	udp       *net.UDPConn
@@ -27,7 +27,7 @@ type listener struct {
 	rrURI     sip.Uri                // our Record-Route URI on this listener (;lr)
 	rr        *sip.RecordRouteHeader // that URI as a header, shared by every request (never changed)
 	rrLine    string                 // that header as a line, CRLF included, for the raw INVITE path
-	viaTp     string                 // "UDP" | "TCP"
+	viaTp     string                 // "UDP" | "TCP" | "TLS"
 	twin      *listener              // the Core-facing twin of a UDP listener (coresock.go); nil without
 	coreSide  bool                   // this is a twin
 }
@@ -46,9 +46,13 @@ type inbound struct {
 func newListener(la listenAddr) *listener {
 	l := &listener{transport: la.transport, addr: la.addr, host: la.addr.Addr().String(), viaTp: "UDP"}
 	l.rrURI = sip.Uri{Scheme: "sip", Host: la.addr.Addr().String(), Port: int(la.addr.Port()), UriParams: sip.NewParams()}
-	if la.transport == "tcp" {
+	switch la.transport {
+	case "tcp":
 		l.viaTp = "TCP"
 		l.rrURI.UriParams.Add("transport", "tcp")
+	case "tls":
+		l.viaTp = "TLS"
+		l.rrURI.UriParams.Add("transport", "tls")
 	}
 	l.rrURI.UriParams.Add("lr", "")
 	l.rr = &sip.RecordRouteHeader{Address: l.rrURI}
@@ -87,7 +91,7 @@ func (b *Balancer) open(ctx context.Context, l *listener) error {
 			l.udp.Close()
 			return fmt.Errorf("listen udp %s: %w", l.addr, err)
 		}
-	case "tcp":
+	case "tcp", "tls":
 		ln, err := lc.Listen(ctx, "tcp", l.addr.String())
 		if err != nil {
 			return fmt.Errorf("listen tcp %s: %w", l.addr, err)
@@ -159,7 +163,7 @@ func (b *Balancer) dispatch(in inbound, inline bool) {
 			return
 		}
 	}
-	in.trusted = b.trusted(v, in.src)
+	in.trusted = b.trusted(v, in.src) || (in.conn != nil && in.conn.trusted)
 	if in.lis.coreSide && !b.admitOnTwin(in) {
 		return
 	}
@@ -279,10 +283,10 @@ func (b *Balancer) send(transport string, dst netip.AddrPort, data []byte, conn 
 // sendFrom is send, from the Core-facing twin when twin is set and
 // there is one (a request on a branch toward a Core: coresock.go).
 func (b *Balancer) sendFrom(transport string, dst netip.AddrPort, data []byte, conn *tcpConn, twin bool) error {
-	if transport == "tcp" {
+	if transport == "tcp" || transport == "tls" {
 		if conn == nil {
 			var err error
-			if conn, err = b.tcpConnTo(dst); err != nil {
+			if conn, err = b.tcpConnTo(transport, dst); err != nil {
 				return err
 			}
 		}

@@ -163,12 +163,23 @@ func uriAddr(host string) (netip.Addr, bool) {
 // and every call behind it, for as long as the name's server takes).
 func Resolve(u *sip.Uri) (string, netip.AddrPort, error) {
 	tp := "udp"
-	if t, ok := u.UriParams.Get("transport"); ok && strings.EqualFold(t, "tcp") {
-		tp = "tcp"
+	if t, ok := u.UriParams.Get("transport"); ok {
+		switch {
+		case strings.EqualFold(t, "tcp"):
+			tp = "tcp"
+		case strings.EqualFold(t, "tls"):
+			tp = "tls"
+		}
+	}
+	if u.Scheme == "sips" {
+		tp = "tls" // RFC 3261 26.2.2: every hop over TLS, never anything else
 	}
 	port := u.Port
 	if port == 0 {
 		port = 5060
+		if tp == "tls" {
+			port = 5061
+		}
 	}
 	ip, ok := uriAddr(u.Host)
 	if !ok {
