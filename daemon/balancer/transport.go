@@ -219,25 +219,35 @@ type workerSync struct {
 	// messages dequeued started to have waited ShedDelay or more. The
 	// worker alone writes it.
 	behindSince time.Duration
-	_           [32]byte // own cache line
+	behindWait  time.Duration // the wait then
+	shedding    bool          // the lag is seen (until the wait is under ShedDelay)
+	_           [16]byte      // own cache line
 }
 
 // noteLag records the wait of a message queued at `at` and dequeued at
 // now. Admission sees it only once messages have waited shedDelay or
-// more for shedDelay/2 in a row: a worker descheduled for a moment (a
-// busy host, a GC pause) leaves a backlog that drains in a few ms and
-// is no reason to refuse calls; a backlog that lasts is.
+// more for shedDelay/2 in a row and the wait is not shrinking: a worker
+// descheduled for a moment (a busy host, a GC pause) leaves a backlog
+// that drains, slowly near full load, and is no reason to refuse calls;
+// a backlog that holds or grows is. Once seen, it is seen until the
+// wait is under shedDelay again.
 func (ws *workerSync) noteLag(now, at, shedDelay time.Duration) {
 	d := now - at
 	switch {
 	case shedDelay <= 0 || d < shedDelay:
-		ws.behindSince = 0
+		ws.behindSince, ws.shedding = 0, false
+		ws.lag.Store(int64(d))
+	case ws.shedding:
 		ws.lag.Store(int64(d))
 	case ws.behindSince == 0:
-		ws.behindSince = now
+		ws.behindSince, ws.behindWait = now, d
 		ws.lag.Store(0)
-	case now-ws.behindSince >= shedDelay/2:
+	case now-ws.behindSince >= shedDelay/2 && d >= ws.behindWait:
+		ws.shedding = true
 		ws.lag.Store(int64(d))
+	case now-ws.behindSince >= shedDelay/2:
+		// Draining: judge the next stretch from here.
+		ws.behindSince, ws.behindWait = now, d
 	}
 }
 
