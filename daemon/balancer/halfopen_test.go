@@ -6,7 +6,9 @@ import (
 	"crypto/x509"
 	"fmt"
 	"net"
+	"os"
 	"sync"
+	"syscall"
 	"testing"
 	"time"
 
@@ -152,4 +154,75 @@ sip:
 	})
 	st := stats()
 	t.Logf("closed: silent %d, handshake %d (tls timeouts %d)", st["tcp_closed_silent"], st["tcp_closed_handshake"], st["tls_handshakes_timeout"])
+}
+
+// TestTLSReloadKeepsConnections: SIGHUP makes the daemon read its
+// certificate files again: a connection made before goes on (an OPTIONS
+// on it is answered), a new one is served the new certificate.
+func TestTLSReloadKeepsConnections(t *testing.T) {
+	set := tlstest.NewSet(t, "sip.example.net", "127.0.0.1")
+	udp, tlsPort := testenv.FreePort(t), testenv.FreePort(t)
+	certFile, keyFile := tlstest.WriteFile(t, "sip.crt", nil), tlstest.WriteFile(t, "sip.key", nil)
+	install := func(p tlstest.Pair) {
+		for _, f := range [][2]string{{p.Cert, certFile}, {p.Key, keyFile}} {
+			data, err := os.ReadFile(f[0])
+			if err != nil {
+				t.Fatal(err)
+			}
+			if err := os.WriteFile(f[1], data, 0o600); err != nil {
+				t.Fatal(err)
+			}
+		}
+	}
+	install(set.Server)
+	d := daemontest.New(t)
+	d.WriteConfig(fmt.Sprintf(`node: {name: tlsreload, profile: single, data_dir: %q}
+log: {level: info, format: text}
+web: {listen: ""}
+sip:
+  listen: ["udp:127.0.0.1:%d", "tls:127.0.0.1:%d"]
+  core_port: -1
+  tls: {certificates: [{cert: %q, key: %q}]}
+  cores: [{name: core1, address: "127.0.0.1:9"}]
+`, d.DataDir(), udp, tlsPort, certFile, keyFile))
+	d.Start()
+	roots := x509.NewCertPool()
+	roots.AddCert(set.CA.Cert)
+	dial := func() *tls.Conn {
+		t.Helper()
+		c, err := tls.DialWithDialer(&net.Dialer{Timeout: 5 * time.Second}, "tcp", fmt.Sprintf("127.0.0.1:%d", tlsPort),
+			&tls.Config{RootCAs: roots, ServerName: "sip.example.net", MinVersion: tls.VersionTLS12})
+		if err != nil {
+			t.Fatal(err)
+		}
+		return c
+	}
+	options := func(c *tls.Conn, id string) {
+		t.Helper()
+		la := c.LocalAddr().String()
+		fmt.Fprintf(c, "OPTIONS sip:127.0.0.1:%d;transport=tls SIP/2.0\r\nVia: SIP/2.0/TLS %s;branch=z9hG4bK-%s;rport\r\n"+
+			"From: <sip:a@example.net>;tag=%s\r\nTo: <sip:127.0.0.1>\r\nCall-ID: %s\r\nCSeq: 1 OPTIONS\r\nMax-Forwards: 70\r\nContent-Length: 0\r\n\r\n",
+			tlsPort, la, id, id, id)
+		m := streamRecv(t, c, bufio.NewReader(c), 5*time.Second)
+		if res, ok := m.(*sip.Response); !ok || res.StatusCode != 200 {
+			t.Fatalf("OPTIONS %s: answered %v, want 200", id, m)
+		}
+	}
+	old := dial()
+	defer old.Close()
+	options(old, "before")
+	first := old.ConnectionState().PeerCertificates[0].SerialNumber
+
+	fresh := set.CA.Server(t, "sip.example.net", "127.0.0.1")
+	install(fresh)
+	d.Signal(syscall.SIGHUP)
+	daemontest.WaitFor(t, 10*time.Second, "a new connection served the new certificate", func() bool {
+		c := dial()
+		defer c.Close()
+		return c.ConnectionState().PeerCertificates[0].SerialNumber.Cmp(fresh.Leaf.SerialNumber) == 0
+	})
+	if first.Cmp(fresh.Leaf.SerialNumber) == 0 {
+		t.Fatal("the test's two certificates have one serial")
+	}
+	options(old, "after") // the connection made before the reload goes on
 }

@@ -388,3 +388,34 @@ func TestTLSToCore(t *testing.T) {
 		t.Error("no handshake counted as failing verification")
 	}
 }
+
+// TestSIPSNeedsTLSCore: a sips: request goes over TLS on every hop (RFC
+// 3261 26.2.2): with only UDP Cores the box cannot take it and says so
+// (416), where the same request as sip: reaches a Core.
+func TestSIPSNeedsTLSCore(t *testing.T) {
+	tl := newTLSLab(t, 1, nil)
+	c, err := tl.dial("", nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer c.Close()
+	inv := strings.Replace(tl.tlsInvite(c, "sips-1"), "INVITE sip:svc@", "INVITE sips:svc@", 1)
+	c.Write([]byte(inv))
+	r := bufio.NewReader(c)
+	for {
+		m := streamRecv(t, c, r, 3*time.Second)
+		if m == nil {
+			t.Fatal("no final response to a sips: INVITE with only UDP Cores")
+		}
+		if res, ok := m.(*sip.Response); ok && res.StatusCode >= 200 {
+			if res.StatusCode != 416 {
+				t.Fatalf("answered %d, want 416", res.StatusCode)
+			}
+			break
+		}
+	}
+	if m, _ := tl.next(tl.cores[0], 300*time.Millisecond, isRequest(sip.INVITE)); m != nil {
+		t.Fatal("a sips: INVITE was sent to a UDP Core")
+	}
+	tl.callOverTLS(t, c, "sips-2") // the same as sip: goes through
+}
