@@ -291,7 +291,7 @@ func (a *App) setupBalancer(ctx context.Context) error {
 	a.ctl.Handle("cores", "the Core pool: state, calls, latency per Core", func(context.Context, json.RawMessage) (any, error) {
 		return status(), nil
 	})
-	a.ctl.Handle("cores.add", "add a Core: {name, address, weight, max_calls}", func(_ context.Context, p json.RawMessage) (any, error) {
+	a.ctl.Handle("cores.add", "add a Core: {name, address, weight, max_calls, tls_name}", func(_ context.Context, p json.RawMessage) (any, error) {
 		var c balancer.CoreConfig
 		if err := ctl.DecodeParams(p, &c); err != nil {
 			return nil, err

@@ -16,7 +16,7 @@ func coreCommands() []ctlCommand {
 	named := exactly(1, func(a []string) any { return map[string]string{"name": a[0]} })
 	return []ctlCommand{
 		{words: "cores", also: "list", help: "the Core pool: state, calls, latency per Core", method: "cores", print: printCores},
-		{words: "cores add", args: "NAME [udp:|tcp:]IP:PORT [WEIGHT [MAX_CALLS]]", help: "add a Core (kept in the store)", method: "cores.add", params: addCoreParams, print: printCores},
+		{words: "cores add", args: "NAME [udp:|tcp:|tls:]IP:PORT|DNS-NAME [WEIGHT [MAX_CALLS]] [tls_name=NAME]", help: "add a Core, or a DNS name whose targets are Cores (kept in the store)", method: "cores.add", params: addCoreParams, print: printCores},
 		{words: "cores remove", args: "NAME", help: "remove a Core; its calls in progress finish", method: "cores.remove", params: named, print: printCores},
 		{words: "cores drain", args: "NAME", help: "no new calls to the Core; its calls finish", method: "cores.drain", params: named, print: printCores},
 		{words: "cores disable", args: "NAME", help: "no new calls to the Core (administratively down)", method: "cores.disable", params: named, print: printCores},
@@ -25,15 +25,24 @@ func coreCommands() []ctlCommand {
 }
 
 func addCoreParams(a []string) (any, error) {
-	if len(a) < 2 || len(a) > 4 {
-		return nil, fmt.Errorf("want NAME ADDRESS [WEIGHT [MAX_CALLS]], got %d argument(s)", len(a))
+	var pos []string
+	p := map[string]any{}
+	for _, s := range a {
+		if v, ok := strings.CutPrefix(s, "tls_name="); ok {
+			p["tls_name"] = v
+			continue
+		}
+		pos = append(pos, s)
 	}
-	p := map[string]any{"name": a[0], "address": a[1]}
+	if len(pos) < 2 || len(pos) > 4 {
+		return nil, fmt.Errorf("want NAME ADDRESS [WEIGHT [MAX_CALLS]] [tls_name=NAME], got %d argument(s)", len(pos))
+	}
+	p["name"], p["address"] = pos[0], pos[1]
 	for i, key := range []string{"weight", "max_calls"} {
-		if len(a) > 2+i {
-			n, err := strconv.Atoi(a[2+i])
+		if len(pos) > 2+i {
+			n, err := strconv.Atoi(pos[2+i])
 			if err != nil || n < 0 {
-				return nil, fmt.Errorf("%s %q: want a number >= 0", key, a[2+i])
+				return nil, fmt.Errorf("%s %q: want a number >= 0", key, pos[2+i])
 			}
 			p[key] = n
 		}
