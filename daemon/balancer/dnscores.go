@@ -1,6 +1,7 @@
 package balancer
 
 import (
+	"context"
 	"fmt"
 	"slices"
 	"sync"
@@ -26,9 +27,10 @@ import (
 
 // coreGroup is one configured Core given by name.
 type coreGroup struct {
-	cfg CoreConfig
-	ep  coreEndpoint
-	w   *resolve.Watcher
+	cfg    CoreConfig
+	ep     coreEndpoint
+	w      *resolve.Watcher
+	cancel context.CancelFunc // stops w (nil until started)
 
 	mu      sync.Mutex
 	members []string // its Cores' names, in the pool
@@ -63,9 +65,15 @@ func (b *Balancer) addGroup(cfg CoreConfig, ep coreEndpoint) error {
 	g.w = w
 	b.groups[cfg.Name] = g
 	if b.started {
-		w.Start(b.groupCtx)
+		g.start(b.groupCtx)
 	}
 	return nil
+}
+
+// start runs g's Watcher until ctx ends or the group is removed.
+func (g *coreGroup) start(ctx context.Context) {
+	ctx, g.cancel = context.WithCancel(ctx)
+	g.w.Start(ctx)
 }
 
 // startGroups starts every group's Watcher (Start).
@@ -73,7 +81,7 @@ func (b *Balancer) startGroups() {
 	b.groupsMu.Lock()
 	defer b.groupsMu.Unlock()
 	for _, g := range b.groups {
-		g.w.Start(b.groupCtx)
+		g.start(b.groupCtx)
 	}
 }
 
@@ -86,6 +94,10 @@ func (b *Balancer) removeGroup(name string) bool {
 	b.groupsMu.Unlock()
 	if !ok {
 		return false
+	}
+	if g.cancel != nil {
+		g.cancel()
+		<-g.w.Done() // no change of its may come after this
 	}
 	b.applyTargets(g, nil)
 	return true
