@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # Installs the peers the test suite uses, if any is missing: SIPp
-# (sip-tester), Kamailio, QEMU, Chromium, MariaDB, iproute2, and the tools the image
+# (sip-tester), Kamailio and its tls module, baresip, QEMU, Chromium, MariaDB, iproute2, and the tools the image
 # build needs (the disk image: sfdisk, mke2fs, BIOS GRUB). Needs root and
 # apt-get; otherwise it says what is missing and the tests that need it skip (or fail under SIPEDGE_TEST_STRICT=1).
 set -euo pipefail
@@ -9,6 +9,9 @@ need=()
 have() { command -v "$1" >/dev/null 2>&1; }
 have sipp || need+=(sip-tester)
 have kamailio || need+=(kamailio)
+# Kamailio's tls module, a separate package (Kamailio as a TLS Core: daemon/balancer/tlspeers)
+compgen -G '/usr/lib/*/kamailio/modules/tls.so' >/dev/null || need+=(kamailio-tls-modules)
+have baresip || need+=(baresip-core) # a TLS caller (daemon/balancer/tlspeers)
 have qemu-system-x86_64 || need+=(qemu-system-x86)
 have chromium || need+=(chromium)
 have ip || need+=(iproute2)
