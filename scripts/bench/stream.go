@@ -720,8 +720,9 @@ func reportStream(b *strings.Builder, o options, srs []*streamResult) {
 	b.WriteString("  the callers are this bench process (streamload), sharing the host's CPUs with the balancer and the Cores: a step where the generator fell\n" +
 		"  behind its schedule, or its own or the host's CPU was saturated, ends its row GENERATOR-LIMITED, and that row's figure is a lower bound,\n" +
 		"  not the balancer's limit (a row ending at the ladder's top likewise; \"undetermined (bound)\": such a bound hides the verdict);\n" +
-		"  the idle connections come from 127.0.0.2-5, outside sipedge's\n" +
-		"  security.trusted, with its sip.tcp caps raised for them; memory is Pss summed over the balancer's processes (Kamailio's shared pool counted once).\n")
+		"  the idle connections come from 127.0.0.2-5, outside sipedge's security.trusted, with its sip.tcp caps raised for them;\n" +
+		"  memory is Pss summed over the balancer's processes (Kamailio's shared pool counted once), read 2 s after the last connection opened\n" +
+		"  (sipedge's figure includes garbage its GC has not collected yet: with fewer connections it is higher per connection).\n")
 }
 
 func processes(n int) string {
