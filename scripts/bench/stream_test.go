@@ -1,7 +1,9 @@
 package main
 
 import (
+	"encoding/json"
 	"net"
+	"os"
 	"path/filepath"
 	"slices"
 	"strings"
@@ -235,5 +237,43 @@ func TestSipedgeStreamYAML(t *testing.T) {
 	}
 	if streamMaxConns-1000 < 10000 {
 		t.Errorf("streamMaxConns %d leaves no room for the 10,000 idle connections", streamMaxConns)
+	}
+}
+
+// TestReportBoth: the full bench's summary has the UDP tables, then the
+// stream rows; results.json keeps its shape, stream.json is beside it.
+func TestReportBoth(t *testing.T) {
+	o := options{out: t.TempDir(), callMS: 100, stepDur: 10 * time.Second, streamConns: 10, streamStep: 5 * time.Second, streamIdle: 10000}
+	rs := []*result{{Target: "kamailio", CleanCPS: 5000}, {Target: "sipedge", CleanCPS: 8000}}
+	srs := []*streamResult{{Target: "kamailio", IdleTCP: &idleRow{Network: "tcp", Wanted: 10000, Open: 10000, PerConnKiB: 20}},
+		{Target: "sipedge", IdleTCP: &idleRow{Network: "tcp", Wanted: 10000, Open: 10000, PerConnKiB: 13}}}
+	report(o, rs, srs, time.Minute)
+	b, err := os.ReadFile(filepath.Join(o.out, "summary.txt"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	sum := string(b)
+	udp, stream := strings.Index(sum, "clean step CPS"), strings.Index(sum, "TCP and TLS rows")
+	if udp < 0 || stream < udp || !strings.Contains(sum, "KiB (Pss) per idle TCP connection") {
+		t.Errorf("summary:\n%s", sum)
+	}
+	var udpRows []map[string]any
+	if b, err := os.ReadFile(filepath.Join(o.out, "results.json")); err != nil || json.Unmarshal(b, &udpRows) != nil || len(udpRows) != 2 {
+		t.Errorf("results.json: %v, %d rows", err, len(udpRows))
+	}
+	var streamRows []streamResult
+	if b, err := os.ReadFile(filepath.Join(o.out, "stream.json")); err != nil || json.Unmarshal(b, &streamRows) != nil || len(streamRows) != 2 || streamRows[1].IdleTCP.PerConnKiB != 13 {
+		t.Errorf("stream.json: %v, %+v", err, streamRows)
+	}
+
+	// -stream-only: no UDP tables, no results.json.
+	o.out = t.TempDir()
+	report(o, nil, srs, time.Minute)
+	b, _ = os.ReadFile(filepath.Join(o.out, "summary.txt"))
+	if sum := string(b); strings.Contains(sum, "clean step CPS") || !strings.Contains(sum, "TCP and TLS rows only") {
+		t.Errorf("stream-only summary:\n%s", sum)
+	}
+	if _, err := os.Stat(filepath.Join(o.out, "results.json")); err == nil {
+		t.Error("stream-only wrote results.json")
 	}
 }
