@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # make bench: SIPp load through sipedge and through Kamailio's dispatcher,
 # the same way in the same run, on loopback. Bounded in calls and time
-# (under 15 minutes; -overload-only RATE -rounds 3: a few). Figures, logs, profiles and plot.png go to one
+# (about 20 minutes with the TCP and TLS rows; -stream-only: only those, a few;
+# -overload-only RATE -rounds 3: a few). Figures, logs, profiles and plot.png go to one
 # results folder. Extra arguments go to the bench program
 # (e.g. scripts/bench.sh -steps 1000,2000 -sustain 30s -dialogs 0).
 set -euo pipefail

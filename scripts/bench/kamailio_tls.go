@@ -18,22 +18,10 @@ import (
 // module with a generated certificate, and connection caps raised for
 // the 10,000 idle connections.
 //
-// Not wired into main.go yet. The rows, per balancer, each against a
-// fresh process (Cores as in measure):
-//
-//   - calls over long-lived connections: streamload.RunCaller over tcp
-//     and tls (Conns 10, the rate, 10 s), clean when Failed <= 0.1 % and
-//     Limit.Reasons is empty; cpuSeconds(t.pid()) around it gives CPU
-//     per call;
-//   - new TLS handshakes: streamload.RunHandshakes at rising rates;
-//   - idle connections: streamload.RunIdle (10,000, Sources 127.0.0.2+4),
-//     rssMiB(t.pid()) (Pss summed over Kamailio's processes) before it
-//     and in Ready, divided by the connections open.
-//
-// Kamailio: startKamailioStream with tcpChildren 1 (see
-// kamailioStreamCfg). sipedge: "tcp:127.0.0.1:PORT" in sip.listen and
-// tcp: {max_connections: 12000, max_per_source: 12000} (or Sources
-// enough for its per-source cap, 64 by default).
+// stream.go wires them into the bench (the stream rows, each against a
+// fresh process): startKamailioStream with tcpChildren 1 (see
+// kamailioStreamCfg); sipedge gets the same listeners from sipedgeYAML
+// with its sip.tcp caps raised to streamMaxConns.
 
 // kamailioStreamGlobals go after kamailioCfg's listen= line: tcp port,
 // tls port, then the connection caps and fd limit.

@@ -25,7 +25,11 @@
 //     security.trusted (127.0.0.2: sipedge's routing policy checks every
 //     request of theirs), CPU per call of each (untrusted.go);
 //  6. dialogs (sipedge): long calls until -dialogs dialogs are up at once,
-//     peak RSS.
+//     peak RSS;
+//  7. stream rows (-stream, on by default; -stream-only runs only them):
+//     calls over long-lived TCP and TLS connections, new TLS handshakes
+//     per second, memory per idle TCP and TLS connection, CPU per call,
+//     each row against a fresh balancer process (stream.go).
 //
 // Results (summary.txt, results.json, profiles, logs, plot.png) go to one
 // folder.
@@ -67,6 +71,17 @@ type options struct {
 	strict        bool
 	env           []string
 	sipYAML       string
+
+	// The stream rows (stream.go).
+	stream        bool
+	streamOnly    bool
+	streamRows    []string
+	streamRates   []int
+	streamHSRates []int
+	streamStep    time.Duration
+	streamConns   int
+	streamIdle    int
+	streamPort    int
 }
 
 // result is one balancer's figures.
@@ -148,7 +163,30 @@ func main() {
 	flag.BoolVar(&o.strict, "strict-order", false, "fail calls whose 180 arrives after their 200")
 	flag.StringVar(&env, "env", "", "extra environment for sipedge, comma-separated (e.g. GOGC=200)")
 	flag.StringVar(&o.sipYAML, "sip", "", "an extra line for sipedge's sip: section, e.g. 'overload: {queue_delay: 100ms}'")
+	var streamRows, streamRates, streamHSRates string
+	flag.BoolVar(&o.stream, "stream", true, "run the TCP and TLS rows after the UDP ones (stream.go)")
+	flag.BoolVar(&o.streamOnly, "stream-only", false, "run only the TCP and TLS rows")
+	flag.StringVar(&streamRows, "stream-rows", strings.Join(streamRowNames, ","), "TCP and TLS rows to run")
+	flag.StringVar(&streamRates, "stream-rates", "500,1000,2000,3000,4000,5000,6000,8000", "call rates (CPS) of the calls-tcp and calls-tls rows")
+	flag.StringVar(&streamHSRates, "stream-hs-rates", "200,500,1000,1500,2000,3000,4000", "new TLS connections per second of the handshakes row")
+	flag.DurationVar(&o.streamStep, "stream-step", 5*time.Second, "length of each step of the TCP and TLS rows")
+	flag.IntVar(&o.streamConns, "stream-conns", 10, "long-lived connections that carry the calls")
+	flag.IntVar(&o.streamIdle, "stream-idle", 10000, "idle connections of the memory rows")
+	flag.IntVar(&o.streamPort, "stream-port", 26500, "first port of the TCP and TLS rows (each balancer uses 41 from its base, base+100 per balancer)")
 	flag.Parse()
+	var err error
+	if o.streamRows, err = parseRows(streamRows); err != nil {
+		fatal("bad -stream-rows: %v", err)
+	}
+	if o.streamRates, err = parseInts(streamRates); err != nil {
+		fatal("bad -stream-rates: %v", err)
+	}
+	if o.streamHSRates, err = parseInts(streamHSRates); err != nil {
+		fatal("bad -stream-hs-rates: %v", err)
+	}
+	if o.streamIdle < 1 || o.streamIdle > streamMaxConns-1000 {
+		fatal("bad -stream-idle %d: 1..%d (the balancers' connection caps are %d)", o.streamIdle, streamMaxConns-1000, streamMaxConns)
+	}
 	o.targets = strings.Split(targets, ",")
 	o.dialogTargets = strings.Split(dialogTargets, ",")
 	if env != "" {
@@ -172,13 +210,23 @@ func main() {
 	start := time.Now()
 	var results []*result
 	for i, name := range o.targets {
+		if o.streamOnly {
+			break
+		}
 		r, err := measure(o, name, 26000+i*100, start)
 		if err != nil {
 			fatal("%s: %v", name, err)
 		}
 		results = append(results, r)
 	}
-	report(o, results, time.Since(start))
+	var streams []*streamResult
+	for i, name := range o.targets {
+		if !o.streamOnly && (!o.stream || o.overloadOnly > 0) {
+			break // -overload-only runs only the overload rounds
+		}
+		streams = append(streams, measureStream(o, name, o.streamPort+i*100))
+	}
+	report(o, results, streams, time.Since(start))
 }
 
 func fatal(format string, args ...any) {
@@ -264,7 +312,7 @@ func measure(o options, name string, base int, t0 time.Time) (*result, error) {
 	case "kamailio":
 		t, err = startKamailio(dir, base, corePorts)
 	case "sipedge":
-		t, err = startSipedge(dir, o.bin, base, corePorts, o.env, o.sipYAML)
+		t, err = startSipedge(dir, o.bin, base, corePorts, o.env, o.sipYAML, nil)
 	default:
 		err = fmt.Errorf("unknown target %q", name)
 	}

@@ -21,9 +21,15 @@ type sippCore struct {
 }
 
 func startCore(dir string, port int, scenario string) (*sippCore, error) {
+	return startCorePorts(dir, port, port+1000, port+2000, scenario)
+}
+
+// startCorePorts is startCore with SIPp's control port cport and media
+// port mport (the stream rows keep every port near the SIP one).
+func startCorePorts(dir string, port, cport, mport int, scenario string) (*sippCore, error) {
 	c := &sippCore{port: port, stat: filepath.Join(dir, fmt.Sprintf("core-%d.csv", port)), done: make(chan struct{})}
 	c.cmd = exec.Command("sipp", "-sf", scenario, "-i", "127.0.0.1", "-p", strconv.Itoa(port),
-		"-cp", strconv.Itoa(port+1000), "-mp", strconv.Itoa(port+2000),
+		"-cp", strconv.Itoa(cport), "-mp", strconv.Itoa(mport),
 		"-nostdin", "-timeout", "1800s", "-buff_size", "4194304", "-max_recv_loops", "5000",
 		"-trace_stat", "-stf", c.stat, "-fd", "1", "-trace_counts")
 	c.cmd.Dir = dir

@@ -136,11 +136,33 @@ func (t *target) start(dir string) error {
 	return nil
 }
 
-func startSipedge(dir, bin string, port int, cores []int, extraEnv []string, extraSIP string) (*target, error) {
+// sipedgeStream is what the stream rows (stream.go) add to sipedge's
+// configuration: tcp and tls listeners beside the udp one, the TLS
+// certificate, and the TCP caps raised for the idle rows' connections
+// (the defaults, 2048 and 64 per source, would refuse them).
+type sipedgeStream struct {
+	TCPPort, TLSPort int
+	Cert, Key        string
+	MaxConns         int // sip.tcp.max_connections and max_per_source (<= 16384)
+}
+
+// sipedgeYAML is sipedge's configuration for the bench: udp on port
+// (and, with st, tcp and tls), round robin over the Cores, callers on
+// trustedIP trusted, flood bans off.
+func sipedgeYAML(dataDir string, port int, cores []int, extraSIP string, st *sipedgeStream) string {
 	var b strings.Builder
-	fmt.Fprintf(&b, "node: {name: bench, profile: single, data_dir: %s}\n", filepath.Join(dir, "data"))
+	fmt.Fprintf(&b, "node: {name: bench, profile: single, data_dir: %s}\n", dataDir)
 	fmt.Fprintf(&b, "log: {level: warn, format: json}\n")
-	fmt.Fprintf(&b, "sip:\n  listen: [\"udp:127.0.0.1:%d\"]\n  algorithm: round-robin\n  cores:\n", port)
+	listen := fmt.Sprintf("\"udp:127.0.0.1:%d\"", port)
+	if st != nil {
+		listen += fmt.Sprintf(", \"tcp:127.0.0.1:%d\", \"tls:127.0.0.1:%d\"", st.TCPPort, st.TLSPort)
+	}
+	fmt.Fprintf(&b, "sip:\n  listen: [%s]\n  algorithm: round-robin\n", listen)
+	if st != nil {
+		fmt.Fprintf(&b, "  tls: {certificates: [{cert: %q, key: %q}]}\n", st.Cert, st.Key)
+		fmt.Fprintf(&b, "  tcp: {max_connections: %d, max_per_source: %d}\n", st.MaxConns, st.MaxConns)
+	}
+	b.WriteString("  cores:\n")
 	for i, c := range cores {
 		fmt.Fprintf(&b, "    - {name: core%d, address: \"127.0.0.1:%d\"}\n", i+1, c)
 	}
@@ -151,8 +173,14 @@ func startSipedge(dir, bin string, port int, cores []int, extraEnv []string, ext
 	// sources run on 127.0.0.2 are strangers, under the routing policy
 	// (security.relay: dialogs) and not banned as a flood.
 	fmt.Fprintf(&b, "security: {trusted: [\"%s/32\"], flood: {requests: 0}}\n", trustedIP)
+	return b.String()
+}
+
+// startSipedge starts sipedge on udp port (st: with the stream rows'
+// listeners and caps, see sipedgeStream).
+func startSipedge(dir, bin string, port int, cores []int, extraEnv []string, extraSIP string, st *sipedgeStream) (*target, error) {
 	cfg := filepath.Join(dir, "sipedge.yaml")
-	if err := os.WriteFile(cfg, []byte(b.String()), 0o644); err != nil {
+	if err := os.WriteFile(cfg, []byte(sipedgeYAML(filepath.Join(dir, "data"), port, cores, extraSIP, st)), 0o644); err != nil {
 		return nil, err
 	}
 	t := &target{name: "sipedge", port: port, done: make(chan struct{}), log: filepath.Join(dir, "sipedge.log")}
