@@ -61,7 +61,7 @@ func (b *Balancer) fastInDialog(in inbound) bool {
 	if !in.trusted && !m.allows("udp", dst, "") {
 		return false // the full path answers 481 or 403, and counts it
 	}
-	st := &serverTx{b: b, key: string(key), method: method, callID: string(callID), lis: in.lis,
+	st := &serverTx{b: b, key: string(key), method: method, callID: string(callID), lis: in.lis, conn: in.conn,
 		dst: r.ReplyAddr(), rq: r, trusted: in.trusted, refresh: method == sip.UPDATE && m.side == sideCaller}
 	st.mu.Lock()
 	defer st.mu.Unlock()

@@ -7,11 +7,13 @@ import (
 )
 
 // fastInvite handles a new call's INVITE from its raw bytes; false when
-// the full path must take it: not UDP, not on the listener that sends, a
+// the full path must take it: over UDP not on the listener that sends, a
 // To tag (re-INVITE), a Route not ours (pre-routed), no Max-Forwards or
 // none left, or anything request.Scan declines.
 func (b *Balancer) fastInvite(in inbound) bool {
-	if in.lis != b.udpOut || !bytes.HasPrefix(in.data, []byte("INVITE ")) {
+	// Over UDP, only the listener that sends (the others are left to the
+	// full path); a stream's own connection carries the answers back.
+	if (in.conn == nil && in.lis != b.udpOut) || !bytes.HasPrefix(in.data, []byte("INVITE ")) {
 		return false
 	}
 	r, ok := b.scan(in)
@@ -41,7 +43,7 @@ func (b *Balancer) fastInvite(in inbound) bool {
 	callID, fromTag := r.CallID(), r.FromTag()
 	ids := string(callID) + string(fromTag)
 	st := &serverTx{b: b, key: string(key), method: sip.INVITE, callID: ids[:len(callID)], callerTag: ids[len(callID):],
-		lis: in.lis, dst: r.ReplyAddr(), rq: r, trusted: in.trusted,
+		lis: in.lis, conn: in.conn, dst: r.ReplyAddr(), rq: r, trusted: in.trusted,
 		hdr: resp.Hdr, toLine: resp.ToLine, toTag: resp.ToTag}
 	st.mu.Lock()
 	defer st.mu.Unlock()

@@ -18,7 +18,7 @@ func (b *Balancer) reqConfig() *request.Config {
 // scan reads in's request for a raw path; false when it declines (the
 // full path then takes it) or the raw paths are off (sip.raw_paths).
 func (b *Balancer) scan(in inbound) (request.Request, bool) {
-	if b.opt.FullPath || in.conn != nil {
+	if b.opt.FullPath {
 		return request.Request{}, false
 	}
 	return request.Scan(in.data, in.src, b.reqCfg)
