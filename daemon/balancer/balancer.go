@@ -51,6 +51,9 @@ type Balancer struct {
 	ctx     *branchTable
 	dialogs *dialogTable
 	probes  probeTable
+	// admitMu makes a new call's dialog cap check and its entry one
+	// step: two workers cannot both take the table's last place.
+	admitMu sync.Mutex
 
 	connMu    sync.Mutex // guards the TCP connection table and counts
 	conns     map[netip.AddrPort]*tcpConn

@@ -1,9 +1,14 @@
 package balancer
 
 import (
+	"fmt"
 	"net/netip"
+	"sync"
+	"sync/atomic"
 	"testing"
 	"time"
+
+	"github.com/emiago/sipgo/sip"
 )
 
 // TestRoom: a table's cap keeps its last tenth for trusted sources.
@@ -109,5 +114,44 @@ func TestCapMetrics(t *testing.T) {
 		if v, ok := got[k]; !ok || v != want {
 			t.Errorf("%s = %v (exported: %v), want %v", k, v, ok, want)
 		}
+	}
+}
+
+// TestDialogCapUnderConcurrentCalls: workers admitting new calls at
+// once never take the dialog table past its cap (the check and the
+// entry are one step): 16 goroutines offer 50 calls each to a table
+// whose untrusted share is 90.
+func TestDialogCapUnderConcurrentCalls(t *testing.T) {
+	b, err := New(Options{
+		Listen:     []string{"udp:127.0.0.1:0"},
+		Cores:      []CoreConfig{{Name: "a", Address: "127.0.0.1:9", Weight: 1}},
+		MaxDialogs: 100,
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	var admitted atomic.Int64
+	var wg sync.WaitGroup
+	start := make(chan struct{})
+	for g := 0; g < 16; g++ {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			<-start
+			for i := 0; i < 50; i++ {
+				st := &serverTx{method: sip.INVITE, callID: fmt.Sprintf("cap-%d-%d", g, i), callerTag: "f"}
+				if c, _ := b.admitNew(st); c != nil {
+					admitted.Add(1)
+				}
+			}
+		}()
+	}
+	close(start)
+	wg.Wait()
+	if n := b.dialogs.m.n.Load(); n != 90 || admitted.Load() != 90 {
+		t.Errorf("%d dialogs, %d calls admitted; want the untrusted share of the cap, 90", n, admitted.Load())
+	}
+	if got := b.stats.AtCap[capDialogs].Load(); got != 16*50-90 {
+		t.Errorf("%d refusals counted at the dialog cap, want %d", got, 16*50-90)
 	}
 }

@@ -176,19 +176,17 @@ func (b *Balancer) onRequest(in inbound, rq *request.Request) {
 // routeNew sends a new call or out-of-dialog request to a Core it
 // chooses; st.mu held.
 func (b *Balancer) routeNew(st *serverTx) {
-	if st.method == sip.INVITE && !b.roomFor(capDialogs, st.trusted) {
-		b.finish(st, 503, "Service Unavailable", b.retryAfter())
-		return
-	}
 	if b.secure(st) && !b.pool.hasTransport("tls") {
 		// A sips: request goes over TLS on every hop (RFC 3261 26.2.2):
 		// with no tls: Core this box cannot take it.
 		b.finish(st, 416, "Unsupported URI Scheme", "")
 		return
 	}
-	c := b.pickCore(st)
+	c, full := b.admitNew(st)
 	if c == nil {
-		b.stats.NoCore.Add(1)
+		if !full {
+			b.stats.NoCore.Add(1)
+		}
 		b.finish(st, 503, "Service Unavailable", b.retryAfter())
 		return
 	}
@@ -197,10 +195,27 @@ func (b *Balancer) routeNew(st *serverTx) {
 	case sip.INVITE, sip.SUBSCRIBE, sip.REFER, sip.NOTIFY:
 		st.recordRoute = true
 	}
-	if st.method == sip.INVITE {
-		st.invite = true
-		b.stats.Calls.Add(1)
-		b.dialogs.create(st.callID, st.callerTag, c)
-	}
 	b.attempt(st, c, c.transport, c.addr)
+}
+
+// admitNew picks the Core for a new request; for an INVITE it also checks
+// the dialog cap and enters the dialog, as one step under admitMu (two
+// workers cannot both take the table's last place). full: refused at
+// the cap rather than for want of a Core.
+func (b *Balancer) admitNew(st *serverTx) (c *Core, full bool) {
+	if st.method != sip.INVITE {
+		return b.pickCore(st), false
+	}
+	b.admitMu.Lock()
+	defer b.admitMu.Unlock()
+	if !b.roomFor(capDialogs, st.trusted) {
+		return nil, true
+	}
+	if c = b.pickCore(st); c == nil {
+		return nil, false
+	}
+	st.invite = true
+	b.stats.Calls.Add(1)
+	b.dialogs.create(st.callID, st.callerTag, c)
+	return c, false
 }
