@@ -285,8 +285,11 @@ func (b *Balancer) readTCP(l *listener, tc *tcpConn) {
 	err := tc.arm()
 	for err == nil {
 		if data, err = readStreamMessage(r, b.opt.MaxMessageBytes, tc); err == nil {
-			tc.between(r.Buffered())
-			b.dispatch(inbound{data: data, src: tc.key, lis: l, conn: tc}, false)
+			buffered := r.Buffered()
+			tc.between(buffered)
+			// With nothing more buffered the reader keeps up: as the
+			// UDP readers do, it may handle the message itself.
+			b.dispatch(inbound{data: data, src: tc.key, lis: l, conn: tc}, buffered == 0)
 		}
 	}
 	b.stats.TCPClosed[b.streamEnded(l, tc, data, err)].Add(1)

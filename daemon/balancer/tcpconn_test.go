@@ -586,3 +586,33 @@ func TestTCPDialRace(t *testing.T) {
 		t.Fatal("Close still waiting after 5 s")
 	}
 }
+
+// TestStreamWaitsForQueueRoom: a message read from a stream is never
+// dropped for a full worker queue (its sender does not retransmit): the
+// reader waits for room and TCP holds the sender back. With the only
+// worker held and a queue of 4, 40 OPTIONS on one connection are all
+// answered once the worker goes on. On the old code all but the few
+// the queue held were dropped (queue_drops).
+func TestStreamWaitsForQueueRoom(t *testing.T) {
+	l := newTCPLab(t, func(o *Options) { o.Workers, o.QueueLength = 1, 4 })
+	c := l.dial("127.0.0.2")
+	r := bufio.NewReader(c)
+	ws := &l.b.workerSync[0]
+	ws.mu.Lock()
+	const n = 40
+	var sent strings.Builder
+	for i := 0; i < n; i++ {
+		sent.WriteString(l.options("127.0.0.2", fmt.Sprintf("qr-%d", i)))
+	}
+	l.write(c, sent.String())
+	time.Sleep(300 * time.Millisecond) // the queue fills; the reader waits
+	ws.mu.Unlock()
+	for i := 0; i < n; i++ {
+		if res := l.response(c, r, 3*time.Second); res.StatusCode != 200 || res.CallID().Value() != fmt.Sprintf("qr-%d", i) {
+			t.Fatalf("answer %d: %d for %s, want 200 for qr-%d, in order", i, res.StatusCode, res.CallID().Value(), i)
+		}
+	}
+	if d := l.b.stats.QueueDrops.Load(); d != 0 {
+		t.Errorf("%d stream messages dropped for a full queue", d)
+	}
+}

@@ -152,8 +152,10 @@ func isKeepalive(p []byte) bool {
 	return true
 }
 
-// dispatch hands a message to the worker owning its Call-ID, or drops it
-// when that worker's queue is full (a UDP sender retransmits).
+// dispatch hands a message to the worker owning its Call-ID. When that
+// worker's queue is full a datagram is dropped (a UDP sender
+// retransmits) and a stream's reader waits. inline: the reader is not
+// behind, and may handle the message itself when its worker is idle.
 func (b *Balancer) dispatch(in inbound, inline bool) {
 	b.stats.In.count(in.data)
 	var v Verdict
@@ -201,10 +203,20 @@ func (b *Balancer) dispatch(in inbound, inline bool) {
 	in.at = time.Since(b.epoch)
 	select {
 	case w <- in:
+		return
 	default:
-		ws.pending.Add(-1)
-		b.stats.QueueDrops.Add(1)
 	}
+	if in.conn != nil {
+		// A stream's sender does not retransmit: its reader waits for
+		// room instead, and TCP's flow control holds the sender back.
+		select {
+		case w <- in:
+			return
+		case <-b.stop:
+		}
+	}
+	ws.pending.Add(-1)
+	b.stats.QueueDrops.Add(1)
 }
 
 // workerSync lets a reader handle a message itself, in order, when the
