@@ -9,6 +9,7 @@ import (
 	"strings"
 	"syscall"
 
+	"github.com/sipedge/sipedge/internal/kamailiotls"
 	"github.com/sipedge/sipedge/scripts/bench/streamload"
 )
 
@@ -43,21 +44,6 @@ const kamailioStreamModules = `loadmodule "tls.so"
 modparam("tls", "config", "%s")
 `
 
-// kamailioTLSCfg is the tls module's tls.cfg: TLS 1.2 and up, no client
-// certificates asked, the generated certificate and key.
-const kamailioTLSCfg = `[server:default]
-method = TLSv1.2+
-verify_certificate = no
-require_certificate = no
-certificate = %s
-private_key = %s
-
-[client:default]
-method = TLSv1.2+
-verify_certificate = no
-require_certificate = no
-`
-
 // streamMaxConns caps Kamailio's TCP and TLS connections (its default,
 // 2048, is below the 10,000 idle connections of the memory row).
 const streamMaxConns = 12000
@@ -79,12 +65,9 @@ func openFilesLimit() int {
 // tcp on tcpPort and tls on tlsPort, the tls module reading tlsCfg, and
 // tcpChildren TCP/TLS workers.
 //
-// With more than one TCP worker, Debian's Kamailio 5.6.3 with OpenSSL 3
-// crashes once a few thousand TLS connections are open (tlsf_free:
-// "freeing already freed pointer" from tls_init.c ser_free, then a
-// worker dies of SIGSEGV and Kamailio exits: kamailio#3791; 5.6 lacks
-// the later tls_threads_mode workaround). With one worker it held 10,000
-// TLS connections: the TLS rows run it with tcpChildren 1.
+// The stream rows run it with tcpChildren 1: with more, Debian's
+// Kamailio crashes once many TLS connections are open (see
+// internal/kamailiotls).
 func kamailioStreamCfg(port, tcpPort, tlsPort, tcpChildren int, list, tlsCfg string) (string, error) {
 	base := fmt.Sprintf(kamailioCfg, port, list)
 	listen := fmt.Sprintf("listen=udp:127.0.0.1:%d\n", port)
@@ -115,7 +98,7 @@ func writeKamailioStream(dir string, port, tcpPort, tlsPort, tcpChildren int, co
 		return "", pki, err
 	}
 	tlsCfg := filepath.Join(dir, "tls.cfg")
-	if err := os.WriteFile(tlsCfg, []byte(fmt.Sprintf(kamailioTLSCfg, pki.CertFile, pki.KeyFile)), 0o644); err != nil {
+	if err := os.WriteFile(tlsCfg, []byte(kamailiotls.Config(pki.CertFile, pki.KeyFile)), 0o644); err != nil {
 		return "", pki, err
 	}
 	text, err := kamailioStreamCfg(port, tcpPort, tlsPort, tcpChildren, list, tlsCfg)
@@ -148,10 +131,5 @@ func startKamailioStream(dir string, port, tcpPort, tlsPort, tcpChildren int, co
 // a signal or the TLS double free of OpenSSL 3 (kamailio#3791).
 func kamailioCrashed(log string) string {
 	b, _ := os.ReadFile(log)
-	for _, k := range []string{"exited by a signal", "freeing already freed pointer", "beginning overwritten"} {
-		if strings.Contains(string(b), k) {
-			return k
-		}
-	}
-	return ""
+	return kamailiotls.Crashed(string(b))
 }

@@ -501,46 +501,43 @@ func callLadder(ctx context.Context, o options, p *streamProxy, network string) 
 		return l
 	}
 	fmt.Printf("%-8s %-10s warm-up: %d of %d ok\n", p.name, l.Row, w.Succeeded, w.Attempted)
-	for i, rate := range o.streamRates {
-		time.Sleep(2 * time.Second)
-		cpu0 := cpuSeconds(p.t.pid())
+	return climb(ctx, o, p, l, o.streamRates, "CPS", func(rate int) (streamStep, error) {
 		r, err := streamload.RunCaller(ctx, streamload.CallerConfig{Target: p.target(network), Conns: o.streamConns, Rate: float64(rate), Duration: o.streamStep, Hold: hold})
 		if err != nil {
-			l.End, l.Why = endError, err.Error()
-			return l
+			return streamStep{}, err
 		}
-		s := streamStep{Rate: rate, Attempted: r.Attempted, Succeeded: r.Succeeded, Failed: r.Failed, PerSecond: r.CPS,
-			P50ms: r.Setup.P50, P99ms: r.Setup.P99, CPUSeconds: cpuSeconds(p.t.pid()) - cpu0,
-			HostBusy: r.Limit.HostBusy, Generator: r.Limit.Reasons, Reasons: r.Reasons}
-		more := l.add(s, i == len(o.streamRates)-1)
-		printStep(p.name, l.Row, "CPS", l.Steps[len(l.Steps)-1], o.streamStep)
-		if d := p.dead(); d != "" {
-			l.End, l.Why = endCrash, d
-			return l
-		}
-		if !more || ctx.Err() != nil {
-			break
-		}
-	}
-	return l
+		return streamStep{Attempted: r.Attempted, Succeeded: r.Succeeded, Failed: r.Failed, PerSecond: r.CPS,
+			P50ms: r.Setup.P50, P99ms: r.Setup.P99, HostBusy: r.Limit.HostBusy, Generator: r.Limit.Reasons, Reasons: r.Reasons}, nil
+	})
 }
 
 // handshakeLadder is the new-TLS-connections row.
 func handshakeLadder(ctx context.Context, o options, p *streamProxy) *ladder {
-	l := &ladder{Row: "handshakes"}
-	for i, rate := range o.streamHSRates {
+	return climb(ctx, o, p, &ladder{Row: "handshakes"}, o.streamHSRates, "/s ", func(rate int) (streamStep, error) {
+		r, err := streamload.RunHandshakes(ctx, streamload.HandshakeConfig{Target: p.target("tls"), Rate: float64(rate), Duration: o.streamStep})
+		if err != nil {
+			return streamStep{}, err
+		}
+		return streamStep{Attempted: r.Attempted, Succeeded: r.Succeeded, Failed: r.Failed, PerSecond: r.PerSecond,
+			P50ms: r.Handshake.P50, P99ms: r.Handshake.P99, HostBusy: r.Limit.HostBusy, Generator: r.Limit.Reasons, Reasons: r.Reasons}, nil
+	})
+}
+
+// climb runs l's steps, one run at each of rates after a 2 s settle,
+// with the balancer's CPU over each, until a step is not clean, the
+// balancer has died or ctx ends.
+func climb(ctx context.Context, o options, p *streamProxy, l *ladder, rates []int, unit string, run func(rate int) (streamStep, error)) *ladder {
+	for i, rate := range rates {
 		time.Sleep(2 * time.Second)
 		cpu0 := cpuSeconds(p.t.pid())
-		r, err := streamload.RunHandshakes(ctx, streamload.HandshakeConfig{Target: p.target("tls"), Rate: float64(rate), Duration: o.streamStep})
+		s, err := run(rate)
 		if err != nil {
 			l.End, l.Why = endError, err.Error()
 			return l
 		}
-		s := streamStep{Rate: rate, Attempted: r.Attempted, Succeeded: r.Succeeded, Failed: r.Failed, PerSecond: r.PerSecond,
-			P50ms: r.Handshake.P50, P99ms: r.Handshake.P99, CPUSeconds: cpuSeconds(p.t.pid()) - cpu0,
-			HostBusy: r.Limit.HostBusy, Generator: r.Limit.Reasons, Reasons: r.Reasons}
-		more := l.add(s, i == len(o.streamHSRates)-1)
-		printStep(p.name, l.Row, "/s ", l.Steps[len(l.Steps)-1], o.streamStep)
+		s.Rate, s.CPUSeconds = rate, cpuSeconds(p.t.pid())-cpu0
+		more := l.add(s, i == len(rates)-1)
+		printStep(p.name, l.Row, unit, l.Steps[len(l.Steps)-1], o.streamStep)
 		if d := p.dead(); d != "" {
 			l.End, l.Why = endCrash, d
 			return l

@@ -12,6 +12,7 @@ import (
 	"github.com/sipedge/sipedge/daemon/internal/sipptest"
 	"github.com/sipedge/sipedge/daemon/tlsconf/tlstest"
 	"github.com/sipedge/sipedge/hal/testenv"
+	"github.com/sipedge/sipedge/internal/kamailiotls"
 )
 
 // Kamailio (Debian kamailio 5.6.3 with kamailio-tls-modules) as a tls:
@@ -22,15 +23,11 @@ import (
 // by loose routing. Each message it takes logs a TLSPEERS- line with
 // the transport it came in on ($pr), which the test counts.
 //
-// The configuration follows scripts/bench/kamailio_tls.go: the tls
-// module first, TLS 1.2 and up, no client certificate asked for, and
-// tcp_children=1. With more than one TCP worker, Debian's Kamailio
-// 5.6.3 with OpenSSL 3 can crash when many TLS connections open at once
-// (a double free in the tls module's memory hooks, kamailio#3791); with
-// one worker it held 10,000 connections in the benchmark. The test
-// opens a few connections only, but keeps the workaround so that it
-// measures sipedge, not that bug, and says so if Kamailio crashes
-// anyway.
+// The configuration is the bench's (internal/kamailiotls): the tls
+// module first, its tls.cfg, and tcp_children=1, the workaround for
+// kamailio#3791. The test opens a few connections only, but keeps it so
+// that it measures sipedge, not that bug, and says so if Kamailio
+// crashes anyway.
 
 // kamailioCfg: udp port, tls port, module path, tls.cfg, then the UAS's
 // port.
@@ -84,21 +81,6 @@ request_route {
 }
 `
 
-// kamailioTLSCfg is the tls module's tls.cfg: the certificate and key
-// sipedge must verify; TLS 1.2 and up; no client certificates.
-const kamailioTLSCfg = `[server:default]
-method = TLSv1.2+
-verify_certificate = no
-require_certificate = no
-certificate = %s
-private_key = %s
-
-[client:default]
-method = TLSv1.2+
-verify_certificate = no
-require_certificate = no
-`
-
 // kamailioName is the name in Kamailio's certificate: the tls: Core's
 // tls_name.
 const kamailioName = "kamailio.test"
@@ -122,7 +104,7 @@ func startKamailio(t *testing.T, pair tlstest.Pair, uasPort int) *kamailioCore {
 	}
 	dir := t.TempDir()
 	k := &kamailioCore{udp: testenv.FreePort(t), tls: testenv.FreePort(t)}
-	tlsCfg := writeFile(t, dir, "tls.cfg", fmt.Sprintf(kamailioTLSCfg, pair.Cert, pair.Key))
+	tlsCfg := writeFile(t, dir, "tls.cfg", kamailiotls.Config(pair.Cert, pair.Key))
 	cfg := writeFile(t, dir, "kamailio.cfg", fmt.Sprintf(kamailioCfg, k.udp, k.tls, filepath.Dir(so), tlsCfg, uasPort))
 	k.peer = startPeer(t, "kamailio", dir, bin, "-DD", "-E", "-f", cfg, "-x", "tlsf", "-m", "128", "-M", "16", "-Y", dir, "-w", dir)
 	deadline := time.Now().Add(20 * time.Second)
@@ -147,12 +129,7 @@ func (k *kamailioCore) crashed() string {
 	if k.exited() {
 		return fmt.Sprintf("exited: %v", k.err)
 	}
-	for _, s := range []string{"exited by a signal", "freeing already freed pointer", "beginning overwritten"} {
-		if strings.Contains(k.Output(), s) {
-			return s
-		}
-	}
-	return ""
+	return kamailiotls.Crashed(k.Output())
 }
 
 // TestKamailioTLSCore: sipedge with a tls: Core, Kamailio's TLS
