@@ -54,6 +54,7 @@ func (a *App) setupNetwork(ctx context.Context) error {
 	} else if found {
 		rt = &m
 	}
+	a.setupResolvConf()
 	ns := &netState{a: a}
 	// ctl network: this subsystem's view, with the watchdog's (its own
 	// method, registered by watchdog.go) beside it.
@@ -272,6 +273,7 @@ type NetworkStatus struct {
 	Links         []LinkView      `json:"links"`
 	Management    *ManagementView `json:"management,omitempty"`
 	DefaultRoutes []RouteView     `json:"default_routes"`
+	DNS           *DNSView        `json:"dns,omitempty"`
 	Errors        []string        `json:"errors,omitempty"`
 }
 
@@ -325,7 +327,7 @@ func (ns *netState) bondViews() (views []BondView, errs []string) {
 }
 
 func (ns *netState) status() NetworkStatus {
-	st := NetworkStatus{Bonds: []BondView{}, Links: []LinkView{}, DefaultRoutes: []RouteView{}}
+	st := NetworkStatus{Bonds: []BondView{}, Links: []LinkView{}, DefaultRoutes: []RouteView{}, DNS: ns.a.dnsStatus()}
 	if ns.hal == nil {
 		st.Errors = []string{ns.err}
 		return st

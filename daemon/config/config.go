@@ -74,7 +74,9 @@ type Network struct {
 	// DNS are the DNS servers that resolve names of the configuration
 	// (daemon/resolve): literal IP addresses, optionally with :port
 	// (default 53; an IPv6 address with a port in brackets), asked in
-	// order, at most maxDNSServers. Empty: the image's /etc/resolv.conf.
+	// order, at most maxDNSServers. In the appliance the daemon writes
+	// them to the image's /etc/resolv.conf (daemon/app/resolvconf.go);
+	// elsewhere, empty means the host's /etc/resolv.conf.
 	DNS []string `yaml:"dns"`
 }
 

@@ -171,7 +171,13 @@ func sumNetwork(b *strings.Builder, raw json.RawMessage) error {
 			Pending                                    *struct{ Interface, Address, Gateway, Note string }
 		} `json:"management"`
 		Routes []struct{ Interface, Gateway string } `json:"default_routes"`
-		Errors []string                              `json:"errors"`
+		DNS    *struct {
+			Servers    []string `json:"servers"`
+			ResolvConf string   `json:"resolv_conf"`
+			Written    []string `json:"written"`
+			Error      string   `json:"error"`
+		} `json:"dns"`
+		Errors []string `json:"errors"`
 	}
 	if err := json.Unmarshal(raw, &n); err != nil {
 		return err
@@ -225,10 +231,28 @@ func sumNetwork(b *strings.Builder, raw json.RawMessage) error {
 	for _, r := range n.Routes {
 		fmt.Fprintf(b, "  default route via %s on %s\n", r.Gateway, r.Interface)
 	}
+	if d := n.DNS; d != nil {
+		fmt.Fprintf(b, "  DNS %s", listOrNone(d.Servers))
+		switch {
+		case d.Error != "":
+			fmt.Fprintf(b, " (%s: %s)", d.ResolvConf, d.Error)
+		case d.ResolvConf != "":
+			fmt.Fprintf(b, " (%s names %s)", d.ResolvConf, listOrNone(d.Written))
+		}
+		b.WriteString("\n")
+	}
 	for _, e := range n.Errors {
 		fmt.Fprintf(b, "  error: %s\n", e)
 	}
 	return nil
+}
+
+// listOrNone joins s with commas, "none" when empty.
+func listOrNone(s []string) string {
+	if len(s) == 0 {
+		return "none"
+	}
+	return strings.Join(s, ", ")
 }
 
 func sumTime(b *strings.Builder, raw json.RawMessage) error {

@@ -123,6 +123,7 @@ func TestApplianceInQEMU(t *testing.T) {
 		`management 192\.0\.2\.11/24 on bond0, gateway 192\.0\.2\.1 \(config file\)`,
 		`Time: synchronised to 192\.0\.2\.1:\d+ \(stratum 2\)`, `since start: \d+ polls, 1 clock steps`,
 		`default route via 192\.0\.2\.1 on bond0`,
+		`DNS 192\.0\.2\.3:53 \(/etc/resolv\.conf names 192\.0\.2\.3\)`, // network.dns, read back from the image's file
 	} {
 		if !regexp.MustCompile(re).MatchString(status) {
 			t.Errorf("status lacks %q:\n%s", re, status)
