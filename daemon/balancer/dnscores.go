@@ -4,6 +4,7 @@ import (
 	"context"
 	"fmt"
 	"slices"
+	"strings"
 	"sync"
 	"time"
 
@@ -213,15 +214,15 @@ func (b *Balancer) CoreGroups() []CoreGroupStatus {
 	return out
 }
 
-// groupConfigs returns the groups' configurations (for CoreConfigs).
+// groupConfigs returns the groups' configurations (for CoreConfigs), by
+// name.
 func (b *Balancer) groupConfigs() []CoreConfig {
-	var out []CoreConfig
-	for _, g := range b.CoreGroups() {
-		b.groupsMu.Lock()
-		if gr := b.groups[g.Name]; gr != nil {
-			out = append(out, gr.cfg)
-		}
-		b.groupsMu.Unlock()
+	b.groupsMu.Lock()
+	out := make([]CoreConfig, 0, len(b.groups))
+	for _, g := range b.groups {
+		out = append(out, g.cfg)
 	}
+	b.groupsMu.Unlock()
+	slices.SortFunc(out, func(x, y CoreConfig) int { return strings.Compare(x.Name, y.Name) })
 	return out
 }

@@ -47,6 +47,10 @@ type tcpConn struct {
 	inMsg       bool
 	msgStart    int64 // mono ns its first byte was read
 	screenedOut bool
+	// first is the byte an idle reader waited for without a buffer
+	// (waitData), given to the next Read when hasFirst.
+	first    [1]byte
+	hasFirst bool
 }
 
 // monoBase is the origin of monoOf: times as monotonic ns in one int64,
@@ -91,6 +95,11 @@ var (
 // and go: when it fires, Read ends the connection if an expiry has come,
 // else arms the next deadline and reads on.
 func (t *tcpConn) Read(p []byte) (int, error) {
+	if t.hasFirst && len(p) > 0 {
+		t.hasFirst = false
+		p[0] = t.first[0]
+		return 1, nil
+	}
 	for {
 		n, err := t.c.Read(p)
 		if n > 0 {
@@ -275,22 +284,69 @@ func (b *Balancer) TCPConnections() (in, out int) {
 	return b.nTCPIn, b.nTCPOut
 }
 
+// waitData blocks until the connection's next byte arrives (or it
+// ends), keeping that byte for the next Read: an idle connection waits
+// without a read buffer.
+func (t *tcpConn) waitData() error {
+	n, err := t.Read(t.first[:])
+	if n == 1 {
+		t.hasFirst = true
+		return nil
+	}
+	if err == nil {
+		err = io.ErrNoProgress
+	}
+	return err
+}
+
+// streamReaders are the read buffers of stream connections, held only
+// while a connection has bytes to frame: an idle one holds none.
+var streamReaders = sync.Pool{New: func() any { return bufio.NewReaderSize(nil, streamReadBuffer) }}
+
+// streamReadBuffer is a stream connection's read buffer: a header line
+// longer than this is refused as too large.
+const streamReadBuffer = 16384
+
 // readTCP is a connection's reader: it frames messages and hands them
-// on until the connection ends, then counts why it did.
+// on until the connection ends, then counts why it did. Between
+// messages, with nothing buffered, it gives its read buffer back and
+// waits for the next byte without one.
 func (b *Balancer) readTCP(l *listener, tc *tcpConn) {
 	defer b.wg.Done()
 	defer b.dropConn(tc)
-	r := bufio.NewReaderSize(tc, 16384)
+	var r *bufio.Reader
+	defer func() {
+		if r != nil {
+			r.Reset(nil)
+			streamReaders.Put(r)
+		}
+	}()
 	var data []byte
 	err := tc.arm()
 	for err == nil {
-		if data, err = readStreamMessage(r, b.opt.MaxMessageBytes, tc); err == nil {
-			buffered := r.Buffered()
-			tc.between(buffered)
-			// With nothing more buffered the reader keeps up: as the
-			// UDP readers do, it may handle the message itself.
-			b.dispatch(inbound{data: data, src: tc.key, lis: l, conn: tc}, buffered == 0)
+		if r == nil {
+			if err = tc.waitData(); err != nil {
+				break
+			}
+			r = streamReaders.Get().(*bufio.Reader)
+			r.Reset(tc)
 		}
+		if data, err = readStreamMessage(r, b.opt.MaxMessageBytes, tc); err != nil {
+			break
+		}
+		buffered := r.Buffered()
+		if buffered == 0 {
+			r.Reset(nil)
+			streamReaders.Put(r)
+			r = nil
+		}
+		if data == nil {
+			continue // a keepalive
+		}
+		tc.between(buffered)
+		// With nothing more buffered the reader keeps up: as the UDP
+		// readers do, it may handle the message itself.
+		b.dispatch(inbound{data: data, src: tc.key, lis: l, conn: tc}, buffered == 0)
 	}
 	b.stats.TCPClosed[b.streamEnded(l, tc, data, err)].Add(1)
 }
@@ -346,9 +402,11 @@ func (b *Balancer) refuseStream(in inbound, code int, reason string) {
 
 // readStreamMessage reads one SIP message from a stream: headers up to the
 // blank line, then Content-Length bytes of body. Leading CRLFs
-// (keepalives) are skipped; tc (nil in tests) is told of them. A bad
-// Content-Length, or one that takes the message over limit, returns the
-// headers read (without a bad Content-Length line) with the error.
+// (keepalives) are skipped; tc (nil in tests) is told of them, and with
+// tc a keepalive with nothing buffered after it returns no message and
+// no error. A bad Content-Length, or one that takes the message over
+// limit, returns the headers read (without a bad Content-Length line)
+// with the error.
 func readStreamMessage(r *bufio.Reader, limit int, tc *tcpConn) ([]byte, error) {
 	var msg []byte
 	var bad error
@@ -365,6 +423,7 @@ func readStreamMessage(r *bufio.Reader, limit int, tc *tcpConn) ([]byte, error) 
 		if len(msg) == 0 && len(t) == 0 {
 			if tc != nil && r.Buffered() == 0 {
 				tc.between(0)
+				return nil, nil // a keepalive, and nothing after it yet
 			}
 			continue // keepalive CRLF before a start line
 		}

@@ -616,3 +616,33 @@ func TestStreamWaitsForQueueRoom(t *testing.T) {
 		t.Errorf("%d stream messages dropped for a full queue", d)
 	}
 }
+
+// TestStreamMessagePieces: an idle reader waits for a message's first
+// byte without its read buffer and takes the buffer back for the rest:
+// a message written a byte first, then in pieces, after a keepalive,
+// and two messages in one write, are each answered once.
+func TestStreamMessagePieces(t *testing.T) {
+	l := newTCPLab(t, nil)
+	c := l.dial("127.0.0.2")
+	r := bufio.NewReader(c)
+	one := l.options("127.0.0.2", "pieces-1")
+	l.write(c, "\r\n\r\n")
+	time.Sleep(20 * time.Millisecond)
+	for _, piece := range []string{one[:1], one[1:20], one[20 : len(one)-3], one[len(one)-3:]} {
+		l.write(c, piece)
+		time.Sleep(20 * time.Millisecond)
+	}
+	l.write(c, l.options("127.0.0.2", "pieces-2")+"\r\n"+l.options("127.0.0.2", "pieces-3"))
+	got := map[string]bool{}
+	for i := 1; i <= 3; i++ { // in any order: calls are ordered per Call-ID only
+		res := l.response(c, r, 2*time.Second)
+		if id := res.CallID().Value(); res.StatusCode != 200 || got[id] || !strings.HasPrefix(id, "pieces-") {
+			t.Fatalf("answer %d: %d for %s, want 200 for each of pieces-1..3 once", i, res.StatusCode, id)
+		}
+		got[res.CallID().Value()] = true
+	}
+	c.SetReadDeadline(time.Now().Add(200 * time.Millisecond))
+	if b, err := r.ReadByte(); err == nil {
+		t.Errorf("more than three answers (0x%02x ...)", b)
+	}
+}
