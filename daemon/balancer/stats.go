@@ -69,10 +69,11 @@ var tcpRefusedReasons = [...]string{"max_connections", "per_source", "banned"}
 // Why a TCP connection ended (Stats.TCPClosed): idle timeout, a message
 // not complete in time, framing lost (bad Content-Length, too large), a
 // message the Screen dropped (banned source, scanner), closed by the
-// peer (or a read error), closed here (a write failed, the balancer
-// stopped), an accepted connection silent past the message timeout (a
-// half-open one: nothing sent), a TLS handshake that failed or did not
-// finish in time.
+// peer (or a read error) between messages, closed here (a write failed,
+// the balancer stopped), an accepted connection silent past the message
+// timeout (a half-open one: nothing sent), a TLS handshake that failed
+// or did not finish in time, closed by the peer (or a read error) in the
+// middle of a message.
 const (
 	tcpClosedIdle = iota
 	tcpClosedMessageTimeout
@@ -82,9 +83,10 @@ const (
 	tcpClosedLocal
 	tcpClosedSilent
 	tcpClosedHandshake
+	tcpClosedCut
 )
 
-var tcpClosedReasons = [...]string{"idle", "message_timeout", "malformed", "screened", "peer", "local", "silent", "handshake"}
+var tcpClosedReasons = [...]string{"idle", "message_timeout", "malformed", "screened", "peer", "local", "silent", "handshake", "cut"}
 
 func (s *Stats) countReply(code int) {
 	switch {

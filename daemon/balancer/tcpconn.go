@@ -374,6 +374,12 @@ func (b *Balancer) streamEnded(l *listener, tc *tcpConn, hdr []byte, err error) 
 	case errors.Is(err, errStreamTooLarge):
 		b.stats.TooLarge.Add(1)
 		b.refuseStream(inbound{data: hdr, src: tc.key, lis: l, conn: tc}, 513, "Message Too Large")
+	case tc.inMsg:
+		// The peer went (or the read failed) with a message begun.
+		if ok, skipped := b.cutLog.allow(); ok {
+			b.log.Warn("stream closed in the middle of a message", "peer", tc.key, "err", err, "not_logged_since_last", skipped)
+		}
+		return tcpClosedCut
 	default:
 		if !errors.Is(err, io.EOF) {
 			b.log.Debug("tcp read", "peer", tc.key, "err", err)

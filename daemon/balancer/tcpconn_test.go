@@ -2,8 +2,10 @@ package balancer
 
 import (
 	"bufio"
+	"bytes"
 	"errors"
 	"fmt"
+	"log/slog"
 	"net"
 	"net/netip"
 	"os"
@@ -465,13 +467,16 @@ func TestTCPBadFraming(t *testing.T) {
 // TestTCPGoroutinesReturn: connections that go idle, and connections the
 // clients close, leave no goroutine behind.
 func TestTCPGoroutinesReturn(t *testing.T) {
-	const n, idle = 40, time.Second
-	l := newTCPLab(t, func(o *Options) { o.TCPIdleTimeout, o.TCPMessageTimeout = idle, 100*time.Millisecond })
+	// Timeouts long enough for a busy host to open all the connections
+	// before any expires (a silent one is closed after the message
+	// timeout).
+	const n, idle = 40, 2 * time.Second
+	l := newTCPLab(t, func(o *Options) { o.TCPIdleTimeout, o.TCPMessageTimeout = idle, idle })
 	time.Sleep(50 * time.Millisecond)
 	base := runtime.NumGoroutine()
 	back := func(what string) {
 		t.Helper()
-		daemontest.WaitFor(t, 5*time.Second, fmt.Sprintf("goroutines back to %d after %s", base, what),
+		daemontest.WaitFor(t, idle+5*time.Second, fmt.Sprintf("goroutines back to %d after %s", base, what),
 			func() bool { return runtime.NumGoroutine() <= base })
 	}
 
@@ -501,7 +506,7 @@ func TestTCPGoroutinesReturn(t *testing.T) {
 	back("the clients closed")
 	l.waitOpen(0, 0)
 	if got := l.stat("tcp_closed_peer"); got != n {
-		t.Errorf("tcp_closed_peer = %d, want %d", got, n)
+		t.Errorf("tcp_closed_peer = %d, want %d (cut %d, silent %d)", got, n, l.stat("tcp_closed_cut"), l.stat("tcp_closed_silent"))
 	}
 }
 
@@ -645,4 +650,50 @@ func TestStreamMessagePieces(t *testing.T) {
 	if b, err := r.ReadByte(); err == nil {
 		t.Errorf("more than three answers (0x%02x ...)", b)
 	}
+}
+
+// TestStreamCutMidMessage: a connection closed by its peer in the middle
+// of a message is counted cut, with a Warn line naming it; one closed
+// after a whole message is counted peer, with no line.
+func TestStreamCutMidMessage(t *testing.T) {
+	var logged lockedBuffer
+	l := newTCPLab(t, func(o *Options) {
+		o.Logger = slog.New(slog.NewTextHandler(&logged, &slog.HandlerOptions{Level: slog.LevelWarn}))
+	})
+	whole := l.dial("127.0.0.2")
+	r := bufio.NewReader(whole)
+	l.write(whole, l.options("127.0.0.2", "whole"))
+	if res := l.response(whole, r, 2*time.Second); res.StatusCode != 200 {
+		t.Fatalf("answered %d", res.StatusCode)
+	}
+	whole.Close()
+	cut := l.dial("127.0.0.3")
+	l.write(cut, l.options("127.0.0.3", "cut")[:60])
+	time.Sleep(50 * time.Millisecond)
+	cut.Close()
+	l.waitOpen(0, 0)
+	if c, p := l.stat("tcp_closed_cut"), l.stat("tcp_closed_peer"); c != 1 || p != 1 {
+		t.Errorf("tcp_closed cut %d, peer %d; want 1 and 1", c, p)
+	}
+	if s := logged.String(); strings.Count(s, "stream closed in the middle of a message") != 1 || !strings.Contains(s, "127.0.0.3") {
+		t.Errorf("want one Warn line for the cut connection from 127.0.0.3, got:\n%s", s)
+	}
+}
+
+// lockedBuffer is a bytes.Buffer safe for a logger's concurrent writes.
+type lockedBuffer struct {
+	mu sync.Mutex
+	b  bytes.Buffer
+}
+
+func (l *lockedBuffer) Write(p []byte) (int, error) {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	return l.b.Write(p)
+}
+
+func (l *lockedBuffer) String() string {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	return l.b.String()
 }

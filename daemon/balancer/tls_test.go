@@ -230,7 +230,7 @@ func TestTLSBadInput(t *testing.T) {
 	want("tls handshakes timed out", st.TLSHandshakes[tlsTimeout].Load, n)
 	want("tcp connections closed silent", st.TCPClosed[tcpClosedSilent].Load, n)
 	want("tls handshakes failing verification", st.TLSHandshakes[tlsVerify].Load, 1)
-	want("connections closed by the peer (the cut message)", st.TCPClosed[tcpClosedPeer].Load, 1)
+	want("connections closed in the middle of a message", st.TCPClosed[tcpClosedCut].Load, 1)
 	if in, _ := tl.b.TCPConnections(); in != 1 {
 		t.Errorf("%d inbound connections left open, want 1 (the good one)", in)
 	}

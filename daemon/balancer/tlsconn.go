@@ -141,28 +141,41 @@ func (b *Balancer) dialTLS(c net.Conn, dst netip.AddrPort) (*tcpConn, error) {
 // tlsLogLimit writes at most one line a second per handshake result, with
 // the count of the failures it left out: a flood of bad handshakes must
 // not flood the log.
-type tlsLogLimit struct {
-	mu      sync.Mutex
-	last    [numTLSResults]time.Time
-	skipped [numTLSResults]int
-}
+type tlsLogLimit [numTLSResults]everySecond
 
 func (t *tlsLogLimit) note(b *Balancer, res int, tc *tcpConn, err error) {
-	t.mu.Lock()
-	now := time.Now()
-	if now.Sub(t.last[res]) < time.Second {
-		t.skipped[res]++
-		t.mu.Unlock()
+	ok, skipped := t[res].allow()
+	if !ok {
 		return
 	}
-	skipped := t.skipped[res]
-	t.last[res], t.skipped[res] = now, 0
-	t.mu.Unlock()
 	dir := "from"
 	if !tc.inbound {
 		dir = "to"
 	}
 	b.log.Warn("tls handshake failed", "result", tlsResults[res], dir, tc.key, "err", err, "not_logged_since_last", skipped)
+}
+
+// everySecond lets one event a second through (a log line), counting
+// those it holds back.
+type everySecond struct {
+	mu      sync.Mutex
+	last    time.Time
+	skipped int
+}
+
+// allow reports whether an event may go through now, and how many were
+// held back since the last one that did.
+func (e *everySecond) allow() (ok bool, skipped int) {
+	e.mu.Lock()
+	defer e.mu.Unlock()
+	now := time.Now()
+	if now.Sub(e.last) < time.Second {
+		e.skipped++
+		return false, 0
+	}
+	skipped = e.skipped
+	e.last, e.skipped = now, 0
+	return true, skipped
 }
 
 // secure reports whether st's Request-URI is sips: (RFC 3261 26.2.2):
