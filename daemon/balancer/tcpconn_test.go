@@ -2,7 +2,6 @@ package balancer
 
 import (
 	"bufio"
-	"bytes"
 	"errors"
 	"fmt"
 	"log/slog"
@@ -656,7 +655,7 @@ func TestStreamMessagePieces(t *testing.T) {
 // of a message is counted cut, with a Warn line naming it; one closed
 // after a whole message is counted peer, with no line.
 func TestStreamCutMidMessage(t *testing.T) {
-	var logged lockedBuffer
+	var logged daemontest.Buffer
 	l := newTCPLab(t, func(o *Options) {
 		o.Logger = slog.New(slog.NewTextHandler(&logged, &slog.HandlerOptions{Level: slog.LevelWarn}))
 	})
@@ -678,22 +677,4 @@ func TestStreamCutMidMessage(t *testing.T) {
 	if s := logged.String(); strings.Count(s, "stream closed in the middle of a message") != 1 || !strings.Contains(s, "127.0.0.3") {
 		t.Errorf("want one Warn line for the cut connection from 127.0.0.3, got:\n%s", s)
 	}
-}
-
-// lockedBuffer is a bytes.Buffer safe for a logger's concurrent writes.
-type lockedBuffer struct {
-	mu sync.Mutex
-	b  bytes.Buffer
-}
-
-func (l *lockedBuffer) Write(p []byte) (int, error) {
-	l.mu.Lock()
-	defer l.mu.Unlock()
-	return l.b.Write(p)
-}
-
-func (l *lockedBuffer) String() string {
-	l.mu.Lock()
-	defer l.mu.Unlock()
-	return l.b.String()
 }
