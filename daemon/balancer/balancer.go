@@ -41,8 +41,8 @@ type Balancer struct {
 	tcpOut      *listener
 	tlsOut      *listener
 	tlsLog      tlsLogLimit
-	cutLog      everySecond // the log line of a stream closed mid-message
-	twins       []*listener // the Core-facing twins of the UDP listeners (coresock.go)
+	closeLog    [len(tcpClosedReasons)]everySecond // Warn lines of connections closed for bad input (warnClosed)
+	twins       []*listener                        // the Core-facing twins of the UDP listeners (coresock.go)
 	workers     []chan inbound
 	urgent      []chan inbound // per worker, taken first: messages from the twins
 	workerBeat  []atomic.Int64

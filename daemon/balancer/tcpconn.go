@@ -348,7 +348,31 @@ func (b *Balancer) readTCP(l *listener, tc *tcpConn) {
 		// readers do, it may handle the message itself.
 		b.dispatch(inbound{data: data, src: tc.key, lis: l, conn: tc}, buffered == 0)
 	}
-	b.stats.TCPClosed[b.streamEnded(l, tc, data, err)].Add(1)
+	reason := b.streamEnded(l, tc, data, err)
+	b.stats.TCPClosed[reason].Add(1)
+	b.warnClosed(reason, tc, err)
+}
+
+// badInputEnds say why a connection was closed for its peer's bad input:
+// each such end has a Warn line, at most one a second per reason (the
+// count held back carried on the next), beside its counter. A TLS
+// handshake's failure has its own line (tlsLogLimit).
+var badInputEnds = [len(tcpClosedReasons)]string{
+	tcpClosedMessageTimeout: "a message not complete within the message timeout",
+	tcpClosedMalformed:      "framing lost (bad Content-Length, or over the size limit)",
+	tcpClosedSilent:         "nothing sent within the message timeout (half-open)",
+	tcpClosedCut:            "closed by the peer in the middle of a message",
+}
+
+// warnClosed writes the Warn line of a connection closed for bad input.
+func (b *Balancer) warnClosed(reason int, tc *tcpConn, err error) {
+	why := badInputEnds[reason]
+	if why == "" {
+		return
+	}
+	if ok, skipped := b.closeLog[reason].allow(); ok {
+		b.log.Warn("stream closed", "reason", tcpClosedReasons[reason], "why", why, "peer", tc.key, "err", err, "not_logged_since_last", skipped)
+	}
 }
 
 // streamEnded returns why a connection's reading ended. A request whose
@@ -375,18 +399,13 @@ func (b *Balancer) streamEnded(l *listener, tc *tcpConn, hdr []byte, err error) 
 		b.stats.TooLarge.Add(1)
 		b.refuseStream(inbound{data: hdr, src: tc.key, lis: l, conn: tc}, 513, "Message Too Large")
 	case tc.inMsg:
-		// The peer went (or the read failed) with a message begun.
-		if ok, skipped := b.cutLog.allow(); ok {
-			b.log.Warn("stream closed in the middle of a message", "peer", tc.key, "err", err, "not_logged_since_last", skipped)
-		}
-		return tcpClosedCut
+		return tcpClosedCut // the peer went (or the read failed) with a message begun
 	default:
 		if !errors.Is(err, io.EOF) {
 			b.log.Debug("tcp read", "peer", tc.key, "err", err)
 		}
 		return tcpClosedPeer
 	}
-	b.log.Debug("tcp framing", "peer", tc.key, "err", err)
 	return tcpClosedMalformed
 }
 

@@ -8,6 +8,7 @@ import (
 	"net"
 	"net/netip"
 	"os"
+	"regexp"
 	"runtime"
 	"strings"
 	"sync"
@@ -653,11 +654,14 @@ func TestStreamMessagePieces(t *testing.T) {
 
 // TestStreamCutMidMessage: a connection closed by its peer in the middle
 // of a message is counted cut, with a Warn line naming it; one closed
-// after a whole message is counted peer, with no line.
+// after a whole message is counted peer, with no line; one that sends
+// nothing is closed at the message timeout, counted silent, with its own
+// line.
 func TestStreamCutMidMessage(t *testing.T) {
 	var logged daemontest.Buffer
 	l := newTCPLab(t, func(o *Options) {
 		o.Logger = slog.New(slog.NewTextHandler(&logged, &slog.HandlerOptions{Level: slog.LevelWarn}))
+		o.TCPMessageTimeout = time.Second
 	})
 	whole := l.dial("127.0.0.2")
 	r := bufio.NewReader(whole)
@@ -670,11 +674,15 @@ func TestStreamCutMidMessage(t *testing.T) {
 	l.write(cut, l.options("127.0.0.3", "cut")[:60])
 	time.Sleep(50 * time.Millisecond)
 	cut.Close()
+	silent := l.dial("127.0.0.4")
+	closedWithin(t, silent, 5*time.Second)
 	l.waitOpen(0, 0)
-	if c, p := l.stat("tcp_closed_cut"), l.stat("tcp_closed_peer"); c != 1 || p != 1 {
-		t.Errorf("tcp_closed cut %d, peer %d; want 1 and 1", c, p)
+	if c, p, s := l.stat("tcp_closed_cut"), l.stat("tcp_closed_peer"), l.stat("tcp_closed_silent"); c != 1 || p != 1 || s != 1 {
+		t.Errorf("tcp_closed cut %d, peer %d, silent %d; want 1 each", c, p, s)
 	}
-	if s := logged.String(); strings.Count(s, "stream closed in the middle of a message") != 1 || !strings.Contains(s, "127.0.0.3") {
-		t.Errorf("want one Warn line for the cut connection from 127.0.0.3, got:\n%s", s)
+	s := logged.String()
+	if strings.Count(s, "stream closed") != 2 || !regexp.MustCompile(`reason=cut .*127\.0\.0\.3`).MatchString(s) ||
+		!regexp.MustCompile(`reason=silent .*127\.0\.0\.4`).MatchString(s) {
+		t.Errorf("want one Warn line for the cut connection from 127.0.0.3 and one for the silent one from 127.0.0.4, got:\n%s", s)
 	}
 }
