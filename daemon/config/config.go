@@ -208,7 +208,8 @@ type Overload struct {
 	// Cores start retransmitting).
 	QueueDelay Duration `yaml:"queue_delay"`
 	// QueueLength bounds each worker's queue (messages); new calls are
-	// refused from 3/4 of it, and a message finding it full is dropped.
+	// refused from 3/4 of it, and a datagram finding it full is dropped
+	// (a stream's reader waits for room instead).
 	QueueLength int `yaml:"queue_length"`
 	// RetryAfter is the Retry-After (seconds) of the 503.
 	RetryAfter int `yaml:"retry_after"`
