@@ -1,15 +1,14 @@
 package app
 
 import (
-	"bufio"
 	"bytes"
 	"fmt"
 	"net/netip"
 	"os"
 	"path/filepath"
-	"strings"
 
 	"github.com/sipedge/sipedge/daemon/config"
+	"github.com/sipedge/sipedge/daemon/resolve"
 )
 
 // The image's /etc/resolv.conf. In the appliance (under sipedge's PID 1)
@@ -66,22 +65,6 @@ func writeResolvConf(path string, servers []netip.AddrPort) ([]netip.AddrPort, e
 	return skipped, nil
 }
 
-// readNameservers returns the nameserver lines of a resolv.conf.
-func readNameservers(path string) ([]string, error) {
-	b, err := os.ReadFile(path)
-	if err != nil {
-		return nil, err
-	}
-	var out []string
-	sc := bufio.NewScanner(bytes.NewReader(b))
-	for sc.Scan() {
-		if f := strings.Fields(sc.Text()); len(f) >= 2 && f[0] == "nameserver" {
-			out = append(out, f[1])
-		}
-	}
-	return out, sc.Err()
-}
-
 // setupResolvConf writes the image's resolv.conf now and at each reload,
 // in the appliance only.
 func (a *App) setupResolvConf() {
@@ -107,7 +90,7 @@ func (a *App) setupResolvConf() {
 type DNSView struct {
 	Servers    []string `json:"servers"`
 	ResolvConf string   `json:"resolv_conf,omitempty"` // the file, when this daemon writes it
-	Written    []string `json:"written,omitempty"`     // its nameserver lines, read back
+	Written    []string `json:"written,omitempty"`     // its nameservers, read back (resolve.ServersFromFile)
 	Error      string   `json:"error,omitempty"`
 }
 
@@ -121,10 +104,12 @@ func (a *App) dnsStatus() *DNSView {
 		return v
 	}
 	v.ResolvConf = resolvConfPath
-	ns, err := readNameservers(resolvConfPath)
-	if err != nil {
-		v.Error = err.Error()
+	written, err := resolve.ServersFromFile(resolvConfPath)
+	if err != nil && len(v.Servers) > 0 {
+		v.Error = err.Error() // with none configured, a file naming none is right
 	}
-	v.Written = ns
+	for _, s := range written {
+		v.Written = append(v.Written, s.Addr().String()) // the file has no port
+	}
 	return v
 }

@@ -7,6 +7,8 @@ import (
 	"slices"
 	"strings"
 	"testing"
+
+	"github.com/sipedge/sipedge/daemon/resolve"
 )
 
 // TestResolvConf: network.dns becomes the image's resolv.conf, read back
@@ -27,11 +29,12 @@ func TestResolvConf(t *testing.T) {
 	if len(skipped) != 1 || skipped[0] != servers[1] {
 		t.Errorf("skipped %v, want the server on port 5353", skipped)
 	}
-	got, err := readNameservers(path)
+	// Read back as the Cores' resolver reads a resolv.conf.
+	got, err := resolve.ServersFromFile(path)
 	if err != nil {
 		t.Fatal(err)
 	}
-	if want := []string{"192.0.2.53", "2001:db8::53"}; !slices.Equal(got, want) {
+	if want := []netip.AddrPort{servers[0], servers[2]}; !slices.Equal(got, want) {
 		t.Errorf("nameservers %v, want %v", got, want)
 	}
 	if fi, err := os.Stat(path); err != nil || fi.Mode().Perm() != 0o644 {
@@ -42,7 +45,7 @@ func TestResolvConf(t *testing.T) {
 		t.Fatal(err)
 	}
 	b, _ := os.ReadFile(path)
-	if got, _ := readNameservers(path); len(got) != 0 || !strings.Contains(string(b), "network.dns is empty") {
+	if got, _ := resolve.ServersFromFile(path); len(got) != 0 || !strings.Contains(string(b), "network.dns is empty") {
 		t.Errorf("with no network.dns the file names %v:\n%s", got, b)
 	}
 	if left, _ := filepath.Glob(filepath.Join(filepath.Dir(path), ".resolv.conf-*")); len(left) != 0 {

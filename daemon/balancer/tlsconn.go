@@ -11,7 +11,6 @@ import (
 	"os"
 	"slices"
 	"strings"
-	"sync"
 	"time"
 
 	"github.com/sipedge/sipedge/daemon/tlsconf"
@@ -153,29 +152,6 @@ func (t *tlsLogLimit) note(b *Balancer, res int, tc *tcpConn, err error) {
 		dir = "to"
 	}
 	b.log.Warn("tls handshake failed", "result", tlsResults[res], dir, tc.key, "err", err, "not_logged_since_last", skipped)
-}
-
-// everySecond lets one event a second through (a log line), counting
-// those it holds back.
-type everySecond struct {
-	mu      sync.Mutex
-	last    time.Time
-	skipped int
-}
-
-// allow reports whether an event may go through now, and how many were
-// held back since the last one that did.
-func (e *everySecond) allow() (ok bool, skipped int) {
-	e.mu.Lock()
-	defer e.mu.Unlock()
-	now := time.Now()
-	if now.Sub(e.last) < time.Second {
-		e.skipped++
-		return false, 0
-	}
-	skipped = e.skipped
-	e.last, e.skipped = now, 0
-	return true, skipped
 }
 
 // secure reports whether st's Request-URI is sips: (RFC 3261 26.2.2):
